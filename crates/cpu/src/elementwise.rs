@@ -1,0 +1,148 @@
+//! Elementwise kernels: unary functions and their gradients, broadcasting binary
+//! arithmetic, broadcast copies and dropout, each parallel over chunks.
+
+use kiln_tensor::{BinaryOp, Shape, UnaryOp, dropout_keeps};
+use rayon::prelude::*;
+
+/// Elements per parallel task: large enough that scheduling costs nothing.
+const CHUNK: usize = 1 << 14;
+
+/// `out[i] = f(i)` in parallel.
+fn fill_indexed(len: usize, f: impl Fn(usize) -> f32 + Sync) -> Vec<f32> {
+    let mut out = vec![0.0; len];
+    out.par_chunks_mut(CHUNK).enumerate().for_each(|(c, chunk)| {
+        for (j, o) in chunk.iter_mut().enumerate() {
+            *o = f(c * CHUNK + j);
+        }
+    });
+    out
+}
+
+/// `op(x)` elementwise.
+pub fn unary(op: UnaryOp, x: &[f32]) -> Vec<f32> {
+    let f = move |v: f32| match op {
+        UnaryOp::Neg => -v,
+        UnaryOp::Relu => v.max(0.0),
+        UnaryOp::Sigmoid => 1.0 / (1.0 + (-v).exp()),
+        UnaryOp::Tanh => v.tanh(),
+        UnaryOp::Exp => v.exp(),
+        UnaryOp::Log => v.ln(),
+        UnaryOp::Sqrt => v.sqrt(),
+        UnaryOp::Powf(p) => v.powf(p),
+        UnaryOp::MulScalar(s) => v * s,
+        UnaryOp::AddScalar(s) => v + s,
+    };
+    fill_indexed(x.len(), |i| f(x[i]))
+}
+
+/// `grad · op'(x)`, using the output `y` where it is cheaper.
+pub fn unary_backward(op: UnaryOp, x: &[f32], y: &[f32], grad: &[f32]) -> Vec<f32> {
+    fill_indexed(x.len(), |i| {
+        let g = grad[i];
+        match op {
+            UnaryOp::Neg => -g,
+            UnaryOp::Relu => {
+                if x[i] > 0.0 {
+                    g
+                } else {
+                    0.0
+                }
+            }
+            UnaryOp::Sigmoid => g * y[i] * (1.0 - y[i]),
+            UnaryOp::Tanh => g * (1.0 - y[i] * y[i]),
+            UnaryOp::Exp => g * y[i],
+            UnaryOp::Log => g / x[i],
+            UnaryOp::Sqrt => g * 0.5 / y[i],
+            UnaryOp::Powf(p) => g * p * x[i].powf(p - 1.0),
+            UnaryOp::MulScalar(s) => g * s,
+            UnaryOp::AddScalar(_) => g,
+        }
+    })
+}
+
+/// Strides of `shape` read as if broadcast to `out` (0 along broadcast dimensions).
+fn broadcast_strides(shape: &Shape, out: &Shape) -> Vec<usize> {
+    let lead = out.rank() - shape.rank();
+    let own = shape.strides();
+    (0..out.rank())
+        .map(|axis| if axis < lead || shape.dim(axis - lead) == 1 { 0 } else { own[axis - lead] })
+        .collect()
+}
+
+/// Offset in a broadcast operand of the first element of output row `row` (rows run
+/// along the last output dimension).
+fn row_offset(row: usize, out_dims: &[usize], strides: &[usize]) -> usize {
+    let mut rest = row;
+    let mut offset = 0;
+    for axis in (0..out_dims.len().saturating_sub(1)).rev() {
+        offset += (rest % out_dims[axis]) * strides[axis];
+        rest /= out_dims[axis];
+    }
+    offset
+}
+
+/// Calls `f(out_row, a_offset, a_step, b_offset, b_step)` for every row of the output.
+fn for_each_broadcast_row(
+    out: &mut [f32],
+    a_shape: &Shape,
+    b_shape: &Shape,
+    out_shape: &Shape,
+    f: impl Fn(&mut [f32], usize, usize, usize, usize) + Sync,
+) {
+    let dims = out_shape.dims();
+    let row_len = dims.last().copied().unwrap_or(1).max(1);
+    let sa = broadcast_strides(a_shape, out_shape);
+    let sb = broadcast_strides(b_shape, out_shape);
+    let (step_a, step_b) = (sa.last().copied().unwrap_or(0), sb.last().copied().unwrap_or(0));
+    let rows_per_task = (CHUNK / row_len).max(1);
+    out.par_chunks_mut(row_len * rows_per_task).enumerate().for_each(|(task, rows)| {
+        for (r, row) in rows.chunks_mut(row_len).enumerate() {
+            let index = task * rows_per_task + r;
+            f(row, row_offset(index, dims, &sa), step_a, row_offset(index, dims, &sb), step_b);
+        }
+    });
+}
+
+/// `a op b` broadcast to `out_shape`.
+pub fn binary(
+    op: BinaryOp,
+    a: &[f32],
+    a_shape: &Shape,
+    b: &[f32],
+    b_shape: &Shape,
+    out_shape: &Shape,
+) -> Vec<f32> {
+    let f = move |x: f32, y: f32| match op {
+        BinaryOp::Add => x + y,
+        BinaryOp::Sub => x - y,
+        BinaryOp::Mul => x * y,
+        BinaryOp::Div => x / y,
+    };
+    if a_shape == b_shape {
+        return fill_indexed(a.len(), |i| f(a[i], b[i]));
+    }
+    let mut out = vec![0.0; out_shape.numel()];
+    for_each_broadcast_row(&mut out, a_shape, b_shape, out_shape, |row, oa, sa, ob, sb| {
+        for (j, o) in row.iter_mut().enumerate() {
+            *o = f(a[oa + j * sa], b[ob + j * sb]);
+        }
+    });
+    out
+}
+
+/// `x` of `shape` repeated to fill `out_shape`.
+pub fn broadcast_to(x: &[f32], shape: &Shape, out_shape: &Shape) -> Vec<f32> {
+    let mut out = vec![0.0; out_shape.numel()];
+    for_each_broadcast_row(&mut out, shape, shape, out_shape, |row, ox, sx, _, _| {
+        for (j, o) in row.iter_mut().enumerate() {
+            *o = x[ox + j * sx];
+        }
+    });
+    out
+}
+
+/// Inverted dropout with the shared counter-based mask.
+pub fn dropout(x: &[f32], p: f32, seed: u64) -> Vec<f32> {
+    let scale = 1.0 / (1.0 - p);
+    fill_indexed(x.len(), |i| if dropout_keeps(seed, i as u32, p) { x[i] * scale } else { 0.0 })
+}

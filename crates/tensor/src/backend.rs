@@ -1,0 +1,317 @@
+//! The `Backend` trait: the coarse kernels every device (CPU, wgpu) implements, and the
+//! plain descriptions of geometry those kernels take. Kernels work on raw storage and
+//! element counts; shapes, broadcasting rules and gradients live in `Tensor` and `ops`.
+
+use std::any::Any;
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use crate::{AxisSplit, DType, Result, Shape};
+
+/// Memory owned by one backend. Backends downcast through [`Storage::as_any`] to their
+/// own type; storage from another backend is a bug and panics.
+pub trait Storage: Any + Send + Sync + Debug {
+    /// For downcasting to the backend's concrete type.
+    fn as_any(&self) -> &dyn Any;
+    /// Number of elements.
+    fn len(&self) -> usize;
+    /// Whether the storage holds no elements.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Element type.
+    fn dtype(&self) -> DType;
+}
+
+/// Shared handle to a backend's storage; tensors clone it cheaply.
+pub type StorageRef = Arc<dyn Storage>;
+
+/// Elementwise functions of one input.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum UnaryOp {
+    /// `-x`
+    Neg,
+    /// `max(x, 0)`
+    Relu,
+    /// `1 / (1 + e^-x)`
+    Sigmoid,
+    /// `tanh(x)`
+    Tanh,
+    /// `e^x`
+    Exp,
+    /// natural logarithm
+    Log,
+    /// square root
+    Sqrt,
+    /// `x^p` for a scalar exponent
+    Powf(f32),
+    /// `x * s` for a scalar
+    MulScalar(f32),
+    /// `x + s` for a scalar
+    AddScalar(f32),
+}
+
+/// Elementwise functions of two inputs (broadcast to a common shape).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinaryOp {
+    /// `a + b`
+    Add,
+    /// `a - b`
+    Sub,
+    /// `a * b`
+    Mul,
+    /// `a / b`
+    Div,
+}
+
+/// Geometry of a 2-D matrix product `C[m,n] = op(A) · op(B)`, where `op` transposes
+/// when the flag is set: `A` is stored `[m,k]` (or `[k,m]` when `trans_a`), `B` is
+/// stored `[k,n]` (or `[n,k]` when `trans_b`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MatmulDims {
+    /// Rows of the result.
+    pub m: usize,
+    /// The contracted dimension.
+    pub k: usize,
+    /// Columns of the result.
+    pub n: usize,
+    /// `A` is stored transposed.
+    pub trans_a: bool,
+    /// `B` is stored transposed.
+    pub trans_b: bool,
+}
+
+/// Geometry of a 2-D convolution: NCHW input, OIHW weight, NCHW output. Stride and
+/// padding are `(vertical, horizontal)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dGeometry {
+    /// Images in the batch.
+    pub batch: usize,
+    /// Input channels.
+    pub in_channels: usize,
+    /// Input height.
+    pub in_h: usize,
+    /// Input width.
+    pub in_w: usize,
+    /// Output channels (filters).
+    pub out_channels: usize,
+    /// Kernel height.
+    pub kernel_h: usize,
+    /// Kernel width.
+    pub kernel_w: usize,
+    /// Stride `(vertical, horizontal)`.
+    pub stride: (usize, usize),
+    /// Zero padding `(vertical, horizontal)`, added on both sides.
+    pub padding: (usize, usize),
+}
+
+impl Conv2dGeometry {
+    /// Output height: `(in_h + 2·pad − kernel) / stride + 1`.
+    pub fn out_h(&self) -> usize {
+        (self.in_h + 2 * self.padding.0 - self.kernel_h) / self.stride.0 + 1
+    }
+
+    /// Output width.
+    pub fn out_w(&self) -> usize {
+        (self.in_w + 2 * self.padding.1 - self.kernel_w) / self.stride.1 + 1
+    }
+
+    /// Output shape `[batch, out_channels, out_h, out_w]`.
+    pub fn output_shape(&self) -> Shape {
+        Shape::from([self.batch, self.out_channels, self.out_h(), self.out_w()])
+    }
+}
+
+/// Geometry of a 2-D max-pool over an NCHW input (square window, same stride and
+/// padding both ways; padded positions never win).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pool2dGeometry {
+    /// Images in the batch.
+    pub batch: usize,
+    /// Channels.
+    pub channels: usize,
+    /// Input height.
+    pub in_h: usize,
+    /// Input width.
+    pub in_w: usize,
+    /// Window size.
+    pub kernel: usize,
+    /// Step between windows.
+    pub stride: usize,
+    /// Padding on every side.
+    pub padding: usize,
+}
+
+impl Pool2dGeometry {
+    /// Output height.
+    pub fn out_h(&self) -> usize {
+        (self.in_h + 2 * self.padding - self.kernel) / self.stride + 1
+    }
+
+    /// Output width.
+    pub fn out_w(&self) -> usize {
+        (self.in_w + 2 * self.padding - self.kernel) / self.stride + 1
+    }
+
+    /// Output shape `[batch, channels, out_h, out_w]`.
+    pub fn output_shape(&self) -> Shape {
+        Shape::from([self.batch, self.channels, self.out_h(), self.out_w()])
+    }
+}
+
+/// One step of SGD for one parameter, applied in place:
+/// `g = grad + weight_decay·p; v = momentum·v + g; p -= lr·(nesterov ? g + momentum·v : v)`
+/// (PyTorch's formulation; with `momentum == 0` no velocity is used).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SgdStep {
+    /// Learning rate.
+    pub lr: f32,
+    /// Momentum factor (0 disables the velocity buffer).
+    pub momentum: f32,
+    /// L2 penalty added to the gradient.
+    pub weight_decay: f32,
+    /// Nesterov momentum.
+    pub nesterov: bool,
+}
+
+/// One step of Adam/AdamW for one parameter, applied in place. `step` counts from 1.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamStep {
+    /// Learning rate.
+    pub lr: f32,
+    /// First-moment decay.
+    pub beta1: f32,
+    /// Second-moment decay.
+    pub beta2: f32,
+    /// Added to the denominator.
+    pub eps: f32,
+    /// Weight decay: L2 in the gradient for Adam, decoupled for AdamW.
+    pub weight_decay: f32,
+    /// Decoupled weight decay (AdamW) instead of L2 (Adam).
+    pub decoupled: bool,
+    /// The 1-based step number, for bias correction.
+    pub step: u64,
+}
+
+/// The kernels of one device. Every method takes and returns whole tensors' storage, so
+/// one call is one coarse kernel (a GEMM, a whole convolution), which keeps dispatch cost
+/// negligible and leaves each backend free to fuse inside. Element counts and geometry
+/// are validated by `Tensor` before a backend is called.
+pub trait Backend: Send + Sync + Debug {
+    /// A human-readable description, e.g. `cpu (2 threads)` or an adapter name.
+    fn name(&self) -> String;
+
+    /// Bytes currently held in this backend's tensors (and pools).
+    fn memory_in_use(&self) -> usize;
+
+    /// Moves `data` onto the device.
+    fn upload_f32(&self, data: Vec<f32>) -> StorageRef;
+    /// Moves integer `data` onto the device.
+    fn upload_i32(&self, data: Vec<i32>) -> StorageRef;
+    /// `len` copies of `value`.
+    fn full(&self, len: usize, value: f32) -> StorageRef;
+    /// Copies f32 storage back to the host.
+    fn to_vec_f32(&self, storage: &StorageRef) -> Result<Vec<f32>>;
+    /// Copies i32 storage back to the host.
+    fn to_vec_i32(&self, storage: &StorageRef) -> Result<Vec<i32>>;
+    /// Waits until every queued kernel has finished; reports device errors.
+    fn synchronize(&self) -> Result<()>;
+
+    /// `op(x)` elementwise.
+    fn unary(&self, op: UnaryOp, x: &StorageRef) -> StorageRef;
+    /// The gradient of `y = op(x)`: `grad · op'(x)` (backends may use `y` where cheaper).
+    fn unary_backward(&self, op: UnaryOp, x: &StorageRef, y: &StorageRef, grad: &StorageRef) -> StorageRef;
+    /// `a op b` with NumPy broadcasting of `a_shape` and `b_shape` to `out_shape`.
+    fn binary(
+        &self,
+        op: BinaryOp,
+        a: &StorageRef,
+        a_shape: &Shape,
+        b: &StorageRef,
+        b_shape: &Shape,
+        out_shape: &Shape,
+    ) -> StorageRef;
+    /// Copies `x` of `shape` broadcast to `out_shape`.
+    fn broadcast_to(&self, x: &StorageRef, shape: &Shape, out_shape: &Shape) -> StorageRef;
+
+    /// Sums `[outer, len, inner]` over the middle axis into `[outer, inner]`.
+    fn sum_axis(&self, x: &StorageRef, split: AxisSplit) -> StorageRef;
+    /// Maxima over the middle axis of `[outer, len, inner]`, and their positions (i32).
+    fn max_axis(&self, x: &StorageRef, split: AxisSplit) -> (StorageRef, StorageRef);
+    /// Gradient of `max_axis`: `grad[outer, inner]` written at the argmax positions of a
+    /// zero `[outer, len, inner]`.
+    fn max_axis_backward(&self, grad: &StorageRef, argmax: &StorageRef, split: AxisSplit) -> StorageRef;
+    /// Softmax (or log-softmax when `log`) over the middle axis, numerically stable.
+    fn softmax(&self, x: &StorageRef, split: AxisSplit, log: bool) -> StorageRef;
+    /// Gradient of `softmax` given its output `y`.
+    fn softmax_backward(&self, y: &StorageRef, grad: &StorageRef, split: AxisSplit, log: bool) -> StorageRef;
+    /// Mean softmax cross-entropy of `logits[n, classes]` against i32 `labels[n]`:
+    /// returns the loss (one element) and the softmax probabilities (for backward).
+    fn cross_entropy(
+        &self,
+        logits: &StorageRef,
+        labels: &StorageRef,
+        n: usize,
+        classes: usize,
+    ) -> (StorageRef, StorageRef);
+    /// Gradient of `cross_entropy` for the logits: `(probs − onehot(labels)) · grad / n`,
+    /// where `grad` is the one-element upstream gradient.
+    fn cross_entropy_backward(
+        &self,
+        probs: &StorageRef,
+        labels: &StorageRef,
+        grad: &StorageRef,
+        n: usize,
+        classes: usize,
+    ) -> StorageRef;
+
+    /// `C = op(A) · op(B)`.
+    fn matmul(&self, a: &StorageRef, b: &StorageRef, dims: MatmulDims) -> StorageRef;
+    /// Convolution forward, with the bias `[out_channels]` added when given.
+    fn conv2d(
+        &self,
+        x: &StorageRef,
+        weight: &StorageRef,
+        bias: Option<&StorageRef>,
+        geo: &Conv2dGeometry,
+    ) -> StorageRef;
+    /// Gradient of the convolution for its input.
+    fn conv2d_backward_input(
+        &self,
+        grad: &StorageRef,
+        weight: &StorageRef,
+        geo: &Conv2dGeometry,
+    ) -> StorageRef;
+    /// Gradients of the convolution for its weight and, when asked, its bias.
+    fn conv2d_backward_weight(
+        &self,
+        x: &StorageRef,
+        grad: &StorageRef,
+        geo: &Conv2dGeometry,
+        with_bias: bool,
+    ) -> (StorageRef, Option<StorageRef>);
+    /// Max-pool forward: the pooled values and, per output, the position of its maximum
+    /// within its input plane (`h · in_w + w`, i32).
+    fn max_pool2d(&self, x: &StorageRef, geo: &Pool2dGeometry) -> (StorageRef, StorageRef);
+    /// Max-pool backward: each output gradient added at its argmax.
+    fn max_pool2d_backward(&self, grad: &StorageRef, argmax: &StorageRef, geo: &Pool2dGeometry)
+    -> StorageRef;
+    /// Inverted dropout: element `i` is kept and scaled by `1/(1−p)` when
+    /// [`crate::dropout_keeps`]`(seed, i, p)`, else zeroed. The same call on the upstream
+    /// gradient is the backward pass.
+    fn dropout(&self, x: &StorageRef, p: f32, seed: u64) -> StorageRef;
+
+    /// One SGD step in place on `param` (and `velocity` when momentum is used).
+    fn sgd_update(&self, param: &StorageRef, grad: &StorageRef, velocity: Option<&StorageRef>, step: SgdStep);
+    /// One Adam/AdamW step in place on `param` and its moment buffers `m`, `v`.
+    fn adam_update(
+        &self,
+        param: &StorageRef,
+        grad: &StorageRef,
+        m: &StorageRef,
+        v: &StorageRef,
+        step: AdamStep,
+    );
+    /// Copies `src` into `dst` in place (same length and type): restoring checkpoints.
+    fn copy_into(&self, dst: &StorageRef, src: &StorageRef);
+}

@@ -1,0 +1,34 @@
+//! # kiln-tensor
+//!
+//! Kiln's core: [`Tensor`] (f32 values, or i32 labels and indices) on a runtime-chosen
+//! [`Device`], the [`Backend`] trait every device implements, and the tape autograd.
+//!
+//! Parameters are leaves made with [`Tensor::with_requires_grad`]; every op on them is
+//! recorded; [`Tensor::backward`] on the loss returns [`Gradients`] for the leaves; and
+//! [`no_grad`] runs evaluation or updates without recording. Nothing recorded survives
+//! the tensors of a step.
+//!
+//! This crate knows no backend: `kiln-cpu` and `kiln-wgpu` provide devices.
+
+mod autograd;
+mod backend;
+mod device;
+mod dtype;
+mod error;
+mod ops;
+mod rng;
+mod shape;
+mod tensor;
+
+pub use autograd::{Gradients, is_recording, live_tape_entries, no_grad};
+pub use backend::{
+    AdamStep, Backend, BinaryOp, Conv2dGeometry, MatmulDims, Pool2dGeometry, SgdStep, Storage, StorageRef,
+    UnaryOp,
+};
+pub use device::Device;
+pub use dtype::DType;
+pub use error::{KilnError, Result};
+pub use ops::Size2d;
+pub use rng::{Rng, dropout_hash, dropout_keeps};
+pub use shape::{AxisSplit, Shape};
+pub use tensor::{Tensor, TensorId};

@@ -1,0 +1,38 @@
+//! The differentiable ops, one family a file, each with its forward and its backward
+//! rule side by side. Shape mistakes panic with a message naming the op and the shapes.
+
+mod binary;
+mod conv;
+mod dropout;
+mod loss;
+mod matmul;
+mod operators;
+mod pool;
+mod reduce;
+mod reshape;
+mod softmax;
+mod unary;
+
+pub use conv::Size2d;
+
+use crate::{DType, Tensor};
+
+/// Panics unless `t` holds f32 values.
+fn expect_f32(op: &str, t: &Tensor) {
+    assert_eq!(t.dtype(), DType::F32, "{op}: expected an f32 tensor, got {:?}", t);
+}
+
+/// Panics unless `a` and `b` live on the same device.
+fn expect_same_device(op: &str, a: &Tensor, b: &Tensor) {
+    assert!(
+        a.device() == b.device(),
+        "{op}: tensors on different devices ({} and {}); move one with to_device()",
+        a.device().name(),
+        b.device().name()
+    );
+}
+
+/// Panics unless `t` has exactly `rank` dimensions.
+fn expect_rank(op: &str, what: &str, t: &Tensor, rank: usize) {
+    assert_eq!(t.shape().rank(), rank, "{op}: {what} must have {rank} dimensions, got shape {}", t.shape());
+}

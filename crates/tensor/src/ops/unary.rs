@@ -1,0 +1,76 @@
+//! Elementwise functions of one tensor (relu, sigmoid, tanh, exp, log, sqrt, powers,
+//! scalar affine maps) and their gradients.
+
+use super::expect_f32;
+use crate::autograd::BackwardRule;
+use crate::{Tensor, UnaryOp};
+
+struct UnaryBackward(UnaryOp);
+
+impl BackwardRule for UnaryBackward {
+    fn backward(&self, inputs: &[Tensor], output: &Tensor, grad: &Tensor) -> Vec<Option<Tensor>> {
+        let x = &inputs[0];
+        let storage =
+            x.device().backend().unary_backward(self.0, x.storage(), output.storage(), grad.storage());
+        vec![Some(Tensor::from_storage(storage, x.shape().clone(), x.device()))]
+    }
+}
+
+impl Tensor {
+    /// Applies an elementwise function.
+    pub fn unary(&self, op: UnaryOp) -> Tensor {
+        expect_f32("unary", self);
+        let storage = self.device().backend().unary(op, self.storage());
+        Tensor::from_op(storage, self.shape().clone(), &[self], UnaryBackward(op))
+    }
+
+    /// `max(x, 0)`.
+    pub fn relu(&self) -> Tensor {
+        self.unary(UnaryOp::Relu)
+    }
+
+    /// The logistic function `1 / (1 + e^-x)`.
+    pub fn sigmoid(&self) -> Tensor {
+        self.unary(UnaryOp::Sigmoid)
+    }
+
+    /// Hyperbolic tangent.
+    pub fn tanh(&self) -> Tensor {
+        self.unary(UnaryOp::Tanh)
+    }
+
+    /// `e^x`.
+    pub fn exp(&self) -> Tensor {
+        self.unary(UnaryOp::Exp)
+    }
+
+    /// Natural logarithm.
+    pub fn log(&self) -> Tensor {
+        self.unary(UnaryOp::Log)
+    }
+
+    /// Square root.
+    pub fn sqrt(&self) -> Tensor {
+        self.unary(UnaryOp::Sqrt)
+    }
+
+    /// `x^p` for a scalar exponent.
+    pub fn powf(&self, p: f32) -> Tensor {
+        self.unary(UnaryOp::Powf(p))
+    }
+
+    /// `-x`.
+    pub fn neg(&self) -> Tensor {
+        self.unary(UnaryOp::Neg)
+    }
+
+    /// `x * s`.
+    pub fn mul_scalar(&self, s: f32) -> Tensor {
+        self.unary(UnaryOp::MulScalar(s))
+    }
+
+    /// `x + s`.
+    pub fn add_scalar(&self, s: f32) -> Tensor {
+        self.unary(UnaryOp::AddScalar(s))
+    }
+}

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs Kiln's tests on a fresh Debian/Ubuntu machine: installs the system packages the
+# tests need (software Vulkan for the wgpu tests, the Fashion-MNIST files), then runs
+# the test suite in the release profile.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+if command -v apt-get >/dev/null; then
+  sudo_if_needed apt-get update
+  sudo_if_needed env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y --no-install-recommends mesa-vulkan-drivers dataset-fashion-mnist
+else
+  echo "no apt-get: install a Vulkan driver and put Fashion-MNIST in KILN_DATA_DIR yourself" >&2
+fi
+
+cargo test --release --workspace

@@ -1,0 +1,60 @@
+"""Prints the PyTorch reference values committed in tests/reference_values.rs.
+
+Inputs are formulas (no RNG), so the Rust test builds the very same tensors:
+  x[i] = sin(0.37·i + 0.1),  w[i] = 0.5·cos(0.11·i),  b[o] = 0.1·o − 0.2,  logits[i] = 3·sin(0.37·i + 0.1).
+Run: python3 scripts/torch_reference_values.py   (measured with torch 2.15.0, CPU, float32)
+"""
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def seq(shape, f):
+    n = math.prod(shape)
+    return torch.tensor([f(i) for i in range(n)], dtype=torch.float32).reshape(shape)
+
+
+def x_of(shape):
+    return seq(shape, lambda i: math.sin(0.37 * i + 0.1))
+
+
+def w_of(shape):
+    return seq(shape, lambda i: 0.5 * math.cos(0.11 * i))
+
+
+def pick(t, idx):
+    flat = t.detach().reshape(-1)
+    return ", ".join(f"({i}, {flat[i].item():.7e})" for i in idx)
+
+
+x = x_of([2, 3, 7, 9])
+w = w_of([4, 3, 3, 3])
+b = torch.tensor([0.1 * o - 0.2 for o in range(4)])
+y = F.conv2d(x, w, b, stride=2, padding=1)
+print("conv 3x3/2 pad 1", list(y.shape), "sum", f"{y.sum().item():.7e}")
+print("  ", pick(y, [0, 7, 33, 79, 101, 159]))
+
+x = x_of([1, 1, 27, 31])
+w = w_of([2, 1, 11, 11])
+y = F.conv2d(x, w, None, stride=4)
+print("conv 11x11/4", list(y.shape), "sum", f"{y.sum().item():.7e}")
+print("  ", pick(y, [0, 13, 29, 41, 59]))
+
+x = x_of([2, 3, 8, 9])
+w = w_of([5, 3, 5, 5])
+y = F.conv2d(x, w, None, padding=2)
+print("conv 5x5 pad 2", list(y.shape), "sum", f"{y.sum().item():.7e}")
+print("  ", pick(y, [0, 77, 200, 555, 719]))
+
+x = x_of([1, 2, 9, 11])
+y = F.max_pool2d(x, 3, 2)
+print("max-pool 3/2", list(y.shape), "sum", f"{y.sum().item():.7e}")
+print("  ", pick(y, [0, 5, 17, 23, 39]))
+
+logits = (3 * x_of([4, 5])).requires_grad_()
+labels = torch.tensor([1, 4, 0, 2])
+loss = F.cross_entropy(logits, labels)
+loss.backward()
+print("cross-entropy", f"{loss.item():.7e}")
+print("  grad", pick(logits.grad, [0, 1, 9, 10, 19]))
