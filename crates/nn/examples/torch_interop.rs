@@ -1,0 +1,79 @@
+//! The Rust half of `scripts/check_torch_interop.py`: moves AlexNet weights and one
+//! forward pass between Kiln and PyTorch through safetensors files in a directory.
+//!
+//! - `export DIR`: writes `DIR/kiln_alexnet.safetensors` (a checkpoint with SGD
+//!   momentum state) and `DIR/kiln_io.safetensors` (`input`, `output` in eval mode).
+//! - `import DIR`: loads `DIR/torch_alexnet.safetensors` (saved by PyTorch) and
+//!   `DIR/torch_io.safetensors` (`input`), writes Kiln's output to
+//!   `DIR/kiln_on_torch_weights.safetensors`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use kiln_cpu::CpuDevice;
+use kiln_nn::{Initializer, Mode, Module, Optimizer, Sequential, Sgd, checkpoint, models};
+use kiln_tensor::{Device, Tensor};
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+
+const IMAGE: usize = 67;
+
+fn alexnet(seed: u64) -> Sequential {
+    models::alexnet(&mut Initializer::new(&Device::cpu(), seed), 1, 10, IMAGE).expect("67 fits AlexNet")
+}
+
+fn write_tensors(path: &Path, tensors: &[(&str, &Tensor)]) -> Result<(), Box<dyn std::error::Error>> {
+    let raw: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .iter()
+        .map(|(n, t)| {
+            Ok((n.to_string(), t.dims().to_vec(), t.to_vec()?.iter().flat_map(|v| v.to_le_bytes()).collect()))
+        })
+        .collect::<Result<_, kiln_tensor::KilnError>>()?;
+    let views: Vec<(String, TensorView<'_>)> = raw
+        .iter()
+        .map(|(n, s, b)| Ok((n.clone(), TensorView::new(Dtype::F32, s.clone(), b)?)))
+        .collect::<Result<_, safetensors::SafeTensorError>>()?;
+    std::fs::write(path, safetensors::serialize(views, None)?)?;
+    Ok(())
+}
+
+fn read_tensor(path: &Path, name: &str) -> Result<Tensor, Box<dyn std::error::Error>> {
+    let bytes = std::fs::read(path)?;
+    let file = SafeTensors::deserialize(&bytes)?;
+    let view = file.tensor(name)?;
+    let data = view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    Ok(Tensor::from_vec(view.shape().to_vec(), data, &Device::cpu()))
+}
+
+fn export(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    let model = alexnet(11);
+    let device = Device::cpu();
+    let mut sgd = Sgd::new(0.01).with_momentum(0.9);
+    let x = Tensor::rand_uniform([2, 1, IMAGE, IMAGE], 0.0, 1.0, 5, &device);
+    let labels = Tensor::from_i32([2], vec![3, 7], &device);
+    sgd.step(&model, &model.forward(&x, Mode::train(1)).cross_entropy(&labels).backward());
+    let meta = BTreeMap::from([("image_size".to_string(), IMAGE.to_string())]);
+    checkpoint::save(&dir.join("kiln_alexnet.safetensors"), &model, Some(&sgd), &meta)?;
+    let y = model.forward(&x, Mode::Eval);
+    write_tensors(&dir.join("kiln_io.safetensors"), &[("input", &x), ("output", &y)])
+}
+
+fn import(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    let mut model = alexnet(99);
+    checkpoint::load(&dir.join("torch_alexnet.safetensors"), &mut model, None)?;
+    let x = read_tensor(&dir.join("torch_io.safetensors"), "input")?;
+    let y = model.forward(&x, Mode::Eval);
+    write_tensors(&dir.join("kiln_on_torch_weights.safetensors"), &[("output", &y)])
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let result = match (args.get(1).map(String::as_str), args.get(2)) {
+        (Some("export"), Some(dir)) => export(&PathBuf::from(dir)),
+        (Some("import"), Some(dir)) => import(&PathBuf::from(dir)),
+        _ => Err("usage: torch_interop export|import DIR".into()),
+    };
+    if let Err(err) = result {
+        eprintln!("error: {err}");
+        std::process::exit(1);
+    }
+}

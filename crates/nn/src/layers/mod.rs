@@ -1,0 +1,50 @@
+//! The layers: convolution, dense, max-pooling, dropout, flatten, activations, and the
+//! `Sequential` container.
+
+mod activation;
+mod conv;
+mod dense;
+mod dropout;
+mod flatten;
+mod pool;
+mod sequential;
+
+pub use activation::{ReLU, Sigmoid, Tanh};
+pub use conv::Conv2d;
+pub use dense::Dense;
+pub use dropout::Dropout;
+pub use flatten::Flatten;
+pub use pool::MaxPool2d;
+pub use sequential::Sequential;
+
+use kiln_tensor::Shape;
+
+use crate::summary::format_dims;
+use crate::{NnError, Result};
+
+/// Checks that `input` is a per-example image shape `[C, H, W]`.
+fn expect_image(layer: &str, input: &Shape) -> Result<(usize, usize, usize)> {
+    match input.dims() {
+        &[c, h, w] => Ok((c, h, w)),
+        _ => Err(NnError::Shape(format!("{layer}: expects images [C, H, W], got {input}"))),
+    }
+}
+
+/// Output length of a sliding window: `(len + 2·pad − window) / stride + 1`, or an
+/// error naming the layer when the window does not fit.
+fn window_output(
+    layer: &str,
+    input: &Shape,
+    len: usize,
+    window: usize,
+    stride: usize,
+    pad: usize,
+) -> Result<usize> {
+    if len + 2 * pad < window {
+        return Err(NnError::Shape(format!(
+            "{layer}: input {} is smaller than its {window}×{window} window; use a larger input size",
+            format_dims(input)
+        )));
+    }
+    Ok((len + 2 * pad - window) / stride + 1)
+}

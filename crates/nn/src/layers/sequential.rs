@@ -1,0 +1,94 @@
+//! `Sequential`: modules applied in order, named by index (`0`, `1`, …) or by a name
+//! given when pushed (`features`, `classifier`).
+
+use kiln_tensor::{Shape, Tensor};
+
+use crate::summary::SummaryRow;
+use crate::{Mode, Module, Result, SummaryStyle};
+
+/// Modules applied one after another; PyTorch's `nn.Sequential`. Each child sees its
+/// own dropout seed ([`Mode::child`]).
+///
+/// ```
+/// use kiln_cpu::CpuDevice;
+/// use kiln_nn::{Conv2d, Dense, Flatten, Initializer, MaxPool2d, Mode, Module, ReLU, Sequential};
+/// use kiln_tensor::{Device, Shape, Tensor};
+///
+/// let device = Device::cpu();
+/// let mut init = Initializer::new(&device, 1);
+/// let features = Sequential::new().push(Conv2d::new(&mut init, 1, 8, 3).with_padding(1)).push(ReLU).push(MaxPool2d::new(2, 2));
+/// let classifier = Sequential::new().push(Flatten).push(Dense::new(&mut init, 8 * 14 * 14, 10));
+/// let model = Sequential::new().push_named("features", features).push_named("classifier", classifier);
+/// assert_eq!(model.output_shape(&Shape::from([1, 28, 28])).unwrap(), Shape::from([10]));
+/// assert_eq!(model.named_parameters()[2].0, "classifier.1.weight");
+/// let logits = model.forward(&Tensor::zeros([4, 1, 28, 28], &device), Mode::train(0));
+/// assert_eq!(logits.dims(), &[4, 10]);
+/// ```
+#[derive(Default)]
+pub struct Sequential {
+    children: Vec<(String, Box<dyn Module>)>,
+}
+
+impl Sequential {
+    /// An empty container.
+    pub fn new() -> Self {
+        Sequential::default()
+    }
+
+    /// Appends `module`, named by its position.
+    pub fn push(mut self, module: impl Module + 'static) -> Self {
+        let name = self.children.len().to_string();
+        self.children.push((name, Box::new(module)));
+        self
+    }
+
+    /// Appends `module` under `name`.
+    pub fn push_named(mut self, name: &str, module: impl Module + 'static) -> Self {
+        self.children.push((name.to_string(), Box::new(module)));
+        self
+    }
+
+    /// Number of children.
+    pub fn len(&self) -> usize {
+        self.children.len()
+    }
+
+    /// Whether there are no children.
+    pub fn is_empty(&self) -> bool {
+        self.children.is_empty()
+    }
+}
+
+impl Module for Sequential {
+    fn forward(&self, x: &Tensor, mode: Mode) -> Tensor {
+        let mut h = x.clone();
+        for (i, (_, child)) in self.children.iter().enumerate() {
+            h = child.forward(&h, mode.child(i));
+        }
+        h
+    }
+
+    fn output_shape(&self, input: &Shape) -> Result<Shape> {
+        self.children.iter().try_fold(input.clone(), |shape, (_, child)| child.output_shape(&shape))
+    }
+
+    fn summary_style(&self) -> SummaryStyle {
+        SummaryStyle::Row("sequential".into())
+    }
+
+    fn summarize(&self, input: &Shape, rows: &mut Vec<SummaryRow>) -> Result<Shape> {
+        self.children.iter().try_fold(input.clone(), |shape, (_, child)| child.summarize(&shape, rows))
+    }
+
+    fn visit_parameters(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
+        for (name, child) in &self.children {
+            child.visit_parameters(&format!("{prefix}{name}."), f);
+        }
+    }
+
+    fn visit_parameters_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
+        for (name, child) in &mut self.children {
+            child.visit_parameters_mut(&format!("{prefix}{name}."), f);
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! The `Module` trait every layer and model implements, and the helpers built on its
+//! named-parameter visitor (counting, listing, moving to a device, summarizing).
+
+use kiln_tensor::{Device, Shape, Tensor};
+
+use crate::summary::{Summary, SummaryRow};
+use crate::{Mode, Result};
+
+/// How a layer appears in a model summary.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SummaryStyle {
+    /// A row of its own with this label, e.g. `conv 11×11/4, 96`.
+    Row(String),
+    /// Folded into the row before it, appending this text (empty for activations, so
+    /// `conv → ReLU` is one row; ` + dropout 0.5` for dropout).
+    Fold(String),
+}
+
+/// A layer or a model: a function of a tensor with named parameters.
+///
+/// Parameter names follow PyTorch (`features.0.weight`), built by containers as they
+/// visit their children, so checkpoints map one to one onto the equivalent
+/// `torch.nn.Module`.
+///
+/// ```
+/// use kiln_cpu::CpuDevice;
+/// use kiln_nn::{Dense, Initializer, Mode, Module, ReLU, Sequential};
+/// use kiln_tensor::{Device, Tensor};
+///
+/// let device = Device::cpu();
+/// let mut init = Initializer::new(&device, 0);
+/// let mlp = Sequential::new().push(Dense::new(&mut init, 4, 8)).push(ReLU).push(Dense::new(&mut init, 8, 3));
+/// let y = mlp.forward(&Tensor::ones([2, 4], &device), Mode::Eval);
+/// assert_eq!(y.dims(), &[2, 3]);
+/// assert_eq!(mlp.parameter_count(), 4 * 8 + 8 + 8 * 3 + 3);
+/// let names: Vec<String> = mlp.named_parameters().into_iter().map(|(name, _)| name).collect();
+/// assert_eq!(names, ["0.weight", "0.bias", "2.weight", "2.bias"]);
+/// ```
+pub trait Module: Send + Sync {
+    /// Applies the layer to a batch (the first dimension of `x` is the batch).
+    fn forward(&self, x: &Tensor, mode: Mode) -> Tensor;
+
+    /// The output shape for one example of shape `input` (no batch dimension), without
+    /// running; an error says why the input does not fit.
+    fn output_shape(&self, input: &Shape) -> Result<Shape>;
+
+    /// How the layer appears in a summary.
+    fn summary_style(&self) -> SummaryStyle;
+
+    /// Calls `f` with the full name (`prefix` + own name) of every parameter.
+    fn visit_parameters(&self, _prefix: &str, _f: &mut dyn FnMut(&str, &Tensor)) {}
+
+    /// Calls `f` with the full name and a mutable handle of every parameter.
+    fn visit_parameters_mut(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, &mut Tensor)) {}
+
+    /// Appends this module's summary rows for an input of shape `input` and returns the
+    /// output shape. Containers override this to summarize their children.
+    fn summarize(&self, input: &Shape, rows: &mut Vec<SummaryRow>) -> Result<Shape> {
+        let output = self.output_shape(input)?;
+        let params = self.parameter_count();
+        match (self.summary_style(), rows.last_mut()) {
+            (SummaryStyle::Fold(suffix), Some(last)) => {
+                last.layer.push_str(&suffix);
+                last.output = output.clone();
+                last.params += params;
+            }
+            (SummaryStyle::Row(layer) | SummaryStyle::Fold(layer), _) => {
+                rows.push(SummaryRow { layer, output: output.clone(), params })
+            }
+        }
+        Ok(output)
+    }
+
+    /// Number of scalar parameters.
+    fn parameter_count(&self) -> usize {
+        let mut count = 0;
+        self.visit_parameters("", &mut |_, t| count += t.numel());
+        count
+    }
+
+    /// `(name, parameter)` pairs in a fixed order.
+    fn named_parameters(&self) -> Vec<(String, Tensor)> {
+        let mut out = Vec::new();
+        self.visit_parameters("", &mut |name, t| out.push((name.to_string(), t.clone())));
+        out
+    }
+
+    /// Moves every parameter to `device` (no-op for those already there).
+    fn to_device(&mut self, device: &Device) -> Result<()> {
+        let mut failure = None;
+        self.visit_parameters_mut("", &mut |_, t| {
+            if failure.is_none() && t.device() != device {
+                match t.to_device(device) {
+                    Ok(moved) => *t = moved.with_requires_grad(),
+                    Err(err) => failure = Some(err),
+                }
+            }
+        });
+        failure.map_or(Ok(()), |err| Err(err.into()))
+    }
+
+    /// The Keras-style table of this model for one example of shape `input`.
+    fn summary(&self, input: &Shape) -> Result<Summary> {
+        let mut rows = Vec::new();
+        self.summarize(input, &mut rows)?;
+        Ok(Summary::new(input.clone(), rows))
+    }
+}

@@ -1,0 +1,157 @@
+//! Checkpoints: a bit-exact round trip, optimizer state, and every loading error, each
+//! leaving the model untouched.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use kiln_cpu::CpuDevice;
+use kiln_nn::{
+    Conv2d, Dense, Flatten, Initializer, Mode, Module, Optimizer, ReLU, Sequential, Sgd, checkpoint,
+};
+use kiln_tensor::{Device, Tensor};
+use safetensors::tensor::{Dtype, TensorView};
+
+fn small_cnn(seed: u64) -> Sequential {
+    let mut init = Initializer::new(&Device::cpu(), seed);
+    let features = Sequential::new().push(Conv2d::new(&mut init, 1, 3, 3).with_padding(1)).push(ReLU);
+    let classifier = Sequential::new().push(Flatten).push(Dense::new(&mut init, 3 * 5 * 5, 4));
+    Sequential::new().push_named("features", features).push_named("classifier", classifier)
+}
+
+fn temp_path(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("kiln-nn-tests-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+fn values(model: &dyn Module) -> Vec<Vec<f32>> {
+    model.named_parameters().iter().map(|(_, t)| t.to_vec().unwrap()).collect()
+}
+
+fn write_raw(path: &Path, tensors: Vec<RawTensor<'_>>) {
+    let views: Vec<(String, TensorView<'_>)> = tensors
+        .iter()
+        .map(|(n, d, s, b)| (n.to_string(), TensorView::new(*d, s.clone(), b).unwrap()))
+        .collect();
+    std::fs::write(path, safetensors::serialize(views, None).unwrap()).unwrap();
+}
+
+#[test]
+fn round_trip_is_bit_exact_with_the_same_output() {
+    let device = Device::cpu();
+    let model = small_cnn(1);
+    let path = temp_path("round_trip.safetensors");
+    let meta =
+        BTreeMap::from([("epoch".to_string(), "2".to_string()), ("step".to_string(), "17".to_string())]);
+    checkpoint::save(&path, &model, None, &meta).unwrap();
+    assert!(
+        !path.with_file_name("round_trip.safetensors.tmp").exists(),
+        "the temporary file is renamed away"
+    );
+
+    let mut restored = small_cnn(2);
+    assert_ne!(values(&restored), values(&model));
+    let loaded = checkpoint::load(&path, &mut restored, None).unwrap();
+    assert_eq!(loaded.get("epoch").map(String::as_str), Some("2"));
+    let bits = |m: &dyn Module| values(m).concat().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&restored), bits(&model));
+    let x = Tensor::randn([2, 1, 5, 5], 0.0, 1.0, 3, &device);
+    assert_eq!(
+        restored.forward(&x, Mode::Eval).to_vec().unwrap(),
+        model.forward(&x, Mode::Eval).to_vec().unwrap()
+    );
+}
+
+#[test]
+fn optimizer_state_round_trips() {
+    let device = Device::cpu();
+    let model = small_cnn(1);
+    let mut sgd = Sgd::new(0.1).with_momentum(0.9);
+    let x = Tensor::randn([2, 1, 5, 5], 0.0, 1.0, 3, &device);
+    let labels = Tensor::from_i32([2], vec![1, 3], &device);
+    sgd.step(&model, &model.forward(&x, Mode::Eval).cross_entropy(&labels).backward());
+    let path = temp_path("optimizer.safetensors");
+    checkpoint::save(&path, &model, Some(&sgd), &BTreeMap::new()).unwrap();
+
+    let mut restored_model = small_cnn(1);
+    let mut restored_sgd = Sgd::new(0.1).with_momentum(0.9);
+    checkpoint::load(&path, &mut restored_model, Some(&mut restored_sgd)).unwrap();
+    let buffers =
+        |s: &Sgd| s.state().tensors.iter().map(|(k, v)| (k.clone(), v.to_vec().unwrap())).collect::<Vec<_>>();
+    assert_eq!(buffers(&restored_sgd), buffers(&sgd));
+    assert_eq!(buffers(&sgd).len(), 4);
+
+    let err = checkpoint::load(&path, &mut small_cnn(1), Some(&mut kiln_nn::Adam::new(0.1))).unwrap_err();
+    assert!(err.to_string().contains("it holds sgd optimizer state but this run uses adam"), "{err}");
+}
+
+/// Loads `path` into a fresh model, expects an error containing `message`, and checks
+/// the model did not change.
+fn expect_load_error(path: &Path, message: &str) {
+    let mut model = small_cnn(5);
+    let before = values(&model);
+    let err = checkpoint::load(path, &mut model, None).unwrap_err().to_string();
+    assert!(err.contains(message), "error `{err}` should contain `{message}`");
+    assert!(err.contains(&path.display().to_string()), "error `{err}` should name the file");
+    assert_eq!(values(&model), before, "a failed load must not change the model");
+}
+
+type RawTensor<'a> = (&'a str, Dtype, Vec<usize>, Vec<u8>);
+
+fn as_raw(list: &[(String, Vec<usize>, Vec<u8>)]) -> Vec<RawTensor<'_>> {
+    list.iter().map(|(n, s, b)| (n.as_str(), Dtype::F32, s.clone(), b.clone())).collect()
+}
+
+fn model_tensors(model: &dyn Module) -> Vec<(String, Vec<usize>, Vec<u8>)> {
+    model
+        .named_parameters()
+        .into_iter()
+        .map(|(n, t)| {
+            (n, t.dims().to_vec(), t.to_vec().unwrap().iter().flat_map(|v| v.to_le_bytes()).collect())
+        })
+        .collect()
+}
+
+#[test]
+fn missing_unexpected_misshapen_and_mistyped_tensors_are_named() {
+    let good = model_tensors(&small_cnn(1));
+
+    let path = temp_path("missing.safetensors");
+    write_raw(&path, as_raw(&good[1..]));
+    expect_load_error(&path, "missing tensor `features.0.weight` that the model needs");
+
+    let path = temp_path("unexpected.safetensors");
+    let mut raw = as_raw(&good);
+    raw.push(("features.9.weight", Dtype::F32, vec![1], vec![0; 4]));
+    write_raw(&path, raw);
+    expect_load_error(&path, "unexpected tensor `features.9.weight`");
+
+    let path = temp_path("shape.safetensors");
+    let mut raw = as_raw(&good);
+    raw[2] = ("classifier.1.weight", Dtype::F32, vec![4, 74], vec![0; 4 * 74 * 4]);
+    write_raw(&path, raw);
+    expect_load_error(&path, "tensor `classifier.1.weight` has shape [4, 74] but the model expects [4, 75]");
+
+    let path = temp_path("dtype.safetensors");
+    let mut raw = as_raw(&good);
+    raw[1] = ("features.0.bias", Dtype::F64, vec![3], vec![0; 24]);
+    write_raw(&path, raw);
+    expect_load_error(&path, "tensor `features.0.bias` is F64, expected F32");
+}
+
+#[test]
+fn truncated_and_foreign_files_are_rejected() {
+    let path = temp_path("whole.safetensors");
+    checkpoint::save(&path, &small_cnn(1), None, &BTreeMap::new()).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let cut = temp_path("truncated.safetensors");
+    std::fs::write(&cut, &bytes[..bytes.len() - 100]).unwrap();
+    expect_load_error(&cut, "is not a valid Kiln checkpoint");
+
+    let foreign = temp_path("foreign.safetensors");
+    std::fs::write(&foreign, b"PK\x03\x04 this is a zip file, not safetensors").unwrap();
+    expect_load_error(&foreign, "is not a valid Kiln checkpoint");
+
+    let err = checkpoint::load(&temp_path("absent.safetensors"), &mut small_cnn(1), None).unwrap_err();
+    assert!(err.to_string().contains("absent.safetensors"), "{err}");
+}
