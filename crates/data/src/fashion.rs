@@ -1,0 +1,133 @@
+//! Fashion-MNIST in memory: 60,000 training and 10,000 test images of 28×28 bytes with
+//! their labels (47 MB as raw bytes; images are resized a batch at a time, never all
+//! at once).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::idx::{read_images, read_labels};
+use crate::locate::{FASHION_MNIST_FILES, FASHION_MNIST_MIRROR, SearchPaths, locate_or_download};
+use crate::{DataError, Result};
+
+/// The ten classes, by label.
+pub const CLASS_NAMES: [&str; 10] = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+];
+
+/// Images and labels of one split. Cloning shares the bytes; [`Split::limit`] views a
+/// prefix without copying.
+#[derive(Clone, Debug)]
+pub struct Split {
+    images: Arc<Vec<u8>>,
+    labels: Arc<Vec<u8>>,
+    len: usize,
+    rows: usize,
+    cols: usize,
+}
+
+impl Split {
+    /// A split from raw row-major images (`len × rows × cols` bytes) and labels.
+    pub fn new(images: Vec<u8>, labels: Vec<u8>, rows: usize, cols: usize) -> Self {
+        assert_eq!(images.len(), labels.len() * rows * cols, "Split::new: images and labels disagree");
+        Split { len: labels.len(), images: Arc::new(images), labels: Arc::new(labels), rows, cols }
+    }
+
+    /// Number of examples.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the split is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Image height.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Image width.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// The pixels of example `i`.
+    pub fn image(&self, i: usize) -> &[u8] {
+        let size = self.rows * self.cols;
+        &self.images[i * size..(i + 1) * size]
+    }
+
+    /// The label of example `i`.
+    pub fn label(&self, i: usize) -> u8 {
+        self.labels[i]
+    }
+
+    /// The first `n` examples (all of them if `n` is larger).
+    pub fn limit(&self, n: usize) -> Split {
+        Split { len: n.min(self.len), ..self.clone() }
+    }
+
+    /// How many examples each label has.
+    pub fn class_counts(&self, classes: usize) -> Vec<usize> {
+        let mut counts = vec![0; classes];
+        self.labels[..self.len].iter().for_each(|&l| counts[l as usize] += 1);
+        counts
+    }
+}
+
+/// The Fashion-MNIST dataset.
+#[derive(Clone, Debug)]
+pub struct FashionMnist {
+    /// 60,000 training examples.
+    pub train: Split,
+    /// 10,000 test examples.
+    pub test: Split,
+    /// The directory the files were read from.
+    pub dir: PathBuf,
+}
+
+impl FashionMnist {
+    /// Finds the dataset (an explicit directory, `KILN_DATA_DIR`, the cache, Debian's
+    /// package) or downloads it into the cache, then loads it.
+    pub fn load(explicit_dir: Option<&Path>) -> Result<Self> {
+        let dir = locate_or_download(
+            &SearchPaths::from_env(explicit_dir),
+            FASHION_MNIST_MIRROR,
+            &FASHION_MNIST_FILES,
+        )?;
+        Self::load_dir(&dir)
+    }
+
+    /// Loads the four files from `dir`, validating them.
+    pub fn load_dir(dir: &Path) -> Result<Self> {
+        let split = |images: &str, labels: &str| -> Result<Split> {
+            let (image_path, label_path) = (dir.join(images), dir.join(labels));
+            let (count, rows, cols, pixels) = read_images(&image_path)?;
+            let labels = read_labels(&label_path, CLASS_NAMES.len())?;
+            if labels.len() != count {
+                return Err(DataError::CountMismatch {
+                    images: image_path,
+                    image_count: count,
+                    labels: label_path,
+                    label_count: labels.len(),
+                });
+            }
+            Ok(Split::new(pixels, labels, rows, cols))
+        };
+        Ok(FashionMnist {
+            train: split("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz")?,
+            test: split("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")?,
+            dir: dir.to_path_buf(),
+        })
+    }
+}

@@ -1,0 +1,86 @@
+//! Resizing worked by hand, and epochs of batches: seeded shuffles without replacement,
+//! partial batches, limits, and the prefetcher's order and early stop.
+
+use kiln_data::resize::resize;
+use kiln_data::{BatchConfig, EpochPlan, Prefetcher, Split, make_batch};
+
+#[test]
+fn two_by_two_to_four_by_four_by_hand() {
+    // Half-pixel centres: output x maps to source (x + 0.5)/2 − 0.5, clamped at the edges,
+    // so one row [a, b] becomes [a, ¾a + ¼b, ¼a + ¾b, b].
+    let resized = resize(&[0, 255, 255, 0], 2, 2, 4, 4);
+    let expected = [
+        0.0, 0.25, 0.75, 1.0, //
+        0.25, 0.375, 0.625, 0.75, //
+        0.75, 0.625, 0.375, 0.25, //
+        1.0, 0.75, 0.25, 0.0,
+    ];
+    for (got, want) in resized.iter().zip(expected) {
+        assert!((got - want).abs() < 1e-6, "{resized:?}");
+    }
+    let same = resize(&[0, 51, 102, 255], 2, 2, 2, 2);
+    assert_eq!(same, vec![0.0, 0.2, 0.4, 1.0]);
+}
+
+/// Ten 2×2 images; image `i` has every pixel `i·10` and label `i % 10`.
+fn tiny_split() -> Split {
+    let images = (0..10u8).flat_map(|i| [i * 10; 4]).collect();
+    Split::new(images, (0..10).collect(), 2, 2)
+}
+
+fn config(batch_size: usize, drop_last: bool) -> BatchConfig {
+    BatchConfig { batch_size, image_size: 2, shuffle: true, seed: 3, drop_last }
+}
+
+#[test]
+fn shuffles_are_seeded_permutations() {
+    let split = tiny_split();
+    let plan = EpochPlan::new(&split, &config(4, false), 0);
+    let mut seen: Vec<usize> = (0..plan.batches()).flat_map(|b| plan.indices(b).to_vec()).collect();
+    assert_ne!(seen, (0..10).collect::<Vec<_>>(), "shuffled");
+    assert_eq!(plan, EpochPlan::new(&split, &config(4, false), 0), "same seed, same order");
+    assert_ne!(plan, EpochPlan::new(&split, &config(4, false), 1), "another epoch, another order");
+    seen.sort();
+    assert_eq!(seen, (0..10).collect::<Vec<_>>(), "each example exactly once");
+}
+
+#[test]
+fn last_partial_batch_kept_or_dropped_and_limits() {
+    let split = tiny_split();
+    let sizes = |drop_last| {
+        let plan = EpochPlan::new(&split, &config(4, drop_last), 0);
+        (0..plan.batches()).map(|b| plan.indices(b).len()).collect::<Vec<_>>()
+    };
+    assert_eq!(sizes(false), vec![4, 4, 2]);
+    assert_eq!(sizes(true), vec![4, 4]);
+    let limited = split.limit(3);
+    assert_eq!(limited.len(), 3);
+    assert_eq!(EpochPlan::new(&limited, &config(2, false), 0).batches(), 2);
+}
+
+#[test]
+fn batches_carry_scaled_pixels_and_labels() {
+    let split = tiny_split();
+    let plan = EpochPlan::new(&split, &config(4, false), 0);
+    let batch = make_batch(&split, &plan, 1, 3);
+    assert_eq!(batch.images.len(), 4 * 9);
+    for (k, &i) in plan.indices(1).iter().enumerate() {
+        assert_eq!(batch.labels[k], i as i32);
+        assert!(batch.images[k * 9..(k + 1) * 9].iter().all(|&v| (v - i as f32 * 10.0 / 255.0).abs() < 1e-6));
+    }
+}
+
+#[test]
+fn prefetcher_yields_the_plan_in_order_and_stops_when_dropped() {
+    let split = tiny_split();
+    let cfg = config(3, false);
+    let plan = EpochPlan::new(&split, &cfg, 2);
+    let direct: Vec<_> = (0..plan.batches()).map(|b| make_batch(&split, &plan, b, 2)).collect();
+    let prefetched: Vec<_> = Prefetcher::new(&split, &cfg, 2, 0, 2).collect();
+    assert_eq!(prefetched, direct);
+    let resumed: Vec<_> = Prefetcher::new(&split, &cfg, 2, 2, 3).collect();
+    assert_eq!(resumed, direct[2..]);
+    let mut early = Prefetcher::new(&split, &cfg, 2, 0, 2);
+    assert_eq!(early.next().unwrap(), direct[0]);
+    drop(early);
+}
