@@ -1,7 +1,9 @@
-//! Convolution as im2col + GEMM: each image's receptive fields are unrolled into a
-//! `[C·kH·kW, oH·oW]` matrix (in a reused per-thread buffer) and multiplied by the
-//! `[O, C·kH·kW]` weight. Images run in parallel on rayon; the weight gradient sums
-//! per-task partial products.
+//! Convolution as im2col + GEMM. Images are processed in groups: a group's receptive
+//! fields are unrolled side by side into one `[C·kH·kW, group·oH·oW]` matrix (in a
+//! reused per-thread buffer), so every GEMM has enough columns to run at full speed
+//! even when the output planes are tiny (3×3 in AlexNet's last layers at 67×67).
+//! Groups run in parallel on rayon; the weight gradient sums per-task partial products
+//! in a fixed order, so results are bit-identical from run to run.
 
 use kiln_tensor::{Conv2dGeometry, MatmulDims};
 use rayon::prelude::*;
@@ -9,13 +11,44 @@ use rayon::prelude::*;
 use crate::gemm::gemm;
 use crate::scratch::with_scratch;
 
-/// Rows of the unrolled matrix: `C·kH·kW`.
-fn patch_len(g: &Conv2dGeometry) -> usize {
-    g.in_channels * g.kernel_h * g.kernel_w
+/// Columns a group's GEMM aims for; more adds memory without adding speed.
+const TARGET_COLUMNS: usize = 1024;
+
+/// Sizes of one convolution, derived once.
+struct Plan {
+    /// Rows of the unrolled matrix: `C·kH·kW`.
+    patch: usize,
+    /// Output pixels per plane: `oH·oW`.
+    plane: usize,
+    /// Input elements per image.
+    image: usize,
+    /// Output elements per image.
+    out_image: usize,
+    /// Images per group.
+    group: usize,
 }
 
-/// Calls `f(row, column, input_offset)` for every in-bounds entry of the unrolled
-/// matrix of one image; padded entries are skipped.
+impl Plan {
+    fn new(g: &Conv2dGeometry) -> Self {
+        let plane = g.out_h() * g.out_w();
+        let per_thread = g.batch.div_ceil(rayon::current_num_threads()).max(1);
+        Plan {
+            patch: g.in_channels * g.kernel_h * g.kernel_w,
+            plane,
+            image: g.in_channels * g.in_h * g.in_w,
+            out_image: g.out_channels * plane,
+            group: TARGET_COLUMNS.div_ceil(plane).clamp(1, per_thread),
+        }
+    }
+
+    /// The image range of each group.
+    fn groups(&self, batch: usize) -> Vec<std::ops::Range<usize>> {
+        (0..batch.div_ceil(self.group)).map(|i| i * self.group..((i + 1) * self.group).min(batch)).collect()
+    }
+}
+
+/// Calls `f(row, column, input_offset)` for every in-bounds entry of one image's
+/// unrolled matrix; padded entries are skipped.
 fn for_each_patch_entry(g: &Conv2dGeometry, mut f: impl FnMut(usize, usize, usize)) {
     let (oh, ow) = (g.out_h(), g.out_w());
     for c in 0..g.in_channels {
@@ -40,90 +73,128 @@ fn for_each_patch_entry(g: &Conv2dGeometry, mut f: impl FnMut(usize, usize, usiz
     }
 }
 
-/// Unrolls one image into `col` (`[C·kH·kW, oH·oW]`), zero where padded.
-fn im2col(image: &[f32], g: &Conv2dGeometry, col: &mut [f32]) {
+/// Unrolls images `images` of `x` into `col` (`[patch, images.len()·plane]`), zero
+/// where padded.
+fn im2col(x: &[f32], images: std::ops::Range<usize>, g: &Conv2dGeometry, p: &Plan, col: &mut [f32]) {
     col.fill(0.0);
-    let cols = g.out_h() * g.out_w();
-    for_each_patch_entry(g, |row, column, at| col[row * cols + column] = image[at]);
+    let width = images.len() * p.plane;
+    for (j, n) in images.enumerate() {
+        let image = &x[n * p.image..(n + 1) * p.image];
+        let offset = j * p.plane;
+        for_each_patch_entry(g, |row, column, at| col[row * width + offset + column] = image[at]);
+    }
 }
 
-/// Adds the unrolled gradient `col` back onto one image's gradient.
-fn col2im(col: &[f32], g: &Conv2dGeometry, image: &mut [f32]) {
-    let cols = g.out_h() * g.out_w();
-    for_each_patch_entry(g, |row, column, at| image[at] += col[row * cols + column]);
+/// Adds the unrolled gradient `col` back onto the gradients of images `images`.
+fn col2im(col: &[f32], images: std::ops::Range<usize>, g: &Conv2dGeometry, p: &Plan, dx: &mut [f32]) {
+    let width = images.len() * p.plane;
+    for (j, image) in dx.chunks_mut(p.image).enumerate() {
+        let offset = j * p.plane;
+        for_each_patch_entry(g, |row, column, at| image[at] += col[row * width + offset + column]);
+    }
 }
 
-/// Forward: `out[n] = W · im2col(x[n]) + bias`.
+/// Copies `[O, images·plane]` (GEMM layout) into `images` NCHW outputs, or back.
+fn transpose_groups(
+    gemm_layout: &mut [f32],
+    nchw: &mut [f32],
+    count: usize,
+    o: usize,
+    plane: usize,
+    to_nchw: bool,
+) {
+    for j in 0..count {
+        for c in 0..o {
+            let g = &mut gemm_layout[c * count * plane + j * plane..][..plane];
+            let n = &mut nchw[(j * o + c) * plane..][..plane];
+            if to_nchw { n.copy_from_slice(g) } else { g.copy_from_slice(n) }
+        }
+    }
+}
+
+/// Forward: `out = W · im2col(x) + bias`.
 pub fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Conv2dGeometry) -> Vec<f32> {
-    let (k, cols) = (patch_len(g), g.out_h() * g.out_w());
-    let image_len = g.in_channels * g.in_h * g.in_w;
-    let mut out = vec![0.0; g.batch * g.out_channels * cols];
-    out.par_chunks_mut(g.out_channels * cols).enumerate().for_each(|(n, out_n)| {
-        with_scratch(k * cols, |col| {
-            im2col(&x[n * image_len..(n + 1) * image_len], g, col);
-            let dims = MatmulDims { m: g.out_channels, k, n: cols, trans_a: false, trans_b: false };
-            gemm(w, col, out_n, dims, 0.0);
+    let p = Plan::new(g);
+    let o = g.out_channels;
+    let mut out = vec![0.0; g.batch * p.out_image];
+    out.par_chunks_mut(p.group * p.out_image).zip(p.groups(g.batch)).for_each(|(out_group, images)| {
+        let count = images.len();
+        let width = count * p.plane;
+        with_scratch(p.patch * width + o * width, |scratch| {
+            let (col, product) = scratch.split_at_mut(p.patch * width);
+            im2col(x, images, g, &p, col);
+            let dims = MatmulDims { m: o, k: p.patch, n: width, trans_a: false, trans_b: false };
+            gemm(w, col, product, dims, 0.0);
+            transpose_groups(product, out_group, count, o, p.plane, true);
         });
         if let Some(bias) = bias {
-            for (channel, plane) in out_n.chunks_mut(cols).enumerate() {
-                plane.iter_mut().for_each(|v| *v += bias[channel]);
+            for (i, plane) in out_group.chunks_mut(p.plane).enumerate() {
+                plane.iter_mut().for_each(|v| *v += bias[i % o]);
             }
         }
     });
     out
 }
 
-/// Input gradient: `dx[n] = col2im(Wᵀ · dy[n])`.
+/// Input gradient: `dx = col2im(Wᵀ · dy)`.
 pub fn backward_input(grad: &[f32], w: &[f32], g: &Conv2dGeometry) -> Vec<f32> {
-    let (k, cols) = (patch_len(g), g.out_h() * g.out_w());
-    let image_len = g.in_channels * g.in_h * g.in_w;
-    let mut dx = vec![0.0; g.batch * image_len];
-    dx.par_chunks_mut(image_len).enumerate().for_each(|(n, dx_n)| {
-        with_scratch(k * cols, |col| {
-            let dy = &grad[n * g.out_channels * cols..(n + 1) * g.out_channels * cols];
-            let dims = MatmulDims { m: k, k: g.out_channels, n: cols, trans_a: true, trans_b: false };
+    let p = Plan::new(g);
+    let o = g.out_channels;
+    let mut dx = vec![0.0; g.batch * p.image];
+    dx.par_chunks_mut(p.group * p.image).zip(p.groups(g.batch)).for_each(|(dx_group, images)| {
+        let count = images.len();
+        let width = count * p.plane;
+        with_scratch(p.patch * width + o * width, |scratch| {
+            let (col, dy) = scratch.split_at_mut(p.patch * width);
+            let mut grads = grad[images.start * p.out_image..images.end * p.out_image].to_vec();
+            transpose_groups(dy, &mut grads, count, o, p.plane, false);
+            let dims = MatmulDims { m: p.patch, k: o, n: width, trans_a: true, trans_b: false };
             gemm(w, dy, col, dims, 0.0);
-            col2im(col, g, dx_n);
+            col2im(col, images, g, &p, dx_group);
         });
     });
     dx
 }
 
-/// Weight gradient `Σₙ dy[n] · im2col(x[n])ᵀ`, and the bias gradient `Σ dy` per
-/// channel when asked.
+/// Weight gradient `Σ dy · im2col(x)ᵀ`, and the bias gradient `Σ dy` per channel when
+/// asked.
 pub fn backward_weight(
     x: &[f32],
     grad: &[f32],
     g: &Conv2dGeometry,
     with_bias: bool,
 ) -> (Vec<f32>, Option<Vec<f32>>) {
-    let (k, cols) = (patch_len(g), g.out_h() * g.out_w());
-    let image_len = g.in_channels * g.in_h * g.in_w;
-    let out_len = g.out_channels * cols;
-    let dw = (0..g.batch)
+    let p = Plan::new(g);
+    let o = g.out_channels;
+    let partials: Vec<Vec<f32>> = p
+        .groups(g.batch)
         .into_par_iter()
-        .fold(
-            || vec![0.0; g.out_channels * k],
-            |mut acc, n| {
-                with_scratch(k * cols, |col| {
-                    im2col(&x[n * image_len..(n + 1) * image_len], g, col);
-                    let dims = MatmulDims { m: g.out_channels, k: cols, n: k, trans_a: false, trans_b: true };
-                    gemm(&grad[n * out_len..(n + 1) * out_len], col, &mut acc, dims, 1.0);
-                });
-                acc
-            },
-        )
-        .reduce_with(|mut a, b| {
-            a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
-            a
+        .map(|images| {
+            let count = images.len();
+            let width = count * p.plane;
+            let mut acc = vec![0.0; o * p.patch];
+            with_scratch(p.patch * width + o * width, |scratch| {
+                let (col, dy) = scratch.split_at_mut(p.patch * width);
+                let mut grads = grad[images.start * p.out_image..images.end * p.out_image].to_vec();
+                transpose_groups(dy, &mut grads, count, o, p.plane, false);
+                im2col(x, images, g, &p, col);
+                let dims = MatmulDims { m: o, k: width, n: p.patch, trans_a: false, trans_b: true };
+                gemm(dy, col, &mut acc, dims, 0.0);
+            });
+            acc
         })
-        .unwrap_or_else(|| vec![0.0; g.out_channels * k]);
+        .collect();
+    let mut partials = partials.into_iter();
+    let mut dw = partials.next().expect("at least one group");
+    for partial in partials {
+        dw.iter_mut().zip(&partial).for_each(|(a, b)| *a += b);
+    }
     let db = with_bias.then(|| {
-        (0..g.out_channels)
+        (0..o)
             .into_par_iter()
-            .map(|o| {
+            .map(|c| {
                 (0..g.batch)
-                    .map(|n| grad[n * out_len + o * cols..n * out_len + (o + 1) * cols].iter().sum::<f32>())
+                    .map(|n| grad[n * p.out_image + c * p.plane..][..p.plane].iter().sum::<f32>())
                     .sum()
             })
             .collect()

@@ -1,0 +1,155 @@
+//! The command line: every flag with its help text, and the checks that reject
+//! impossible values before any work starts.
+
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+/// Which device runs the model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BackendChoice {
+    /// A real GPU through wgpu when one exists, else the CPU.
+    Auto,
+    /// The wgpu backend (Vulkan, Metal, DX12).
+    Wgpu,
+    /// The CPU backend.
+    Cpu,
+}
+
+/// Which optimizer trains the model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OptimizerChoice {
+    /// Stochastic gradient descent (with --momentum, --weight-decay).
+    Sgd,
+    /// Adam (with --weight-decay as L2).
+    Adam,
+}
+
+/// How the weights start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum InitChoice {
+    /// Glorot/Xavier uniform: Keras' default, used by the notebook.
+    Glorot,
+    /// Kaiming/He uniform: scaled for ReLU networks.
+    He,
+}
+
+/// Train the AlexNet of the reference Keras notebook on Fashion-MNIST (28×28 images
+/// resized to --image-size), then report test accuracy per class.
+#[derive(Clone, Debug, Parser)]
+#[command(name = "alexnet-example", version, about, long_about = None)]
+pub struct Args {
+    /// Device to train on: auto picks a real GPU if there is one, else the CPU.
+    #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
+    pub backend: BackendChoice,
+
+    /// Passes over the training set.
+    #[arg(long, default_value_t = 5)]
+    pub epochs: usize,
+
+    /// Images per training step.
+    #[arg(long, default_value_t = 128)]
+    pub batch_size: usize,
+
+    /// Learning rate.
+    #[arg(long, default_value_t = 0.01)]
+    pub lr: f32,
+
+    /// SGD momentum (0 = plain SGD, as in the notebook).
+    #[arg(long, default_value_t = 0.9)]
+    pub momentum: f32,
+
+    /// L2 weight decay.
+    #[arg(long, default_value_t = 0.0)]
+    pub weight_decay: f32,
+
+    /// Optimizer.
+    #[arg(long, value_enum, default_value_t = OptimizerChoice::Sgd)]
+    pub optimizer: OptimizerChoice,
+
+    /// Weight initialization.
+    #[arg(long, value_enum, default_value_t = InitChoice::He)]
+    pub init: InitChoice,
+
+    /// Side of the square images fed to the network (the notebook uses 224; at least 67).
+    #[arg(long, default_value_t = 224)]
+    pub image_size: usize,
+
+    /// Train on only the first N training images (quick runs).
+    #[arg(long, value_name = "N")]
+    pub train_limit: Option<usize>,
+
+    /// Evaluate on only the first N test images.
+    #[arg(long, value_name = "N")]
+    pub test_limit: Option<usize>,
+
+    /// Directory holding the four Fashion-MNIST *-ubyte.gz files (default: look in
+    /// KILN_DATA_DIR, ~/.cache/kiln, /usr/share/datasets, else download).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Seed of the weights, the shuffles and dropout: the same seed repeats a run.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+
+    /// CPU threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+
+    /// Checkpoint file (safetensors, loadable by PyTorch).
+    #[arg(long, value_name = "PATH", default_value = "checkpoints/alexnet.safetensors")]
+    pub checkpoint: PathBuf,
+
+    /// Also save a checkpoint every N training steps (one is always saved after each epoch).
+    #[arg(long, value_name = "STEPS")]
+    pub checkpoint_every: Option<usize>,
+
+    /// Continue from --checkpoint at the epoch and step it was saved at.
+    #[arg(long)]
+    pub resume: bool,
+
+    /// Only evaluate the model in --checkpoint on the test set.
+    #[arg(long)]
+    pub eval_only: bool,
+
+    /// Stop after N training steps in this run, saving a checkpoint (continue later with --resume).
+    #[arg(long, value_name = "N")]
+    pub max_steps: Option<usize>,
+
+    /// Write one JSON object per epoch to this file (JSON lines).
+    #[arg(long, value_name = "PATH")]
+    pub metrics: Option<PathBuf>,
+}
+
+impl Args {
+    /// Rejects impossible values with a one-line reason.
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = [
+            ("--epochs", Some(self.epochs)),
+            ("--batch-size", Some(self.batch_size)),
+            ("--train-limit", self.train_limit),
+            ("--test-limit", self.test_limit),
+            ("--threads", self.threads),
+            ("--checkpoint-every", self.checkpoint_every),
+            ("--max-steps", self.max_steps),
+        ];
+        for (flag, value) in positive {
+            if value == Some(0) {
+                return Err(format!("{flag} must be at least 1"));
+            }
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(format!("--lr must be a positive number, got {}", self.lr));
+        }
+        if !(self.momentum.is_finite() && (0.0..1.0).contains(&self.momentum)) {
+            return Err(format!("--momentum must be in [0, 1), got {}", self.momentum));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return Err(format!("--weight-decay must be 0 or more, got {}", self.weight_decay));
+        }
+        if self.resume && self.eval_only {
+            return Err("--resume and --eval-only exclude each other".into());
+        }
+        Ok(())
+    }
+}
