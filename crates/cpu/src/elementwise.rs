@@ -60,15 +60,6 @@ pub fn unary_backward(op: UnaryOp, x: &[f32], y: &[f32], grad: &[f32]) -> Vec<f3
     })
 }
 
-/// Strides of `shape` read as if broadcast to `out` (0 along broadcast dimensions).
-fn broadcast_strides(shape: &Shape, out: &Shape) -> Vec<usize> {
-    let lead = out.rank() - shape.rank();
-    let own = shape.strides();
-    (0..out.rank())
-        .map(|axis| if axis < lead || shape.dim(axis - lead) == 1 { 0 } else { own[axis - lead] })
-        .collect()
-}
-
 /// Offset in a broadcast operand of the first element of output row `row` (rows run
 /// along the last output dimension).
 fn row_offset(row: usize, out_dims: &[usize], strides: &[usize]) -> usize {
@@ -91,8 +82,8 @@ fn for_each_broadcast_row(
 ) {
     let dims = out_shape.dims();
     let row_len = dims.last().copied().unwrap_or(1).max(1);
-    let sa = broadcast_strides(a_shape, out_shape);
-    let sb = broadcast_strides(b_shape, out_shape);
+    let sa = a_shape.broadcast_strides(out_shape);
+    let sb = b_shape.broadcast_strides(out_shape);
     let (step_a, step_b) = (sa.last().copied().unwrap_or(0), sb.last().copied().unwrap_or(0));
     let rows_per_task = (CHUNK / row_len).max(1);
     out.par_chunks_mut(row_len * rows_per_task).enumerate().for_each(|(task, rows)| {

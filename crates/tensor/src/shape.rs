@@ -83,6 +83,16 @@ impl Shape {
         Some(Shape(dims))
     }
 
+    /// Strides for reading this shape as if broadcast to `out` (0 along the dimensions
+    /// it is broadcast over), one per dimension of `out`.
+    pub fn broadcast_strides(&self, out: &Shape) -> Vec<usize> {
+        let lead = out.rank() - self.rank();
+        let own = self.strides();
+        (0..out.rank())
+            .map(|axis| if axis < lead || self.dim(axis - lead) == 1 { 0 } else { own[axis - lead] })
+            .collect()
+    }
+
     /// Dimension `k` counted from the right (0 = last), or 1 past the left edge.
     fn dim_from_right(&self, k: usize) -> usize {
         if k < self.rank() { self.0[self.rank() - 1 - k] } else { 1 }

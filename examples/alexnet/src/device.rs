@@ -6,7 +6,8 @@ use kiln_tensor::Device;
 use crate::args::BackendChoice;
 
 /// Sizes the CPU thread pool, then returns the device for `choice` and a line saying
-/// what was picked.
+/// what was picked. `auto` takes a real GPU adapter and never a software one (lavapipe
+/// runs real WGSL at CPU speed, slower than the CPU backend).
 pub fn pick(choice: BackendChoice, threads: Option<usize>) -> Result<(Device, String), String> {
     if let Some(threads) = threads {
         rayon::ThreadPoolBuilder::new()
@@ -14,16 +15,23 @@ pub fn pick(choice: BackendChoice, threads: Option<usize>) -> Result<(Device, St
             .build_global()
             .map_err(|err| format!("cannot start {threads} CPU threads: {err}"))?;
     }
+    let cpu = || Device::cpu();
     match choice {
-        BackendChoice::Cpu => Ok((Device::cpu(), "cpu (chosen with --backend cpu)".into())),
-        BackendChoice::Auto => {
-            let device = Device::cpu();
-            let line = format!("{} (auto: no GPU backend is built into this version)", device.name());
-            Ok((device, line))
-        }
+        BackendChoice::Cpu => Ok((cpu(), format!("{} (--backend cpu)", cpu().name()))),
         BackendChoice::Wgpu => {
-            Err("--backend wgpu is not available yet: the wgpu backend has not landed; use --backend cpu"
-                .into())
+            let (device, adapter) = kiln_wgpu::shared().map_err(|err| format!("--backend wgpu: {err}"))?;
+            let software = if adapter.is_cpu { "; a software adapter: correct but slow" } else { "" };
+            Ok((device.clone(), format!("{} (--backend wgpu{software})", device.name())))
         }
+        BackendChoice::Auto => match kiln_wgpu::shared() {
+            Ok((device, adapter)) if !adapter.is_cpu => {
+                Ok((device.clone(), format!("{} (auto: a GPU adapter was found)", device.name())))
+            }
+            Ok((_, adapter)) => Ok((
+                cpu(),
+                format!("{} (auto: the only GPU adapter, {}, is a software one)", cpu().name(), adapter.name),
+            )),
+            Err(err) => Ok((cpu(), format!("{} (auto: no GPU: {err})", cpu().name()))),
+        },
     }
 }

@@ -1,7 +1,7 @@
 //! The `alexnet-example` binary end to end on the real dataset (CI installs it; a
 //! missing dataset fails there and skips elsewhere): a small run that learns, writes
 //! metrics and a checkpoint; resume equality; bad flags; a missing data directory; a
-//! diverging run.
+//! diverging run; and the wgpu backend following the CPU backend's run step for step.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -216,4 +216,57 @@ fn a_diverging_run_stops_and_keeps_the_last_good_checkpoint() {
     let err = stderr(&output);
     assert!(err.contains("the loss became") && err.contains("is intact"), "{err}");
     assert!(!tensors(&dir.join("alexnet.safetensors")).is_empty(), "the last good checkpoint loads");
+}
+
+/// Whether a GPU adapter exists; without one the wgpu test skips, unless
+/// `KILN_REQUIRE_GPU` is set (as in CI), which makes it a failure.
+fn gpu_available() -> bool {
+    match kiln_wgpu::shared() {
+        Ok(_) => true,
+        Err(err) if std::env::var_os("KILN_REQUIRE_GPU").is_some() => {
+            panic!("KILN_REQUIRE_GPU is set: {err}")
+        }
+        Err(err) => {
+            eprintln!("skipping wgpu test: {err}");
+            false
+        }
+    }
+}
+
+/// The same tiny run (same seed, so the same weights, batches and dropout masks) on
+/// both backends must produce the same metrics. Software Vulkan runs AlexNet at about
+/// 0.4 images/s on this machine, far too slow to train it to a good accuracy in CI, so
+/// this checks that the GPU run *is* the CPU run, whose learning the test above checks.
+#[test]
+fn the_wgpu_backend_follows_the_cpu_run() {
+    let Some(data) = data_dir() else { return };
+    if !gpu_available() {
+        return;
+    }
+    let tiny = ["--train-limit", "16", "--test-limit", "16", "--epochs", "1"];
+    let metrics_of = |backend: &str| {
+        let dir = temp_dir(&format!("follow-{backend}"));
+        let metrics = dir.join("metrics.jsonl");
+        let mut args = small_run(&data, &dir, &tiny);
+        let at = args.iter().position(|a| a == "cpu").unwrap();
+        args[at] = backend.to_string();
+        let batch = args.iter().position(|a| a == "--batch-size").unwrap() + 1;
+        args[batch] = "8".to_string();
+        args.extend(["--metrics".to_string(), metrics.display().to_string()]);
+        let output = run_strings(&args);
+        assert!(output.status.success(), "{backend}: {}", stderr(&output));
+        if backend == "wgpu" {
+            assert!(String::from_utf8_lossy(&output.stdout).contains("device: wgpu:"), "the GPU is named");
+        }
+        std::fs::read_to_string(&metrics).unwrap()
+    };
+    let (cpu, gpu) = (metrics_of("cpu"), metrics_of("wgpu"));
+    for key in ["train_loss", "test_loss"] {
+        let (c, g) = (field(&cpu, key), field(&gpu, key));
+        assert!(((g - c) / c).abs() < 1e-3, "{key}: wgpu {g} vs cpu {c}");
+    }
+    for key in ["train_accuracy", "test_accuracy"] {
+        let (c, g) = (field(&cpu, key), field(&gpu, key));
+        assert!((g - c).abs() <= 1.0 / 16.0 + 1e-9, "{key}: wgpu {g} vs cpu {c}");
+    }
 }

@@ -1,0 +1,213 @@
+//! `kiln-bench`: measures Kiln on one backend and prints one JSON object:
+//! GEMM GFLOP/s at AlexNet's shapes, each convolution's forward / input-gradient /
+//! weight-gradient milliseconds, images/s of an AlexNet training step (forward,
+//! backward, SGD update) and of inference, and peak memory.
+//!
+//! `cargo run -p kiln-bench --release -- --backend cpu --batch 32 --batch 128`
+
+use std::time::Instant;
+
+use clap::{Parser, ValueEnum};
+use kiln_cpu::CpuDevice;
+use kiln_nn::{Initializer, Mode, Module, Optimizer, Sequential, Sgd, models};
+use kiln_tensor::{Device, Tensor, no_grad};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum BackendChoice {
+    Cpu,
+    Wgpu,
+}
+
+/// Measure Kiln's kernels and AlexNet training/inference throughput; prints JSON.
+#[derive(Parser, Debug)]
+#[command(name = "kiln-bench", about)]
+struct Args {
+    /// Backend to measure.
+    #[arg(long, value_enum, default_value_t = BackendChoice::Cpu)]
+    backend: BackendChoice,
+    /// Batch sizes of the training/inference measurements (repeatable).
+    #[arg(long = "batch", default_values_t = [32, 128])]
+    batches: Vec<usize>,
+    /// Input image side.
+    #[arg(long, default_value_t = 224)]
+    image_size: usize,
+    /// Timed training steps per batch size (after one warm-up step); the best is reported.
+    #[arg(long, default_value_t = 3)]
+    steps: usize,
+    /// Batch of the per-layer and GEMM measurements.
+    #[arg(long, default_value_t = 32)]
+    layer_batch: usize,
+    /// CPU threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Skip the GEMM and per-layer measurements.
+    #[arg(long)]
+    skip_layers: bool,
+}
+
+/// Seconds of the fastest of `reps` runs of `f` (after one warm-up), synchronizing the
+/// device so GPU work is counted.
+fn best_of(device: &Device, reps: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    device.synchronize().expect("device error");
+    (0..reps.max(1))
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            device.synchronize().expect("device error");
+            start.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// A finite number with two decimals, or `null`.
+fn json_number(value: f64) -> String {
+    if value.is_finite() { format!("{value:.2}") } else { "null".into() }
+}
+
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: u64 =
+        status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// The five convolutions of AlexNet: (name, in, out, kernel, stride, padding, input side).
+fn conv_layers(image: usize) -> Vec<(&'static str, usize, usize, usize, usize, usize, usize)> {
+    let c1 = (image - 11) / 4 + 1;
+    let p1 = (c1 - 3) / 2 + 1;
+    let p2 = (p1 - 3) / 2 + 1;
+    vec![
+        ("conv1", 1, 96, 11, 4, 0, image),
+        ("conv2", 96, 256, 5, 1, 2, p1),
+        ("conv3", 256, 384, 3, 1, 1, p2),
+        ("conv4", 384, 384, 3, 1, 1, p2),
+        ("conv5", 384, 256, 3, 1, 1, p2),
+    ]
+}
+
+fn layer_figures(device: &Device, args: &Args) -> (Vec<String>, Vec<String>) {
+    let n = args.layer_batch;
+    let mut gemms = Vec::new();
+    let flat = models::alexnet(&mut Initializer::new(device, 0), 1, 10, args.image_size)
+        .ok()
+        .and_then(|m| m.summary(&[1, args.image_size, args.image_size].into()).ok())
+        .and_then(|s| s.rows.iter().find(|r| r.layer == "flatten").map(|r| r.output.numel()))
+        .unwrap_or(6400);
+    let mut shapes: Vec<(String, usize, usize, usize)> = vec![
+        ("square 1024".into(), 1024, 1024, 1024),
+        (format!("fc1 batch {n}"), n, flat, 4096),
+        (format!("fc2 batch {n}"), n, 4096, 4096),
+    ];
+    for (name, cin, cout, k, s, p, side) in conv_layers(args.image_size) {
+        let out = (side + 2 * p - k) / s + 1;
+        shapes.push((format!("{name} as GEMM, 1 image"), cout, cin * k * k, out * out));
+    }
+    for (name, m, k, nn) in shapes {
+        let a = Tensor::randn([m, k], 0.0, 1.0, 1, device);
+        let b = Tensor::randn([k, nn], 0.0, 1.0, 2, device);
+        let seconds = best_of(device, 3, || drop(a.matmul(&b)));
+        let gflops = 2.0 * (m * k * nn) as f64 / seconds / 1e9;
+        gemms.push(format!(
+            "{{\"shape\": \"{name}\", \"m\": {m}, \"k\": {k}, \"n\": {nn}, \"ms\": {:.3}, \"gflops\": {gflops:.1}}}",
+            seconds * 1e3
+        ));
+    }
+    let mut convs = Vec::new();
+    for (name, cin, cout, k, s, p, side) in conv_layers(args.image_size) {
+        let x = Tensor::randn([n, cin, side, side], 0.0, 1.0, 3, device).with_requires_grad();
+        let w = Tensor::randn([cout, cin, k, k], 0.0, 0.05, 4, device).with_requires_grad();
+        let b = Tensor::zeros([cout], device).with_requires_grad();
+        let forward = best_of(device, 2, || drop(no_grad(|| x.conv2d(&w, Some(&b), s, p))));
+        let y = x.conv2d(&w, Some(&b), s, p);
+        let g = Tensor::ones(y.shape().clone(), device);
+        let out = y.dims()[2];
+        let flops = 2.0 * (n * cout * out * out * cin * k * k) as f64;
+        let backend = device.backend();
+        let geo = kiln_tensor::Conv2dGeometry {
+            batch: n,
+            in_channels: cin,
+            in_h: side,
+            in_w: side,
+            out_channels: cout,
+            kernel_h: k,
+            kernel_w: k,
+            stride: (s, s),
+            padding: (p, p),
+        };
+        // conv1's input is the image, which needs no gradient: training never computes it.
+        let input_grad = if cin == 1 {
+            f64::NAN
+        } else {
+            best_of(device, 2, || drop(backend.conv2d_backward_input(g.storage(), w.storage(), &geo)))
+        };
+        let weight_grad =
+            best_of(device, 2, || drop(backend.conv2d_backward_weight(x.storage(), g.storage(), &geo, true)));
+        convs.push(format!(
+            "{{\"layer\": \"{name}\", \"batch\": {n}, \"forward_ms\": {:.2}, \"input_grad_ms\": {}, \"weight_grad_ms\": {:.2}, \"forward_gflops\": {:.1}, \"input_grad_gflops\": {}, \"weight_grad_gflops\": {:.1}}}",
+            forward * 1e3,
+            json_number(input_grad * 1e3),
+            weight_grad * 1e3,
+            flops / forward / 1e9,
+            json_number(flops / input_grad / 1e9),
+            flops / weight_grad / 1e9
+        ));
+    }
+    (gemms, convs)
+}
+
+/// Images/s of training steps and of inference at batch `n`.
+fn model_figures(device: &Device, args: &Args, n: usize) -> String {
+    let model: Sequential = models::alexnet(&mut Initializer::new(device, 1), 1, 10, args.image_size)
+        .expect("image size fits AlexNet");
+    let mut sgd = Sgd::new(0.01).with_momentum(0.9);
+    let x = Tensor::rand_uniform([n, 1, args.image_size, args.image_size], 0.0, 1.0, 2, device);
+    let labels = Tensor::from_i32([n], (0..n).map(|i| (i % 10) as i32).collect(), device);
+    let mut step = 0;
+    let train = best_of(device, args.steps, || {
+        let loss = model.forward(&x, Mode::train(step)).cross_entropy(&labels);
+        let grads = loss.backward();
+        sgd.step(&model, &grads);
+        loss.item().expect("loss readback");
+        step += 1;
+    });
+    let infer = best_of(device, args.steps, || {
+        no_grad(|| model.forward(&x, Mode::Eval)).argmax(1).to_vec_i32().expect("readback");
+    });
+    format!(
+        "{{\"batch\": {n}, \"train_step_s\": {train:.4}, \"train_images_per_s\": {:.2}, \"inference_s\": {infer:.4}, \"inference_images_per_s\": {:.2}}}",
+        n as f64 / train,
+        n as f64 / infer
+    )
+}
+
+fn main() {
+    let args = Args::parse();
+    if let Some(threads) = args.threads {
+        rayon::ThreadPoolBuilder::new().num_threads(threads).build_global().expect("thread pool");
+    }
+    let device = match args.backend {
+        BackendChoice::Cpu => Device::cpu(),
+        BackendChoice::Wgpu => match kiln_wgpu::shared() {
+            Ok((device, _)) => device,
+            Err(err) => {
+                eprintln!("error: {err}");
+                std::process::exit(1);
+            }
+        },
+    };
+    let (gemms, convs) =
+        if args.skip_layers { (Vec::new(), Vec::new()) } else { layer_figures(&device, &args) };
+    let models: Vec<String> = args.batches.iter().map(|&n| model_figures(&device, &args, n)).collect();
+    println!(
+        "{{\"backend\": \"{}\", \"threads\": {}, \"image_size\": {}, \"gemm\": [{}], \"conv\": [{}], \"alexnet\": [{}], \"peak_rss_bytes\": {}, \"device_memory_bytes\": {}}}",
+        device.name().replace('"', "'"),
+        rayon::current_num_threads(),
+        args.image_size,
+        gemms.join(", "),
+        convs.join(", "),
+        models.join(", "),
+        peak_rss_bytes().unwrap_or(0),
+        device.memory_in_use()
+    );
+}

@@ -1,0 +1,29 @@
+// Convolution forward as an implicit GEMM: M = out channels, N = batch·oH·oW,
+// K = C·kH·kW. A is the OIHW weight, B the im2col of the input, read on the fly;
+// the bias is added in the store.
+
+@group(0) @binding(1) var<storage, read> input: array<f32>;
+@group(0) @binding(2) var<storage, read> weight: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> output: array<f32>;
+
+fn load_a(m: u32, k: u32) -> f32 {
+    return weight[m * params.k + k];
+}
+
+fn load_b(k: u32, n: u32) -> f32 {
+    let at = im2col(k, n);
+    if (at < 0) {
+        return 0.0;
+    }
+    return input[u32(at)];
+}
+
+fn store_c(m: u32, n: u32, value: f32) {
+    let plane = params.out_h * params.out_w;
+    var v = value;
+    if (params.has_bias != 0u) {
+        v += bias[m];
+    }
+    output[((n / plane) * params.out_channels + m) * plane + n % plane] = v;
+}

@@ -1,0 +1,69 @@
+// Tiled GEMM body shared by matmul and the three convolution kernels: C[m, n] = Σₖ A[m, k]·B[k, n].
+// The including kernel defines `params` (with fields m, n, k) and the accessors
+// `load_a(m, k)`, `load_b(k, n)` and `store_c(m, n, value)`; the accessors turn the
+// GEMM indices into tensor indices (im2col on the fly for convolutions).
+//
+// A 16×16 workgroup computes a (16·ROWS)×64 tile of C, each invocation a ROWS×4 block,
+// stepping through K 16 at a time with both operand tiles staged in workgroup memory.
+// ROWS is 4 (64×64 tiles); the host compiles a ROWS = 1 variant (16×64 tiles) for
+// products with few rows, such as a dense layer at a small batch. Column
+// tiles run along x and spill into z (a dimension holds at most 65,535 workgroups);
+// row tiles run along y.
+
+const ROWS: u32 = 4u;
+const TILE_M: u32 = 16u * ROWS;
+const TILE_N: u32 = 64u;
+const TILE_K: u32 = 16u;
+
+var<workgroup> tile_a: array<f32, 1024>; // [TILE_K][TILE_M], TILE_M ≤ 64
+var<workgroup> tile_b: array<f32, 1024>; // [TILE_K][TILE_N]
+
+@compute @workgroup_size(16, 16, 1)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+        @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let row0 = wg.y * TILE_M;
+    let col0 = (wg.z * groups.x + wg.x) * TILE_N;
+    var acc: array<vec4<f32>, ROWS>;
+    for (var k0 = 0u; k0 < params.k; k0 += TILE_K) {
+        for (var i = 0u; i < ROWS; i++) {
+            let e = li + i * 256u;
+            // A: consecutive invocations take consecutive k (row-major A reads contiguously).
+            let am = e / TILE_K;
+            let ak = e % TILE_K;
+            var av = 0.0;
+            if (row0 + am < params.m && k0 + ak < params.k) {
+                av = load_a(row0 + am, k0 + ak);
+            }
+            tile_a[ak * TILE_M + am] = av;
+        }
+        for (var i = 0u; i < 4u; i++) {
+            let e = li + i * 256u;
+            // B: consecutive invocations take consecutive n.
+            let bk = e / TILE_N;
+            let bn = e % TILE_N;
+            var bv = 0.0;
+            if (k0 + bk < params.k && col0 + bn < params.n) {
+                bv = load_b(k0 + bk, col0 + bn);
+            }
+            tile_b[bk * TILE_N + bn] = bv;
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < TILE_K; kk++) {
+            let b = vec4<f32>(tile_b[kk * TILE_N + lid.x * 4u], tile_b[kk * TILE_N + lid.x * 4u + 1u],
+                              tile_b[kk * TILE_N + lid.x * 4u + 2u], tile_b[kk * TILE_N + lid.x * 4u + 3u]);
+            for (var i = 0u; i < ROWS; i++) {
+                acc[i] = fma(vec4<f32>(tile_a[kk * TILE_M + lid.y * ROWS + i]), b, acc[i]);
+            }
+        }
+        workgroupBarrier();
+    }
+    for (var i = 0u; i < ROWS; i++) {
+        let m = row0 + lid.y * ROWS + i;
+        for (var j = 0u; j < 4u; j++) {
+            let n = col0 + lid.x * 4u + j;
+            if (m < params.m && n < params.n) {
+                store_c(m, n, acc[i][j]);
+            }
+        }
+    }
+}

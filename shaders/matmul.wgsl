@@ -1,0 +1,32 @@
+// Matrix product C[m, n] = op(A)·op(B) with optional transposes (prepended to gemm_tile.wgsl).
+
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    trans_a: u32,
+    trans_b: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read_write> c: array<f32>;
+
+fn load_a(m: u32, k: u32) -> f32 {
+    if (params.trans_a != 0u) {
+        return a[k * params.m + m];
+    }
+    return a[m * params.k + k];
+}
+
+fn load_b(k: u32, n: u32) -> f32 {
+    if (params.trans_b != 0u) {
+        return b[n * params.k + k];
+    }
+    return b[k * params.n + n];
+}
+
+fn store_c(m: u32, n: u32, value: f32) {
+    c[m * params.n + n] = value;
+}

@@ -1,0 +1,63 @@
+// Fused optimizer updates, one invocation per parameter element, in place.
+
+struct Params {
+    n: u32,
+    use_velocity: u32,
+    nesterov: u32,
+    decoupled: u32,
+    lr: f32,
+    momentum: f32,
+    weight_decay: f32,
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    bias1: f32,
+    bias2: f32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> grad: array<f32>;
+@group(0) @binding(2) var<storage, read_write> param: array<f32>;
+@group(0) @binding(3) var<storage, read_write> state1: array<f32>;
+@group(0) @binding(4) var<storage, read_write> state2: array<f32>;
+
+// PyTorch's SGD: g += wd·p; v = μ·v + g; p −= lr·(nesterov ? g + μ·v : v).
+@compute @workgroup_size(256)
+fn sgd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+       @builtin(local_invocation_index) li: u32) {
+    let i = flat_index(wg, groups, li);
+    if (i >= params.n) {
+        return;
+    }
+    let p = param[i];
+    let d = grad[i] + params.weight_decay * p;
+    if (params.use_velocity == 0u) {
+        param[i] = p - params.lr * d;
+        return;
+    }
+    let v = params.momentum * state1[i] + d;
+    state1[i] = v;
+    param[i] = p - params.lr * select(v, d + params.momentum * v, params.nesterov != 0u);
+}
+
+// Adam / AdamW with bias corrections bias1 = 1 − β₁ᵗ, bias2 = 1 − β₂ᵗ.
+@compute @workgroup_size(256)
+fn adam(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+        @builtin(local_invocation_index) li: u32) {
+    let i = flat_index(wg, groups, li);
+    if (i >= params.n) {
+        return;
+    }
+    var p = param[i];
+    var g = grad[i];
+    if (params.decoupled != 0u) {
+        p *= 1.0 - params.lr * params.weight_decay;
+    } else {
+        g += params.weight_decay * p;
+    }
+    let m = params.beta1 * state1[i] + (1.0 - params.beta1) * g;
+    let v = params.beta2 * state2[i] + (1.0 - params.beta2) * g * g;
+    state1[i] = m;
+    state2[i] = v;
+    param[i] = p - params.lr * (m / params.bias1) / (sqrt(v / params.bias2) + params.eps);
+}
