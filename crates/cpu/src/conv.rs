@@ -94,20 +94,20 @@ fn col2im(col: &[f32], images: std::ops::Range<usize>, g: &Conv2dGeometry, p: &P
     }
 }
 
-/// Copies `[O, images·plane]` (GEMM layout) into `images` NCHW outputs, or back.
-fn transpose_groups(
-    gemm_layout: &mut [f32],
-    nchw: &mut [f32],
-    count: usize,
-    o: usize,
-    plane: usize,
-    to_nchw: bool,
-) {
-    for j in 0..count {
-        for c in 0..o {
-            let g = &mut gemm_layout[c * count * plane + j * plane..][..plane];
-            let n = &mut nchw[(j * o + c) * plane..][..plane];
-            if to_nchw { n.copy_from_slice(g) } else { g.copy_from_slice(n) }
+/// Copies a group's GEMM result `[O, count·plane]` into its `count` NCHW images.
+fn gemm_to_nchw(gemm: &[f32], nchw: &mut [f32], count: usize, o: usize, plane: usize) {
+    for (j, image) in nchw.chunks_mut(o * plane).take(count).enumerate() {
+        for (c, out) in image.chunks_mut(plane).enumerate() {
+            out.copy_from_slice(&gemm[c * count * plane + j * plane..][..plane]);
+        }
+    }
+}
+
+/// Copies `count` NCHW images into GEMM layout `[O, count·plane]`.
+fn nchw_to_gemm(nchw: &[f32], gemm: &mut [f32], count: usize, o: usize, plane: usize) {
+    for (j, image) in nchw.chunks(o * plane).take(count).enumerate() {
+        for (c, source) in image.chunks(plane).enumerate() {
+            gemm[c * count * plane + j * plane..][..plane].copy_from_slice(source);
         }
     }
 }
@@ -125,7 +125,7 @@ pub fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Conv2dGeometry) -
             im2col(x, images, g, &p, col);
             let dims = MatmulDims { m: o, k: p.patch, n: width, trans_a: false, trans_b: false };
             gemm(w, col, product, dims, 0.0);
-            transpose_groups(product, out_group, count, o, p.plane, true);
+            gemm_to_nchw(product, out_group, count, o, p.plane);
         });
         if let Some(bias) = bias {
             for (i, plane) in out_group.chunks_mut(p.plane).enumerate() {
@@ -146,8 +146,7 @@ pub fn backward_input(grad: &[f32], w: &[f32], g: &Conv2dGeometry) -> Vec<f32> {
         let width = count * p.plane;
         with_scratch(p.patch * width + o * width, |scratch| {
             let (col, dy) = scratch.split_at_mut(p.patch * width);
-            let mut grads = grad[images.start * p.out_image..images.end * p.out_image].to_vec();
-            transpose_groups(dy, &mut grads, count, o, p.plane, false);
+            nchw_to_gemm(&grad[images.start * p.out_image..images.end * p.out_image], dy, count, o, p.plane);
             let dims = MatmulDims { m: p.patch, k: o, n: width, trans_a: true, trans_b: false };
             gemm(w, dy, col, dims, 0.0);
             col2im(col, images, g, &p, dx_group);
@@ -175,8 +174,13 @@ pub fn backward_weight(
             let mut acc = vec![0.0; o * p.patch];
             with_scratch(p.patch * width + o * width, |scratch| {
                 let (col, dy) = scratch.split_at_mut(p.patch * width);
-                let mut grads = grad[images.start * p.out_image..images.end * p.out_image].to_vec();
-                transpose_groups(dy, &mut grads, count, o, p.plane, false);
+                nchw_to_gemm(
+                    &grad[images.start * p.out_image..images.end * p.out_image],
+                    dy,
+                    count,
+                    o,
+                    p.plane,
+                );
                 im2col(x, images, g, &p, col);
                 let dims = MatmulDims { m: o, k: width, n: p.patch, trans_a: false, trans_b: true };
                 gemm(dy, col, &mut acc, dims, 0.0);

@@ -2,7 +2,7 @@
 
 use kiln_tensor::{Shape, Tensor};
 
-use super::{expect_image, window_output};
+use super::{expect_image, visit_weight_and_bias, visit_weight_and_bias_mut, window_output};
 use crate::{Initializer, Mode, Module, NnError, Result, SummaryStyle};
 
 /// 2-D convolution over NCHW input; PyTorch's `nn.Conv2d` (square kernel).
@@ -98,16 +98,10 @@ impl Module for Conv2d {
     }
 
     fn visit_parameters(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
-        f(&format!("{prefix}weight"), &self.weight);
-        if let Some(bias) = &self.bias {
-            f(&format!("{prefix}bias"), bias);
-        }
+        visit_weight_and_bias(prefix, &self.weight, self.bias.as_ref(), f);
     }
 
     fn visit_parameters_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
-        f(&format!("{prefix}weight"), &mut self.weight);
-        if let Some(bias) = &mut self.bias {
-            f(&format!("{prefix}bias"), bias);
-        }
+        visit_weight_and_bias_mut(prefix, &mut self.weight, self.bias.as_mut(), f);
     }
 }

@@ -2,6 +2,7 @@
 
 use kiln_tensor::{Shape, Tensor};
 
+use super::{visit_weight_and_bias, visit_weight_and_bias_mut};
 use crate::{Initializer, Mode, Module, NnError, Result, SummaryStyle};
 
 /// Fully connected layer; PyTorch's `nn.Linear` (weight `[out, in]`).
@@ -67,16 +68,10 @@ impl Module for Dense {
     }
 
     fn visit_parameters(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
-        f(&format!("{prefix}weight"), &self.weight);
-        if let Some(bias) = &self.bias {
-            f(&format!("{prefix}bias"), bias);
-        }
+        visit_weight_and_bias(prefix, &self.weight, self.bias.as_ref(), f);
     }
 
     fn visit_parameters_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
-        f(&format!("{prefix}weight"), &mut self.weight);
-        if let Some(bias) = &mut self.bias {
-            f(&format!("{prefix}bias"), bias);
-        }
+        visit_weight_and_bias_mut(prefix, &mut self.weight, self.bias.as_mut(), f);
     }
 }

@@ -17,7 +17,7 @@ pub use flatten::Flatten;
 pub use pool::MaxPool2d;
 pub use sequential::Sequential;
 
-use kiln_tensor::Shape;
+use kiln_tensor::{Shape, Tensor};
 
 use crate::summary::format_dims;
 use crate::{NnError, Result};
@@ -47,4 +47,30 @@ fn window_output(
         )));
     }
     Ok((len + 2 * pad - window) / stride + 1)
+}
+
+/// Visits a layer's `weight` and optional `bias` under `prefix`.
+fn visit_weight_and_bias(
+    prefix: &str,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    f: &mut dyn FnMut(&str, &Tensor),
+) {
+    f(&format!("{prefix}weight"), weight);
+    if let Some(bias) = bias {
+        f(&format!("{prefix}bias"), bias);
+    }
+}
+
+/// Visits a layer's `weight` and optional `bias` under `prefix`, mutably.
+fn visit_weight_and_bias_mut(
+    prefix: &str,
+    weight: &mut Tensor,
+    bias: Option<&mut Tensor>,
+    f: &mut dyn FnMut(&str, &mut Tensor),
+) {
+    f(&format!("{prefix}weight"), weight);
+    if let Some(bias) = bias {
+        f(&format!("{prefix}bias"), bias);
+    }
 }

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Runs Kiln's CPU benchmark and the PyTorch and TensorFlow references alternately,
+# ROUNDS times each, at the same batch, image size, threads and step count, then prints
+# the median images/s of each and Kiln's ratios to them (JSON lines in OUT_DIR too).
+#
+#   bench/compare.sh [ROUNDS=3] [BATCH=128] [IMAGE=224] [THREADS=2] [OUT_DIR=bench/results]
+#
+# Needs: pip install -r bench/requirements.txt (a framework that is missing is skipped).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=${1:-3} batch=${2:-128} image=${3:-224} threads=${4:-2} out=${5:-bench/results}
+mkdir -p "$out"
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+log="$out/compare-$stamp.jsonl"
+cargo build --release -p kiln-bench >/dev/null
+
+frameworks=(kiln)
+python3 -c "import torch" 2>/dev/null && frameworks+=(pytorch)
+python3 -c "import tensorflow" 2>/dev/null && frameworks+=(tensorflow)
+for round in $(seq "$rounds"); do
+  for fw in "${frameworks[@]}"; do
+    case $fw in
+      kiln) line=$(./target/release/kiln-bench --backend cpu --skip-layers --batch "$batch" \
+              --image-size "$image" --threads "$threads" --steps 2) ;;
+      pytorch) line=$(python3 bench/pytorch_alexnet.py --batch "$batch" --image-size "$image" \
+              --threads "$threads" --steps 2) ;;
+      tensorflow) line=$(python3 bench/tensorflow_alexnet.py --batch "$batch" --image-size "$image" \
+              --threads "$threads" --steps 2) ;;
+    esac
+    echo "{\"round\": $round, \"framework\": \"$fw\", \"result\": $line}" | tee -a "$log"
+  done
+done
+
+python3 - "$log" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+def median(fw, key):
+    vals = [r["result"]["alexnet"][0][key] for r in rows if r["framework"] == fw]
+    return statistics.median(vals) if vals else None
+def peak(fw):
+    vals = [r["result"]["peak_rss_bytes"] for r in rows if r["framework"] == fw]
+    return statistics.median(vals) if vals else None
+fws = sorted({r["framework"] for r in rows}, key=lambda f: f != "kiln")
+print(f"{'framework':<12}{'train img/s':>12}{'infer img/s':>12}{'peak RSS GiB':>14}")
+for fw in fws:
+    print(f"{fw:<12}{median(fw, 'train_images_per_s'):>12.2f}{median(fw, 'inference_images_per_s'):>12.2f}"
+          f"{peak(fw) / 2**30:>14.2f}")
+for fw in fws[1:]:
+    t = median("kiln", "train_images_per_s") / median(fw, "train_images_per_s")
+    i = median("kiln", "inference_images_per_s") / median(fw, "inference_images_per_s")
+    print(f"kiln / {fw}: training {t:.2f}x, inference {i:.2f}x, peak memory {peak('kiln') / peak(fw):.2f}x")
+PY

@@ -1,0 +1,69 @@
+"""PyTorch reference for kiln-bench: the same AlexNet, batch, threads and step count,
+printing the same JSON fields as kiln-bench's "alexnet" entries.
+
+    python3 bench/pytorch_alexnet.py --batch 128 --image-size 224 --steps 3 --threads 2
+"""
+import argparse
+import json
+import resource
+
+import torch
+import torch.nn as nn
+
+from timing import best_of
+
+
+def alexnet(flat):
+    return nn.Sequential(
+        nn.Conv2d(1, 96, 11, stride=4), nn.ReLU(), nn.MaxPool2d(3, 2),
+        nn.Conv2d(96, 256, 5, padding=2), nn.ReLU(), nn.MaxPool2d(3, 2),
+        nn.Conv2d(256, 384, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(384, 384, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(384, 256, 3, padding=1), nn.ReLU(), nn.MaxPool2d(3, 2),
+        nn.Flatten(), nn.Linear(flat, 4096), nn.ReLU(), nn.Dropout(0.5),
+        nn.Linear(4096, 4096), nn.ReLU(), nn.Dropout(0.5), nn.Linear(4096, 10),
+    )
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--batch", type=int, action="append")
+    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    side = args.image_size
+    c1 = (side - 11) // 4 + 1
+    p3 = (((c1 - 3) // 2 + 1 - 3) // 2 + 1 - 3) // 2 + 1
+    results = []
+    for n in args.batch or [32, 128]:
+        model = alexnet(256 * p3 * p3)
+        sgd = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        x = torch.rand(n, 1, side, side)
+        labels = torch.arange(n) % 10
+
+        def train():
+            model.train()
+            sgd.zero_grad(set_to_none=True)
+            loss = nn.functional.cross_entropy(model(x), labels)
+            loss.backward()
+            sgd.step()
+            loss.item()
+
+        def infer():
+            model.eval()
+            with torch.no_grad():
+                model(x).argmax(1).tolist()
+
+        t, i = best_of(args.steps, train), best_of(args.steps, infer)
+        results.append({"batch": n, "train_step_s": round(t, 4), "train_images_per_s": round(n / t, 2),
+                        "inference_s": round(i, 4), "inference_images_per_s": round(n / i, 2)})
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"backend": f"pytorch {torch.__version__}", "threads": args.threads,
+                      "image_size": side, "alexnet": results, "peak_rss_bytes": peak}))
+
+
+if __name__ == "__main__":
+    main()
