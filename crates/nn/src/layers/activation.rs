@@ -1,5 +1,16 @@
 //! Activation layers: `ReLU`, `Sigmoid`, `Tanh`. In summaries they fold into the row of
 //! the layer they follow.
+//!
+//! ```
+//! use kiln_cpu::CpuDevice;
+//! use kiln_nn::{Mode, Module, ReLU, Sigmoid, Tanh};
+//! use kiln_tensor::{Device, Tensor};
+//!
+//! let x = Tensor::from_vec([3], vec![-1.0, 0.0, 2.0], &Device::cpu());
+//! assert_eq!(ReLU.forward(&x, Mode::Eval).to_vec().unwrap(), vec![0.0, 0.0, 2.0]);
+//! assert_eq!(Sigmoid.forward(&x, Mode::Eval).to_vec().unwrap()[1], 0.5);
+//! assert_eq!(Tanh.forward(&x, Mode::Eval).to_vec().unwrap()[1], 0.0);
+//! ```
 
 use kiln_tensor::{Shape, Tensor};
 

@@ -5,6 +5,15 @@ use kiln_tensor::{Shape, Tensor};
 use crate::{Mode, Module, Result, SummaryStyle};
 
 /// Flattens every dimension after the batch; PyTorch's `nn.Flatten()`.
+///
+/// ```
+/// use kiln_cpu::CpuDevice;
+/// use kiln_nn::{Flatten, Mode, Module};
+/// use kiln_tensor::{Device, Tensor};
+///
+/// let y = Flatten.forward(&Tensor::zeros([2, 256, 5, 5], &Device::cpu()), Mode::Eval);
+/// assert_eq!(y.dims(), &[2, 6400]);
+/// ```
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Flatten;
 
