@@ -13,11 +13,10 @@ fn load_a(m: u32, k: u32) -> f32 {
 }
 
 fn load_b(k: u32, n: u32) -> f32 {
-    let area = params.kernel_h * params.kernel_w;
-    let o = k / area;
-    let r = k % area;
-    let ky = r / params.kernel_w;
-    let kx = r % params.kernel_w;
+    let tap = split_row(k);
+    let o = tap.x;
+    let ky = tap.y;
+    let kx = tap.z;
     let in_plane = params.in_h * params.in_w;
     let b = n / in_plane;
     let p = n % in_plane;

@@ -23,14 +23,21 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> params: Params;
 
+// Splits an unrolled row index (c·kH + ky)·kW + kx into (c, ky, kx); for the input
+// gradient the leading index is the output channel instead of c.
+fn split_row(row: u32) -> vec3<u32> {
+    let area = params.kernel_h * params.kernel_w;
+    let r = row % area;
+    return vec3<u32>(row / area, r / params.kernel_w, r % params.kernel_w);
+}
+
 // Input pixel for unrolled row `row` (= (c·kH + ky)·kW + kx) and output position
 // `column` (= (b·oH + y)·oW + x); zero in the padding.
 fn im2col(row: u32, column: u32) -> i32 {
-    let area = params.kernel_h * params.kernel_w;
-    let c = row / area;
-    let r = row % area;
-    let ky = r / params.kernel_w;
-    let kx = r % params.kernel_w;
+    let tap = split_row(row);
+    let c = tap.x;
+    let ky = tap.y;
+    let kx = tap.z;
     let plane = params.out_h * params.out_w;
     let b = column / plane;
     let p = column % plane;
