@@ -10,7 +10,7 @@ import resource
 import torch
 import torch.nn as nn
 
-from timing import best_of
+from timing import best_of, result_row
 
 
 def alexnet(flat):
@@ -57,9 +57,7 @@ def main():
             with torch.no_grad():
                 model(x).argmax(1).tolist()
 
-        t, i = best_of(args.steps, train), best_of(args.steps, infer)
-        results.append({"batch": n, "train_step_s": round(t, 4), "train_images_per_s": round(n / t, 2),
-                        "inference_s": round(i, 4), "inference_images_per_s": round(n / i, 2)})
+        results.append(result_row(n, best_of(args.steps, train), best_of(args.steps, infer)))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(json.dumps({"backend": f"pytorch {torch.__version__}", "threads": args.threads,
                       "image_size": side, "alexnet": results, "peak_rss_bytes": peak}))

@@ -20,7 +20,7 @@ def main():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
-    from timing import best_of
+    from timing import best_of, result_row
     from tensorflow import keras
     from tensorflow.keras import layers
 
@@ -62,8 +62,7 @@ def main():
 
         t = best_of(args.steps, lambda: float(train_step()))
         i = best_of(args.steps, lambda: infer_step().numpy())
-        results.append({"batch": n, "train_step_s": round(t, 4), "train_images_per_s": round(n / t, 2),
-                        "inference_s": round(i, 4), "inference_images_per_s": round(n / i, 2)})
+        results.append(result_row(n, t, i))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(json.dumps({"backend": f"tensorflow {tf.__version__}", "threads": args.threads,
                       "image_size": side, "alexnet": results, "peak_rss_bytes": peak}))

@@ -45,7 +45,9 @@ fn unary_code(op: UnaryOp) -> (u32, f32) {
     }
 }
 
-/// Words of the elementwise parameter block: eight scalars, then dims and strides.
+/// Words of the elementwise parameter block: `n`, `op`, then `scalars` as `[rank,
+/// seed_lo, seed_hi, scalar, threshold, scale]` (rank is filled in from `shapes`), then
+/// dims and strides.
 fn elementwise_params(
     n: usize,
     op: u32,
@@ -451,9 +453,8 @@ impl Backend for WgpuBackend {
         let out = self.f32s(n, "dropout");
         let threshold = p * (1u32 << 24) as f32;
         let scale = 1.0 / (1.0 - p);
-        let scalars = [seed as u32, (seed >> 32) as u32, 0, f(threshold), f(scale), 0];
-        let mut params = elementwise_params(n, 0, [0; 6], None);
-        params[3..8].copy_from_slice(&scalars[..5]);
+        let params =
+            elementwise_params(n, 0, [0, seed as u32, (seed >> 32) as u32, 0, f(threshold), f(scale)], None);
         self.gpu.dispatch(
             Kernel::Dropout,
             "dropout",
