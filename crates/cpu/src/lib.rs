@@ -2,8 +2,10 @@
 //!
 //! Kiln's CPU backend: every [`Backend`] kernel on host memory, parallel on rayon's
 //! global pool (size it with `RAYON_NUM_THREADS` or `rayon::ThreadPoolBuilder`).
-//! Convolutions are im2col + GEMM with per-thread reused scratch; GEMMs use
-//! `matrixmultiply`'s run-time-selected SIMD kernels (AVX-512 where present).
+//! Every matrix product and convolution runs on one cache-blocked GEMM with packed
+//! panels and a 6×16 micro-kernel chosen at run time ([`GemmKernel`]: AVX2 + FMA where
+//! the CPU has them, portable Rust otherwise). Convolutions are implicit GEMMs: the
+//! im2col matrix is packed straight into the GEMM's panels, never materialized.
 //!
 //! ```
 //! use kiln_cpu::CpuDevice;
@@ -30,6 +32,7 @@ use kiln_tensor::{
     SgdStep, Shape, StorageRef, UnaryOp,
 };
 
+pub use gemm::GemmKernel;
 pub use storage::live_bytes;
 use storage::{read_f32, read_i32, wrap_f32, wrap_i32, write_f32};
 
@@ -154,7 +157,7 @@ impl Backend for CpuBackend {
 
     fn matmul(&self, a: &StorageRef, b: &StorageRef, dims: MatmulDims) -> StorageRef {
         let mut c = vec![0.0; dims.m * dims.n];
-        gemm::gemm(&read_f32(a), &read_f32(b), &mut c, dims, 0.0);
+        gemm::gemm(&read_f32(a), &read_f32(b), &mut c, dims);
         wrap_f32(c)
     }
 

@@ -1,5 +1,6 @@
 //! Per-thread scratch buffers, grown on demand and reused across calls, so convolutions
-//! allocate their im2col matrices once per worker thread rather than once per image.
+//! allocate their per-group GEMM layouts once per worker thread rather than once per
+//! group.
 
 use std::cell::RefCell;
 

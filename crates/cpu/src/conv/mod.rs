@@ -1,0 +1,199 @@
+//! Convolution as implicit im2col + GEMM. The unrolled receptive fields are packed
+//! straight into the GEMM's panels from a zero-padded copy of the input ([`patches`]),
+//! never materialized. Images are
+//! processed in groups whose output pixels sit side by side in one GEMM, so every GEMM
+//! has enough columns to run at full speed even when the output planes are tiny (3×3
+//! in AlexNet's last layers at 67×67). Groups run in parallel on rayon; the weight
+//! gradient sums per-group partial products in a fixed order, so results are
+//! bit-identical from run to run. The input gradient of a stride-1 convolution is the
+//! forward convolution of the output gradient with the kernels flipped and transposed.
+
+mod col2im;
+mod patches;
+
+use kiln_tensor::Conv2dGeometry;
+use rayon::prelude::*;
+
+use crate::gemm::{Strided, gemm_packed};
+use crate::scratch::with_scratch;
+use patches::{PaddedInput, PatchSource, Patches, PatchesTransposed};
+
+/// Columns a group's GEMM aims for; more adds memory without adding speed.
+const TARGET_COLUMNS: usize = 1024;
+
+/// Sizes of one convolution, derived once.
+struct Plan {
+    /// Rows of the unrolled matrix: `C·kH·kW`.
+    patch: usize,
+    /// Output pixels per plane: `oH·oW`.
+    plane: usize,
+    /// Input elements per image.
+    image: usize,
+    /// Output elements per image.
+    out_image: usize,
+    /// Images per group.
+    group: usize,
+}
+
+impl Plan {
+    fn new(g: &Conv2dGeometry) -> Self {
+        let plane = g.out_h() * g.out_w();
+        let per_thread = g.batch.div_ceil(rayon::current_num_threads()).max(1);
+        Plan {
+            patch: g.in_channels * g.kernel_h * g.kernel_w,
+            plane,
+            image: g.in_channels * g.in_h * g.in_w,
+            out_image: g.out_channels * plane,
+            group: TARGET_COLUMNS.div_ceil(plane).clamp(1, per_thread),
+        }
+    }
+
+    /// The image range of each group.
+    fn groups(&self, batch: usize) -> Vec<std::ops::Range<usize>> {
+        (0..batch.div_ceil(self.group)).map(|i| i * self.group..((i + 1) * self.group).min(batch)).collect()
+    }
+}
+
+/// Copies a group's GEMM result `[O, count·plane]` into its `count` NCHW images.
+fn gemm_to_nchw(gemm: &[f32], nchw: &mut [f32], count: usize, o: usize, plane: usize) {
+    for (j, image) in nchw.chunks_mut(o * plane).take(count).enumerate() {
+        for (c, out) in image.chunks_mut(plane).enumerate() {
+            out.copy_from_slice(&gemm[c * count * plane + j * plane..][..plane]);
+        }
+    }
+}
+
+/// Copies `count` NCHW images into GEMM layout `[O, count·plane]`.
+fn nchw_to_gemm(nchw: &[f32], gemm: &mut [f32], count: usize, o: usize, plane: usize) {
+    for (j, image) in nchw.chunks(o * plane).take(count).enumerate() {
+        for (c, source) in image.chunks(plane).enumerate() {
+            gemm[c * count * plane + j * plane..][..plane].copy_from_slice(source);
+        }
+    }
+}
+
+/// A row-major `rows×cols` matrix over all of `data`.
+fn row_major(data: &[f32], cols: usize) -> Strided<'_> {
+    Strided { data, offset: 0, row_stride: cols, col_stride: 1 }
+}
+
+/// Forward: `out = W · im2col(x) + bias`.
+pub fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Conv2dGeometry) -> Vec<f32> {
+    let p = Plan::new(g);
+    let o = g.out_channels;
+    let weights = row_major(w, p.patch);
+    let input = PaddedInput::new(x, g);
+    let mut out = vec![0.0; g.batch * p.out_image];
+    out.par_chunks_mut(p.group * p.out_image).zip(p.groups(g.batch)).for_each(|(out_group, images)| {
+        let count = images.len();
+        let width = count * p.plane;
+        let patches = Patches(PatchSource { input: &input, first_image: images.start, geometry: g });
+        if count == 1 {
+            gemm_packed(o, p.patch, width, &weights, &patches, out_group, width);
+        } else {
+            with_scratch(o * width, |product| {
+                gemm_packed(o, p.patch, width, &weights, &patches, product, width);
+                gemm_to_nchw(product, out_group, count, o, p.plane);
+            });
+        }
+        if let Some(bias) = bias {
+            for (i, plane) in out_group.chunks_mut(p.plane).enumerate() {
+                plane.iter_mut().for_each(|v| *v += bias[i % o]);
+            }
+        }
+    });
+    out
+}
+
+/// Input gradient. For stride 1 (and padding below the kernel size) it is the forward
+/// convolution of `dy` with [`flipped_kernels`] over [`flipped_geometry`]; otherwise
+/// `col2im(Wᵀ · dy)`.
+pub fn backward_input(grad: &[f32], w: &[f32], g: &Conv2dGeometry) -> Vec<f32> {
+    match flipped_geometry(g) {
+        Some(flipped) => forward(grad, &flipped_kernels(w, g), None, &flipped),
+        None => col2im::backward_input(grad, w, g),
+    }
+}
+
+/// The convolution that maps `dy` to `dx` when the stride is 1: `O` input channels of
+/// the output's size, `C` output channels, padding `k − 1 − p` (so the output is the
+/// input's size again). `None` for other strides or padding of a kernel size or more.
+fn flipped_geometry(g: &Conv2dGeometry) -> Option<Conv2dGeometry> {
+    let fits = g.stride == (1, 1) && g.padding.0 < g.kernel_h && g.padding.1 < g.kernel_w;
+    fits.then(|| Conv2dGeometry {
+        batch: g.batch,
+        in_channels: g.out_channels,
+        in_h: g.out_h(),
+        in_w: g.out_w(),
+        out_channels: g.in_channels,
+        kernel_h: g.kernel_h,
+        kernel_w: g.kernel_w,
+        stride: (1, 1),
+        padding: (g.kernel_h - 1 - g.padding.0, g.kernel_w - 1 - g.padding.1),
+    })
+}
+
+/// The weights `[O, C, kH, kW]` as `[C, O, kH, kW]` with each kernel rotated 180°.
+fn flipped_kernels(w: &[f32], g: &Conv2dGeometry) -> Vec<f32> {
+    let (o, c, taps) = (g.out_channels, g.in_channels, g.kernel_h * g.kernel_w);
+    let mut flipped = vec![0.0; w.len()];
+    for (oc, kernel) in w.chunks_exact(taps).enumerate() {
+        let (out_channel, in_channel) = (oc / c, oc % c);
+        let target = &mut flipped[(in_channel * o + out_channel) * taps..][..taps];
+        target.iter_mut().zip(kernel.iter().rev()).for_each(|(t, v)| *t = *v);
+    }
+    flipped
+}
+
+/// Weight gradient `Σ dy · im2col(x)ᵀ`, and the bias gradient `Σ dy` per channel when
+/// asked.
+pub fn backward_weight(
+    x: &[f32],
+    grad: &[f32],
+    g: &Conv2dGeometry,
+    with_bias: bool,
+) -> (Vec<f32>, Option<Vec<f32>>) {
+    let p = Plan::new(g);
+    let o = g.out_channels;
+    let input = PaddedInput::new(x, g);
+    let partials: Vec<Vec<f32>> = p
+        .groups(g.batch)
+        .into_par_iter()
+        .map(|images| {
+            let count = images.len();
+            let width = count * p.plane;
+            let mut acc = vec![0.0; o * p.patch];
+            let patches =
+                PatchesTransposed(PatchSource { input: &input, first_image: images.start, geometry: g });
+            let dy = &grad[images.start * p.out_image..images.end * p.out_image];
+            if count == 1 {
+                gemm_packed(o, width, p.patch, &row_major(dy, width), &patches, &mut acc, p.patch);
+            } else {
+                with_scratch(o * width, |dy_gemm| {
+                    nchw_to_gemm(dy, dy_gemm, count, o, p.plane);
+                    gemm_packed(o, width, p.patch, &row_major(dy_gemm, width), &patches, &mut acc, p.patch);
+                });
+            }
+            acc
+        })
+        .collect();
+    let mut partials = partials.into_iter();
+    let mut dw = partials.next().expect("at least one group");
+    for partial in partials {
+        dw.iter_mut().zip(&partial).for_each(|(a, b)| *a += b);
+    }
+    let db = with_bias.then(|| {
+        (0..o)
+            .into_par_iter()
+            .map(|c| {
+                (0..g.batch)
+                    .map(|n| grad[n * p.out_image + c * p.plane..][..p.plane].iter().sum::<f32>())
+                    .sum()
+            })
+            .collect()
+    });
+    (dw, db)
+}
+
+#[cfg(test)]
+mod tests;

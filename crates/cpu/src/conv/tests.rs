@@ -1,0 +1,126 @@
+//! The convolution kernels against a direct float64 convolution, on geometries that
+//! exercise each path: groups of several images (output pixels of one GEMM panel
+//! spanning two images), rows wider than a panel, strides with padding, the flipped-
+//! kernel input gradient (stride 1) and the col2im one (strided, or padding of a kernel
+//! size or more).
+
+use kiln_tensor::Conv2dGeometry;
+
+use super::{backward_input, backward_weight, forward};
+
+/// Deterministic values in [-1, 1).
+fn values(len: usize, seed: u64) -> Vec<f32> {
+    let mut state = seed;
+    (0..len)
+        .map(|_| {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+/// Calls `f(n, o, c, y, x, kh, kw, input_index)` for every in-bounds multiply-add.
+fn for_each_tap(g: &Conv2dGeometry, mut f: impl FnMut([usize; 5], usize, usize, usize)) {
+    for n in 0..g.batch {
+        for o in 0..g.out_channels {
+            for c in 0..g.in_channels {
+                for y in 0..g.out_h() {
+                    for x in 0..g.out_w() {
+                        for kh in 0..g.kernel_h {
+                            for kw in 0..g.kernel_w {
+                                let ih = (y * g.stride.0 + kh) as isize - g.padding.0 as isize;
+                                let iw = (x * g.stride.1 + kw) as isize - g.padding.1 as isize;
+                                if ih < 0 || iw < 0 || ih >= g.in_h as isize || iw >= g.in_w as isize {
+                                    continue;
+                                }
+                                let input =
+                                    ((n * g.in_channels + c) * g.in_h + ih as usize) * g.in_w + iw as usize;
+                                let weight = ((o * g.in_channels + c) * g.kernel_h + kh) * g.kernel_w + kw;
+                                let output = ((n * g.out_channels + o) * g.out_h() + y) * g.out_w() + x;
+                                f([n, o, c, y, x], input, weight, output);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn assert_close(what: &str, got: &[f32], want: &[f64], g: &Conv2dGeometry) {
+    assert_eq!(got.len(), want.len(), "{what} length for {g:?}");
+    for (i, (a, b)) in got.iter().zip(want).enumerate() {
+        assert!((f64::from(*a) - b).abs() <= 1e-4 * (1.0 + b.abs()), "{what} {i}: {a} vs {b} for {g:?}");
+    }
+}
+
+fn check(g: Conv2dGeometry) {
+    let x = values(g.batch * g.in_channels * g.in_h * g.in_w, 1);
+    let w = values(g.out_channels * g.in_channels * g.kernel_h * g.kernel_w, 2);
+    let bias = values(g.out_channels, 3);
+    let out_len = g.batch * g.out_channels * g.out_h() * g.out_w();
+    let dy = values(out_len, 4);
+    let plane = g.out_h() * g.out_w();
+    let mut out = vec![0.0; out_len];
+    for (i, v) in out.iter_mut().enumerate() {
+        *v = f64::from(bias[i / plane % g.out_channels]);
+    }
+    let mut dx = vec![0.0; x.len()];
+    let mut dw = vec![0.0; w.len()];
+    for_each_tap(&g, |_, input, weight, output| {
+        out[output] += f64::from(x[input]) * f64::from(w[weight]);
+        dx[input] += f64::from(dy[output]) * f64::from(w[weight]);
+        dw[weight] += f64::from(dy[output]) * f64::from(x[input]);
+    });
+    let db: Vec<f64> = (0..g.out_channels)
+        .map(|o| (0..out_len).filter(|i| i / plane % g.out_channels == o).map(|i| f64::from(dy[i])).sum())
+        .collect();
+    assert_close("forward", &forward(&x, &w, Some(&bias), &g), &out, &g);
+    assert_close("input gradient", &backward_input(&dy, &w, &g), &dx, &g);
+    let (got_dw, got_db) = backward_weight(&x, &dy, &g, true);
+    assert_close("weight gradient", &got_dw, &dw, &g);
+    assert_close("bias gradient", &got_db.expect("asked for"), &db, &g);
+}
+
+fn geometry(
+    input: [usize; 4],
+    o: usize,
+    kernel: (usize, usize),
+    stride: (usize, usize),
+    padding: (usize, usize),
+) -> Conv2dGeometry {
+    let [batch, in_channels, in_h, in_w] = input;
+    Conv2dGeometry {
+        batch,
+        in_channels,
+        in_h,
+        in_w,
+        out_channels: o,
+        kernel_h: kernel.0,
+        kernel_w: kernel.1,
+        stride,
+        padding,
+    }
+}
+
+#[test]
+fn groups_of_small_images_with_padding() {
+    check(geometry([9, 3, 5, 4], 7, (3, 3), (1, 1), (1, 1)));
+    check(geometry([5, 4, 6, 7], 5, (5, 5), (1, 1), (2, 2)));
+}
+
+#[test]
+fn rows_wider_than_a_panel() {
+    check(geometry([2, 2, 9, 41], 3, (3, 5), (1, 1), (0, 2)));
+}
+
+#[test]
+fn strided_convolutions() {
+    check(geometry([3, 1, 23, 27], 4, (11, 11), (4, 4), (0, 0)));
+    check(geometry([2, 3, 9, 20], 4, (3, 3), (2, 3), (1, 2)));
+}
+
+#[test]
+fn padding_of_a_kernel_size_or_more() {
+    check(geometry([2, 2, 4, 5], 3, (2, 2), (1, 1), (2, 2)));
+}

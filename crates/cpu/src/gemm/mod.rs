@@ -1,0 +1,212 @@
+//! Single-precision GEMM: a cache-blocked loop over packed panels ([`packed`]) around a
+//! 6×16 micro-kernel picked once at run time ([`GemmKernel`]). The right-hand matrix
+//! is anything that can write its own packed panels ([`PackB`]), so convolutions feed
+//! their unrolled receptive fields straight into the panels without materializing the
+//! im2col matrix. Plain matrix products are split over rayon's pool when called from
+//! outside it and big enough.
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+mod packed;
+mod portable;
+
+use std::sync::OnceLock;
+
+use kiln_tensor::MatmulDims;
+use rayon::prelude::*;
+
+/// Rows of `C` one micro-kernel call produces.
+pub const MR: usize = 6;
+/// Columns of `C` one micro-kernel call produces (the width of a packed `B` panel).
+pub const NR: usize = 16;
+
+/// Below this many multiply-adds a plain GEMM runs on the calling thread.
+const PARALLEL_MIN_WORK: usize = 1 << 20;
+
+/// The micro-kernel behind every GEMM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GemmKernel {
+    /// Twelve 8-lane AVX2 registers updated with fused multiply-adds.
+    #[cfg(target_arch = "x86_64")]
+    Avx2Fma,
+    /// Plain Rust the compiler vectorizes for the build's baseline (SSE2, NEON).
+    Portable,
+}
+
+impl GemmKernel {
+    /// The fastest kernel this CPU runs, detected once.
+    pub fn detect() -> Self {
+        static DETECTED: OnceLock<GemmKernel> = OnceLock::new();
+        *DETECTED.get_or_init(|| {
+            #[cfg(target_arch = "x86_64")]
+            if avx2::available() {
+                return GemmKernel::Avx2Fma;
+            }
+            GemmKernel::Portable
+        })
+    }
+
+    /// Whether this CPU can run the kernel.
+    pub fn is_available(self) -> bool {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            GemmKernel::Avx2Fma => avx2::available(),
+            GemmKernel::Portable => true,
+        }
+    }
+
+    /// A short name for benchmark reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            GemmKernel::Avx2Fma => "packed 6x16, avx2+fma",
+            GemmKernel::Portable => "packed 6x16, portable",
+        }
+    }
+
+    /// The micro-kernel: `C[MR×NR] (+)= A panel · B panel` over `k` steps.
+    fn micro_kernel(self) -> packed::MicroKernel {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            GemmKernel::Avx2Fma => avx2::kernel,
+            GemmKernel::Portable => portable::kernel,
+        }
+    }
+}
+
+/// A `k×n` right-hand matrix that writes its own packed panels.
+pub trait PackB: Sync {
+    /// Writes rows `first_row..first_row + rows` of columns `first_col..first_col +
+    /// cols` (`cols <= NR`) into `panel`, row `p` at `panel[p·NR..]`. Entries of the
+    /// panel past `cols` are left as they are (the caller zeroes them).
+    fn pack(&self, first_row: usize, rows: usize, first_col: usize, cols: usize, panel: &mut [f32]);
+}
+
+/// A matrix stored in a slice with element strides (a transposed matrix swaps them).
+#[derive(Clone, Copy, Debug)]
+pub struct Strided<'a> {
+    /// The elements.
+    pub data: &'a [f32],
+    /// Index of element `(0, 0)` in `data`.
+    pub offset: usize,
+    /// Distance between rows.
+    pub row_stride: usize,
+    /// Distance between columns.
+    pub col_stride: usize,
+}
+
+impl Strided<'_> {
+    /// Element `(i, j)`.
+    fn at(&self, i: usize, j: usize) -> f32 {
+        self.data[self.offset + i * self.row_stride + j * self.col_stride]
+    }
+}
+
+impl PackB for Strided<'_> {
+    fn pack(&self, first_row: usize, rows: usize, first_col: usize, cols: usize, panel: &mut [f32]) {
+        if self.col_stride == 1 {
+            for (p, out) in panel.chunks_exact_mut(NR).take(rows).enumerate() {
+                let start = self.offset + (first_row + p) * self.row_stride + first_col;
+                out[..cols].copy_from_slice(&self.data[start..start + cols]);
+            }
+        } else if self.row_stride == 1 {
+            for j in 0..cols {
+                let start = self.offset + first_row + (first_col + j) * self.col_stride;
+                for (p, value) in self.data[start..start + rows].iter().enumerate() {
+                    panel[p * NR + j] = *value;
+                }
+            }
+        } else {
+            for j in 0..cols {
+                for p in 0..rows {
+                    panel[p * NR + j] = self.at(first_row + p, first_col + j);
+                }
+            }
+        }
+    }
+}
+
+/// `C = op(A)·op(B)` with `C` row-major `[m, n]` (see [`MatmulDims`]), on the kernel
+/// [`GemmKernel::detect`] picks.
+pub fn gemm(a: &[f32], b: &[f32], c: &mut [f32], d: MatmulDims) {
+    gemm_with(GemmKernel::detect(), a, b, c, d);
+}
+
+/// [`gemm`] on a chosen kernel.
+///
+/// # Panics
+/// If a buffer is smaller than `d` says, or the CPU cannot run `kernel`.
+pub fn gemm_with(kernel: GemmKernel, a: &[f32], b: &[f32], c: &mut [f32], d: MatmulDims) {
+    let MatmulDims { m, k, n, trans_a, trans_b } = d;
+    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n, "gemm: buffers too small for {d:?}");
+    let (rsa, csa) = if trans_a { (1, m) } else { (k, 1) };
+    let (rsb, csb) = if trans_b { (1, k) } else { (n, 1) };
+    let a_at = |row: usize| Strided { data: a, offset: row * rsa, row_stride: rsa, col_stride: csa };
+    let b_at = |col: usize| Strided { data: b, offset: col * csb, row_stride: rsb, col_stride: csb };
+    let c = OutputMatrix::new(c, n);
+    let block = |rows: std::ops::Range<usize>, cols: std::ops::Range<usize>| {
+        // SAFETY: concurrent calls receive disjoint blocks of C.
+        let block = unsafe { c.block(rows.start, cols.start) };
+        packed::gemm(kernel, rows.len(), k, cols.len(), &a_at(rows.start), &b_at(cols.start), block);
+    };
+    let threads = rayon::current_num_threads();
+    let inside_pool = rayon::current_thread_index().is_some();
+    if inside_pool || threads == 1 || m * n * k < PARALLEL_MIN_WORK {
+        block(0..m, 0..n);
+    } else if m >= n {
+        // Splitting rows repeats the packing of B, splitting columns that of A: split
+        // along the larger side so the repeated part is the smaller matrix.
+        let step = m.div_ceil(threads * 2).next_multiple_of(MR);
+        (0..m.div_ceil(step)).into_par_iter().for_each(|i| block(i * step..((i + 1) * step).min(m), 0..n));
+    } else {
+        let step = n.div_ceil(threads * 2).next_multiple_of(NR);
+        (0..n.div_ceil(step)).into_par_iter().for_each(|j| block(0..m, j * step..((j + 1) * step).min(n)));
+    }
+}
+
+/// `C = A·B` on one thread with the detected kernel, `A` a strided `m×k` matrix, `B` any
+/// [`PackB`] source, `C` row-major with row stride `ldc`.
+///
+/// # Panics
+/// If `c` is smaller than `m` rows of `ldc` (the last row needing only `n`).
+pub fn gemm_packed(m: usize, k: usize, n: usize, a: &Strided, b: &impl PackB, c: &mut [f32], ldc: usize) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(n <= ldc && c.len() >= (m - 1) * ldc + n, "gemm: output too small");
+    let out = OutputMatrix::new(c, ldc);
+    // SAFETY: the only block, covering the whole (exclusively borrowed) matrix.
+    packed::gemm(GemmKernel::detect(), m, k, n, a, b, unsafe { out.block(0, 0) });
+}
+
+/// A row-major output matrix shared by tasks that write disjoint blocks of it.
+#[derive(Clone, Copy)]
+struct OutputMatrix {
+    ptr: *mut f32,
+    row_stride: usize,
+}
+
+// SAFETY: tasks write disjoint blocks (see `block`).
+unsafe impl Send for OutputMatrix {}
+unsafe impl Sync for OutputMatrix {}
+
+impl OutputMatrix {
+    fn new(c: &mut [f32], row_stride: usize) -> Self {
+        OutputMatrix { ptr: c.as_mut_ptr(), row_stride }
+    }
+
+    /// The block whose top-left element is `(row, col)`.
+    ///
+    /// # Safety
+    /// Blocks used at the same time must not overlap, and stay inside the matrix.
+    unsafe fn block(self, row: usize, col: usize) -> packed::OutputBlock {
+        // SAFETY: inside the matrix, by the caller's guarantee.
+        packed::OutputBlock {
+            ptr: unsafe { self.ptr.add(row * self.row_stride + col) },
+            row_stride: self.row_stride,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,160 @@
+//! The cache-blocked GEMM loop, in the BLIS order: a `KC×NC` block of `B` is packed
+//! into `NR`-column panels (kept in L3), each `MC×KC` block of `A` into `MR`-row panels
+//! (kept in L2), and the micro-kernel walks them with one `B` panel resident in L1.
+//! Packing pads ragged edges with zeros, so the kernel always computes full tiles;
+//! ragged tiles of `C` go through a small buffer.
+
+use std::cell::RefCell;
+
+use super::{GemmKernel, MR, NR, PackB, Strided};
+
+/// Depth of one packed block (the `k` slice one kernel call runs over).
+const KC: usize = 256;
+/// Rows of `A` packed at once (a multiple of [`MR`]).
+const MC: usize = 96;
+/// Columns of `B` packed at once (a multiple of [`NR`]).
+const NC: usize = 2048;
+/// Alignment of the packed panels, in floats (64 bytes: one cache line).
+const ALIGN: usize = 16;
+
+thread_local! {
+    static PACKED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A micro-kernel: `C[MR×NR] = A panel · B panel` over `k` steps, added to what `C`
+/// holds when the flag is set. `C` has the given row stride.
+///
+/// # Safety
+/// The panels must hold `k·MR` and `k·NR` values and `C` an `MR×NR` block; the CPU must
+/// support the kernel's instructions.
+pub type MicroKernel = unsafe fn(usize, *const f32, *const f32, *mut f32, usize, bool);
+
+/// The top-left corner of a block of a row-major output matrix.
+pub struct OutputBlock {
+    /// Element `(0, 0)` of the block.
+    pub ptr: *mut f32,
+    /// Distance between rows.
+    pub row_stride: usize,
+}
+
+/// Overwrites the `m×n` block `c` with `A·B` (`A` is `m×k`, `B` is `k×n`).
+///
+/// The caller guarantees that `c` covers `m×n` elements nobody else touches meanwhile,
+/// and that the CPU runs `kernel`.
+pub fn gemm(kernel: GemmKernel, m: usize, k: usize, n: usize, a: &Strided, b: &impl PackB, c: OutputBlock) {
+    let micro_kernel = kernel.micro_kernel();
+    if k == 0 {
+        for i in 0..m {
+            // SAFETY: row `i` of the caller's block.
+            unsafe { std::slice::from_raw_parts_mut(c.ptr.add(i * c.row_stride), n).fill(0.0) };
+        }
+        return;
+    }
+    PACKED.with(|cell| {
+        let mut buffer = cell.borrow_mut();
+        let (a_pack, b_pack) = packing_buffers(&mut buffer);
+        for jc in (0..n).step_by(NC) {
+            let nc = NC.min(n - jc);
+            for pc in (0..k).step_by(KC) {
+                let kc = KC.min(k - pc);
+                pack_b(b, pc, jc, kc, nc, b_pack);
+                for ic in (0..m).step_by(MC) {
+                    let mc = MC.min(m - ic);
+                    pack_a(a, ic, pc, mc, kc, a_pack);
+                    // SAFETY: the sub-block lies inside the caller's block.
+                    let block = OutputBlock { ptr: unsafe { c.ptr.add(ic * c.row_stride + jc) }, ..c };
+                    macro_kernel(micro_kernel, [mc, kc, nc], a_pack, b_pack, block, pc > 0);
+                }
+            }
+        }
+    });
+}
+
+/// Splits the thread's packing buffer into 64-byte-aligned `A` and `B` areas.
+fn packing_buffers(buffer: &mut Vec<f32>) -> (&mut [f32], &mut [f32]) {
+    let len = MC * KC + KC * NC + ALIGN;
+    if buffer.len() < len {
+        buffer.resize(len, 0.0);
+    }
+    let skip = buffer.as_ptr().align_offset(ALIGN * size_of::<f32>()).min(ALIGN);
+    buffer[skip..].split_at_mut(MC * KC)
+}
+
+/// Runs the micro-kernel over a packed `mc×kc` block of `A` and `kc×nc` block of `B`,
+/// writing (or, when `accumulate`, adding) the `mc×nc` result into `c`.
+fn macro_kernel(
+    micro_kernel: MicroKernel,
+    [mc, kc, nc]: [usize; 3],
+    a_pack: &[f32],
+    b_pack: &[f32],
+    c: OutputBlock,
+    accumulate: bool,
+) {
+    let mut edge = [0.0f32; MR * NR];
+    for jr in (0..nc).step_by(NR) {
+        let cols = NR.min(nc - jr);
+        let b_panel = &b_pack[jr * kc..(jr + NR) * kc];
+        for ir in (0..mc).step_by(MR) {
+            let rows = MR.min(mc - ir);
+            let a_panel = &a_pack[ir * kc..(ir + MR) * kc];
+            // SAFETY: the panels hold kc steps each (sliced above); the tile lies inside
+            // the caller's block, and ragged tiles are computed into `edge` and only
+            // their valid part is copied out. The kernel matches the CPU (see `gemm`).
+            unsafe {
+                let tile = c.ptr.add(ir * c.row_stride + jr);
+                if rows == MR && cols == NR {
+                    micro_kernel(kc, a_panel.as_ptr(), b_panel.as_ptr(), tile, c.row_stride, accumulate);
+                } else {
+                    micro_kernel(kc, a_panel.as_ptr(), b_panel.as_ptr(), edge.as_mut_ptr(), NR, false);
+                    for r in 0..rows {
+                        let out = std::slice::from_raw_parts_mut(tile.add(r * c.row_stride), cols);
+                        let computed = &edge[r * NR..r * NR + cols];
+                        if accumulate {
+                            out.iter_mut().zip(computed).for_each(|(o, v)| *o += v);
+                        } else {
+                            out.copy_from_slice(computed);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Packs rows `ic..ic+mc`, columns `pc..pc+kc` of `A` into `MR`-row panels: panel `t`
+/// holds, for each column, its `MR` values (zero past the last row).
+fn pack_a(a: &Strided, ic: usize, pc: usize, mc: usize, kc: usize, out: &mut [f32]) {
+    for (t, panel) in out[..mc.next_multiple_of(MR) * kc].chunks_exact_mut(MR * kc).enumerate() {
+        let rows = MR.min(mc - t * MR);
+        if rows < MR {
+            panel.fill(0.0);
+        }
+        let top = ic + t * MR;
+        if a.col_stride == 1 {
+            for r in 0..rows {
+                let start = a.offset + (top + r) * a.row_stride + pc;
+                for (p, value) in a.data[start..start + kc].iter().enumerate() {
+                    panel[p * MR + r] = *value;
+                }
+            }
+        } else {
+            for p in 0..kc {
+                for r in 0..rows {
+                    panel[p * MR + r] = a.at(top + r, pc + p);
+                }
+            }
+        }
+    }
+}
+
+/// Packs rows `pc..pc+kc`, columns `jc..jc+nc` of `B` into `NR`-column panels, zero past
+/// the last column.
+fn pack_b(b: &impl PackB, pc: usize, jc: usize, kc: usize, nc: usize, out: &mut [f32]) {
+    for (t, panel) in out[..nc.next_multiple_of(NR) * kc].chunks_exact_mut(NR * kc).enumerate() {
+        let cols = NR.min(nc - t * NR);
+        if cols < NR {
+            panel.fill(0.0);
+        }
+        b.pack(pc, kc, jc + t * NR, cols, panel);
+    }
+}

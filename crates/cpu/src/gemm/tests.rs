@@ -1,0 +1,78 @@
+//! Every GEMM kernel against a float64 reference, on shapes that cross each blocking
+//! boundary (ragged 6×16 tiles, more than one `KC`, `MC` and `NC` block) in all four
+//! transpose combinations.
+
+use super::*;
+
+/// Deterministic values in [-1, 1).
+fn values(len: usize, seed: u64) -> Vec<f32> {
+    let mut state = seed;
+    (0..len)
+        .map(|_| {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+/// `op(A)·op(B)` in float64, and the sum of `|a|·|b|` per entry (the error scale).
+fn reference(a: &[f32], b: &[f32], d: MatmulDims) -> (Vec<f64>, Vec<f64>) {
+    let MatmulDims { m, k, n, trans_a, trans_b } = d;
+    let at = |i: usize, p: usize| f64::from(if trans_a { a[p * m + i] } else { a[i * k + p] });
+    let bt = |p: usize, j: usize| f64::from(if trans_b { b[j * k + p] } else { b[p * n + j] });
+    let mut exact = vec![0.0; m * n];
+    let mut scale = vec![0.0; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            for p in 0..k {
+                exact[i * n + j] += at(i, p) * bt(p, j);
+                scale[i * n + j] += (at(i, p) * bt(p, j)).abs();
+            }
+        }
+    }
+    (exact, scale)
+}
+
+/// Every kernel this CPU runs; the portable one always.
+fn kernels() -> Vec<GemmKernel> {
+    let all = [
+        #[cfg(target_arch = "x86_64")]
+        GemmKernel::Avx2Fma,
+        GemmKernel::Portable,
+    ];
+    all.into_iter().filter(|k| k.is_available()).collect()
+}
+
+#[test]
+fn every_kernel_matches_the_float64_product() {
+    let shapes = [(1, 1, 1), (7, 5, 17), (6, 16, 16), (13, 300, 33), (97, 257, 2050), (200, 40, 3)];
+    for kernel in kernels() {
+        for (m, k, n) in shapes {
+            for (trans_a, trans_b) in [(false, false), (true, false), (false, true), (true, true)] {
+                let d = MatmulDims { m, k, n, trans_a, trans_b };
+                let a = values(m * k, 1 + m as u64);
+                let b = values(k * n, 2 + n as u64);
+                let mut c = vec![f32::NAN; m * n];
+                gemm_with(kernel, &a, &b, &mut c, d);
+                let (exact, scale) = reference(&a, &b, d);
+                for (i, ((got, want), s)) in c.iter().zip(&exact).zip(&scale).enumerate() {
+                    let error = (f64::from(*got) - want).abs();
+                    assert!(
+                        error <= 1e-6 * s + 1e-7,
+                        "{kernel:?} {d:?}: entry {i} is {got}, expected {want}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn an_empty_contraction_gives_zeros() {
+    for kernel in kernels() {
+        let mut c = vec![f32::NAN; 6];
+        let d = MatmulDims { m: 2, k: 0, n: 3, trans_a: false, trans_b: false };
+        gemm_with(kernel, &[], &[], &mut c, d);
+        assert_eq!(c, vec![0.0; 6], "{kernel:?}");
+    }
+}
