@@ -4,12 +4,14 @@
 use kiln_tensor::{BinaryOp, Shape, UnaryOp, dropout_keeps};
 use rayon::prelude::*;
 
+use crate::buffers;
+
 /// Elements per parallel task: large enough that scheduling costs nothing.
 const CHUNK: usize = 1 << 14;
 
 /// `out[i] = f(i)` in parallel.
 fn fill_indexed(len: usize, f: impl Fn(usize) -> f32 + Sync) -> Vec<f32> {
-    let mut out = vec![0.0; len];
+    let mut out = buffers::take(len);
     out.par_chunks_mut(CHUNK).enumerate().for_each(|(c, chunk)| {
         for (j, o) in chunk.iter_mut().enumerate() {
             *o = f(c * CHUNK + j);
@@ -112,7 +114,7 @@ pub fn binary(
     if a_shape == b_shape {
         return fill_indexed(a.len(), |i| f(a[i], b[i]));
     }
-    let mut out = vec![0.0; out_shape.numel()];
+    let mut out = buffers::take(out_shape.numel());
     for_each_broadcast_row(&mut out, a_shape, b_shape, out_shape, |row, oa, sa, ob, sb| {
         for (j, o) in row.iter_mut().enumerate() {
             *o = f(a[oa + j * sa], b[ob + j * sb]);
@@ -123,7 +125,7 @@ pub fn binary(
 
 /// `x` of `shape` repeated to fill `out_shape`.
 pub fn broadcast_to(x: &[f32], shape: &Shape, out_shape: &Shape) -> Vec<f32> {
-    let mut out = vec![0.0; out_shape.numel()];
+    let mut out = buffers::take(out_shape.numel());
     for_each_broadcast_row(&mut out, shape, shape, out_shape, |row, ox, sx, _, _| {
         for (j, o) in row.iter_mut().enumerate() {
             *o = x[ox + j * sx];

@@ -16,6 +16,7 @@
 //! assert_eq!(x.relu().to_vec().unwrap(), vec![1.0, 0.0]);
 //! ```
 
+mod buffers;
 mod conv;
 mod elementwise;
 mod gemm;
@@ -32,8 +33,9 @@ use kiln_tensor::{
     SgdStep, Shape, StorageRef, UnaryOp,
 };
 
+pub use buffers::{cached_bytes, release_cached_memory};
 pub use gemm::GemmKernel;
-pub use storage::live_bytes;
+pub use storage::{live_bytes, peak_live_bytes};
 use storage::{read_f32, read_i32, wrap_f32, wrap_i32, write_f32};
 
 /// The CPU backend. Stateless apart from rayon's pool, so one shared instance serves
@@ -72,7 +74,9 @@ impl Backend for CpuBackend {
     }
 
     fn full(&self, len: usize, value: f32) -> StorageRef {
-        wrap_f32(vec![value; len])
+        let mut data = buffers::take(len);
+        data.fill(value);
+        wrap_f32(data)
     }
 
     fn to_vec_f32(&self, storage: &StorageRef) -> Result<Vec<f32>> {
@@ -156,7 +160,7 @@ impl Backend for CpuBackend {
     }
 
     fn matmul(&self, a: &StorageRef, b: &StorageRef, dims: MatmulDims) -> StorageRef {
-        let mut c = vec![0.0; dims.m * dims.n];
+        let mut c = buffers::take(dims.m * dims.n);
         gemm::gemm(&read_f32(a), &read_f32(b), &mut c, dims);
         wrap_f32(c)
     }

@@ -4,12 +4,14 @@
 use kiln_tensor::Pool2dGeometry;
 use rayon::prelude::*;
 
+use crate::buffers;
+
 /// Pooled values and the argmax of each output within its input plane.
 pub fn forward(x: &[f32], g: &Pool2dGeometry) -> (Vec<f32>, Vec<i32>) {
     let (oh, ow) = (g.out_h(), g.out_w());
     let (plane_in, plane_out) = (g.in_h * g.in_w, oh * ow);
     let planes = g.batch * g.channels;
-    let mut values = vec![0.0; planes * plane_out];
+    let mut values = buffers::take(planes * plane_out);
     let mut argmax = vec![0i32; planes * plane_out];
     values.par_chunks_mut(plane_out).zip(argmax.par_chunks_mut(plane_out)).enumerate().for_each(
         |(p, (vals, idxs))| {
@@ -39,7 +41,7 @@ pub fn forward(x: &[f32], g: &Pool2dGeometry) -> (Vec<f32>, Vec<i32>) {
 /// Adds each output gradient at its argmax.
 pub fn backward(grad: &[f32], argmax: &[i32], g: &Pool2dGeometry) -> Vec<f32> {
     let (plane_in, plane_out) = (g.in_h * g.in_w, g.out_h() * g.out_w());
-    let mut dx = vec![0.0; g.batch * g.channels * plane_in];
+    let mut dx = buffers::zeroed(g.batch * g.channels * plane_in);
     dx.par_chunks_mut(plane_in).enumerate().for_each(|(p, plane)| {
         let range = p * plane_out..(p + 1) * plane_out;
         for (g, &at) in grad[range.clone()].iter().zip(&argmax[range]) {

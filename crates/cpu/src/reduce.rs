@@ -5,6 +5,8 @@
 use kiln_tensor::AxisSplit;
 use rayon::prelude::*;
 
+use crate::buffers;
+
 /// Runs `f(o, i, read(l), …)` for each `(o, i)` lane of the split, in parallel over `o`,
 /// writing one output per lane into `out[o·inner + i]`.
 fn per_lane<T: Send + Copy + Default>(
@@ -44,7 +46,7 @@ pub fn max_axis(x: &[f32], split: AxisSplit) -> (Vec<f32>, Vec<i32>) {
 /// Gradient of `max_axis`: each lane's gradient placed at its argmax.
 pub fn max_axis_backward(grad: &[f32], argmax: &[i32], split: AxisSplit) -> Vec<f32> {
     let AxisSplit { outer, len, inner } = split;
-    let mut out = vec![0.0; outer * len * inner];
+    let mut out = buffers::zeroed(outer * len * inner);
     out.par_chunks_mut((len * inner).max(1)).enumerate().for_each(|(o, block)| {
         for i in 0..inner {
             let lane = o * inner + i;
@@ -57,7 +59,7 @@ pub fn max_axis_backward(grad: &[f32], argmax: &[i32], split: AxisSplit) -> Vec<
 /// Softmax (or log-softmax) over the middle axis, with the maximum subtracted first.
 pub fn softmax(x: &[f32], split: AxisSplit, log: bool) -> Vec<f32> {
     let AxisSplit { len, inner, .. } = split;
-    let mut out = vec![0.0; x.len()];
+    let mut out = buffers::take(x.len());
     out.par_chunks_mut((len * inner).max(1)).enumerate().for_each(|(o, block)| {
         let base = o * len * inner;
         for i in 0..inner {
@@ -77,7 +79,7 @@ pub fn softmax(x: &[f32], split: AxisSplit, log: bool) -> Vec<f32> {
 /// `g − e^y · Σ g`.
 pub fn softmax_backward(y: &[f32], grad: &[f32], split: AxisSplit, log: bool) -> Vec<f32> {
     let AxisSplit { len, inner, .. } = split;
-    let mut out = vec![0.0; y.len()];
+    let mut out = buffers::take(y.len());
     out.par_chunks_mut((len * inner).max(1)).enumerate().for_each(|(o, block)| {
         let base = o * len * inner;
         for i in 0..inner {

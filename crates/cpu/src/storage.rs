@@ -7,11 +7,25 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use kiln_tensor::{DType, Storage, StorageRef};
 
+use crate::buffers;
+
 static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
+static PEAK_LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
 
 /// Bytes held by all live CPU tensors.
 pub fn live_bytes() -> usize {
     LIVE_BYTES.load(Ordering::Relaxed)
+}
+
+/// The most bytes live CPU tensors have held at once since the process started.
+pub fn peak_live_bytes() -> usize {
+    PEAK_LIVE_BYTES.load(Ordering::Relaxed)
+}
+
+/// Counts `bytes` more as live.
+fn add_live(bytes: usize) {
+    let live = LIVE_BYTES.fetch_add(bytes, Ordering::Relaxed) + bytes;
+    PEAK_LIVE_BYTES.fetch_max(live, Ordering::Relaxed);
 }
 
 /// Host memory of one tensor. f32 data sits behind a lock because optimizers update
@@ -33,6 +47,10 @@ impl CpuStorage {
 impl Drop for CpuStorage {
     fn drop(&mut self) {
         LIVE_BYTES.fetch_sub(self.bytes(), Ordering::Relaxed);
+        if let CpuStorage::F32(data) = self {
+            let data = data.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner());
+            buffers::recycle(std::mem::take(data));
+        }
     }
 }
 
@@ -58,13 +76,13 @@ impl Storage for CpuStorage {
 
 /// Wraps f32 data as storage.
 pub fn wrap_f32(data: Vec<f32>) -> StorageRef {
-    LIVE_BYTES.fetch_add(data.len() * 4, Ordering::Relaxed);
+    add_live(data.len() * 4);
     Arc::new(CpuStorage::F32(RwLock::new(data)))
 }
 
 /// Wraps i32 data as storage.
 pub fn wrap_i32(data: Vec<i32>) -> StorageRef {
-    LIVE_BYTES.fetch_add(data.len() * 4, Ordering::Relaxed);
+    add_live(data.len() * 4);
     Arc::new(CpuStorage::I32(data))
 }
 

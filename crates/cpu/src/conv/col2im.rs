@@ -6,6 +6,7 @@ use kiln_tensor::{Conv2dGeometry, MatmulDims};
 use rayon::prelude::*;
 
 use super::{Plan, nchw_to_gemm};
+use crate::buffers;
 use crate::gemm::gemm;
 use crate::scratch::with_scratch;
 
@@ -48,7 +49,7 @@ fn col2im(col: &[f32], g: &Conv2dGeometry, p: &Plan, dx: &mut [f32]) {
 pub fn backward_input(grad: &[f32], w: &[f32], g: &Conv2dGeometry) -> Vec<f32> {
     let p = Plan::new(g);
     let o = g.out_channels;
-    let mut dx = vec![0.0; g.batch * p.image];
+    let mut dx = buffers::zeroed(g.batch * p.image);
     dx.par_chunks_mut(p.group * p.image).zip(p.groups(g.batch)).for_each(|(dx_group, images)| {
         let count = images.len();
         let width = count * p.plane;

@@ -14,6 +14,7 @@ mod patches;
 use kiln_tensor::Conv2dGeometry;
 use rayon::prelude::*;
 
+use crate::buffers;
 use crate::gemm::{Strided, gemm_packed};
 use crate::scratch::with_scratch;
 use patches::{PaddedInput, PatchSource, Patches, PatchesTransposed};
@@ -83,7 +84,7 @@ pub fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Conv2dGeometry) -
     let o = g.out_channels;
     let weights = row_major(w, p.patch);
     let input = PaddedInput::new(x, g);
-    let mut out = vec![0.0; g.batch * p.out_image];
+    let mut out = buffers::take(g.batch * p.out_image);
     out.par_chunks_mut(p.group * p.out_image).zip(p.groups(g.batch)).for_each(|(out_group, images)| {
         let count = images.len();
         let width = count * p.plane;
@@ -162,7 +163,7 @@ pub fn backward_weight(
         .map(|images| {
             let count = images.len();
             let width = count * p.plane;
-            let mut acc = vec![0.0; o * p.patch];
+            let mut acc = buffers::take(o * p.patch);
             let patches =
                 PatchesTransposed(PatchSource { input: &input, first_image: images.start, geometry: g });
             let dy = &grad[images.start * p.out_image..images.end * p.out_image];

@@ -11,6 +11,7 @@ use std::borrow::Cow;
 use kiln_tensor::Conv2dGeometry;
 use rayon::prelude::*;
 
+use crate::buffers;
 use crate::gemm::{NR, PackB};
 
 /// A batch zero-padded on every side by the convolution's padding.
@@ -31,7 +32,7 @@ impl<'a> PaddedInput<'a> {
         let data = if g.padding == (0, 0) {
             Cow::Borrowed(x)
         } else {
-            let mut padded = vec![0.0; g.batch * g.in_channels * height * width];
+            let mut padded = buffers::zeroed(g.batch * g.in_channels * height * width);
             padded.par_chunks_mut(height * width).zip(x.par_chunks(g.in_h * g.in_w)).for_each(
                 |(out, plane)| {
                     for (y, row) in plane.chunks(g.in_w).enumerate() {
@@ -49,6 +50,14 @@ impl<'a> PaddedInput<'a> {
             }
         }
         PaddedInput { data, width, image: g.in_channels * height * width, tap_offsets }
+    }
+}
+
+impl Drop for PaddedInput<'_> {
+    fn drop(&mut self) {
+        if let Cow::Owned(padded) = &mut self.data {
+            buffers::recycle(std::mem::take(padded));
+        }
     }
 }
 
