@@ -15,7 +15,7 @@ use kiln_tensor::Conv2dGeometry;
 use rayon::prelude::*;
 
 use crate::buffers;
-use crate::gemm::{Strided, gemm_packed};
+use crate::gemm::{Left, PackedA, Strided, gemm_packed};
 use crate::scratch::with_scratch;
 use patches::{PaddedInput, PatchSource, Patches, PatchesTransposed};
 
@@ -82,7 +82,7 @@ fn row_major(data: &[f32], cols: usize) -> Strided<'_> {
 pub fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Conv2dGeometry) -> Vec<f32> {
     let p = Plan::new(g);
     let o = g.out_channels;
-    let weights = row_major(w, p.patch);
+    let weights = PackedA::new(&row_major(w, p.patch), o, p.patch);
     let input = PaddedInput::new(x, g);
     let mut out = buffers::take(g.batch * p.out_image);
     out.par_chunks_mut(p.group * p.out_image).zip(p.groups(g.batch)).for_each(|(out_group, images)| {
@@ -90,10 +90,10 @@ pub fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Conv2dGeometry) -
         let width = count * p.plane;
         let patches = Patches(PatchSource { input: &input, first_image: images.start, geometry: g });
         if count == 1 {
-            gemm_packed(o, p.patch, width, &weights, &patches, out_group, width);
+            gemm_packed(o, p.patch, width, Left::Packed(&weights), &patches, out_group, width);
         } else {
             with_scratch(o * width, |product| {
-                gemm_packed(o, p.patch, width, &weights, &patches, product, width);
+                gemm_packed(o, p.patch, width, Left::Packed(&weights), &patches, product, width);
                 gemm_to_nchw(product, out_group, count, o, p.plane);
             });
         }
@@ -168,11 +168,27 @@ pub fn backward_weight(
                 PatchesTransposed(PatchSource { input: &input, first_image: images.start, geometry: g });
             let dy = &grad[images.start * p.out_image..images.end * p.out_image];
             if count == 1 {
-                gemm_packed(o, width, p.patch, &row_major(dy, width), &patches, &mut acc, p.patch);
+                gemm_packed(
+                    o,
+                    width,
+                    p.patch,
+                    Left::Strided(&row_major(dy, width)),
+                    &patches,
+                    &mut acc,
+                    p.patch,
+                );
             } else {
                 with_scratch(o * width, |dy_gemm| {
                     nchw_to_gemm(dy, dy_gemm, count, o, p.plane);
-                    gemm_packed(o, width, p.patch, &row_major(dy_gemm, width), &patches, &mut acc, p.patch);
+                    gemm_packed(
+                        o,
+                        width,
+                        p.patch,
+                        Left::Strided(&row_major(dy_gemm, width)),
+                        &patches,
+                        &mut acc,
+                        p.patch,
+                    );
                 });
             }
             acc

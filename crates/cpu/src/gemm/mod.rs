@@ -107,7 +107,8 @@ impl PackB for Strided<'_> {
         if self.col_stride == 1 {
             for (p, out) in panel.chunks_exact_mut(NR).take(rows).enumerate() {
                 let start = self.offset + (first_row + p) * self.row_stride + first_col;
-                out[..cols].copy_from_slice(&self.data[start..start + cols]);
+                // An element loop: a call to memcpy costs more than 16 floats.
+                out[..cols].iter_mut().zip(&self.data[start..start + cols]).for_each(|(o, v)| *o = *v);
             }
         } else if self.row_stride == 1 {
             for j in 0..cols {
@@ -123,6 +124,31 @@ impl PackB for Strided<'_> {
                 }
             }
         }
+    }
+}
+
+/// The left-hand side of a GEMM: a strided matrix, packed block by block as the GEMM
+/// goes, or one packed once up front for many GEMMs.
+#[derive(Clone, Copy)]
+pub enum Left<'a> {
+    /// Packed on the fly.
+    Strided(&'a Strided<'a>),
+    /// Already packed.
+    Packed(&'a PackedA),
+}
+
+/// A left-hand matrix packed once into the layout the GEMM reads, so GEMMs that share
+/// it (a convolution's weights, across its image groups) skip packing it again.
+pub struct PackedA {
+    data: Vec<f32>,
+    rows: usize,
+    depth: usize,
+}
+
+impl PackedA {
+    /// Packs the `rows×depth` matrix `a`.
+    pub fn new(a: &Strided, rows: usize, depth: usize) -> Self {
+        PackedA { data: packed::pack_whole_a(a, rows, depth), rows, depth }
     }
 }
 
@@ -147,7 +173,8 @@ pub fn gemm_with(kernel: GemmKernel, a: &[f32], b: &[f32], c: &mut [f32], d: Mat
     let block = |rows: std::ops::Range<usize>, cols: std::ops::Range<usize>| {
         // SAFETY: concurrent calls receive disjoint blocks of C.
         let block = unsafe { c.block(rows.start, cols.start) };
-        packed::gemm(kernel, rows.len(), k, cols.len(), &a_at(rows.start), &b_at(cols.start), block);
+        let a = a_at(rows.start);
+        packed::gemm(kernel, rows.len(), k, cols.len(), Left::Strided(&a), &b_at(cols.start), block);
     };
     let threads = rayon::current_num_threads();
     let inside_pool = rayon::current_thread_index().is_some();
@@ -164,12 +191,16 @@ pub fn gemm_with(kernel: GemmKernel, a: &[f32], b: &[f32], c: &mut [f32], d: Mat
     }
 }
 
-/// `C = A·B` on one thread with the detected kernel, `A` a strided `m×k` matrix, `B` any
+/// `C = A·B` on one thread with the detected kernel, `A` an `m×k` matrix, `B` any
 /// [`PackB`] source, `C` row-major with row stride `ldc`.
 ///
 /// # Panics
-/// If `c` is smaller than `m` rows of `ldc` (the last row needing only `n`).
-pub fn gemm_packed(m: usize, k: usize, n: usize, a: &Strided, b: &impl PackB, c: &mut [f32], ldc: usize) {
+/// If `c` is smaller than `m` rows of `ldc` (the last row needing only `n`), or a
+/// packed `A` is not `m×k`.
+pub fn gemm_packed(m: usize, k: usize, n: usize, a: Left, b: &impl PackB, c: &mut [f32], ldc: usize) {
+    if let Left::Packed(packed) = a {
+        assert!(packed.rows == m && packed.depth == k, "gemm: packed A is not {m}x{k}");
+    }
     if m == 0 || n == 0 {
         return;
     }

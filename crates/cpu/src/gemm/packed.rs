@@ -6,7 +6,7 @@
 
 use std::cell::RefCell;
 
-use super::{GemmKernel, MR, NR, PackB, Strided};
+use super::{GemmKernel, Left, MR, NR, PackB, Strided};
 
 /// Depth of one packed block (the `k` slice one kernel call runs over).
 const KC: usize = 256;
@@ -41,7 +41,7 @@ pub struct OutputBlock {
 ///
 /// The caller guarantees that `c` covers `m×n` elements nobody else touches meanwhile,
 /// and that the CPU runs `kernel`.
-pub fn gemm(kernel: GemmKernel, m: usize, k: usize, n: usize, a: &Strided, b: &impl PackB, c: OutputBlock) {
+pub fn gemm(kernel: GemmKernel, m: usize, k: usize, n: usize, a: Left, b: &impl PackB, c: OutputBlock) {
     let micro_kernel = kernel.micro_kernel();
     if k == 0 {
         for i in 0..m {
@@ -60,10 +60,16 @@ pub fn gemm(kernel: GemmKernel, m: usize, k: usize, n: usize, a: &Strided, b: &i
                 pack_b(b, pc, jc, kc, nc, b_pack);
                 for ic in (0..m).step_by(MC) {
                     let mc = MC.min(m - ic);
-                    pack_a(a, ic, pc, mc, kc, a_pack);
+                    let a_block = match a {
+                        Left::Strided(a) => {
+                            pack_a(a, ic, pc, mc, kc, a_pack);
+                            &*a_pack
+                        }
+                        Left::Packed(a) => &a.data[pc * m.next_multiple_of(MR) + ic * kc..],
+                    };
                     // SAFETY: the sub-block lies inside the caller's block.
                     let block = OutputBlock { ptr: unsafe { c.ptr.add(ic * c.row_stride + jc) }, ..c };
-                    macro_kernel(micro_kernel, [mc, kc, nc], a_pack, b_pack, block, pc > 0);
+                    macro_kernel(micro_kernel, [mc, kc, nc], a_block, b_pack, block, pc > 0);
                 }
             }
         }
@@ -119,6 +125,20 @@ fn macro_kernel(
             }
         }
     }
+}
+
+/// All of the `m×k` matrix `a`, packed block by block in the order [`gemm`] reads them:
+/// the `(pc, ic)` block starts at `pc·m′ + ic·kc` (`m′` is `m` rounded up to [`MR`]).
+pub fn pack_whole_a(a: &Strided, m: usize, k: usize) -> Vec<f32> {
+    let rounded = m.next_multiple_of(MR);
+    let mut out = vec![0.0; rounded * k];
+    for pc in (0..k).step_by(KC) {
+        let kc = KC.min(k - pc);
+        for ic in (0..m).step_by(MC) {
+            pack_a(a, ic, pc, MC.min(m - ic), kc, &mut out[pc * rounded + ic * kc..]);
+        }
+    }
+    out
 }
 
 /// Packs rows `ic..ic+mc`, columns `pc..pc+kc` of `A` into `MR`-row panels: panel `t`

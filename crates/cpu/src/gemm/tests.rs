@@ -76,3 +76,21 @@ fn an_empty_contraction_gives_zeros() {
         assert_eq!(c, vec![0.0; 6], "{kernel:?}");
     }
 }
+
+#[test]
+fn a_prepacked_left_matrix_gives_the_same_product() {
+    // More rows than one MC block, deeper than one KC block, ragged in both.
+    let (m, k, n) = (103, 530, 37);
+    let a = values(m * k, 5);
+    let b = values(k * n, 6);
+    let d = MatmulDims { m, k, n, trans_a: false, trans_b: false };
+    let left = Strided { data: &a, offset: 0, row_stride: k, col_stride: 1 };
+    let right = Strided { data: &b, offset: 0, row_stride: n, col_stride: 1 };
+    let packed = PackedA::new(&left, m, k);
+    let mut c = vec![f32::NAN; m * n];
+    gemm_packed(m, k, n, Left::Packed(&packed), &right, &mut c, n);
+    let (exact, scale) = reference(&a, &b, d);
+    for (i, ((got, want), s)) in c.iter().zip(&exact).zip(&scale).enumerate() {
+        assert!((f64::from(*got) - want).abs() <= 1e-6 * s + 1e-7, "entry {i} is {got}, expected {want}");
+    }
+}
