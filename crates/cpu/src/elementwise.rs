@@ -20,46 +20,55 @@ fn fill_indexed(len: usize, f: impl Fn(usize) -> f32 + Sync) -> Vec<f32> {
     out
 }
 
+/// `f(x)` elementwise. Each caller passes a concrete closure, so every operation gets
+/// its own vectorized loop.
+fn map1(x: &[f32], f: impl Fn(f32) -> f32 + Sync) -> Vec<f32> {
+    let mut out = buffers::take(x.len());
+    out.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(|(out, x)| {
+        out.iter_mut().zip(x).for_each(|(o, x)| *o = f(*x));
+    });
+    out
+}
+
+/// `f(a, b)` elementwise over two equally long slices.
+fn map2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
+    let mut out = buffers::take(a.len());
+    out.par_chunks_mut(CHUNK).zip(a.par_chunks(CHUNK)).zip(b.par_chunks(CHUNK)).for_each(|((out, a), b)| {
+        out.iter_mut().zip(a).zip(b).for_each(|((o, a), b)| *o = f(*a, *b));
+    });
+    out
+}
+
 /// `op(x)` elementwise.
 pub fn unary(op: UnaryOp, x: &[f32]) -> Vec<f32> {
-    let f = move |v: f32| match op {
-        UnaryOp::Neg => -v,
-        UnaryOp::Relu => v.max(0.0),
-        UnaryOp::Sigmoid => 1.0 / (1.0 + (-v).exp()),
-        UnaryOp::Tanh => v.tanh(),
-        UnaryOp::Exp => v.exp(),
-        UnaryOp::Log => v.ln(),
-        UnaryOp::Sqrt => v.sqrt(),
-        UnaryOp::Powf(p) => v.powf(p),
-        UnaryOp::MulScalar(s) => v * s,
-        UnaryOp::AddScalar(s) => v + s,
-    };
-    fill_indexed(x.len(), |i| f(x[i]))
+    match op {
+        UnaryOp::Neg => map1(x, |v| -v),
+        UnaryOp::Relu => map1(x, |v| v.max(0.0)),
+        UnaryOp::Sigmoid => map1(x, |v| 1.0 / (1.0 + (-v).exp())),
+        UnaryOp::Tanh => map1(x, f32::tanh),
+        UnaryOp::Exp => map1(x, f32::exp),
+        UnaryOp::Log => map1(x, f32::ln),
+        UnaryOp::Sqrt => map1(x, f32::sqrt),
+        UnaryOp::Powf(p) => map1(x, |v| v.powf(p)),
+        UnaryOp::MulScalar(s) => map1(x, |v| v * s),
+        UnaryOp::AddScalar(s) => map1(x, |v| v + s),
+    }
 }
 
 /// `grad · op'(x)`, using the output `y` where it is cheaper.
 pub fn unary_backward(op: UnaryOp, x: &[f32], y: &[f32], grad: &[f32]) -> Vec<f32> {
-    fill_indexed(x.len(), |i| {
-        let g = grad[i];
-        match op {
-            UnaryOp::Neg => -g,
-            UnaryOp::Relu => {
-                if x[i] > 0.0 {
-                    g
-                } else {
-                    0.0
-                }
-            }
-            UnaryOp::Sigmoid => g * y[i] * (1.0 - y[i]),
-            UnaryOp::Tanh => g * (1.0 - y[i] * y[i]),
-            UnaryOp::Exp => g * y[i],
-            UnaryOp::Log => g / x[i],
-            UnaryOp::Sqrt => g * 0.5 / y[i],
-            UnaryOp::Powf(p) => g * p * x[i].powf(p - 1.0),
-            UnaryOp::MulScalar(s) => g * s,
-            UnaryOp::AddScalar(_) => g,
-        }
-    })
+    match op {
+        UnaryOp::Neg => map1(grad, |g| -g),
+        UnaryOp::Relu => map2(x, grad, |x, g| if x > 0.0 { g } else { 0.0 }),
+        UnaryOp::Sigmoid => map2(y, grad, |y, g| g * y * (1.0 - y)),
+        UnaryOp::Tanh => map2(y, grad, |y, g| g * (1.0 - y * y)),
+        UnaryOp::Exp => map2(y, grad, |y, g| g * y),
+        UnaryOp::Log => map2(x, grad, |x, g| g / x),
+        UnaryOp::Sqrt => map2(y, grad, |y, g| g * 0.5 / y),
+        UnaryOp::Powf(p) => map2(x, grad, |x, g| g * p * x.powf(p - 1.0)),
+        UnaryOp::MulScalar(s) => map1(grad, |g| g * s),
+        UnaryOp::AddScalar(_) => map1(grad, |g| g),
+    }
 }
 
 /// Offset in a broadcast operand of the first element of output row `row` (rows run
@@ -112,7 +121,12 @@ pub fn binary(
         BinaryOp::Div => x / y,
     };
     if a_shape == b_shape {
-        return fill_indexed(a.len(), |i| f(a[i], b[i]));
+        return match op {
+            BinaryOp::Add => map2(a, b, |x, y| x + y),
+            BinaryOp::Sub => map2(a, b, |x, y| x - y),
+            BinaryOp::Mul => map2(a, b, |x, y| x * y),
+            BinaryOp::Div => map2(a, b, |x, y| x / y),
+        };
     }
     let mut out = buffers::take(out_shape.numel());
     for_each_broadcast_row(&mut out, a_shape, b_shape, out_shape, |row, oa, sa, ob, sb| {

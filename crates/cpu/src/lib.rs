@@ -58,7 +58,7 @@ impl CpuDevice for Device {
 
 impl Backend for CpuBackend {
     fn name(&self) -> String {
-        format!("cpu ({} threads)", rayon::current_num_threads())
+        format!("cpu ({} threads, GEMM {})", rayon::current_num_threads(), GemmKernel::detect().name())
     }
 
     fn memory_in_use(&self) -> usize {

@@ -41,8 +41,11 @@ pub fn forward(x: &[f32], g: &Pool2dGeometry) -> (Vec<f32>, Vec<i32>) {
 /// Adds each output gradient at its argmax.
 pub fn backward(grad: &[f32], argmax: &[i32], g: &Pool2dGeometry) -> Vec<f32> {
     let (plane_in, plane_out) = (g.in_h * g.in_w, g.out_h() * g.out_w());
-    let mut dx = buffers::zeroed(g.batch * g.channels * plane_in);
+    // Each plane is cleared right before its scatter, while it sits in cache: one pass
+    // over the gradient's memory instead of two.
+    let mut dx = buffers::take(g.batch * g.channels * plane_in);
     dx.par_chunks_mut(plane_in).enumerate().for_each(|(p, plane)| {
+        plane.fill(0.0);
         let range = p * plane_out..(p + 1) * plane_out;
         for (g, &at) in grad[range.clone()].iter().zip(&argmax[range]) {
             plane[at as usize] += g;
