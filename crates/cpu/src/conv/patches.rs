@@ -125,16 +125,27 @@ impl PackB for Patches<'_> {
         });
         let taps = &self.0.input.tap_offsets[first_row..first_row + rows];
         let data = &self.0.input.data;
+        let unit_stride = self.0.geometry.stride.1 == 1;
         for (out, tap) in panel.chunks_exact_mut(NR).zip(taps) {
+            // Runs are assembled in `row` with fixed 16-float copies (a few vector moves;
+            // a variable-length copy becomes a memcpy call costing more than the data).
+            // A copy may spill past its run: the next run overwrites the spill, and only
+            // the first `cols` entries reach the panel.
+            let mut row = [0.0f32; 2 * NR];
             for run in &runs[..count] {
-                let out = &mut out[run.at..run.at + run.len];
                 let start = tap + run.offset;
-                if self.0.geometry.stride.1 == 1 {
-                    // An element loop: runs are short, and a call to memcpy costs more.
-                    out.iter_mut().zip(&data[start..start + run.len]).for_each(|(o, v)| *o = *v);
-                } else {
-                    out.iter_mut().zip(self.0.elements(start, run.len)).for_each(|(o, v)| *o = *v);
+                match data.get(start..start + NR) {
+                    Some(source) if unit_stride => row[run.at..run.at + NR].copy_from_slice(source),
+                    _ => {
+                        let target = &mut row[run.at..run.at + run.len];
+                        target.iter_mut().zip(self.0.elements(start, run.len)).for_each(|(o, v)| *o = *v);
+                    }
                 }
+            }
+            if cols == NR {
+                out.copy_from_slice(&row[..NR]);
+            } else {
+                out[..cols].iter_mut().zip(&row).for_each(|(o, v)| *o = *v);
             }
         }
     }

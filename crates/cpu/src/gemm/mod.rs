@@ -107,8 +107,13 @@ impl PackB for Strided<'_> {
         if self.col_stride == 1 {
             for (p, out) in panel.chunks_exact_mut(NR).take(rows).enumerate() {
                 let start = self.offset + (first_row + p) * self.row_stride + first_col;
-                // An element loop: a call to memcpy costs more than 16 floats.
-                out[..cols].iter_mut().zip(&self.data[start..start + cols]).for_each(|(o, v)| *o = *v);
+                let source = &self.data[start..start + cols];
+                if cols == NR {
+                    // A fixed-size copy is a few vector moves, not a memcpy call.
+                    out.copy_from_slice(source);
+                } else {
+                    out[..cols].iter_mut().zip(source).for_each(|(o, v)| *o = *v);
+                }
             }
         } else if self.row_stride == 1 {
             for j in 0..cols {
