@@ -90,10 +90,10 @@ pub fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Conv2dGeometry) -
         let width = count * p.plane;
         let patches = Patches(PatchSource { input: &input, first_image: images.start, geometry: g });
         if count == 1 {
-            gemm_packed(o, p.patch, width, Left::Packed(&weights), &patches, out_group, width);
+            gemm_packed(o, p.patch, width, Left::Packed(&weights), &patches, out_group, width, false);
         } else {
             with_scratch(o * width, |product| {
-                gemm_packed(o, p.patch, width, Left::Packed(&weights), &patches, product, width);
+                gemm_packed(o, p.patch, width, Left::Packed(&weights), &patches, product, width, false);
                 gemm_to_nchw(product, out_group, count, o, p.plane);
             });
         }
@@ -157,39 +157,49 @@ pub fn backward_weight(
     let p = Plan::new(g);
     let o = g.out_channels;
     let input = PaddedInput::new(x, g);
-    let partials: Vec<Vec<f32>> = p
-        .groups(g.batch)
-        .into_par_iter()
-        .map(|images| {
-            let count = images.len();
-            let width = count * p.plane;
+    // Each task runs a fixed, contiguous share of the groups, accumulating into its own
+    // sum; the task sums are added in order, so the result does not depend on timing.
+    let groups = p.groups(g.batch);
+    let per_task = groups.len().div_ceil(rayon::current_num_threads());
+    let partials: Vec<Vec<f32>> = groups
+        .par_chunks(per_task)
+        .map(|share| {
             let mut acc = buffers::take(o * p.patch);
-            let patches =
-                PatchesTransposed(PatchSource { input: &input, first_image: images.start, geometry: g });
-            let dy = &grad[images.start * p.out_image..images.end * p.out_image];
-            if count == 1 {
-                gemm_packed(
-                    o,
-                    width,
-                    p.patch,
-                    Left::Strided(&row_major(dy, width)),
-                    &patches,
-                    &mut acc,
-                    p.patch,
-                );
-            } else {
-                with_scratch(o * width, |dy_gemm| {
-                    nchw_to_gemm(dy, dy_gemm, count, o, p.plane);
+            for (i, images) in share.iter().enumerate() {
+                let count = images.len();
+                let width = count * p.plane;
+                let patches =
+                    PatchesTransposed(PatchSource { input: &input, first_image: images.start, geometry: g });
+                let dy = &grad[images.start * p.out_image..images.end * p.out_image];
+                let accumulate = i > 0;
+                if count == 1 {
+                    let dy = row_major(dy, width);
                     gemm_packed(
                         o,
                         width,
                         p.patch,
-                        Left::Strided(&row_major(dy_gemm, width)),
+                        Left::Strided(&dy),
                         &patches,
                         &mut acc,
                         p.patch,
+                        accumulate,
                     );
-                });
+                } else {
+                    with_scratch(o * width, |dy_gemm| {
+                        nchw_to_gemm(dy, dy_gemm, count, o, p.plane);
+                        let dy = row_major(dy_gemm, width);
+                        gemm_packed(
+                            o,
+                            width,
+                            p.patch,
+                            Left::Strided(&dy),
+                            &patches,
+                            &mut acc,
+                            p.patch,
+                            accumulate,
+                        );
+                    });
+                }
             }
             acc
         })
@@ -197,7 +207,10 @@ pub fn backward_weight(
     let mut partials = partials.into_iter();
     let mut dw = partials.next().expect("at least one group");
     for partial in partials {
-        dw.iter_mut().zip(&partial).for_each(|(a, b)| *a += b);
+        dw.par_chunks_mut(1 << 14).zip(partial.par_chunks(1 << 14)).for_each(|(sum, part)| {
+            sum.iter_mut().zip(part).for_each(|(a, b)| *a += b);
+        });
+        buffers::recycle(partial);
     }
     let db = with_bias.then(|| {
         (0..o)

@@ -2,7 +2,7 @@
 //! exercise each path: groups of several images (output pixels of one GEMM panel
 //! spanning two images), rows wider than a panel, strides with padding, the flipped-
 //! kernel input gradient (stride 1) and the col2im one (strided, or padding of a kernel
-//! size or more).
+//! size or more), and weight gradients summed over several groups in one task.
 
 use kiln_tensor::Conv2dGeometry;
 
@@ -123,4 +123,10 @@ fn strided_convolutions() {
 #[test]
 fn padding_of_a_kernel_size_or_more() {
     check(geometry([2, 2, 4, 5], 3, (2, 2), (1, 1), (2, 2)));
+}
+
+#[test]
+fn several_groups_accumulate_in_one_task() {
+    // Planes of 33×33 pixels make one-image groups, so each task sums several groups.
+    check(geometry([9, 2, 33, 33], 2, (3, 3), (1, 1), (1, 1)));
 }

@@ -196,13 +196,23 @@ pub fn gemm_with(kernel: GemmKernel, a: &[f32], b: &[f32], c: &mut [f32], d: Mat
     }
 }
 
-/// `C = A·B` on one thread with the detected kernel, `A` an `m×k` matrix, `B` any
-/// [`PackB`] source, `C` row-major with row stride `ldc`.
+/// `C = A·B` (or `C += A·B` when `accumulate`) on one thread with the detected kernel,
+/// `A` an `m×k` matrix, `B` any [`PackB`] source, `C` row-major with row stride `ldc`.
 ///
 /// # Panics
 /// If `c` is smaller than `m` rows of `ldc` (the last row needing only `n`), or a
 /// packed `A` is not `m×k`.
-pub fn gemm_packed(m: usize, k: usize, n: usize, a: Left, b: &impl PackB, c: &mut [f32], ldc: usize) {
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_packed(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: Left,
+    b: &impl PackB,
+    c: &mut [f32],
+    ldc: usize,
+    accumulate: bool,
+) {
     if let Left::Packed(packed) = a {
         assert!(packed.rows == m && packed.depth == k, "gemm: packed A is not {m}x{k}");
     }
@@ -212,7 +222,8 @@ pub fn gemm_packed(m: usize, k: usize, n: usize, a: Left, b: &impl PackB, c: &mu
     assert!(n <= ldc && c.len() >= (m - 1) * ldc + n, "gemm: output too small");
     let out = OutputMatrix::new(c, ldc);
     // SAFETY: the only block, covering the whole (exclusively borrowed) matrix.
-    packed::gemm(GemmKernel::detect(), m, k, n, a, b, unsafe { out.block(0, 0) });
+    let block = packed::OutputBlock { accumulate, ..unsafe { out.block(0, 0) } };
+    packed::gemm(GemmKernel::detect(), m, k, n, a, b, block);
 }
 
 /// A row-major output matrix shared by tasks that write disjoint blocks of it.
@@ -240,6 +251,7 @@ impl OutputMatrix {
         packed::OutputBlock {
             ptr: unsafe { self.ptr.add(row * self.row_stride + col) },
             row_stride: self.row_stride,
+            accumulate: false,
         }
     }
 }

@@ -30,20 +30,27 @@ thread_local! {
 pub type MicroKernel = unsafe fn(usize, *const f32, *const f32, *mut f32, usize, bool);
 
 /// The top-left corner of a block of a row-major output matrix.
+#[derive(Clone, Copy)]
 pub struct OutputBlock {
     /// Element `(0, 0)` of the block.
     pub ptr: *mut f32,
     /// Distance between rows.
     pub row_stride: usize,
+    /// Add the product to what the block holds instead of overwriting it.
+    pub accumulate: bool,
 }
 
-/// Overwrites the `m×n` block `c` with `A·B` (`A` is `m×k`, `B` is `k×n`).
+/// Overwrites the `m×n` block `c` with `A·B` (`A` is `m×k`, `B` is `k×n`), or adds it
+/// when `c.accumulate`.
 ///
 /// The caller guarantees that `c` covers `m×n` elements nobody else touches meanwhile,
 /// and that the CPU runs `kernel`.
 pub fn gemm(kernel: GemmKernel, m: usize, k: usize, n: usize, a: Left, b: &impl PackB, c: OutputBlock) {
     let micro_kernel = kernel.micro_kernel();
     if k == 0 {
+        if c.accumulate {
+            return;
+        }
         for i in 0..m {
             // SAFETY: row `i` of the caller's block.
             unsafe { std::slice::from_raw_parts_mut(c.ptr.add(i * c.row_stride), n).fill(0.0) };
@@ -69,7 +76,7 @@ pub fn gemm(kernel: GemmKernel, m: usize, k: usize, n: usize, a: Left, b: &impl 
                     };
                     // SAFETY: the sub-block lies inside the caller's block.
                     let block = OutputBlock { ptr: unsafe { c.ptr.add(ic * c.row_stride + jc) }, ..c };
-                    macro_kernel(micro_kernel, [mc, kc, nc], a_block, b_pack, block, pc > 0);
+                    macro_kernel(micro_kernel, [mc, kc, nc], a_block, b_pack, block, pc > 0 || c.accumulate);
                 }
             }
         }

@@ -88,7 +88,7 @@ fn a_prepacked_left_matrix_gives_the_same_product() {
     let right = Strided { data: &b, offset: 0, row_stride: n, col_stride: 1 };
     let packed = PackedA::new(&left, m, k);
     let mut c = vec![f32::NAN; m * n];
-    gemm_packed(m, k, n, Left::Packed(&packed), &right, &mut c, n);
+    gemm_packed(m, k, n, Left::Packed(&packed), &right, &mut c, n, false);
     let (exact, scale) = reference(&a, &b, d);
     for (i, ((got, want), s)) in c.iter().zip(&exact).zip(&scale).enumerate() {
         assert!((f64::from(*got) - want).abs() <= 1e-6 * s + 1e-7, "entry {i} is {got}, expected {want}");
