@@ -1,16 +1,17 @@
 //! Checkpoints in safetensors: the model's parameters under their PyTorch names and
 //! layouts (so `torch.nn.Module.load_state_dict` reads them), the optimizer's buffers
-//! under `optimizer.`, and the training position as string metadata. Writes go to a
-//! temporary file that is then renamed; loads validate everything before changing
-//! anything.
+//! under `optimizer.`, and the training position as string metadata. Writes stream one
+//! tensor at a time into a temporary file that is then renamed; loads validate
+//! everything before changing anything.
 
+use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use kiln_tensor::{Shape, Tensor};
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use safetensors::tensor::{Dtype, SafeTensors, View};
 
 use crate::optim::{Optimizer, OptimizerState};
 use crate::{Module, NnError, Result};
@@ -58,25 +59,60 @@ pub fn save(
         }
         tensors.extend(state.tensors.into_iter().map(|(name, t)| (format!("{OPTIMIZER_PREFIX}{name}"), t)));
     }
-    let mut raw = Vec::with_capacity(tensors.len());
-    for (name, tensor) in &tensors {
-        let bytes: Vec<u8> = tensor.to_vec()?.iter().flat_map(|v| v.to_le_bytes()).collect();
-        raw.push((name.clone(), tensor.dims().to_vec(), bytes));
-    }
-    let views = raw
-        .iter()
-        .map(|(name, dims, bytes)| {
-            let view = TensorView::new(Dtype::F32, dims.clone(), bytes).expect("sizes agree by construction");
-            (name.clone(), view)
+    let failure = RefCell::new(None);
+    let views: Vec<(String, StreamedTensor)> = tensors
+        .into_iter()
+        .map(|(name, tensor)| {
+            let dims = tensor.dims().to_vec();
+            (name, StreamedTensor { tensor, dims, failure: &failure })
         })
-        .collect::<Vec<_>>();
-    let bytes = safetensors::serialize(views, Some(info))
-        .map_err(|err| NnError::BadCheckpoint { path: path.into(), reason: err.to_string() })?;
-    write_atomically(path, &bytes)
+        .collect();
+    write_atomically(path, |tmp| {
+        let written = safetensors::serialize_to_file(views, Some(info), tmp);
+        if let Some(err) = failure.take() {
+            return Err(err);
+        }
+        written.map_err(|err| NnError::BadCheckpoint { path: path.into(), reason: err.to_string() })
+    })
 }
 
-/// Writes `bytes` to a temporary file beside `path`, syncs it, and renames it over `path`.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+/// A tensor handed to the safetensors writer, read from its device only when the
+/// writer reaches it: one tensor's bytes are in memory at a time, not the whole
+/// checkpoint.
+struct StreamedTensor<'a> {
+    tensor: Tensor,
+    dims: Vec<usize>,
+    /// The first read-back error; the writer cannot return one itself.
+    failure: &'a RefCell<Option<NnError>>,
+}
+
+impl View for StreamedTensor<'_> {
+    fn dtype(&self) -> Dtype {
+        Dtype::F32
+    }
+
+    fn shape(&self) -> &[usize] {
+        &self.dims
+    }
+
+    fn data(&self) -> Cow<'_, [u8]> {
+        match self.tensor.to_vec() {
+            Ok(values) => Cow::Owned(values.iter().flat_map(|v| v.to_le_bytes()).collect()),
+            Err(err) => {
+                self.failure.borrow_mut().get_or_insert(err.into());
+                Cow::Owned(vec![0; self.data_len()])
+            }
+        }
+    }
+
+    fn data_len(&self) -> usize {
+        self.tensor.shape().numel() * 4
+    }
+}
+
+/// Has `write` fill a temporary file beside `path`, syncs it, and renames it over
+/// `path`; on any error the temporary file is removed and `path` is untouched.
+fn write_atomically(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let io = |source| NnError::Io { path: path.into(), source };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         fs::create_dir_all(dir).map_err(io)?;
@@ -84,8 +120,12 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
     tmp_name.push(".tmp");
     let tmp = path.with_file_name(tmp_name);
-    let mut file = fs::File::create(&tmp).map_err(io)?;
-    file.write_all(bytes).and_then(|()| file.sync_all()).map_err(io)?;
+    let written = write(&tmp).and_then(|()| fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(io));
+    if let Err(err) = written {
+        // Best effort: the error being returned matters more than a stray temporary file.
+        let _ = fs::remove_file(&tmp);
+        return Err(err);
+    }
     fs::rename(&tmp, path).map_err(io)
 }
 
