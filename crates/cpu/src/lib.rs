@@ -25,6 +25,8 @@ mod pool;
 mod reduce;
 mod scratch;
 mod storage;
+#[cfg(test)]
+mod test_values;
 
 use std::sync::{Arc, OnceLock};
 

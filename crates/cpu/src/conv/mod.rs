@@ -171,9 +171,9 @@ pub fn backward_weight(
                 let patches =
                     PatchesTransposed(PatchSource { input: &input, first_image: images.start, geometry: g });
                 let dy = &grad[images.start * p.out_image..images.end * p.out_image];
-                let accumulate = i > 0;
-                if count == 1 {
+                let mut multiply = |dy: &[f32]| {
                     let dy = row_major(dy, width);
+                    let accumulate = i > 0;
                     gemm_packed(
                         o,
                         width,
@@ -184,20 +184,13 @@ pub fn backward_weight(
                         p.patch,
                         accumulate,
                     );
+                };
+                if count == 1 {
+                    multiply(dy);
                 } else {
                     with_scratch(o * width, |dy_gemm| {
                         nchw_to_gemm(dy, dy_gemm, count, o, p.plane);
-                        let dy = row_major(dy_gemm, width);
-                        gemm_packed(
-                            o,
-                            width,
-                            p.patch,
-                            Left::Strided(&dy),
-                            &patches,
-                            &mut acc,
-                            p.patch,
-                            accumulate,
-                        );
+                        multiply(dy_gemm);
                     });
                 }
             }

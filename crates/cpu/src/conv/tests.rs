@@ -6,18 +6,9 @@
 
 use kiln_tensor::Conv2dGeometry;
 
-use super::{backward_input, backward_weight, forward};
+use crate::test_values::values;
 
-/// Deterministic values in [-1, 1).
-fn values(len: usize, seed: u64) -> Vec<f32> {
-    let mut state = seed;
-    (0..len)
-        .map(|_| {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
-}
+use super::{backward_input, backward_weight, forward};
 
 /// Calls `f(n, o, c, y, x, kh, kw, input_index)` for every in-bounds multiply-add.
 fn for_each_tap(g: &Conv2dGeometry, mut f: impl FnMut([usize; 5], usize, usize, usize)) {

@@ -2,18 +2,9 @@
 //! boundary (ragged 6×16 tiles, more than one `KC`, `MC` and `NC` block) in all four
 //! transpose combinations.
 
-use super::*;
+use crate::test_values::values;
 
-/// Deterministic values in [-1, 1).
-fn values(len: usize, seed: u64) -> Vec<f32> {
-    let mut state = seed;
-    (0..len)
-        .map(|_| {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
-}
+use super::*;
 
 /// `op(A)·op(B)` in float64, and the sum of `|a|·|b|` per entry (the error scale).
 fn reference(a: &[f32], b: &[f32], d: MatmulDims) -> (Vec<f64>, Vec<f64>) {

@@ -1,0 +1,12 @@
+//! Deterministic pseudo-random inputs shared by the unit tests.
+
+/// `len` values in [-1, 1) from a linear congruential generator seeded with `seed`.
+pub fn values(len: usize, seed: u64) -> Vec<f32> {
+    let mut state = seed;
+    (0..len)
+        .map(|_| {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
