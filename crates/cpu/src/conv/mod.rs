@@ -160,7 +160,7 @@ pub fn backward_weight(
     // Each task runs a fixed, contiguous share of the groups, accumulating into its own
     // sum; the task sums are added in order, so the result does not depend on timing.
     let groups = p.groups(g.batch);
-    let per_task = groups.len().div_ceil(rayon::current_num_threads());
+    let per_task = groups.len().div_ceil(rayon::current_num_threads()).max(1);
     let partials: Vec<Vec<f32>> = groups
         .par_chunks(per_task)
         .map(|share| {
@@ -198,7 +198,7 @@ pub fn backward_weight(
         })
         .collect();
     let mut partials = partials.into_iter();
-    let mut dw = partials.next().expect("at least one group");
+    let mut dw = partials.next().unwrap_or_else(|| vec![0.0; o * p.patch]);
     for partial in partials {
         dw.par_chunks_mut(1 << 14).zip(partial.par_chunks(1 << 14)).for_each(|(sum, part)| {
             sum.iter_mut().zip(part).for_each(|(a, b)| *a += b);

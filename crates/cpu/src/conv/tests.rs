@@ -121,3 +121,8 @@ fn several_groups_accumulate_in_one_task() {
     // Planes of 33×33 pixels make one-image groups, so each task sums several groups.
     check(geometry([9, 2, 33, 33], 2, (3, 3), (1, 1), (1, 1)));
 }
+
+#[test]
+fn an_empty_batch_has_zero_weight_gradients() {
+    check(geometry([0, 2, 5, 5], 3, (3, 3), (1, 1), (1, 1)));
+}
