@@ -100,15 +100,28 @@ impl Strided<'_> {
     fn at(&self, i: usize, j: usize) -> f32 {
         self.data[self.offset + i * self.row_stride + j * self.col_stride]
     }
-}
 
-impl PackB for Strided<'_> {
-    fn pack(&self, first_row: usize, rows: usize, first_col: usize, cols: usize, panel: &mut [f32]) {
+    /// The same elements seen transposed.
+    fn transposed(self) -> Self {
+        Strided { row_stride: self.col_stride, col_stride: self.row_stride, ..self }
+    }
+
+    /// Writes rows `first_row..first_row + rows` of columns `first_col..first_col + cols`
+    /// into `panel` interleaved `width` to a row: element `(first_row + p, first_col +
+    /// j)` goes to `panel[p·width + j]`. Both packed layouts are this: `B` panels with
+    /// `width` [`NR`], `A` panels (of `Aᵀ`) with `width` [`MR`].
+    fn interleave(
+        &self,
+        [first_row, rows]: [usize; 2],
+        [first_col, cols]: [usize; 2],
+        width: usize,
+        panel: &mut [f32],
+    ) {
         if self.col_stride == 1 {
-            for (p, out) in panel.chunks_exact_mut(NR).take(rows).enumerate() {
+            for (p, out) in panel.chunks_exact_mut(width).take(rows).enumerate() {
                 let start = self.offset + (first_row + p) * self.row_stride + first_col;
                 let source = &self.data[start..start + cols];
-                if cols == NR {
+                if cols == NR && width == NR {
                     // A fixed-size copy is a few vector moves, not a memcpy call.
                     out.copy_from_slice(source);
                 } else {
@@ -119,16 +132,22 @@ impl PackB for Strided<'_> {
             for j in 0..cols {
                 let start = self.offset + first_row + (first_col + j) * self.col_stride;
                 for (p, value) in self.data[start..start + rows].iter().enumerate() {
-                    panel[p * NR + j] = *value;
+                    panel[p * width + j] = *value;
                 }
             }
         } else {
             for j in 0..cols {
                 for p in 0..rows {
-                    panel[p * NR + j] = self.at(first_row + p, first_col + j);
+                    panel[p * width + j] = self.at(first_row + p, first_col + j);
                 }
             }
         }
+    }
+}
+
+impl PackB for Strided<'_> {
+    fn pack(&self, first_row: usize, rows: usize, first_col: usize, cols: usize, panel: &mut [f32]) {
+        self.interleave([first_row, rows], [first_col, cols], NR, panel);
     }
 }
 

@@ -156,21 +156,7 @@ fn pack_a(a: &Strided, ic: usize, pc: usize, mc: usize, kc: usize, out: &mut [f3
         if rows < MR {
             panel.fill(0.0);
         }
-        let top = ic + t * MR;
-        if a.col_stride == 1 {
-            for r in 0..rows {
-                let start = a.offset + (top + r) * a.row_stride + pc;
-                for (p, value) in a.data[start..start + kc].iter().enumerate() {
-                    panel[p * MR + r] = *value;
-                }
-            }
-        } else {
-            for p in 0..kc {
-                for r in 0..rows {
-                    panel[p * MR + r] = a.at(top + r, pc + p);
-                }
-            }
-        }
+        a.transposed().interleave([pc, kc], [ic + t * MR, rows], MR, panel);
     }
 }
 
