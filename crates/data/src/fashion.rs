@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::idx::{read_images, read_labels};
+use crate::idx::{ImageSize, read_images, read_labels};
 use crate::locate::{FASHION_MNIST_FILES, FASHION_MNIST_MIRROR, SearchPaths, locate_or_download};
 use crate::{DataError, Result};
 
@@ -22,6 +22,9 @@ pub const CLASS_NAMES: [&str; 10] = [
     "Bag",
     "Ankle boot",
 ];
+
+/// The size of every Fashion-MNIST image.
+pub const IMAGE_SIZE: ImageSize = ImageSize { rows: 28, cols: 28 };
 
 /// Images and labels of one split. Cloning shares the bytes; [`Split::limit`] views a
 /// prefix without copying.
@@ -108,21 +111,28 @@ impl FashionMnist {
         Self::load_dir(&dir)
     }
 
-    /// Loads the four files from `dir`, validating them.
+    /// Loads the four files from `dir`, validating them: 28×28 images, labels in
+    /// `0..10`, as many labels as images, and at least one example per split.
     pub fn load_dir(dir: &Path) -> Result<Self> {
         let split = |images: &str, labels: &str| -> Result<Split> {
             let (image_path, label_path) = (dir.join(images), dir.join(labels));
-            let (count, rows, cols, pixels) = read_images(&image_path)?;
             let labels = read_labels(&label_path, CLASS_NAMES.len())?;
-            if labels.len() != count {
+            let images = read_images(&image_path, Some(IMAGE_SIZE))?;
+            if labels.len() != images.count {
                 return Err(DataError::CountMismatch {
                     images: image_path,
-                    image_count: count,
+                    image_count: images.count,
                     labels: label_path,
                     label_count: labels.len(),
                 });
             }
-            Ok(Split::new(pixels, labels, rows, cols))
+            if labels.is_empty() {
+                return Err(DataError::Format {
+                    path: image_path,
+                    reason: "it holds no images: a split needs at least one example".into(),
+                });
+            }
+            Ok(Split::new(images.pixels, labels, IMAGE_SIZE.rows, IMAGE_SIZE.cols))
         };
         Ok(FashionMnist {
             train: split("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz")?,

@@ -27,7 +27,7 @@ mod sha256;
 
 pub use batches::{Batch, BatchConfig, EpochPlan, make_batch};
 pub use error::{DataError, Result};
-pub use fashion::{CLASS_NAMES, FashionMnist, Split};
+pub use fashion::{CLASS_NAMES, FashionMnist, IMAGE_SIZE, Split};
 pub use locate::{DatasetFile, SearchPaths};
 pub use prefetch::Prefetcher;
 pub use sha256::sha256_hex;

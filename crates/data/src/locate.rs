@@ -114,6 +114,10 @@ pub fn locate_or_download(paths: &SearchPaths, mirror: &str, files: &[DatasetFil
     }
 }
 
+/// Most bytes a downloaded file may inflate to (Fashion-MNIST's largest is 47 MB): a
+/// corrupt or hostile download is stopped there instead of filling memory.
+const MAX_DECOMPRESSED_BYTES: u64 = 256 << 20;
+
 /// Downloads every file of `files` missing from `dir`, verifying each before it gets
 /// its final name. A failed or corrupt download leaves no file behind.
 pub fn download(mirror: &str, dir: &Path, files: &[DatasetFile]) -> Result<()> {
@@ -128,7 +132,7 @@ pub fn download(mirror: &str, dir: &Path, files: &[DatasetFile]) -> Result<()> {
         let io = |source| DataError::Io { path: partial.clone(), source };
         let mut out = std::fs::File::create(&partial).map_err(io)?;
         out.write_all(&bytes).and_then(|()| out.sync_all()).map_err(io)?;
-        let contents = crate::idx::read_maybe_gzip(&partial);
+        let contents = crate::idx::read_maybe_gzip(&partial, MAX_DECOMPRESSED_BYTES);
         let verdict = contents.and_then(|data| {
             let found = sha256_hex(&data);
             if found == file.sha256 {

@@ -80,8 +80,8 @@ fn good_files_are_downloaded_and_verified() {
     let dir = temp_dir("good");
     download(&url, &dir, &files(&a, &b)).unwrap();
     server.join().unwrap();
-    assert_eq!(kiln_data::idx::read_maybe_gzip(&dir.join("a-ubyte.gz")).unwrap(), a);
-    assert_eq!(kiln_data::idx::read_maybe_gzip(&dir.join("b-ubyte.gz")).unwrap(), b);
+    assert_eq!(kiln_data::idx::read_maybe_gzip(&dir.join("a-ubyte.gz"), 1 << 20).unwrap(), a);
+    assert_eq!(kiln_data::idx::read_maybe_gzip(&dir.join("b-ubyte.gz"), 1 << 20).unwrap(), b);
     assert!(!dir.join("a-ubyte.gz.part").exists());
 }
 
