@@ -62,6 +62,20 @@ pub enum NnError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// Writing a checkpoint failed (the previous file at `path`, if any, is intact).
+    Save {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A tensor to be saved holds NaN or infinity: the model diverged.
+    NonFinite {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// The tensor's name, e.g. `features.0.weight`.
+        name: String,
+    },
     /// A device operation failed.
     Device(KilnError),
 }
@@ -91,6 +105,14 @@ impl fmt::Display for NnError {
             }
             NnError::OptimizerState(msg) => write!(f, "optimizer state: {msg}"),
             NnError::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            NnError::Save { path, source } => {
+                write!(f, "cannot save the checkpoint {}: {source}", path.display())
+            }
+            NnError::NonFinite { path, name } => write!(
+                f,
+                "not saving the checkpoint {}: `{name}` holds NaN or infinite values (the model diverged)",
+                path.display()
+            ),
             NnError::Device(err) => write!(f, "{err}"),
         }
     }
@@ -99,7 +121,7 @@ impl fmt::Display for NnError {
 impl std::error::Error for NnError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            NnError::Io { source, .. } => Some(source),
+            NnError::Io { source, .. } | NnError::Save { source, .. } => Some(source),
             NnError::Device(err) => Some(err),
             _ => None,
         }

@@ -36,6 +36,16 @@ fn write_raw(path: &Path, tensors: Vec<RawTensor<'_>>) {
     std::fs::write(path, safetensors::serialize(views, None).unwrap()).unwrap();
 }
 
+/// Names of files in `path`'s directory that look like temporary files of `path`.
+fn temporary_files(path: &Path) -> Vec<String> {
+    let stem = path.file_name().unwrap().to_string_lossy().into_owned();
+    std::fs::read_dir(path.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name != &stem && name.contains(&stem))
+        .collect()
+}
+
 #[test]
 fn round_trip_is_bit_exact_with_the_same_output() {
     let device = Device::cpu();
@@ -44,10 +54,7 @@ fn round_trip_is_bit_exact_with_the_same_output() {
     let meta =
         BTreeMap::from([("epoch".to_string(), "2".to_string()), ("step".to_string(), "17".to_string())]);
     checkpoint::save(&path, &model, None, &meta).unwrap();
-    assert!(
-        !path.with_file_name("round_trip.safetensors.tmp").exists(),
-        "the temporary file is renamed away"
-    );
+    assert_eq!(temporary_files(&path), Vec::<String>::new(), "the temporary file is renamed away");
 
     let mut restored = small_cnn(2);
     assert_ne!(values(&restored), values(&model));
@@ -154,4 +161,85 @@ fn truncated_and_foreign_files_are_rejected() {
 
     let err = checkpoint::load(&temp_path("absent.safetensors"), &mut small_cnn(1), None).unwrap_err();
     assert!(err.to_string().contains("absent.safetensors"), "{err}");
+}
+
+#[test]
+fn saving_is_byte_reproducible_with_ordinary_permissions() {
+    let model = small_cnn(1);
+    let mut sgd = Sgd::new(0.1).with_momentum(0.9);
+    let x = Tensor::randn([2, 1, 5, 5], 0.0, 1.0, 3, &Device::cpu());
+    let labels = Tensor::from_i32([2], vec![1, 3], &Device::cpu());
+    sgd.step(&model, &model.forward(&x, Mode::Eval).cross_entropy(&labels).backward());
+    let meta: BTreeMap<String, String> =
+        (0..20).map(|i| (format!("key{i}"), format!("value \"{i}\"\n"))).collect();
+    let (a, b) = (temp_path("same-a.safetensors"), temp_path("same-b.safetensors"));
+    checkpoint::save(&a, &model, Some(&sgd), &meta).unwrap();
+    checkpoint::save(&b, &model, Some(&sgd), &meta).unwrap();
+    assert!(std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap(), "identical saves give identical bytes");
+    let loaded = checkpoint::load(&a, &mut small_cnn(2), None).unwrap();
+    assert_eq!(loaded["key3"], "value \"3\"\n", "metadata strings survive escaping");
+
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&a).unwrap().permissions().mode() & 0o777;
+        let umask_allows = |bits: u32| {
+            let probe = temp_path("umask-probe");
+            std::fs::write(&probe, b"").unwrap();
+            std::fs::metadata(&probe).unwrap().permissions().mode() & bits
+        };
+        assert_eq!(mode, umask_allows(0o666), "a checkpoint is created like any other file, got {mode:o}");
+    }
+}
+
+#[test]
+fn a_model_holding_nan_is_not_saved_and_the_old_file_stays() {
+    let path = temp_path("finite.safetensors");
+    let model = small_cnn(1);
+    checkpoint::save(&path, &model, None, &BTreeMap::new()).unwrap();
+    let before = std::fs::read(&path).unwrap();
+
+    let mut diverged = small_cnn(1);
+    diverged.visit_parameters_mut("", &mut |name, param| {
+        if name == "classifier.1.bias" {
+            let mut values = param.to_vec().unwrap();
+            values[2] = f32::NAN;
+            *param = Tensor::from_vec(param.shape().clone(), values, param.device());
+        }
+    });
+    let err = checkpoint::save(&path, &diverged, None, &BTreeMap::new()).unwrap_err().to_string();
+    assert!(err.contains("`classifier.1.bias` holds NaN or infinite values"), "{err}");
+    assert!(std::fs::read(&path).unwrap() == before, "the last finite checkpoint is untouched");
+    assert_eq!(temporary_files(&path), Vec::<String>::new(), "nothing is left behind");
+}
+
+#[test]
+fn save_errors_say_saving_failed_and_leave_nothing_behind() {
+    let err = checkpoint::save(Path::new("/proc/kiln.safetensors"), &small_cnn(1), None, &BTreeMap::new())
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("cannot save the checkpoint /proc/kiln.safetensors"), "{err}");
+    assert!(!err.contains("not a valid"), "{err}");
+    let err = checkpoint::ensure_writable(Path::new("/proc/kiln.safetensors")).unwrap_err().to_string();
+    assert!(err.starts_with("cannot save the checkpoint /proc/kiln.safetensors"), "{err}");
+
+    let path = temp_path("probe.safetensors");
+    checkpoint::ensure_writable(&path).unwrap();
+    assert!(!path.exists() && temporary_files(&path).is_empty(), "the check leaves no file");
+}
+
+#[test]
+fn temporary_files_of_dead_writers_are_cleaned_and_concurrent_saves_both_succeed() {
+    let path = temp_path("shared.safetensors");
+    let dead = path.with_file_name(".shared.safetensors.kiln-tmp-4000000000-1f");
+    std::fs::write(&dead, vec![0u8; 1000]).unwrap();
+    let model = small_cnn(1);
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| checkpoint::save(&path, &model, None, &BTreeMap::new()).unwrap());
+        }
+    });
+    assert!(!dead.exists(), "a dead process's temporary file is removed");
+    assert_eq!(temporary_files(&path), Vec::<String>::new());
+    checkpoint::load(&path, &mut small_cnn(2), None).unwrap();
 }

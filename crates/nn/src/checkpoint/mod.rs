@@ -4,14 +4,15 @@
 //! tensor at a time into a temporary file that is then renamed; loads validate
 //! everything before changing anything.
 
-use std::borrow::Cow;
-use std::cell::RefCell;
+mod atomic_file;
+mod writer;
+
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use kiln_tensor::{Shape, Tensor};
-use safetensors::tensor::{Dtype, SafeTensors, View};
+use safetensors::tensor::{Dtype, SafeTensors};
 
 use crate::optim::{Optimizer, OptimizerState};
 use crate::{Module, NnError, Result};
@@ -24,7 +25,11 @@ const OPTIMIZER_KIND: &str = "kiln.optimizer";
 const OPTIMIZER_SCALAR: &str = "kiln.optimizer.";
 
 /// Saves `model` (and `optimizer`'s state, and `metadata` such as epoch/step/seed) to
-/// `path` atomically: a crash leaves either the old file or the new one.
+/// `path` atomically: a crash leaves either the old file or the new one, never a torn
+/// one. The same model, optimizer and metadata always give the same bytes, and the
+/// file gets the usual permissions (0666 less the umask). A model or optimizer holding
+/// NaN or infinity is not saved ([`NnError::NonFinite`]): the file at `path` keeps its
+/// last finite state.
 ///
 /// ```
 /// use std::collections::BTreeMap;
@@ -50,7 +55,7 @@ pub fn save(
     metadata: &BTreeMap<String, String>,
 ) -> Result<()> {
     let mut tensors: Vec<(String, Tensor)> = model.named_parameters();
-    let mut info: HashMap<String, String> = metadata.clone().into_iter().collect();
+    let mut info = metadata.clone();
     if let Some(optimizer) = optimizer {
         let state = optimizer.state();
         info.insert(OPTIMIZER_KIND.into(), optimizer.kind().into());
@@ -59,74 +64,14 @@ pub fn save(
         }
         tensors.extend(state.tensors.into_iter().map(|(name, t)| (format!("{OPTIMIZER_PREFIX}{name}"), t)));
     }
-    let failure = RefCell::new(None);
-    let views: Vec<(String, StreamedTensor)> = tensors
-        .into_iter()
-        .map(|(name, tensor)| {
-            let dims = tensor.dims().to_vec();
-            (name, StreamedTensor { tensor, dims, failure: &failure })
-        })
-        .collect();
-    write_atomically(path, |tmp| {
-        let written = safetensors::serialize_to_file(views, Some(info), tmp);
-        if let Some(err) = failure.take() {
-            return Err(err);
-        }
-        written.map_err(|err| NnError::BadCheckpoint { path: path.into(), reason: err.to_string() })
-    })
+    let on_io = |source| NnError::Save { path: path.into(), source };
+    atomic_file::write_atomically(path, on_io, |out| writer::write_safetensors(out, path, tensors, &info))
 }
 
-/// A tensor handed to the safetensors writer, read from its device only when the
-/// writer reaches it: one tensor's bytes are in memory at a time, not the whole
-/// checkpoint.
-struct StreamedTensor<'a> {
-    tensor: Tensor,
-    dims: Vec<usize>,
-    /// The first read-back error; the writer cannot return one itself.
-    failure: &'a RefCell<Option<NnError>>,
-}
-
-impl View for StreamedTensor<'_> {
-    fn dtype(&self) -> Dtype {
-        Dtype::F32
-    }
-
-    fn shape(&self) -> &[usize] {
-        &self.dims
-    }
-
-    fn data(&self) -> Cow<'_, [u8]> {
-        match self.tensor.to_vec() {
-            Ok(values) => Cow::Owned(values.iter().flat_map(|v| v.to_le_bytes()).collect()),
-            Err(err) => {
-                self.failure.borrow_mut().get_or_insert(err.into());
-                Cow::Owned(vec![0; self.data_len()])
-            }
-        }
-    }
-
-    fn data_len(&self) -> usize {
-        self.tensor.shape().numel() * 4
-    }
-}
-
-/// Has `write` fill a temporary file beside `path`, syncs it, and renames it over
-/// `path`; on any error the temporary file is removed and `path` is untouched.
-fn write_atomically(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    let io = |source| NnError::Io { path: path.into(), source };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::create_dir_all(dir).map_err(io)?;
-    }
-    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
-    tmp_name.push(".tmp");
-    let tmp = path.with_file_name(tmp_name);
-    let written = write(&tmp).and_then(|()| fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(io));
-    if let Err(err) = written {
-        // Best effort: the error being returned matters more than a stray temporary file.
-        let _ = fs::remove_file(&tmp);
-        return Err(err);
-    }
-    fs::rename(&tmp, path).map_err(io)
+/// Fails unless a checkpoint can be written to `path` (creating its directory if
+/// needed), without touching an existing file there: the check to run before training.
+pub fn ensure_writable(path: &Path) -> Result<()> {
+    atomic_file::ensure_writable(path).map_err(|source| NnError::Save { path: path.into(), source })
 }
 
 /// Loads a checkpoint into `model` (and `optimizer`, when given and the file has its
