@@ -57,3 +57,31 @@ fn parameter_names_follow_pytorch() {
         .collect();
     assert_eq!(names, expected);
 }
+
+#[test]
+fn the_footprint_matches_the_built_model_and_never_overflows() {
+    for size in [67, 96, 224] {
+        let model = models::alexnet(&mut Initializer::new(&Device::cpu(), 0), 1, 10, size).unwrap();
+        let footprint = models::alexnet_footprint(1, 10, size).unwrap();
+        assert_eq!(footprint.parameters, model.parameter_count(), "size {size}");
+    }
+    let footprint = models::alexnet_footprint(1, 10, 224).unwrap();
+    assert_eq!(footprint.flattened, 6400);
+    // conv1 96×54×54 twice, pool 96×26×26, conv2 256×26×26 twice, pool 256×12×12,
+    // conv3-5 (384, 384, 256)×13×13 twice... at 224: by hand from the layer table.
+    let by_hand = 2 * 96 * 54 * 54
+        + 96 * 26 * 26
+        + 2 * 256 * 26 * 26
+        + 256 * 12 * 12
+        + 2 * (384 + 384 + 256) * 12 * 12
+        + 256 * 5 * 5
+        + 6 * 4096
+        + 10;
+    assert_eq!(footprint.activations_per_image, by_hand);
+    let huge = models::alexnet_footprint(1, 10, 100_000).unwrap();
+    assert!(huge.parameters > 10_000_000_000_000, "{}", huge.parameters);
+    let err = models::alexnet_footprint(1, 10, usize::MAX / 2).unwrap_err().to_string();
+    assert!(err.contains("too large"), "{err}");
+    let err = models::alexnet_footprint(1, 10, 66).unwrap_err().to_string();
+    assert!(err.contains("the minimum is 67"), "{err}");
+}
