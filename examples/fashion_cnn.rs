@@ -1,11 +1,12 @@
-//! The README's training loop: a small CNN on Fashion-MNIST with kiln and kiln-data.
+//! The README's training loop: a small CNN on Fashion-MNIST with the kiln facade
+//! (its default `data` feature brings in kiln-data).
 //! `cargo run --release --example fashion_cnn`
 
+use kiln::data::{BatchConfig, FashionMnist, Prefetcher};
 use kiln::nn::{
     Conv2d, Dense, Flatten, Initializer, MaxPool2d, Mode, Module, Optimizer, ReLU, Sequential, Sgd, metrics,
 };
 use kiln::prelude::*;
-use kiln_data::{BatchConfig, FashionMnist, Prefetcher};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let device = Device::cpu();

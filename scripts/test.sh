@@ -11,7 +11,7 @@ if command -v apt-get >/dev/null; then
   sudo_if_needed env DEBIAN_FRONTEND=noninteractive \
     apt-get install -y --no-install-recommends mesa-vulkan-drivers dataset-fashion-mnist
   # A Vulkan driver is now installed: the wgpu tests must run on it, not skip.
-  export KILN_REQUIRE_GPU=1 WGPU_BACKEND="${WGPU_BACKEND:-vulkan}" NODEVICE_SELECT=1
+  export KILN_REQUIRE_GPU=1 WGPU_BACKEND="${WGPU_BACKEND:-vulkan}"
 else
   echo "no apt-get: install a Vulkan driver and put Fashion-MNIST in KILN_DATA_DIR yourself;" >&2
   echo "without an adapter the wgpu tests skip with a printed reason" >&2

@@ -2,9 +2,11 @@
 //!
 //! The facade of Kiln, a pure-Rust deep-learning framework: one dependency that
 //! re-exports the crates. `kiln::tensor` is `kiln-tensor` (tensors, autograd, the
-//! backend trait), `kiln::cpu` is `kiln-cpu` (the CPU backend) and `kiln::nn` is
-//! `kiln-nn` (layers, optimizers, checkpoints). The [`prelude`]
-//! brings in what a training loop needs.
+//! backend trait), `kiln::cpu` is `kiln-cpu` (the CPU backend), `kiln::nn` is
+//! `kiln-nn` (layers, optimizers, checkpoints), `kiln::data` is `kiln-data`
+//! (Fashion-MNIST, batches; cargo feature `data`, on by default) and `kiln::wgpu` is
+//! `kiln-wgpu` (the GPU backend; cargo feature `wgpu`, off by default because it
+//! brings in the wgpu stack). The [`prelude`] brings in what a training loop needs.
 //!
 //! ```
 //! use kiln::prelude::*;
@@ -18,8 +20,12 @@
 //! ```
 
 pub use kiln_cpu as cpu;
+#[cfg(feature = "data")]
+pub use kiln_data as data;
 pub use kiln_nn as nn;
 pub use kiln_tensor as tensor;
+#[cfg(feature = "wgpu")]
+pub use kiln_wgpu as wgpu;
 
 /// The types and traits of a typical training loop.
 pub mod prelude {
@@ -29,4 +35,6 @@ pub mod prelude {
         Sequential, Sgd,
     };
     pub use kiln_tensor::{DType, Device, Gradients, Shape, Tensor, no_grad};
+    #[cfg(feature = "wgpu")]
+    pub use kiln_wgpu::WgpuDevice;
 }

@@ -60,7 +60,9 @@ impl CpuDevice for Device {
 
 impl Backend for CpuBackend {
     fn name(&self) -> String {
-        format!("cpu ({} threads, GEMM {})", rayon::current_num_threads(), GemmKernel::detect().name())
+        let threads = rayon::current_num_threads();
+        let unit = if threads == 1 { "thread" } else { "threads" };
+        format!("cpu ({threads} {unit}, GEMM {})", GemmKernel::detect().name())
     }
 
     fn memory_in_use(&self) -> usize {

@@ -51,7 +51,7 @@ pub fn open() -> Result<(Device, AdapterSummary)> {
 /// The process-wide wgpu device, opened on first use.
 pub fn shared() -> Result<(Device, AdapterSummary)> {
     static SHARED: OnceLock<std::result::Result<(Device, AdapterSummary), String>> = OnceLock::new();
-    SHARED.get_or_init(|| open().map_err(|err| err.to_string())).clone().map_err(KilnError::Device)
+    SHARED.get_or_init(|| open().map_err(device_message)).clone().map_err(KilnError::Device)
 }
 
 /// `Device::wgpu()`: the shared GPU device.
@@ -63,5 +63,14 @@ pub trait WgpuDevice: Sized {
 impl WgpuDevice for Device {
     fn wgpu() -> Result<Device> {
         shared().map(|(device, _)| device)
+    }
+}
+
+/// The message of a device error without its "device error: " prefix, which
+/// `KilnError::Device`'s display adds again.
+fn device_message(err: KilnError) -> String {
+    match err {
+        KilnError::Device(message) => message,
+        other => other.to_string(),
     }
 }

@@ -2,9 +2,9 @@
 //! random inputs of odd shapes (not multiples of the 64×64 GEMM tile or the 256-wide
 //! workgroups): relative error ‖gpu − cpu‖ / ‖cpu‖ under 1e-4.
 //!
-//! Without an adapter these tests skip with a printed reason, unless `KILN_REQUIRE_GPU`
-//! is set (CI sets it, with Mesa's software Vulkan installed), which makes a missing
-//! adapter a failure.
+//! Without an adapter these tests skip with a printed reason, unless they run under CI
+//! (`CI` set; CI installs Mesa's software Vulkan) or with `KILN_REQUIRE_GPU` set, which
+//! makes a missing adapter a failure.
 
 mod common;
 

@@ -1,9 +1,11 @@
 //! The command line: every flag with its help text, and the checks that reject
 //! impossible values before any work starts.
 
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
 
 use clap::{Parser, ValueEnum};
+
+use crate::limits;
 
 /// Which device runs the model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -150,6 +152,50 @@ impl Args {
         if self.resume && self.eval_only {
             return Err("--resume and --eval-only exclude each other".into());
         }
+        if let Some(threads) = self.threads {
+            limits::check_threads(threads)?;
+        }
+        limits::check_image_size(self.image_size, self.batch_size)?;
+        if let Some(metrics) = &self.metrics
+            && same_file(metrics, &self.checkpoint)
+        {
+            return Err(format!(
+                "--metrics and --checkpoint are the same file ({}): writing one would destroy the other; give them different paths",
+                metrics.display()
+            ));
+        }
         Ok(())
     }
+}
+
+/// `path` made absolute, with `.` and `..` folded and its longest existing ancestor
+/// resolved (symbolic links), so two spellings of one file compare equal even before
+/// the file or its directory exists.
+fn resolved(path: &Path) -> PathBuf {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut folded = PathBuf::new();
+    for part in absolute.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                folded.pop();
+            }
+            other => folded.push(other),
+        }
+    }
+    let mut missing = Vec::new();
+    let mut existing = folded.as_path();
+    while let Some(parent) = existing.parent() {
+        if let Ok(real) = existing.canonicalize() {
+            return missing.iter().rev().fold(real, |dir, name| dir.join(name));
+        }
+        missing.extend(existing.file_name());
+        existing = parent;
+    }
+    folded
+}
+
+/// Whether `a` and `b` name the same file.
+fn same_file(a: &Path, b: &Path) -> bool {
+    resolved(a) == resolved(b)
 }

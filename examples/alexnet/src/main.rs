@@ -3,6 +3,7 @@
 
 mod args;
 mod device;
+mod limits;
 mod memory;
 mod report;
 mod train;
@@ -13,14 +14,18 @@ use std::time::Duration;
 
 use clap::Parser;
 use kiln_data::FashionMnist;
-use kiln_nn::{Adam, Init, Initializer, Module, Optimizer, Sgd, models};
+use kiln_nn::{Adam, Init, Initializer, Module, Optimizer, Sgd, checkpoint, models};
 use kiln_tensor::Shape;
 
 use crate::args::{Args, InitChoice, OptimizerChoice};
-use crate::report::final_report;
+use crate::report::{final_report, open_metrics};
 use crate::train::{Ending, Paused, Trainer, load_model};
 
+/// Exit status of a run stopped by Ctrl-C (128 + SIGINT, as shells report it).
+const INTERRUPTED: u8 = 130;
+
 fn main() -> ExitCode {
+    quiet_vulkan_device_select();
     let args = match Args::try_parse() {
         Ok(args) => args,
         Err(err) if !err.use_stderr() => {
@@ -40,13 +45,60 @@ fn main() -> ExitCode {
         Ok(None) => ExitCode::SUCCESS,
         Ok(Some(Paused { message, interrupted })) => {
             eprintln!("{message}");
-            ExitCode::from(if interrupted { 130 } else { 0 })
+            ExitCode::from(if interrupted { INTERRUPTED } else { 0 })
         }
         Err(message) => {
             eprintln!("error: {message}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Mesa's Vulkan device-select layer prints `error: XDG_RUNTIME_DIR is invalid or not
+/// set` on every headless run; it selects nothing Kiln needs (Kiln picks its adapter
+/// itself), so it is switched off unless the user set `NODEVICE_SELECT` themselves.
+fn quiet_vulkan_device_select() {
+    if std::env::var_os("NODEVICE_SELECT").is_none() {
+        // SAFETY: called first thing in `main`, before any other thread exists, so no
+        // thread can be reading the environment concurrently.
+        unsafe { std::env::set_var("NODEVICE_SELECT", "1") };
+    }
+}
+
+/// Checks the files the run reads and writes before any expensive work: the
+/// checkpoint to resume or evaluate exists, the checkpoint location is writable, and
+/// the metrics file opens. Returns the metrics file.
+fn prepare_files(args: &Args) -> Result<Option<std::fs::File>, String> {
+    if (args.resume || args.eval_only) && !args.checkpoint.is_file() {
+        let flag = if args.resume { "--resume" } else { "--eval-only" };
+        return Err(format!(
+            "{flag} needs the checkpoint {}, which does not exist; point --checkpoint at a saved one",
+            args.checkpoint.display()
+        ));
+    }
+    if args.eval_only {
+        return Ok(None);
+    }
+    checkpoint::ensure_writable(&args.checkpoint).map_err(|err| err.to_string())?;
+    args.metrics.as_deref().map(|path| open_metrics(path, args.resume)).transpose()
+}
+
+/// Makes Ctrl-C set `flag` (the run then stops at the next batch, saving what is worth
+/// saving); a second Ctrl-C exits at once, which loses nothing either, since
+/// checkpoints are replaced atomically.
+fn handle_ctrl_c(flag: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Result<(), String> {
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::Relaxed) {
+            eprintln!("interrupted twice: exiting without saving");
+            std::process::exit(INTERRUPTED.into());
+        }
+    })
+    .map_err(|err| format!("cannot install the Ctrl-C handler: {err}"))
+}
+
+/// "1 epoch", "5 epochs".
+fn plural(count: usize, noun: &str) -> String {
+    if count == 1 { format!("1 {noun}") } else { format!("{count} {noun}s") }
 }
 
 /// A clap error as one line: its lines joined, without the "try --help" advice.
@@ -67,6 +119,7 @@ fn optimizer(args: &Args) -> Box<dyn Optimizer> {
 
 /// Runs the command; `Ok(Some(..))` when training paused early with a checkpoint.
 fn run(args: &Args) -> Result<Option<Paused>, String> {
+    let metrics = prepare_files(args)?;
     let (device, device_line) = device::pick(args.backend, args.threads)?;
     let scheme = match args.init {
         InitChoice::Glorot => Init::GlorotUniform,
@@ -91,9 +144,13 @@ fn run(args: &Args) -> Result<Option<Paused>, String> {
     );
 
     let mut trainer = Trainer::new(args, device, model, optimizer(args), train, test);
+    trainer.metrics = metrics;
+    handle_ctrl_c(trainer.interrupted.clone())?;
+    let interrupted_evaluation =
+        || Paused { message: "interrupted during evaluation: nothing to save".into(), interrupted: true };
     if args.eval_only {
         load_model(&args.checkpoint, &mut trainer.model)?;
-        let (score, matrix) = trainer.evaluate()?;
+        let Some((score, matrix)) = trainer.evaluate()? else { return Ok(Some(interrupted_evaluation())) };
         print!("{}", final_report(&matrix, score, Duration::ZERO, 0, memory::peak_rss_bytes()));
         return Ok(None);
     }
@@ -108,12 +165,9 @@ fn run(args: &Args) -> Result<Option<Paused>, String> {
             p.step
         );
     }
-    let flag = trainer.interrupted.clone();
-    ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed))
-        .map_err(|err| format!("cannot install the Ctrl-C handler: {err}"))?;
     println!(
-        "training: {} epochs, batch {}, {:?} lr {} momentum {} weight decay {}, {:?} init, seed {}",
-        args.epochs,
+        "training: {}, batch {}, {:?} lr {} momentum {} weight decay {}, {:?} init, seed {}",
+        plural(args.epochs, "epoch"),
         args.batch_size,
         args.optimizer,
         args.lr,
@@ -124,8 +178,15 @@ fn run(args: &Args) -> Result<Option<Paused>, String> {
     );
     match trainer.train()? {
         Ending::Paused(paused) => Ok(Some(paused)),
-        Ending::Finished { training, images } => {
-            let (score, matrix) = trainer.evaluate()?;
+        Ending::Finished { training, images, last } => {
+            let evaluation = match last {
+                Some(evaluation) => evaluation,
+                None => match trainer.evaluate()? {
+                    Some(evaluation) => evaluation,
+                    None => return Ok(Some(interrupted_evaluation())),
+                },
+            };
+            let (score, matrix) = evaluation;
             print!("{}", final_report(&matrix, score, training, images, memory::peak_rss_bytes()));
             Ok(None)
         }

@@ -1,6 +1,7 @@
 //! What the run prints and writes: the progress bar of an epoch, the line after each
 //! epoch, the JSON-lines metrics file, and the final report.
 
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
@@ -18,6 +19,11 @@ pub struct Score {
     /// Fraction classified correctly.
     pub accuracy: f64,
 }
+
+/// Checkpoint metadata keys of an epoch's running sums.
+const TALLY_LOSS_SUM: &str = "epoch_loss_sum";
+const TALLY_CORRECT: &str = "epoch_correct";
+const TALLY_SEEN: &str = "epoch_seen";
 
 /// Running sums of a pass over batches.
 #[derive(Clone, Copy, Debug, Default)]
@@ -38,6 +44,29 @@ impl Tally {
     /// Examples counted.
     pub fn seen(&self) -> usize {
         self.seen
+    }
+
+    /// The tally as checkpoint metadata (exact: floats are written so they read back
+    /// bit for bit).
+    pub fn to_metadata(&self, meta: &mut BTreeMap<String, String>) {
+        meta.insert(TALLY_LOSS_SUM.into(), self.loss_sum.to_string());
+        meta.insert(TALLY_CORRECT.into(), self.correct.to_string());
+        meta.insert(TALLY_SEEN.into(), self.seen.to_string());
+    }
+
+    /// The tally stored by [`Tally::to_metadata`]; an empty one when the checkpoint has
+    /// none (saved at an epoch boundary, or by an older Kiln).
+    pub fn from_metadata(meta: &BTreeMap<String, String>) -> Result<Tally, String> {
+        if !meta.contains_key(TALLY_SEEN) {
+            return Ok(Tally::default());
+        }
+        let field = |key: &str| meta.get(key).ok_or_else(|| format!("the checkpoint lacks `{key}`"));
+        let bad = |key: &str| format!("the checkpoint's `{key}` is not a number");
+        Ok(Tally {
+            loss_sum: field(TALLY_LOSS_SUM)?.parse().map_err(|_| bad(TALLY_LOSS_SUM))?,
+            correct: field(TALLY_CORRECT)?.parse().map_err(|_| bad(TALLY_CORRECT))?,
+            seen: field(TALLY_SEEN)?.parse().map_err(|_| bad(TALLY_SEEN))?,
+        })
     }
 
     /// Mean loss and accuracy so far.
@@ -96,19 +125,25 @@ impl EpochRecord {
         )
     }
 
-    /// One JSON object (the metrics file's fields; see the README).
+    /// One JSON object (the metrics file's fields; see the README). A value that is
+    /// NaN or infinite is written as `null`, which every JSON parser accepts.
     pub fn json(&self) -> String {
         format!(
-            "{{\"epoch\": {}, \"train_loss\": {:.6}, \"train_accuracy\": {:.6}, \"test_loss\": {:.6}, \"test_accuracy\": {:.6}, \"seconds\": {:.3}, \"images_per_second\": {:.3}}}",
+            "{{\"epoch\": {}, \"train_loss\": {}, \"train_accuracy\": {}, \"test_loss\": {}, \"test_accuracy\": {}, \"seconds\": {}, \"images_per_second\": {}}}",
             self.epoch,
-            self.train.loss,
-            self.train.accuracy,
-            self.test.loss,
-            self.test.accuracy,
-            self.seconds,
-            self.images_per_second
+            json_number(self.train.loss, 6),
+            json_number(self.train.accuracy, 6),
+            json_number(self.test.loss, 6),
+            json_number(self.test.accuracy, 6),
+            json_number(self.seconds, 3),
+            json_number(self.images_per_second, 3)
         )
     }
+}
+
+/// `value` with `decimals` decimals as a JSON number, or `null` when it is not finite.
+fn json_number(value: f64, decimals: usize) -> String {
+    if value.is_finite() { format!("{value:.decimals$}") } else { "null".to_string() }
 }
 
 /// The metrics file: created fresh, or appended to when resuming.
@@ -163,4 +198,39 @@ pub fn final_report(
         out += &format!("peak memory {:.2} GiB\n", peak as f64 / (1u64 << 30) as f64);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_finite_metrics_are_written_as_null() {
+        let record = EpochRecord {
+            epoch: 2,
+            train: Score { loss: f64::NAN, accuracy: 0.5 },
+            test: Score { loss: f64::INFINITY, accuracy: 0.25 },
+            seconds: 1.5,
+            images_per_second: 10.0,
+        };
+        let json = record.json();
+        assert!(json.contains("\"train_loss\": null") && json.contains("\"test_loss\": null"), "{json}");
+        assert!(!json.contains("NaN") && !json.contains("inf"), "{json}");
+        assert!(json.contains("\"train_accuracy\": 0.500000"), "{json}");
+    }
+
+    #[test]
+    fn a_tally_survives_checkpoint_metadata_exactly() {
+        let mut tally = Tally::default();
+        tally.add(32, 0.1 + 0.2, 7);
+        tally.add(17, 1.0 / 3.0, 11);
+        let mut meta = BTreeMap::new();
+        tally.to_metadata(&mut meta);
+        let back = Tally::from_metadata(&meta).unwrap();
+        assert_eq!(back.loss_sum.to_bits(), tally.loss_sum.to_bits());
+        assert_eq!((back.correct, back.seen), (18, 49));
+        assert_eq!(Tally::from_metadata(&BTreeMap::new()).unwrap().seen(), 0);
+        meta.insert("epoch_correct".into(), "many".into());
+        assert!(Tally::from_metadata(&meta).unwrap_err().contains("epoch_correct"));
+    }
 }

@@ -1,19 +1,21 @@
 //! The training run: epochs of steps with checkpoints (every N steps, at each epoch
-//! end, on Ctrl-C or --max-steps), resuming at the saved epoch and batch, stopping on a
-//! non-finite loss, and evaluation on the test set.
+//! end, on Ctrl-C or --max-steps), resuming at the saved epoch and batch with the
+//! epoch's running sums, stopping when the loss, the test loss or the parameters become
+//! non-finite, and evaluation on the test set (which Ctrl-C also interrupts).
 
 use std::collections::BTreeMap;
+use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use kiln_data::{BatchConfig, Prefetcher, Split};
-use kiln_nn::{ConfusionMatrix, Mode, Module, Optimizer, Sequential, checkpoint, metrics};
+use kiln_nn::{ConfusionMatrix, Mode, Module, NnError, Optimizer, Sequential, checkpoint, metrics};
 use kiln_tensor::{Device, Rng, no_grad};
 
 use crate::args::Args;
-use crate::report::{EpochRecord, Score, Tally, bar_message, epoch_bar, open_metrics, write_metrics};
+use crate::report::{EpochRecord, Score, Tally, bar_message, epoch_bar, write_metrics};
 
 /// Where training stands: the next epoch and batch to run, and steps taken so far.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -28,8 +30,8 @@ pub struct Position {
 
 /// How a training run ended.
 pub enum Ending {
-    /// All epochs ran.
-    Finished { training: Duration, images: usize },
+    /// All epochs ran; `last` is the last epoch's evaluation, when this run made one.
+    Finished { training: Duration, images: usize, last: Option<(Score, ConfusionMatrix)> },
     /// Stopped early (Ctrl-C or --max-steps) after saving a checkpoint.
     Paused(Paused),
 }
@@ -41,6 +43,9 @@ pub struct Paused {
     /// Stopped by Ctrl-C (rather than by --max-steps).
     pub interrupted: bool,
 }
+
+/// Metadata key of the seconds already spent on the epoch in progress.
+const EPOCH_SECONDS: &str = "epoch_seconds";
 
 /// Settings a checkpoint must share with the run that resumes it.
 const RUN_KEYS: [&str; 4] = ["seed", "image_size", "batch_size", "train_size"];
@@ -55,6 +60,12 @@ pub struct Trainer<'a> {
     pub test: Split,
     pub position: Position,
     pub interrupted: Arc<AtomicBool>,
+    /// The metrics file, opened before training.
+    pub metrics: Option<File>,
+    /// Running sums of the epoch in progress.
+    tally: Tally,
+    /// Training seconds the epoch in progress had before this run resumed it.
+    carried_seconds: f64,
     last_saved_step: Option<usize>,
 }
 
@@ -83,6 +94,9 @@ impl<'a> Trainer<'a> {
             test,
             position: Position::default(),
             interrupted: Arc::new(AtomicBool::new(false)),
+            metrics: None,
+            tally: Tally::default(),
+            carried_seconds: 0.0,
             last_saved_step: None,
         }
     }
@@ -98,16 +112,28 @@ impl<'a> Trainer<'a> {
         RUN_KEYS.iter().map(|k| k.to_string()).zip(values).collect()
     }
 
-    /// Saves model, optimizer and position to --checkpoint.
-    fn save(&mut self) -> Result<(), String> {
+    /// Saves model, optimizer, position and the epoch's running sums to --checkpoint,
+    /// `epoch_seconds` being the training time of the epoch in progress. A model that
+    /// became non-finite is not saved: that ends training with the divergence message.
+    fn save(&mut self, epoch_seconds: f64) -> Result<(), String> {
         let mut meta = self.run_settings();
         meta.insert("epoch".into(), self.position.epoch.to_string());
         meta.insert("batch".into(), self.position.batch.to_string());
         meta.insert("step".into(), self.position.step.to_string());
-        checkpoint::save(&self.args.checkpoint, &self.model, Some(self.optimizer.as_ref()), &meta)
-            .map_err(|err| format!("saving the checkpoint failed: {err}"))?;
-        self.last_saved_step = Some(self.position.step);
-        Ok(())
+        if self.tally.seen() > 0 {
+            self.tally.to_metadata(&mut meta);
+            meta.insert(EPOCH_SECONDS.into(), epoch_seconds.to_string());
+        }
+        match checkpoint::save(&self.args.checkpoint, &self.model, Some(self.optimizer.as_ref()), &meta) {
+            Ok(()) => {
+                self.last_saved_step = Some(self.position.step);
+                Ok(())
+            }
+            Err(NnError::NonFinite { name, .. }) => {
+                Err(self.diverged(&format!("`{name}` became NaN or infinite by step {}", self.position.step)))
+            }
+            Err(err) => Err(err.to_string()),
+        }
     }
 
     /// Restores model, optimizer and position from --checkpoint, refusing a checkpoint
@@ -131,6 +157,8 @@ impl<'a> Trainer<'a> {
             })
         };
         self.position = Position { epoch: number("epoch")?, batch: number("batch")?, step: number("step")? };
+        self.tally = Tally::from_metadata(&meta).map_err(|err| format!("cannot resume: {err}"))?;
+        self.carried_seconds = meta.get(EPOCH_SECONDS).and_then(|v| v.parse().ok()).unwrap_or(0.0);
         self.last_saved_step = Some(self.position.step);
         Ok(())
     }
@@ -147,19 +175,16 @@ impl<'a> Trainer<'a> {
 
     /// Trains from the current position to the last epoch.
     pub fn train(&mut self) -> Result<Ending, String> {
-        let mut metrics_file = match &self.args.metrics {
-            Some(path) => Some(open_metrics(path, self.args.resume)?),
-            None => None,
-        };
         let (mut training, mut images) = (Duration::ZERO, 0);
         let mut steps_this_run = 0;
+        let mut last = None;
         let config = self.batch_config(true);
         while self.position.epoch < self.args.epochs {
             let epoch = self.position.epoch;
             let loader = Prefetcher::new(&self.train, &config, epoch, self.position.batch, 2);
             let bar = epoch_bar(epoch, self.args.epochs, loader.batches_in_epoch(), self.position.batch);
-            let mut tally = Tally::default();
             let start = Instant::now();
+            let epoch_seconds = |carried: f64| carried + start.elapsed().as_secs_f64();
             for batch in loader {
                 let labels = batch.labels.clone();
                 let index = batch.index;
@@ -171,59 +196,81 @@ impl<'a> Trainer<'a> {
                 let loss_value = loss.item().map_err(|err| err.to_string())?;
                 if !loss_value.is_finite() {
                     bar.abandon();
-                    return Err(self.non_finite(loss_value));
+                    return Err(self.diverged(&format!(
+                        "the loss became {loss_value} at step {}",
+                        self.position.step + 1
+                    )));
                 }
                 self.optimizer.step(&self.model, &grads);
                 let predicted = metrics::predictions(&logits).map_err(|err| err.to_string())?;
                 let correct = predicted.iter().zip(&labels).filter(|(p, l)| p == l).count();
-                tally.add(labels.len(), loss_value, correct);
+                self.tally.add(labels.len(), loss_value, correct);
+                images += labels.len();
                 self.position.batch = index + 1;
                 self.position.step += 1;
                 steps_this_run += 1;
                 bar.inc(1);
-                bar.set_message(bar_message(&tally, tally.seen() as f64 / start.elapsed().as_secs_f64()));
+                let speed = (self.tally.seen() as f64) / epoch_seconds(self.carried_seconds);
+                bar.set_message(bar_message(&self.tally, speed));
                 if self.args.checkpoint_every.is_some_and(|every| self.position.step % every == 0) {
-                    self.save()?;
+                    self.save(epoch_seconds(self.carried_seconds)).inspect_err(|_| bar.abandon())?;
                 }
                 let out_of_steps = self.args.max_steps.is_some_and(|max| steps_this_run >= max);
                 if out_of_steps || self.interrupted.load(Ordering::Relaxed) {
                     bar.abandon();
-                    self.save()?;
                     let why = if out_of_steps { "reached --max-steps" } else { "interrupted" };
-                    let message = format!(
-                        "{why}: checkpoint saved to {} at epoch {}, batch {} (step {}); continue with --resume",
-                        self.args.checkpoint.display(),
-                        epoch + 1,
-                        self.position.batch,
-                        self.position.step
-                    );
-                    return Ok(Ending::Paused(Paused { message, interrupted: !out_of_steps }));
+                    return self.pause(why, epoch_seconds(self.carried_seconds), !out_of_steps);
                 }
             }
             bar.finish_and_clear();
-            let seconds = start.elapsed().as_secs_f64();
             training += start.elapsed();
-            images += tally.seen();
-            self.position = Position { epoch: epoch + 1, batch: 0, step: self.position.step };
-            let (test, _) = self.evaluate()?;
+            self.carried_seconds = epoch_seconds(self.carried_seconds);
+            let Some((test, matrix)) = self.evaluate()? else {
+                return self.pause("interrupted during evaluation", self.carried_seconds, true);
+            };
+            if !test.loss.is_finite() {
+                return Err(self.diverged(&format!(
+                    "the test loss became {} after epoch {}",
+                    test.loss,
+                    epoch + 1
+                )));
+            }
+            let seconds = self.carried_seconds;
             let record = EpochRecord {
                 epoch: epoch + 1,
-                train: tally.score(),
+                train: self.tally.score(),
                 test,
                 seconds,
-                images_per_second: tally.seen() as f64 / seconds.max(1e-9),
+                images_per_second: self.tally.seen() as f64 / seconds.max(1e-9),
             };
             println!("{}", record.line(self.args.epochs));
-            if let Some(file) = metrics_file.as_mut() {
+            if let Some(file) = self.metrics.as_mut() {
                 write_metrics(file, &record)?;
             }
-            self.save()?;
+            self.position = Position { epoch: epoch + 1, batch: 0, step: self.position.step };
+            self.tally = Tally::default();
+            self.carried_seconds = 0.0;
+            self.save(0.0)?;
+            last = Some((test, matrix));
         }
-        Ok(Ending::Finished { training, images })
+        Ok(Ending::Finished { training, images, last })
     }
 
-    /// The message for a loss that became NaN or infinite.
-    fn non_finite(&self, loss: f32) -> String {
+    /// Saves a checkpoint and describes the pause (`why`: what stopped the run).
+    fn pause(&mut self, why: &str, epoch_seconds: f64, interrupted: bool) -> Result<Ending, String> {
+        self.save(epoch_seconds)?;
+        let message = format!(
+            "{why}: checkpoint saved to {} at epoch {}, batch {} (step {}); continue with --resume",
+            self.args.checkpoint.display(),
+            self.position.epoch + 1,
+            self.position.batch,
+            self.position.step
+        );
+        Ok(Ending::Paused(Paused { message, interrupted }))
+    }
+
+    /// The message for a run that diverged (`what` says how it showed).
+    fn diverged(&self, what: &str) -> String {
         let checkpoint = match self.last_saved_step {
             Some(step) => format!(
                 "the last good checkpoint, {} (step {step}), is intact",
@@ -232,17 +279,20 @@ impl<'a> Trainer<'a> {
             None => "no checkpoint had been saved yet".to_string(),
         };
         format!(
-            "the loss became {loss} at epoch {}, step {}: training stopped; {checkpoint}. Try a lower --lr.",
-            self.position.epoch + 1,
-            self.position.step + 1
+            "{what} (epoch {}): training stopped; {checkpoint}. Try a lower --lr.",
+            self.position.epoch + 1
         )
     }
 
-    /// Loss, accuracy and confusion matrix on the test split, in evaluation mode.
-    pub fn evaluate(&self) -> Result<(Score, ConfusionMatrix), String> {
+    /// Loss, accuracy and confusion matrix on the test split, in evaluation mode;
+    /// `None` when Ctrl-C interrupted it.
+    pub fn evaluate(&self) -> Result<Option<(Score, ConfusionMatrix)>, String> {
         let mut tally = Tally::default();
         let mut matrix = ConfusionMatrix::new(kiln_data::CLASS_NAMES.len());
         for batch in Prefetcher::new(&self.test, &self.batch_config(false), 0, 0, 2) {
+            if self.interrupted.load(Ordering::Relaxed) {
+                return Ok(None);
+            }
             let labels = batch.labels.clone();
             let (x, y) = batch.into_tensors(&self.device);
             let logits = no_grad(|| self.model.forward(&x, Mode::Eval));
@@ -255,7 +305,7 @@ impl<'a> Trainer<'a> {
             }
             tally.add(labels.len(), loss, correct);
         }
-        Ok((tally.score(), matrix))
+        Ok(Some((tally.score(), matrix)))
     }
 }
 

@@ -34,8 +34,20 @@ fn temp_dir(test: &str) -> PathBuf {
     dir
 }
 
+/// The binary with the environment of a newcomer's shell on a headless machine: no
+/// dataset variable, and no `NODEVICE_SELECT` silencing Mesa's device-select layer.
+fn command(args: &[&str]) -> Command {
+    let mut command = Command::new(BINARY);
+    command
+        .args(args)
+        .env_remove("KILN_DATA_DIR")
+        .env_remove("NODEVICE_SELECT")
+        .env_remove("XDG_RUNTIME_DIR");
+    command
+}
+
 fn run(args: &[&str]) -> Output {
-    Command::new(BINARY).args(args).env_remove("KILN_DATA_DIR").output().expect("the binary runs")
+    command(args).output().expect("the binary runs")
 }
 
 fn stderr(output: &Output) -> String {
@@ -70,6 +82,16 @@ fn small_run(data: &Path, dir: &Path, extra: &[&str]) -> Vec<String> {
 
 fn run_strings(args: &[String]) -> Output {
     run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// Asserts `output` failed with `code` and exactly one line on stderr containing
+/// `message`, and no panic.
+fn assert_one_line_error(output: &Output, code: i32, message: &str) {
+    let err = stderr(output);
+    assert_eq!(output.status.code(), Some(code), "{err}");
+    assert!(err.contains(message), "expected `{message}` in: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line, got {err}");
+    assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
 }
 
 /// The number after `"key": ` in a JSON line.
@@ -121,23 +143,33 @@ fn tensors(path: &Path) -> Vec<(String, Vec<u8>)> {
     all
 }
 
+/// The fields of a metrics line that do not depend on timing.
+fn results(line: &str) -> Vec<f64> {
+    ["epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy"]
+        .iter()
+        .map(|k| field(line, k))
+        .collect()
+}
+
 #[test]
 fn an_interrupted_and_resumed_run_ends_bit_identical() {
     let Some(data) = data_dir() else { return };
     let common = ["--train-limit", "200", "--test-limit", "50", "--epochs", "2"];
+    let with_metrics = |dir: &Path, extra: &[&str]| {
+        let mut args = small_run(&data, dir, &common);
+        args.extend(["--metrics".to_string(), dir.join("metrics.jsonl").display().to_string()]);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    };
     let straight = temp_dir("straight");
-    let output = run_strings(&small_run(&data, &straight, &common));
+    let output = run_strings(&with_metrics(&straight, &[]));
     assert!(output.status.success(), "{}", stderr(&output));
 
     let split = temp_dir("split");
-    let mut first = small_run(&data, &split, &common);
-    first.extend(["--max-steps".to_string(), "4".to_string()]);
-    let output = run_strings(&first);
+    let output = run_strings(&with_metrics(&split, &["--max-steps", "4"]));
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(stderr(&output).contains("reached --max-steps"), "{}", stderr(&output));
-    let mut second = small_run(&data, &split, &common);
-    second.push("--resume".to_string());
-    let output = run_strings(&second);
+    let output = run_strings(&with_metrics(&split, &["--resume"]));
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(String::from_utf8_lossy(&output.stdout).contains("resuming from"));
 
@@ -149,11 +181,20 @@ fn an_interrupted_and_resumed_run_ends_bit_identical() {
         assert_eq!(name_a, name_b);
         assert!(bytes_a == bytes_b, "{name_a} differs between the straight and the resumed run");
     }
+    let file = |dir: &Path| std::fs::read(dir.join("alexnet.safetensors")).unwrap();
+    assert!(file(&straight) == file(&split), "identical runs write byte-identical checkpoints");
+
+    let lines = |dir: &Path| -> Vec<Vec<f64>> {
+        std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap().lines().map(results).collect()
+    };
+    let (straight_lines, split_lines) = (lines(&straight), lines(&split));
+    assert_eq!(straight_lines.len(), 2);
+    assert_eq!(split_lines, straight_lines, "the resumed epoch reports what the uninterrupted one did");
 }
 
 #[test]
 fn impossible_flags_are_rejected_with_one_line() {
-    let cases: [(&[&str], &str); 7] = [
+    let cases: [(&[&str], &str); 10] = [
         (&["--batch-size", "0"], "--batch-size must be at least 1"),
         (&["--lr", "0"], "--lr must be a positive number"),
         (&["--lr", "NaN"], "--lr must be a positive number"),
@@ -164,14 +205,101 @@ fn impossible_flags_are_rejected_with_one_line() {
             "image size 40 is too small for AlexNet's three poolings: the minimum is 67",
         ),
         (&["--resume", "--eval-only"], "--resume and --eval-only exclude each other"),
+        (&["--image-size", "100000"], "the largest size that fits at this batch size is"),
+        (&["--threads", "100000"], "--threads 100000 is more than this machine can use: at most"),
+        (
+            &["--checkpoint", "run/a.safetensors", "--metrics", "run/../run/./a.safetensors"],
+            "--metrics and --checkpoint are the same file",
+        ),
     ];
     for (args, message) in cases {
+        let started = std::time::Instant::now();
         let output = run(args);
-        assert!(!output.status.success(), "{args:?} must fail");
-        let err = stderr(&output);
-        assert!(err.contains(message), "{args:?}: {err}");
-        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: one line, got {err}");
-        assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
+        assert_one_line_error(&output, 2, message);
+        assert!(started.elapsed().as_secs() < 10, "{args:?} is rejected at once");
+    }
+}
+
+#[test]
+fn metrics_at_the_checkpoint_path_leave_the_checkpoint_untouched() {
+    let dir = temp_dir("same-path");
+    let checkpoint = dir.join("alexnet.safetensors");
+    std::fs::write(&checkpoint, b"a checkpoint worth keeping").unwrap();
+    let path = checkpoint.display().to_string();
+    let output = run(&["--backend", "cpu", "--image-size", "67", "--checkpoint", &path, "--metrics", &path]);
+    assert_one_line_error(&output, 2, "--metrics and --checkpoint are the same file");
+    assert_eq!(std::fs::read(&checkpoint).unwrap(), b"a checkpoint worth keeping");
+}
+
+#[test]
+fn an_unwritable_checkpoint_path_is_found_before_training() {
+    let output = run(&["--backend", "cpu", "--image-size", "67", "--checkpoint", "/proc/kiln/x.safetensors"]);
+    assert_one_line_error(&output, 1, "cannot save the checkpoint /proc/kiln/x.safetensors");
+    assert!(!stderr(&output).contains("not a valid"), "{}", stderr(&output));
+    assert!(output.stdout.is_empty(), "nothing runs before the check");
+
+    let output = run(&["--backend", "cpu", "--image-size", "67", "--metrics", "/proc/kiln/metrics.jsonl"]);
+    assert_one_line_error(&output, 1, "/proc/kiln");
+    assert!(output.stdout.is_empty(), "nothing runs before the check");
+}
+
+#[test]
+fn resuming_or_evaluating_a_missing_checkpoint_is_one_line() {
+    for flag in ["--resume", "--eval-only"] {
+        let output = run(&["--backend", "cpu", flag, "--checkpoint", "/nonexistent/alexnet.safetensors"]);
+        assert_one_line_error(
+            &output,
+            1,
+            &format!("{flag} needs the checkpoint /nonexistent/alexnet.safetensors"),
+        );
+    }
+}
+
+#[test]
+fn a_missing_gpu_adapter_is_one_line_without_a_doubled_prefix() {
+    let output = command(&["--backend", "wgpu", "--image-size", "67"])
+        .env("KILN_WGPU_ADAPTER", "no-such-gpu")
+        .output()
+        .unwrap();
+    assert_one_line_error(&output, 1, "KILN_WGPU_ADAPTER=no-such-gpu matches no adapter");
+    assert_eq!(stderr(&output).matches("device error").count(), 1, "{}", stderr(&output));
+}
+
+/// A Fashion-MNIST directory whose two image files have these header dimensions (and
+/// the pixels they claim, when that is small) and whose label files hold `count` labels.
+fn crafted_dataset(test: &str, dims: [u32; 3], count: u32) -> PathBuf {
+    let dir = temp_dir(test);
+    let mut images = vec![0, 0, 8, 3];
+    dims.iter().for_each(|d| images.extend(d.to_be_bytes()));
+    let claimed = dims.iter().map(|&d| d as u64).product::<u64>();
+    images.extend(std::iter::repeat_n(0u8, claimed.min(1 << 16) as usize));
+    let mut labels = vec![0, 0, 8, 1];
+    labels.extend(count.to_be_bytes());
+    labels.extend(std::iter::repeat_n(1u8, count as usize));
+    for split in ["train", "t10k"] {
+        std::fs::write(dir.join(format!("{split}-images-idx3-ubyte.gz")), &images).unwrap();
+        std::fs::write(dir.join(format!("{split}-labels-idx1-ubyte.gz")), &labels).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn crafted_dataset_headers_are_one_line_errors() {
+    let cases = [
+        ("overflow", [4, 1 << 31, 1 << 31], 4, "more data than memory can address"),
+        ("zero-pixels", [60000, 0, 0], 60000, "images are 0×0, expected 28×28"),
+        ("empty", [0, 28, 28], 0, "holds no images"),
+    ];
+    for (test, dims, count, message) in cases {
+        let data = crafted_dataset(test, dims, count);
+        let output =
+            run(&["--backend", "cpu", "--image-size", "67", "--data-dir", &data.display().to_string()]);
+        assert_one_line_error(&output, 1, message);
+        assert!(
+            stderr(&output).contains("train-images-idx3-ubyte.gz"),
+            "names the file: {}",
+            stderr(&output)
+        );
     }
 }
 
@@ -184,11 +312,10 @@ fn a_missing_data_directory_is_one_clear_error() {
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
 }
 
-#[test]
-fn a_diverging_run_stops_and_keeps_the_last_good_checkpoint() {
-    let Some(data) = data_dir() else { return };
-    let dir = temp_dir("nan");
-    let args = [
+/// Flags of a small plain-SGD CPU run on `data` checkpointing to `dir`; `extra` flags
+/// replace the value of a flag already given, or are added.
+fn plain_sgd_run(data: &Path, dir: &Path, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
         "--backend",
         "cpu",
         "--image-size",
@@ -201,31 +328,139 @@ fn a_diverging_run_stops_and_keeps_the_last_good_checkpoint() {
         "50",
         "--epochs",
         "1",
-        "--lr",
-        "10000",
         "--momentum",
         "0",
-        "--checkpoint-every",
-        "2",
-    ];
-    let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     args.extend(["--data-dir".into(), data.display().to_string()]);
     args.extend(["--checkpoint".into(), dir.join("alexnet.safetensors").display().to_string()]);
-    let output = run_strings(&args);
+    let mut rest = extra.iter().peekable();
+    while let Some(flag) = rest.next() {
+        let value = rest.next_if(|v| !v.starts_with("--"));
+        match (args.iter().position(|a| a == flag), value) {
+            (Some(at), Some(value)) => args[at + 1] = value.to_string(),
+            (_, value) => args.extend(std::iter::once(flag).chain(value).map(|s| s.to_string())),
+        }
+    }
+    args
+}
+
+#[test]
+fn a_diverging_run_stops_and_keeps_the_last_good_checkpoint() {
+    let Some(data) = data_dir() else { return };
+    let dir = temp_dir("nan");
+    let output = run_strings(&plain_sgd_run(&data, &dir, &["--lr", "10000", "--checkpoint-every", "2"]));
     assert_eq!(output.status.code(), Some(1));
     let err = stderr(&output);
     assert!(err.contains("the loss became") && err.contains("is intact"), "{err}");
     assert!(!tensors(&dir.join("alexnet.safetensors")).is_empty(), "the last good checkpoint loads");
 }
 
-/// Whether a GPU adapter exists; without one the wgpu test skips, unless
-/// `KILN_REQUIRE_GPU` is set (as in CI), which makes it a failure.
+/// The training step a checkpoint was saved at, from its metadata.
+fn saved_step(path: &Path) -> String {
+    let bytes = std::fs::read(path).unwrap();
+    let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
+    header.metadata().as_ref().unwrap()["step"].clone()
+}
+
+#[test]
+fn parameters_that_become_nan_are_never_saved() {
+    let Some(data) = data_dir() else { return };
+    let dir = temp_dir("nan-weights");
+    let output = run_strings(&plain_sgd_run(&data, &dir, &["--lr", "0.01", "--max-steps", "2"]));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let checkpoint = dir.join("alexnet.safetensors");
+    let good = std::fs::read(&checkpoint).unwrap();
+    assert_eq!(saved_step(&checkpoint), "2");
+
+    // One update at this rate overflows the weights while the loss before it is finite.
+    let output = run_strings(&plain_sgd_run(
+        &data,
+        &dir,
+        &["--lr", "3e38", "--weight-decay", "100", "--checkpoint-every", "1", "--resume"],
+    ));
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let err = stderr(&output);
+    assert!(err.contains("became NaN or infinite by step 3"), "{err}");
+    assert!(err.contains("the last good checkpoint") && err.contains("(step 2), is intact"), "{err}");
+    assert!(std::fs::read(&checkpoint).unwrap() == good, "the file on disk is the last finite state");
+    for (name, bytes) in tensors(&checkpoint) {
+        let finite = bytes.chunks_exact(4).all(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]).is_finite());
+        assert!(finite, "{name} is finite");
+    }
+}
+
+/// Sends SIGINT to process `pid`.
+fn interrupt(pid: u32) {
+    let status = Command::new("kill").args(["-INT", &pid.to_string()]).status().unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn ctrl_c_during_evaluation_stops_promptly_and_resume_finishes_the_epoch() {
+    let Some(data) = data_dir() else { return };
+    let dir = temp_dir("ctrl-c-eval");
+    let checkpoint = dir.join("alexnet.safetensors");
+    let metrics = dir.join("metrics.jsonl");
+    let metrics_path = metrics.display().to_string();
+    let args = plain_sgd_run(
+        &data,
+        &dir,
+        &["--batch-size", "128", "--train-limit", "128", "--test-limit", "3000", "--checkpoint-every", "1"],
+    );
+    let mut args = args;
+    args.extend(["--threads".to_string(), "1".to_string(), "--metrics".to_string(), metrics_path]);
+    let child = command(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The only training step saves a checkpoint; evaluation of 3,000 images follows.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !checkpoint.exists() {
+        assert!(std::time::Instant::now() < deadline, "the first step never finished");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    interrupt(child.id());
+    let signalled = std::time::Instant::now();
+    let output = child.wait_with_output().unwrap();
+    let waited = signalled.elapsed();
+    assert_eq!(output.status.code(), Some(130), "{}", stderr(&output));
+    assert!(stderr(&output).contains("interrupted during evaluation"), "{}", stderr(&output));
+    assert!(waited.as_secs_f64() < 3.0, "exited {waited:?} after Ctrl-C");
+
+    let mut resume = args.clone();
+    resume.push("--resume".into());
+    let output = run_strings(&resume);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let line = std::fs::read_to_string(&metrics).unwrap();
+    assert_eq!(line.lines().count(), 1, "{line}");
+    assert!(field(&line, "train_loss") > 0.0 && field(&line, "test_accuracy") > 0.0, "{line}");
+}
+
+#[test]
+fn an_auto_run_prints_no_driver_noise() {
+    let Some(data) = data_dir() else { return };
+    let dir = temp_dir("auto-quiet");
+    let mut args =
+        plain_sgd_run(&data, &dir, &["--train-limit", "8", "--test-limit", "8", "--batch-size", "8"]);
+    args[1] = "auto".into();
+    let output = run_strings(&args);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let err = stderr(&output);
+    assert!(!err.contains("XDG_RUNTIME_DIR"), "driver noise on stderr: {err}");
+    assert!(String::from_utf8_lossy(&output.stdout).contains("training: 1 epoch,"), "singular epoch");
+}
+
+/// Whether a GPU adapter exists; without one the wgpu test skips, unless it runs under
+/// CI or with `KILN_REQUIRE_GPU` set, which makes it a failure.
 fn gpu_available() -> bool {
+    let required = std::env::var_os("KILN_REQUIRE_GPU").is_some() || std::env::var_os("CI").is_some();
     match kiln_wgpu::shared() {
         Ok(_) => true,
-        Err(err) if std::env::var_os("KILN_REQUIRE_GPU").is_some() => {
-            panic!("KILN_REQUIRE_GPU is set: {err}")
-        }
+        Err(err) if required => panic!("a GPU adapter is required (CI or KILN_REQUIRE_GPU): {err}"),
         Err(err) => {
             eprintln!("skipping wgpu test: {err}");
             false
