@@ -48,13 +48,13 @@ impl Tally {
 
     /// The tally as checkpoint metadata (exact: floats are written so they read back
     /// bit for bit).
-    pub fn to_metadata(&self, meta: &mut BTreeMap<String, String>) {
+    pub fn write_metadata(&self, meta: &mut BTreeMap<String, String>) {
         meta.insert(TALLY_LOSS_SUM.into(), self.loss_sum.to_string());
         meta.insert(TALLY_CORRECT.into(), self.correct.to_string());
         meta.insert(TALLY_SEEN.into(), self.seen.to_string());
     }
 
-    /// The tally stored by [`Tally::to_metadata`]; an empty one when the checkpoint has
+    /// The tally stored by [`Tally::write_metadata`]; an empty one when the checkpoint has
     /// none (saved at an epoch boundary, or by an older Kiln).
     pub fn from_metadata(meta: &BTreeMap<String, String>) -> Result<Tally, String> {
         if !meta.contains_key(TALLY_SEEN) {
@@ -225,7 +225,7 @@ mod tests {
         tally.add(32, 0.1 + 0.2, 7);
         tally.add(17, 1.0 / 3.0, 11);
         let mut meta = BTreeMap::new();
-        tally.to_metadata(&mut meta);
+        tally.write_metadata(&mut meta);
         let back = Tally::from_metadata(&meta).unwrap();
         assert_eq!(back.loss_sum.to_bits(), tally.loss_sum.to_bits());
         assert_eq!((back.correct, back.seen), (18, 49));

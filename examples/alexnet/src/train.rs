@@ -121,7 +121,7 @@ impl<'a> Trainer<'a> {
         meta.insert("batch".into(), self.position.batch.to_string());
         meta.insert("step".into(), self.position.step.to_string());
         if self.tally.seen() > 0 {
-            self.tally.to_metadata(&mut meta);
+            self.tally.write_metadata(&mut meta);
             meta.insert(EPOCH_SECONDS.into(), epoch_seconds.to_string());
         }
         match checkpoint::save(&self.args.checkpoint, &self.model, Some(self.optimizer.as_ref()), &meta) {
@@ -212,7 +212,7 @@ impl<'a> Trainer<'a> {
                 bar.inc(1);
                 let speed = (self.tally.seen() as f64) / epoch_seconds(self.carried_seconds);
                 bar.set_message(bar_message(&self.tally, speed));
-                if self.args.checkpoint_every.is_some_and(|every| self.position.step % every == 0) {
+                if self.args.checkpoint_every.is_some_and(|every| self.position.step.is_multiple_of(every)) {
                     self.save(epoch_seconds(self.carried_seconds)).inspect_err(|_| bar.abandon())?;
                 }
                 let out_of_steps = self.args.max_steps.is_some_and(|max| steps_this_run >= max);
