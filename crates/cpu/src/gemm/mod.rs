@@ -7,6 +7,8 @@
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 mod packed;
 mod portable;
 
@@ -26,6 +28,10 @@ const PARALLEL_MIN_WORK: usize = 1 << 20;
 /// The micro-kernel behind every GEMM.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GemmKernel {
+    /// Twenty-four 16-lane AVX-512 registers holding a 12×32 tile (two by two packed
+    /// panels), with the AVX2 kernel for the tiles at block edges.
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
     /// Twelve 8-lane AVX2 registers updated with fused multiply-adds.
     #[cfg(target_arch = "x86_64")]
     Avx2Fma,
@@ -39,6 +45,10 @@ impl GemmKernel {
         static DETECTED: OnceLock<GemmKernel> = OnceLock::new();
         *DETECTED.get_or_init(|| {
             #[cfg(target_arch = "x86_64")]
+            if avx512::available() {
+                return GemmKernel::Avx512;
+            }
+            #[cfg(target_arch = "x86_64")]
             if avx2::available() {
                 return GemmKernel::Avx2Fma;
             }
@@ -50,6 +60,8 @@ impl GemmKernel {
     pub fn is_available(self) -> bool {
         match self {
             #[cfg(target_arch = "x86_64")]
+            GemmKernel::Avx512 => avx512::available(),
+            #[cfg(target_arch = "x86_64")]
             GemmKernel::Avx2Fma => avx2::available(),
             GemmKernel::Portable => true,
         }
@@ -59,17 +71,22 @@ impl GemmKernel {
     pub fn name(self) -> &'static str {
         match self {
             #[cfg(target_arch = "x86_64")]
+            GemmKernel::Avx512 => "packed 12x32, avx512f",
+            #[cfg(target_arch = "x86_64")]
             GemmKernel::Avx2Fma => "packed 6x16, avx2+fma",
             GemmKernel::Portable => "packed 6x16, portable",
         }
     }
 
-    /// The micro-kernel: `C[MR×NR] (+)= A panel · B panel` over `k` steps.
-    fn micro_kernel(self) -> packed::MicroKernel {
+    /// The kernels: `C[MR×NR] (+)= A panel · B panel` over `k` steps, and where the
+    /// CPU has one, a wide kernel over two by two panels.
+    fn kernels(self) -> packed::Kernels {
         match self {
             #[cfg(target_arch = "x86_64")]
-            GemmKernel::Avx2Fma => avx2::kernel,
-            GemmKernel::Portable => portable::kernel,
+            GemmKernel::Avx512 => packed::Kernels { tile: avx2::kernel, wide: Some(avx512::kernel) },
+            #[cfg(target_arch = "x86_64")]
+            GemmKernel::Avx2Fma => packed::Kernels { tile: avx2::kernel, wide: None },
+            GemmKernel::Portable => packed::Kernels { tile: portable::kernel, wide: None },
         }
     }
 }

@@ -29,6 +29,25 @@ thread_local! {
 /// support the kernel's instructions.
 pub type MicroKernel = unsafe fn(usize, *const f32, *const f32, *mut f32, usize, bool);
 
+/// A wide micro-kernel: the `2MR×2NR` block of `C` from two consecutive `A` panels
+/// (the second `a_next` floats after the first) and two consecutive `B` panels (the
+/// second `b_next` floats after the first): `(k, a, a_next, b, b_next, c, row stride,
+/// accumulate)`.
+///
+/// # Safety
+/// As for [`MicroKernel`], for all four panels and the `2MR×2NR` block.
+pub type WideKernel = unsafe fn(usize, *const f32, usize, *const f32, usize, *mut f32, usize, bool);
+
+/// The kernels one GEMM runs: the `MR×NR` tile kernel, and a wide one that covers
+/// two by two panels at once wherever a whole `2MR×2NR` tile fits.
+#[derive(Clone, Copy)]
+pub struct Kernels {
+    /// One `MR×NR` tile.
+    pub tile: MicroKernel,
+    /// Two by two panels, when the CPU has such a kernel.
+    pub wide: Option<WideKernel>,
+}
+
 /// The top-left corner of a block of a row-major output matrix.
 #[derive(Clone, Copy)]
 pub struct OutputBlock {
@@ -46,7 +65,7 @@ pub struct OutputBlock {
 /// The caller guarantees that `c` covers `m×n` elements nobody else touches meanwhile,
 /// and that the CPU runs `kernel`.
 pub fn gemm(kernel: GemmKernel, m: usize, k: usize, n: usize, a: Left, b: &impl PackB, c: OutputBlock) {
-    let micro_kernel = kernel.micro_kernel();
+    let kernels = kernel.kernels();
     if k == 0 {
         if c.accumulate {
             return;
@@ -76,7 +95,7 @@ pub fn gemm(kernel: GemmKernel, m: usize, k: usize, n: usize, a: Left, b: &impl 
                     };
                     // SAFETY: the sub-block lies inside the caller's block.
                     let block = OutputBlock { ptr: unsafe { c.ptr.add(ic * c.row_stride + jc) }, ..c };
-                    macro_kernel(micro_kernel, [mc, kc, nc], a_block, b_pack, block, pc > 0 || c.accumulate);
+                    macro_kernel(kernels, [mc, kc, nc], a_block, b_pack, block, pc > 0 || c.accumulate);
                 }
             }
         }
@@ -93,42 +112,80 @@ fn packing_buffers(buffer: &mut Vec<f32>) -> (&mut [f32], &mut [f32]) {
     buffer[skip..].split_at_mut(MC * KC)
 }
 
-/// Runs the micro-kernel over a packed `mc×kc` block of `A` and `kc×nc` block of `B`,
-/// writing (or, when `accumulate`, adding) the `mc×nc` result into `c`.
+/// Runs the micro-kernels over a packed `mc×kc` block of `A` and `kc×nc` block of `B`,
+/// writing (or, when `accumulate`, adding) the `mc×nc` result into `c`: the wide
+/// kernel on every whole `2MR×2NR` tile, the tile kernel on the rest.
 fn macro_kernel(
-    micro_kernel: MicroKernel,
+    kernels: Kernels,
     [mc, kc, nc]: [usize; 3],
     a_pack: &[f32],
     b_pack: &[f32],
     c: OutputBlock,
     accumulate: bool,
 ) {
-    let mut edge = [0.0f32; MR * NR];
-    for jr in (0..nc).step_by(NR) {
-        let cols = NR.min(nc - jr);
-        let b_panel = &b_pack[jr * kc..(jr + NR) * kc];
-        for ir in (0..mc).step_by(MR) {
-            let rows = MR.min(mc - ir);
-            let a_panel = &a_pack[ir * kc..(ir + MR) * kc];
-            // SAFETY: the panels hold kc steps each (sliced above); the tile lies inside
-            // the caller's block, and ragged tiles are computed into `edge` and only
-            // their valid part is copied out. The kernel matches the CPU (see `gemm`).
+    let tile = |ir: usize, jr: usize| {
+        narrow_tile(kernels.tile, [ir, jr], [mc, kc, nc], a_pack, b_pack, c, accumulate)
+    };
+    let mut jr = 0;
+    while jr < nc {
+        let Some(wide) = kernels.wide.filter(|_| nc - jr >= 2 * NR) else {
+            (0..mc).step_by(MR).for_each(|ir| tile(ir, jr));
+            jr += NR;
+            continue;
+        };
+        let mut ir = 0;
+        while mc - ir >= 2 * MR {
+            // SAFETY: two whole A panels from `ir` and two whole B panels from `jr`
+            // (checked above), each `kc` steps; the 2MR×2NR tile lies inside the
+            // caller's block, and the kernel matches the CPU (see `gemm`).
             unsafe {
-                let tile = c.ptr.add(ir * c.row_stride + jr);
-                if rows == MR && cols == NR {
-                    micro_kernel(kc, a_panel.as_ptr(), b_panel.as_ptr(), tile, c.row_stride, accumulate);
-                } else {
-                    micro_kernel(kc, a_panel.as_ptr(), b_panel.as_ptr(), edge.as_mut_ptr(), NR, false);
-                    for r in 0..rows {
-                        let out = std::slice::from_raw_parts_mut(tile.add(r * c.row_stride), cols);
-                        let computed = &edge[r * NR..r * NR + cols];
-                        if accumulate {
-                            out.iter_mut().zip(computed).for_each(|(o, v)| *o += v);
-                        } else {
-                            out.copy_from_slice(computed);
-                        }
-                    }
-                }
+                let a = a_pack[ir * kc..(ir + 2 * MR) * kc].as_ptr();
+                let b = b_pack[jr * kc..(jr + 2 * NR) * kc].as_ptr();
+                let out = c.ptr.add(ir * c.row_stride + jr);
+                wide(kc, a, MR * kc, b, NR * kc, out, c.row_stride, accumulate);
+            }
+            ir += 2 * MR;
+        }
+        for rest in (ir..mc).step_by(MR) {
+            tile(rest, jr);
+            tile(rest, jr + NR);
+        }
+        jr += 2 * NR;
+    }
+}
+
+/// One `MR×NR` tile at rows `ir`, columns `jr` of the block (see [`macro_kernel`]);
+/// a ragged tile is computed into a small buffer and only its valid part copied out.
+fn narrow_tile(
+    micro_kernel: MicroKernel,
+    [ir, jr]: [usize; 2],
+    [mc, kc, nc]: [usize; 3],
+    a_pack: &[f32],
+    b_pack: &[f32],
+    c: OutputBlock,
+    accumulate: bool,
+) {
+    let (rows, cols) = (MR.min(mc - ir), NR.min(nc - jr));
+    let a_panel = &a_pack[ir * kc..(ir + MR) * kc];
+    let b_panel = &b_pack[jr * kc..(jr + NR) * kc];
+    let mut edge = [0.0f32; MR * NR];
+    // SAFETY: the panels hold kc steps each (sliced above); the tile lies inside the
+    // caller's block, and ragged tiles are computed into `edge` and only their valid
+    // part is copied out. The kernel matches the CPU (see `gemm`).
+    unsafe {
+        let tile = c.ptr.add(ir * c.row_stride + jr);
+        if rows == MR && cols == NR {
+            micro_kernel(kc, a_panel.as_ptr(), b_panel.as_ptr(), tile, c.row_stride, accumulate);
+            return;
+        }
+        micro_kernel(kc, a_panel.as_ptr(), b_panel.as_ptr(), edge.as_mut_ptr(), NR, false);
+        for r in 0..rows {
+            let out = std::slice::from_raw_parts_mut(tile.add(r * c.row_stride), cols);
+            let computed = &edge[r * NR..r * NR + cols];
+            if accumulate {
+                out.iter_mut().zip(computed).for_each(|(o, v)| *o += v);
+            } else {
+                out.copy_from_slice(computed);
             }
         }
     }

@@ -28,6 +28,8 @@ fn reference(a: &[f32], b: &[f32], d: MatmulDims) -> (Vec<f64>, Vec<f64>) {
 fn kernels() -> Vec<GemmKernel> {
     let all = [
         #[cfg(target_arch = "x86_64")]
+        GemmKernel::Avx512,
+        #[cfg(target_arch = "x86_64")]
         GemmKernel::Avx2Fma,
         GemmKernel::Portable,
     ];
@@ -36,7 +38,18 @@ fn kernels() -> Vec<GemmKernel> {
 
 #[test]
 fn every_kernel_matches_the_float64_product() {
-    let shapes = [(1, 1, 1), (7, 5, 17), (6, 16, 16), (13, 300, 33), (97, 257, 2050), (200, 40, 3)];
+    // Ragged 6×16 tiles, whole and ragged 12×32 (wide) tiles, several KC, MC and NC blocks.
+    let shapes = [
+        (1, 1, 1),
+        (7, 5, 17),
+        (6, 16, 16),
+        (12, 7, 32),
+        (25, 3, 65),
+        (24, 513, 64),
+        (13, 300, 33),
+        (97, 257, 2050),
+        (200, 40, 3),
+    ];
     for kernel in kernels() {
         for (m, k, n) in shapes {
             for (trans_a, trans_b) in [(false, false), (true, false), (false, true), (true, true)] {
@@ -83,5 +96,33 @@ fn a_prepacked_left_matrix_gives_the_same_product() {
     let (exact, scale) = reference(&a, &b, d);
     for (i, ((got, want), s)) in c.iter().zip(&exact).zip(&scale).enumerate() {
         assert!((f64::from(*got) - want).abs() <= 1e-6 * s + 1e-7, "entry {i} is {got}, expected {want}");
+    }
+}
+
+/// Every x86 SIMD kernel computes each entry as the same chain of fused multiply-adds,
+/// so the AVX-512 and AVX2 kernels agree bit for bit (what keeps runs reproducible
+/// across these CPUs). On a CPU without AVX-512 only the AVX2 kernel is compared with
+/// itself; the test prints which kernels it compared.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn the_simd_kernels_agree_bit_for_bit() {
+    let simd: Vec<GemmKernel> =
+        [GemmKernel::Avx512, GemmKernel::Avx2Fma].into_iter().filter(|k| k.is_available()).collect();
+    eprintln!("comparing {simd:?}");
+    let Some((&first, rest)) = simd.split_first() else { return };
+    for (m, k, n) in [(12, 7, 32), (97, 257, 2050), (25, 600, 65)] {
+        for (trans_a, trans_b) in [(false, false), (true, true)] {
+            let d = MatmulDims { m, k, n, trans_a, trans_b };
+            let a = values(m * k, 11);
+            let b = values(k * n, 12);
+            let mut expected = vec![0.0; m * n];
+            gemm_with(first, &a, &b, &mut expected, d);
+            for &kernel in rest {
+                let mut c = vec![0.0; m * n];
+                gemm_with(kernel, &a, &b, &mut c, d);
+                let bits = |c: &[f32]| c.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                assert!(bits(&c) == bits(&expected), "{kernel:?} vs {first:?}, {d:?}");
+            }
+        }
     }
 }
