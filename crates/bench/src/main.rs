@@ -5,6 +5,8 @@
 //!
 //! `cargo run -p kiln-bench --release -- --backend cpu --batch 32 --batch 128`
 
+mod fma_peak;
+
 use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
@@ -43,6 +45,10 @@ struct Args {
     /// Skip the GEMM and per-layer measurements.
     #[arg(long)]
     skip_layers: bool,
+    /// Measure the CPU's FMA peak (a register-only loop on every thread) and report
+    /// each CPU GEMM and convolution as a fraction of it.
+    #[arg(long)]
+    fma_peak: bool,
 }
 
 /// Seconds of the fastest of `reps` runs of `f` (after one warm-up), synchronizing the
@@ -63,6 +69,22 @@ fn best_of(device: &Device, reps: usize, mut f: impl FnMut()) -> f64 {
 /// A finite number with two decimals, or `null`.
 fn json_number(value: f64) -> String {
     if value.is_finite() { format!("{value:.2}") } else { "null".into() }
+}
+
+/// The CPU's model name and its SIMD extensions, as Linux reports them.
+fn cpu_model() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |key: &str| {
+        info.lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+    };
+    let flags = field("flags").unwrap_or_default();
+    let mut simd: Vec<&str> =
+        flags.split_whitespace().filter(|f| f.starts_with("avx") || *f == "fma").collect();
+    simd.sort_unstable();
+    format!("{} ({})", field("model name").unwrap_or_else(|| "unknown".into()), simd.join(" "))
 }
 
 fn peak_rss_bytes() -> Option<u64> {
@@ -86,7 +108,12 @@ fn conv_layers(image: usize) -> Vec<(&'static str, usize, usize, usize, usize, u
     ]
 }
 
-fn layer_figures(device: &Device, args: &Args) -> (Vec<String>, Vec<String>) {
+/// `gflops` as a fraction of the FMA peak, as JSON (`null` without a peak).
+fn of_peak(gflops: f64, peak: Option<f64>) -> String {
+    json_number(peak.map_or(f64::NAN, |peak| gflops / peak))
+}
+
+fn layer_figures(device: &Device, args: &Args, peak: Option<f64>) -> (Vec<String>, Vec<String>) {
     let n = args.layer_batch;
     let mut gemms = Vec::new();
     let flat = models::alexnet(&mut Initializer::new(device, 0), 1, 10, args.image_size)
@@ -109,8 +136,9 @@ fn layer_figures(device: &Device, args: &Args) -> (Vec<String>, Vec<String>) {
         let seconds = best_of(device, 3, || drop(a.matmul(&b)));
         let gflops = 2.0 * (m * k * nn) as f64 / seconds / 1e9;
         gemms.push(format!(
-            "{{\"shape\": \"{name}\", \"m\": {m}, \"k\": {k}, \"n\": {nn}, \"ms\": {:.3}, \"gflops\": {gflops:.1}}}",
-            seconds * 1e3
+            "{{\"shape\": \"{name}\", \"m\": {m}, \"k\": {k}, \"n\": {nn}, \"ms\": {:.3}, \"gflops\": {gflops:.1}, \"of_peak\": {}}}",
+            seconds * 1e3,
+            of_peak(gflops, peak)
         ));
     }
     let mut convs = Vec::new();
@@ -144,13 +172,16 @@ fn layer_figures(device: &Device, args: &Args) -> (Vec<String>, Vec<String>) {
         let weight_grad =
             best_of(device, 2, || drop(backend.conv2d_backward_weight(x.storage(), g.storage(), &geo, true)));
         convs.push(format!(
-            "{{\"layer\": \"{name}\", \"batch\": {n}, \"forward_ms\": {:.2}, \"input_grad_ms\": {}, \"weight_grad_ms\": {:.2}, \"forward_gflops\": {:.1}, \"input_grad_gflops\": {}, \"weight_grad_gflops\": {:.1}}}",
+            "{{\"layer\": \"{name}\", \"batch\": {n}, \"forward_ms\": {:.2}, \"input_grad_ms\": {}, \"weight_grad_ms\": {:.2}, \"forward_gflops\": {:.1}, \"input_grad_gflops\": {}, \"weight_grad_gflops\": {:.1}, \"of_peak\": [{}, {}, {}]}}",
             forward * 1e3,
             json_number(input_grad * 1e3),
             weight_grad * 1e3,
             flops / forward / 1e9,
             json_number(flops / input_grad / 1e9),
-            flops / weight_grad / 1e9
+            flops / weight_grad / 1e9,
+            of_peak(flops / forward / 1e9, peak),
+            of_peak(flops / input_grad / 1e9, peak),
+            of_peak(flops / weight_grad / 1e9, peak)
         ));
     }
     (gemms, convs)
@@ -196,14 +227,20 @@ fn main() {
             }
         },
     };
+    let peak = args.fma_peak.then(fma_peak::fma_peak);
+    let peak_json = peak.as_ref().map_or("null".to_string(), |p| {
+        format!("{{\"isa\": \"{}\", \"threads\": {}, \"gflops\": {:.1}}}", p.isa, p.threads, p.gflops)
+    });
+    let peak_gflops = peak.as_ref().map(|p| p.gflops).filter(|_| args.backend == BackendChoice::Cpu);
     let (gemms, convs) =
-        if args.skip_layers { (Vec::new(), Vec::new()) } else { layer_figures(&device, &args) };
+        if args.skip_layers { (Vec::new(), Vec::new()) } else { layer_figures(&device, &args, peak_gflops) };
     let models: Vec<String> = args.batches.iter().map(|&n| model_figures(&device, &args, n)).collect();
     println!(
-        "{{\"backend\": \"{}\", \"threads\": {}, \"image_size\": {}, \"gemm\": [{}], \"conv\": [{}], \"alexnet\": [{}], \"peak_rss_bytes\": {}, \"device_memory_bytes\": {}}}",
+        "{{\"backend\": \"{}\", \"threads\": {}, \"image_size\": {}, \"cpu_model\": \"{}\", \"fma_peak\": {peak_json}, \"gemm\": [{}], \"conv\": [{}], \"alexnet\": [{}], \"peak_rss_bytes\": {}, \"device_memory_bytes\": {}}}",
         device.name().replace('"', "'"),
         rayon::current_num_threads(),
         args.image_size,
+        cpu_model().replace('"', "'"),
         gemms.join(", "),
         convs.join(", "),
         models.join(", "),

@@ -40,20 +40,42 @@ pub enum GemmKernel {
 }
 
 impl GemmKernel {
-    /// The fastest kernel this CPU runs, detected once.
+    /// The kernel every GEMM of this process runs, chosen once: the one named by the
+    /// environment variable `KILN_GEMM_KERNEL` (`avx512`, `avx2`, `portable`) when this
+    /// CPU runs it, else the fastest this CPU runs. The variable exists to compare
+    /// kernels on one machine and to reproduce another machine's kernel.
     pub fn detect() -> Self {
         static DETECTED: OnceLock<GemmKernel> = OnceLock::new();
         *DETECTED.get_or_init(|| {
-            #[cfg(target_arch = "x86_64")]
-            if avx512::available() {
-                return GemmKernel::Avx512;
-            }
-            #[cfg(target_arch = "x86_64")]
-            if avx2::available() {
-                return GemmKernel::Avx2Fma;
-            }
-            GemmKernel::Portable
+            let requested = std::env::var("KILN_GEMM_KERNEL").ok().and_then(|name| GemmKernel::named(&name));
+            requested.filter(|k| k.is_available()).unwrap_or_else(GemmKernel::fastest)
         })
+    }
+
+    /// The fastest kernel this CPU runs.
+    pub fn fastest() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if avx512::available() {
+            return GemmKernel::Avx512;
+        }
+        #[cfg(target_arch = "x86_64")]
+        if avx2::available() {
+            return GemmKernel::Avx2Fma;
+        }
+        GemmKernel::Portable
+    }
+
+    /// The kernel called `name` (`avx512`, `avx2`, `portable`), if it exists on this
+    /// architecture.
+    pub fn named(name: &str) -> Option<Self> {
+        match name {
+            #[cfg(target_arch = "x86_64")]
+            "avx512" => Some(GemmKernel::Avx512),
+            #[cfg(target_arch = "x86_64")]
+            "avx2" => Some(GemmKernel::Avx2Fma),
+            "portable" => Some(GemmKernel::Portable),
+            _ => None,
+        }
     }
 
     /// Whether this CPU can run the kernel.
