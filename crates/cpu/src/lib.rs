@@ -3,8 +3,9 @@
 //! Kiln's CPU backend: every [`Backend`] kernel on host memory, parallel on rayon's
 //! global pool (size it with `RAYON_NUM_THREADS` or `rayon::ThreadPoolBuilder`).
 //! Every matrix product and convolution runs on one cache-blocked GEMM with packed
-//! panels and a 6×16 micro-kernel chosen at run time ([`GemmKernel`]: AVX2 + FMA where
-//! the CPU has them, portable Rust otherwise). Convolutions are implicit GEMMs: the
+//! panels and a micro-kernel chosen at run time ([`GemmKernel`]: a 12×32 AVX-512 tile
+//! where the CPU has AVX-512F, 6×16 with AVX2 + FMA where it has those, portable Rust
+//! otherwise). Convolutions are implicit GEMMs: the
 //! im2col matrix is packed straight into the GEMM's panels, never materialized.
 //!
 //! ```

@@ -1,5 +1,6 @@
-//! Single-precision GEMM: a cache-blocked loop over packed panels ([`packed`]) around a
-//! 6×16 micro-kernel picked once at run time ([`GemmKernel`]). The right-hand matrix
+//! Single-precision GEMM: a cache-blocked loop over packed panels ([`packed`]) around
+//! micro-kernels picked once at run time ([`GemmKernel`]): 6×16 tiles, and 12×32 tiles
+//! over two by two panels on AVX-512. The right-hand matrix
 //! is anything that can write its own packed panels ([`PackB`]), so convolutions feed
 //! their unrolled receptive fields straight into the panels without materializing the
 //! im2col matrix. Plain matrix products are split over rayon's pool when called from
