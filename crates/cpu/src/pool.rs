@@ -6,6 +6,35 @@ use rayon::prelude::*;
 
 use crate::buffers;
 
+/// The input rows (or columns) a window covers: `[start, end)` clamped to the plane.
+fn window(out: usize, g: &Pool2dGeometry, len: usize) -> std::ops::Range<usize> {
+    let start = (out * g.stride).saturating_sub(g.padding);
+    let end = (out * g.stride + g.kernel).saturating_sub(g.padding).min(len);
+    start..end
+}
+
+/// The largest value of `plane` over `rows × cols` and its index in the plane; the
+/// first of equal values wins, and a NaN in the first position is kept (as PyTorch).
+fn window_max(
+    plane: &[f32],
+    in_w: usize,
+    rows: std::ops::Range<usize>,
+    cols: std::ops::Range<usize>,
+) -> (f32, i32) {
+    let first = rows.start * in_w + cols.start;
+    let (mut best, mut at) = (plane[first], first);
+    for h in rows {
+        let row = &plane[h * in_w + cols.start..h * in_w + cols.end];
+        for (w, &v) in row.iter().enumerate() {
+            if v > best {
+                best = v;
+                at = h * in_w + cols.start + w;
+            }
+        }
+    }
+    (best, at as i32)
+}
+
 /// Pooled values and the argmax of each output within its input plane.
 pub fn forward(x: &[f32], g: &Pool2dGeometry) -> (Vec<f32>, Vec<i32>) {
     let (oh, ow) = (g.out_h(), g.out_w());
@@ -13,24 +42,15 @@ pub fn forward(x: &[f32], g: &Pool2dGeometry) -> (Vec<f32>, Vec<i32>) {
     let planes = g.batch * g.channels;
     let mut values = buffers::take(planes * plane_out);
     let mut argmax = vec![0i32; planes * plane_out];
+    let columns: Vec<std::ops::Range<usize>> = (0..ow).map(|x_out| window(x_out, g, g.in_w)).collect();
     values.par_chunks_mut(plane_out).zip(argmax.par_chunks_mut(plane_out)).enumerate().for_each(
         |(p, (vals, idxs))| {
             let input = &x[p * plane_in..(p + 1) * plane_in];
             for y in 0..oh {
-                let h0 = (y * g.stride) as isize - g.padding as isize;
-                for x_out in 0..ow {
-                    let w0 = (x_out * g.stride) as isize - g.padding as isize;
-                    let mut best = (f32::NEG_INFINITY, -1i32);
-                    for h in h0.max(0)..(h0 + g.kernel as isize).min(g.in_h as isize) {
-                        for w in w0.max(0)..(w0 + g.kernel as isize).min(g.in_w as isize) {
-                            let at = h as usize * g.in_w + w as usize;
-                            if input[at] > best.0 || best.1 < 0 {
-                                best = (input[at], at as i32);
-                            }
-                        }
-                    }
-                    vals[y * ow + x_out] = best.0;
-                    idxs[y * ow + x_out] = best.1;
+                let rows = window(y, g, g.in_h);
+                let out = y * ow..(y + 1) * ow;
+                for ((v, i), cols) in vals[out.clone()].iter_mut().zip(&mut idxs[out]).zip(&columns) {
+                    (*v, *i) = window_max(input, g.in_w, rows.clone(), cols.clone());
                 }
             }
         },

@@ -15,7 +15,7 @@ use kiln_tensor::Conv2dGeometry;
 use rayon::prelude::*;
 
 use crate::buffers;
-use crate::gemm::{Left, PackedA, Strided, gemm_packed};
+use crate::gemm::{Left, OutputLayout, PackedA, Strided, gemm_packed};
 use crate::scratch::with_scratch;
 use patches::{PaddedInput, PatchSource, Patches, PatchesTransposed};
 
@@ -55,15 +55,6 @@ impl Plan {
     }
 }
 
-/// Copies a group's GEMM result `[O, count·plane]` into its `count` NCHW images.
-fn gemm_to_nchw(gemm: &[f32], nchw: &mut [f32], count: usize, o: usize, plane: usize) {
-    for (j, image) in nchw.chunks_mut(o * plane).take(count).enumerate() {
-        for (c, out) in image.chunks_mut(plane).enumerate() {
-            out.copy_from_slice(&gemm[c * count * plane + j * plane..][..plane]);
-        }
-    }
-}
-
 /// Copies `count` NCHW images into GEMM layout `[O, count·plane]`.
 fn nchw_to_gemm(nchw: &[f32], gemm: &mut [f32], count: usize, o: usize, plane: usize) {
     for (j, image) in nchw.chunks(o * plane).take(count).enumerate() {
@@ -89,14 +80,8 @@ pub fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Conv2dGeometry) -
         let count = images.len();
         let width = count * p.plane;
         let patches = Patches(PatchSource { input: &input, first_image: images.start, geometry: g });
-        if count == 1 {
-            gemm_packed(o, p.patch, width, Left::Packed(&weights), &patches, out_group, width, false);
-        } else {
-            with_scratch(o * width, |product| {
-                gemm_packed(o, p.patch, width, Left::Packed(&weights), &patches, product, width, false);
-                gemm_to_nchw(product, out_group, count, o, p.plane);
-            });
-        }
+        let layout = OutputLayout::ImagePlanes { plane: p.plane };
+        gemm_packed(o, p.patch, width, Left::Packed(&weights), &patches, out_group, layout, false);
         if let Some(bias) = bias {
             for (i, plane) in out_group.chunks_mut(p.plane).enumerate() {
                 plane.iter_mut().for_each(|v| *v += bias[i % o]);
@@ -181,7 +166,7 @@ pub fn backward_weight(
                         Left::Strided(&dy),
                         &patches,
                         &mut acc,
-                        p.patch,
+                        OutputLayout::RowMajor { ldc: p.patch },
                         accumulate,
                     );
                 };

@@ -115,6 +115,15 @@ impl PatchSource<'_> {
     }
 }
 
+/// Copies `NR` floats as one fixed-size array assignment: a few vector moves, where a
+/// slice copy of a length the compiler cannot see becomes a `memcpy` call.
+#[inline(always)]
+fn copy_16(source: &[f32], target: &mut [f32]) {
+    let source: &[f32; NR] = source.try_into().expect("NR floats");
+    let target: &mut [f32; NR] = target.try_into().expect("NR floats");
+    *target = *source;
+}
+
 impl PackB for Patches<'_> {
     fn pack(&self, first_row: usize, rows: usize, first_col: usize, cols: usize, panel: &mut [f32]) {
         let mut runs = [Run::default(); NR];
@@ -127,26 +136,24 @@ impl PackB for Patches<'_> {
         let data = &self.0.input.data;
         let unit_stride = self.0.geometry.stride.1 == 1;
         for (out, tap) in panel.chunks_exact_mut(NR).zip(taps) {
-            // Runs are assembled in `row` with fixed 16-float copies (a few vector moves;
-            // a variable-length copy becomes a memcpy call costing more than the data).
+            // Runs are assembled in `row` with fixed 16-float copies (`copy_16`).
             // A copy may spill past its run: the next run overwrites the spill, and only
             // the first `cols` entries reach the panel.
             let mut row = [0.0f32; 2 * NR];
             for run in &runs[..count] {
                 let start = tap + run.offset;
                 match data.get(start..start + NR) {
-                    Some(source) if unit_stride => row[run.at..run.at + NR].copy_from_slice(source),
+                    Some(source) if unit_stride => copy_16(source, &mut row[run.at..run.at + NR]),
                     _ => {
                         let target = &mut row[run.at..run.at + run.len];
                         target.iter_mut().zip(self.0.elements(start, run.len)).for_each(|(o, v)| *o = *v);
                     }
                 }
             }
-            if cols == NR {
-                out.copy_from_slice(&row[..NR]);
-            } else {
-                out[..cols].iter_mut().zip(&row).for_each(|(o, v)| *o = *v);
-            }
+            // All NR entries, also past `cols` when the panel is ragged: those feed only
+            // columns of C that the GEMM discards, and one fixed-size copy keeps the
+            // compiler from turning this into a `memcpy` call.
+            copy_16(&row[..NR], out);
         }
     }
 }

@@ -118,7 +118,8 @@ impl GemmKernel {
 pub trait PackB: Sync {
     /// Writes rows `first_row..first_row + rows` of columns `first_col..first_col +
     /// cols` (`cols <= NR`) into `panel`, row `p` at `panel[p·NR..]`. Entries of the
-    /// panel past `cols` are left as they are (the caller zeroes them).
+    /// panel past `cols` are zeroed by the caller first; an implementation may
+    /// overwrite them, since they only produce columns of `C` the GEMM discards.
     fn pack(&self, first_row: usize, rows: usize, first_col: usize, cols: usize, panel: &mut [f32]);
 }
 
@@ -255,12 +256,29 @@ pub fn gemm_with(kernel: GemmKernel, a: &[f32], b: &[f32], c: &mut [f32], d: Mat
     }
 }
 
+/// Where [`gemm_packed`] writes its `m×n` result.
+#[derive(Clone, Copy, Debug)]
+pub enum OutputLayout {
+    /// Row-major with row stride `ldc` (`n <= ldc`).
+    RowMajor {
+        /// Distance between rows.
+        ldc: usize,
+    },
+    /// As NCHW images: the `n` columns are the pixels of `n / plane` consecutive
+    /// images, each holding the `m` rows as planes of `plane` pixels (image `i`, row
+    /// `r`, pixel `x` at `i·m·plane + r·plane + x`). A convolution writes its output
+    /// this way straight from the GEMM, with no reordering pass.
+    ImagePlanes {
+        /// Pixels per plane; `n` is a multiple of it.
+        plane: usize,
+    },
+}
+
 /// `C = A·B` (or `C += A·B` when `accumulate`) on one thread with the detected kernel,
-/// `A` an `m×k` matrix, `B` any [`PackB`] source, `C` row-major with row stride `ldc`.
+/// `A` an `m×k` matrix, `B` any [`PackB`] source, `C` laid out as `layout` says.
 ///
 /// # Panics
-/// If `c` is smaller than `m` rows of `ldc` (the last row needing only `n`), or a
-/// packed `A` is not `m×k`.
+/// If `c` is smaller than the layout needs, or a packed `A` is not `m×k`.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm_packed(
     m: usize,
@@ -269,7 +287,7 @@ pub fn gemm_packed(
     a: Left,
     b: &impl PackB,
     c: &mut [f32],
-    ldc: usize,
+    layout: OutputLayout,
     accumulate: bool,
 ) {
     if let Left::Packed(packed) = a {
@@ -278,10 +296,18 @@ pub fn gemm_packed(
     if m == 0 || n == 0 {
         return;
     }
-    assert!(n <= ldc && c.len() >= (m - 1) * ldc + n, "gemm: output too small");
-    let out = OutputMatrix::new(c, ldc);
-    // SAFETY: the only block, covering the whole (exclusively borrowed) matrix.
-    let block = packed::OutputBlock { accumulate, ..unsafe { out.block(0, 0) } };
+    let block = match layout {
+        OutputLayout::RowMajor { ldc } => {
+            assert!(n <= ldc && c.len() >= (m - 1) * ldc + n, "gemm: output too small");
+            // SAFETY: the only block, covering the whole (exclusively borrowed) matrix.
+            packed::OutputBlock { accumulate, ..unsafe { OutputMatrix::new(c, ldc).block(0, 0) } }
+        }
+        OutputLayout::ImagePlanes { plane } => {
+            assert!(plane > 0 && n % plane == 0 && c.len() >= m * n, "gemm: output too small for {n} pixels");
+            let columns = packed::Columns::Planes { first: 0, plane, image_stride: m * plane };
+            packed::OutputBlock { ptr: c.as_mut_ptr(), row_stride: plane, columns, accumulate }
+        }
+    };
     packed::gemm(GemmKernel::detect(), m, k, n, a, b, block);
 }
 
@@ -310,6 +336,7 @@ impl OutputMatrix {
         packed::OutputBlock {
             ptr: unsafe { self.ptr.add(row * self.row_stride + col) },
             row_stride: self.row_stride,
+            columns: packed::Columns::Contiguous,
             accumulate: false,
         }
     }

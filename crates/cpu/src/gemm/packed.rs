@@ -48,15 +48,106 @@ pub struct Kernels {
     pub wide: Option<WideKernel>,
 }
 
-/// The top-left corner of a block of a row-major output matrix.
+/// How the columns of an output matrix lie in memory.
+#[derive(Clone, Copy, Debug)]
+pub enum Columns {
+    /// Column `j` of a row is element `j` of that row.
+    Contiguous,
+    /// Columns are the pixels of consecutive images (a convolution's output in NCHW):
+    /// column `first + j` is pixel `(first + j) % plane` of image `(first + j) / plane`,
+    /// images lying `image_stride` elements apart and a row being one channel's plane.
+    Planes {
+        /// The global column number of the block's column 0.
+        first: usize,
+        /// Pixels per image plane.
+        plane: usize,
+        /// Distance between images.
+        image_stride: usize,
+    },
+}
+
+/// A block of an output matrix: where element `(0, 0)` is, how rows and columns lie.
 #[derive(Clone, Copy)]
 pub struct OutputBlock {
-    /// Element `(0, 0)` of the block.
+    /// Element `(0, 0)` of the block (for [`Columns::Planes`], of its first image's
+    /// plane, before the `first` column offset).
     pub ptr: *mut f32,
     /// Distance between rows.
     pub row_stride: usize,
+    /// Where the columns are.
+    pub columns: Columns,
     /// Add the product to what the block holds instead of overwriting it.
     pub accumulate: bool,
+}
+
+impl OutputBlock {
+    /// The block whose element `(0, 0)` is this block's `(row, col)`.
+    ///
+    /// # Safety
+    /// `(row, col)` must lie inside the block.
+    pub unsafe fn sub_block(self, row: usize, col: usize) -> OutputBlock {
+        // SAFETY: inside the caller's block.
+        let ptr = unsafe { self.ptr.add(row * self.row_stride) };
+        match self.columns {
+            // SAFETY: as above.
+            Columns::Contiguous => OutputBlock { ptr: unsafe { ptr.add(col) }, ..self },
+            Columns::Planes { first, plane, image_stride } => OutputBlock {
+                ptr,
+                columns: Columns::Planes { first: first + col, plane, image_stride },
+                ..self
+            },
+        }
+    }
+
+    /// The address of element `(row, col)` and how many columns from `col` on follow it
+    /// contiguously in memory (`usize::MAX` for contiguous rows).
+    ///
+    /// # Safety
+    /// `(row, col)` must lie inside the block.
+    unsafe fn run(self, row: usize, col: usize) -> (*mut f32, usize) {
+        let row_start = row * self.row_stride;
+        match self.columns {
+            // SAFETY: inside the caller's block.
+            Columns::Contiguous => (unsafe { self.ptr.add(row_start + col) }, usize::MAX),
+            Columns::Planes { first, plane, image_stride } => {
+                let (image, pixel) = ((first + col) / plane, (first + col) % plane);
+                // SAFETY: inside the caller's block.
+                (unsafe { self.ptr.add(image * image_stride + row_start + pixel) }, plane - pixel)
+            }
+        }
+    }
+
+    /// Writes (or adds, when `accumulate`) the `rows×cols` values of `tile` (row stride
+    /// `tile_stride`) at `(row, col)`, following the column layout.
+    ///
+    /// # Safety
+    /// The `rows×cols` region at `(row, col)` must lie inside the block.
+    unsafe fn store(
+        self,
+        [row, col]: [usize; 2],
+        [rows, cols]: [usize; 2],
+        tile: &[f32],
+        tile_stride: usize,
+        accumulate: bool,
+    ) {
+        for r in 0..rows {
+            let mut done = 0;
+            while done < cols {
+                // SAFETY: inside the caller's region.
+                let (ptr, contiguous) = unsafe { self.run(row + r, col + done) };
+                let len = contiguous.min(cols - done);
+                // SAFETY: `len` contiguous elements of the caller's region.
+                let out = unsafe { std::slice::from_raw_parts_mut(ptr, len) };
+                let values = &tile[r * tile_stride + done..r * tile_stride + done + len];
+                if accumulate {
+                    out.iter_mut().zip(values).for_each(|(o, v)| *o += v);
+                } else {
+                    out.copy_from_slice(values);
+                }
+                done += len;
+            }
+        }
+    }
 }
 
 /// Overwrites the `m×n` block `c` with `A·B` (`A` is `m×k`, `B` is `k×n`), or adds it
@@ -67,12 +158,9 @@ pub struct OutputBlock {
 pub fn gemm(kernel: GemmKernel, m: usize, k: usize, n: usize, a: Left, b: &impl PackB, c: OutputBlock) {
     let kernels = kernel.kernels();
     if k == 0 {
-        if c.accumulate {
-            return;
-        }
-        for i in 0..m {
-            // SAFETY: row `i` of the caller's block.
-            unsafe { std::slice::from_raw_parts_mut(c.ptr.add(i * c.row_stride), n).fill(0.0) };
+        if !c.accumulate {
+            // SAFETY: the caller's m×n block.
+            unsafe { c.store([0, 0], [m, n], &vec![0.0; n], 0, false) };
         }
         return;
     }
@@ -94,7 +182,7 @@ pub fn gemm(kernel: GemmKernel, m: usize, k: usize, n: usize, a: Left, b: &impl 
                         Left::Packed(a) => &a.data[pc * m.next_multiple_of(MR) + ic * kc..],
                     };
                     // SAFETY: the sub-block lies inside the caller's block.
-                    let block = OutputBlock { ptr: unsafe { c.ptr.add(ic * c.row_stride + jc) }, ..c };
+                    let block = unsafe { c.sub_block(ic, jc) };
                     macro_kernel(kernels, [mc, kc, nc], a_block, b_pack, block, pc > 0 || c.accumulate);
                 }
             }
@@ -141,8 +229,15 @@ fn macro_kernel(
             unsafe {
                 let a = a_pack[ir * kc..(ir + 2 * MR) * kc].as_ptr();
                 let b = b_pack[jr * kc..(jr + 2 * NR) * kc].as_ptr();
-                let out = c.ptr.add(ir * c.row_stride + jr);
-                wide(kc, a, MR * kc, b, NR * kc, out, c.row_stride, accumulate);
+                let (out, contiguous) = c.run(ir, jr);
+                if contiguous >= 2 * NR {
+                    wide(kc, a, MR * kc, b, NR * kc, out, c.row_stride, accumulate);
+                } else {
+                    tile(ir, jr);
+                    tile(ir, jr + NR);
+                    tile(ir + MR, jr);
+                    tile(ir + MR, jr + NR);
+                }
             }
             ir += 2 * MR;
         }
@@ -168,26 +263,18 @@ fn narrow_tile(
     let (rows, cols) = (MR.min(mc - ir), NR.min(nc - jr));
     let a_panel = &a_pack[ir * kc..(ir + MR) * kc];
     let b_panel = &b_pack[jr * kc..(jr + NR) * kc];
-    let mut edge = [0.0f32; MR * NR];
     // SAFETY: the panels hold kc steps each (sliced above); the tile lies inside the
-    // caller's block, and ragged tiles are computed into `edge` and only their valid
-    // part is copied out. The kernel matches the CPU (see `gemm`).
+    // caller's block, and a tile that is ragged or not contiguous in memory is computed
+    // into `edge` and only its valid part stored. The kernel matches the CPU (see `gemm`).
     unsafe {
-        let tile = c.ptr.add(ir * c.row_stride + jr);
-        if rows == MR && cols == NR {
+        let (tile, contiguous) = c.run(ir, jr);
+        if rows == MR && cols == NR && contiguous >= NR {
             micro_kernel(kc, a_panel.as_ptr(), b_panel.as_ptr(), tile, c.row_stride, accumulate);
             return;
         }
+        let mut edge = [0.0f32; MR * NR];
         micro_kernel(kc, a_panel.as_ptr(), b_panel.as_ptr(), edge.as_mut_ptr(), NR, false);
-        for r in 0..rows {
-            let out = std::slice::from_raw_parts_mut(tile.add(r * c.row_stride), cols);
-            let computed = &edge[r * NR..r * NR + cols];
-            if accumulate {
-                out.iter_mut().zip(computed).for_each(|(o, v)| *o += v);
-            } else {
-                out.copy_from_slice(computed);
-            }
-        }
+        c.store([ir, jr], [rows, cols], &edge, NR, accumulate);
     }
 }
 

@@ -92,7 +92,7 @@ fn a_prepacked_left_matrix_gives_the_same_product() {
     let right = Strided { data: &b, offset: 0, row_stride: n, col_stride: 1 };
     let packed = PackedA::new(&left, m, k);
     let mut c = vec![f32::NAN; m * n];
-    gemm_packed(m, k, n, Left::Packed(&packed), &right, &mut c, n, false);
+    gemm_packed(m, k, n, Left::Packed(&packed), &right, &mut c, OutputLayout::RowMajor { ldc: n }, false);
     let (exact, scale) = reference(&a, &b, d);
     for (i, ((got, want), s)) in c.iter().zip(&exact).zip(&scale).enumerate() {
         assert!((f64::from(*got) - want).abs() <= 1e-6 * s + 1e-7, "entry {i} is {got}, expected {want}");
@@ -122,6 +122,52 @@ fn the_simd_kernels_agree_bit_for_bit() {
                 gemm_with(kernel, &a, &b, &mut c, d);
                 let bits = |c: &[f32]| c.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
                 assert!(bits(&c) == bits(&expected), "{kernel:?} vs {first:?}, {d:?}");
+            }
+        }
+    }
+}
+
+/// Writing the product as NCHW image planes gives each entry where the row-major
+/// product has it, reordered: for planes narrower and wider than a tile, planes that
+/// tiles straddle, and row counts that are not multiples of any tile, overwriting and
+/// accumulating.
+#[test]
+fn image_plane_output_matches_the_row_major_product() {
+    for (m, k, plane, images) in [(13, 9, 7, 5), (25, 40, 144, 3), (12, 300, 33, 4), (30, 17, 676, 2)] {
+        let n = plane * images;
+        let a = values(m * k, 21);
+        let b = values(k * n, 22);
+        let left = Strided { data: &a, offset: 0, row_stride: k, col_stride: 1 };
+        let right = Strided { data: &b, offset: 0, row_stride: n, col_stride: 1 };
+        let mut row_major = vec![0.0; m * n];
+        gemm_packed(
+            m,
+            k,
+            n,
+            Left::Strided(&left),
+            &right,
+            &mut row_major,
+            OutputLayout::RowMajor { ldc: n },
+            false,
+        );
+        let start: Vec<f32> = values(m * n, 23);
+        for accumulate in [false, true] {
+            let mut planes = start.clone();
+            let layout = OutputLayout::ImagePlanes { plane };
+            gemm_packed(m, k, n, Left::Strided(&left), &right, &mut planes, layout, accumulate);
+            for image in 0..images {
+                for r in 0..m {
+                    for x in 0..plane {
+                        let at = image * m * plane + r * plane + x;
+                        let base = if accumulate { start[at] } else { 0.0 };
+                        let want = base + row_major[r * n + image * plane + x];
+                        assert!(
+                            (planes[at] - want).abs() <= 1e-5 * want.abs().max(1.0),
+                            "m {m} plane {plane}: image {image} row {r} pixel {x}: {} vs {want}",
+                            planes[at]
+                        );
+                    }
+                }
             }
         }
     }
