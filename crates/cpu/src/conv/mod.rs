@@ -10,6 +10,7 @@
 
 mod col2im;
 mod patches;
+mod winograd;
 
 use kiln_tensor::Conv2dGeometry;
 use rayon::prelude::*;
@@ -71,6 +72,9 @@ fn row_major(data: &[f32], cols: usize) -> Strided<'_> {
 
 /// Forward: `out = W · im2col(x) + bias`.
 pub fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Conv2dGeometry) -> Vec<f32> {
+    if winograd::applies(g) {
+        return winograd::forward(x, w, bias, g);
+    }
     let p = Plan::new(g);
     let o = g.out_channels;
     let weights = PackedA::new(&row_major(w, p.patch), o, p.patch);

@@ -303,7 +303,10 @@ pub fn gemm_packed(
             packed::OutputBlock { accumulate, ..unsafe { OutputMatrix::new(c, ldc).block(0, 0) } }
         }
         OutputLayout::ImagePlanes { plane } => {
-            assert!(plane > 0 && n % plane == 0 && c.len() >= m * n, "gemm: output too small for {n} pixels");
+            assert!(
+                plane > 0 && n.is_multiple_of(plane) && c.len() >= m * n,
+                "gemm: output too small for {n} pixels"
+            );
             let columns = packed::Columns::Planes { first: 0, plane, image_stride: m * plane };
             packed::OutputBlock { ptr: c.as_mut_ptr(), row_stride: plane, columns, accumulate }
         }

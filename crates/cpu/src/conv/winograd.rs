@@ -1,0 +1,256 @@
+//! Winograd F(2×2, 3×3) for stride-1 3×3 convolutions: each 2×2 block of output
+//! pixels comes from a 4×4 input tile through 16 products instead of 36, so the GEMM
+//! work is 2.25× smaller (AlexNet's conv3–conv5 and, through the flipped-kernel form,
+//! their input gradients).
+//!
+//! With `G`, `Bᵀ`, `Aᵀ` the F(2, 3) transforms (Lavin & Gray, 2016), the weights become
+//! `U = G·g·Gᵀ` (16 matrices `[O, C]`, one per tile position ξ), each input tile
+//! `V = Bᵀ·d·B` (16 matrices `[C, tiles]`), the 16 products `M[ξ] = U[ξ]·V[ξ]` run
+//! on the packed GEMM, and each output block is `Y = Aᵀ·m·A`. Every step runs in a fixed
+//! order, so results are identical from run to run. The transforms add rounding: the
+//! tests bound the error against a float64 direct convolution.
+
+use kiln_tensor::Conv2dGeometry;
+use rayon::prelude::*;
+
+use crate::buffers;
+use crate::gemm::{Left, NR, OutputLayout, PackB, PackedA, Strided, gemm_packed};
+use crate::scratch::with_scratch;
+
+/// Tile positions: a 4×4 input tile gives 16 products.
+const POSITIONS: usize = 16;
+
+/// Output columns (tiles) a group's 16 GEMMs aim for.
+const TARGET_TILES: usize = 256;
+
+/// Floats added between the 16 matrices of a transform, so that they do not start at
+/// addresses a multiple of 4 KiB apart: the 16 streams written (and read) together
+/// would otherwise all map to the same cache sets and evict each other.
+const SKEW: usize = 16;
+
+/// Fewest channels (in and out) for which the transforms pay for themselves.
+const MIN_CHANNELS: usize = 16;
+
+/// Whether Winograd F(2×2, 3×3) runs convolution `g`: 3×3 kernels, stride 1, padding
+/// below the kernel size, and enough channels.
+pub fn applies(g: &Conv2dGeometry) -> bool {
+    (g.kernel_h, g.kernel_w) == (3, 3)
+        && g.stride == (1, 1)
+        && g.padding.0 < 3
+        && g.padding.1 < 3
+        && g.in_channels >= MIN_CHANNELS
+        && g.out_channels >= MIN_CHANNELS
+        && g.out_h() > 0
+        && g.out_w() > 0
+}
+
+/// `U[ξ] = G·g·Gᵀ` for every kernel, as 16 packed `[O, C]` matrices.
+fn transform_weights(w: &[f32], o: usize, c: usize) -> Vec<PackedA> {
+    let stride = o * c + SKEW;
+    let mut u = vec![0.0f32; POSITIONS * stride];
+    for (oc, g) in w.chunks_exact(9).enumerate() {
+        // G·g: 4×3.
+        let mut t = [[0.0f32; 3]; 4];
+        for col in 0..3 {
+            let (g0, g1, g2) = (g[col], g[3 + col], g[6 + col]);
+            t[0][col] = g0;
+            t[1][col] = 0.5 * (g0 + g1 + g2);
+            t[2][col] = 0.5 * (g0 - g1 + g2);
+            t[3][col] = g2;
+        }
+        // (G·g)·Gᵀ: 4×4.
+        for (row, t) in t.iter().enumerate() {
+            let values = [t[0], 0.5 * (t[0] + t[1] + t[2]), 0.5 * (t[0] - t[1] + t[2]), t[2]];
+            for (col, v) in values.into_iter().enumerate() {
+                u[(row * 4 + col) * stride + oc] = v;
+            }
+        }
+    }
+    u.chunks_exact(stride)
+        .map(|m| PackedA::new(&Strided { data: &m[..o * c], offset: 0, row_stride: c, col_stride: 1 }, o, c))
+        .collect()
+}
+
+/// The input zero-padded so that every 4×4 tile lies inside: the convolution's padding
+/// before, and after enough to complete the last tile.
+struct TiledInput {
+    data: Vec<f32>,
+    /// Padded plane height and width.
+    height: usize,
+    width: usize,
+    /// Tiles per column and per row of an output plane.
+    tiles_h: usize,
+    tiles_w: usize,
+}
+
+impl TiledInput {
+    fn new(x: &[f32], g: &Conv2dGeometry) -> Self {
+        let (tiles_h, tiles_w) = (g.out_h().div_ceil(2), g.out_w().div_ceil(2));
+        let (height, width) = (2 * tiles_h + 2, 2 * tiles_w + 2);
+        let mut data = buffers::zeroed(g.batch * g.in_channels * height * width);
+        data.par_chunks_mut(height * width).zip(x.par_chunks(g.in_h * g.in_w)).for_each(|(out, plane)| {
+            for (y, row) in plane.chunks(g.in_w).enumerate() {
+                let (py, px) = (y + g.padding.0, g.padding.1);
+                if py < height {
+                    let len = g.in_w.min(width - px);
+                    out[py * width + px..py * width + px + len].copy_from_slice(&row[..len]);
+                }
+            }
+        });
+        TiledInput { data, height, width, tiles_h, tiles_w }
+    }
+}
+
+/// The transformed input tiles of a group, one `[C, tiles]` matrix per position ξ, each
+/// stored as the GEMM's packed `B` panels (16 tiles wide, one channel per row), so the
+/// GEMM's packing is a plain copy of whole rows.
+struct TransformedTiles<'a> {
+    data: &'a [f32],
+    channels: usize,
+}
+
+impl TransformedTiles<'_> {
+    /// Floats from one position's matrix to the next: every panel, padded to whole
+    /// panels, and skewed.
+    fn matrix_len(channels: usize, tiles: usize) -> usize {
+        channels * tiles.next_multiple_of(NR) + SKEW
+    }
+
+    /// Index of channel `c`, tile `t` within one position's matrix.
+    fn index(channels: usize, c: usize, t: usize) -> usize {
+        (t / NR) * channels * NR + c * NR + t % NR
+    }
+}
+
+impl PackB for TransformedTiles<'_> {
+    fn pack(&self, first_row: usize, rows: usize, first_col: usize, cols: usize, panel: &mut [f32]) {
+        let start = Self::index(self.channels, first_row, first_col);
+        debug_assert!(first_col.is_multiple_of(NR) && cols <= NR);
+        panel[..rows * NR].copy_from_slice(&self.data[start..start + rows * NR]);
+    }
+}
+
+/// Writes `V[ξ] = (Bᵀ·d·B)[ξ]` for every channel and tile of `images` into `v` (16
+/// matrices in the [`TransformedTiles`] layout). Per channel and row of tiles, `Bᵀ·d`
+/// runs over whole input rows at once, then `·B` over the tiles of the row, whose
+/// results land in consecutive lanes of the panels.
+fn transform_input(input: &TiledInput, images: std::ops::Range<usize>, c: usize, v: &mut [f32]) {
+    let per_image = input.tiles_h * input.tiles_w;
+    let matrix = TransformedTiles::matrix_len(c, images.len() * per_image);
+    let (plane, width) = (input.height * input.width, input.width);
+    let mut columns = vec![[0.0f32; 4]; width];
+    for (j, image) in images.enumerate() {
+        for channel in 0..c {
+            let source = &input.data[(image * c + channel) * plane..][..plane];
+            for ty in 0..input.tiles_h {
+                let rows = &source[2 * ty * width..(2 * ty + 4) * width];
+                let (d0, rest) = rows.split_at(width);
+                let (d1, rest) = rest.split_at(width);
+                let (d2, d3) = rest.split_at(width);
+                // Bᵀ·d for every input column of this row of tiles.
+                for (x, t) in columns.iter_mut().enumerate() {
+                    *t = [d0[x] - d2[x], d1[x] + d2[x], d2[x] - d1[x], d1[x] - d3[x]];
+                }
+                for tx in 0..input.tiles_w {
+                    let tile = j * per_image + ty * input.tiles_w + tx;
+                    let at = TransformedTiles::index(c, channel, tile);
+                    let [t0, t1, t2, t3] =
+                        [columns[2 * tx], columns[2 * tx + 1], columns[2 * tx + 2], columns[2 * tx + 3]];
+                    for row in 0..4 {
+                        let values =
+                            [t0[row] - t2[row], t1[row] + t2[row], t2[row] - t1[row], t1[row] - t3[row]];
+                        for (col, value) in values.into_iter().enumerate() {
+                            v[(row * 4 + col) * matrix + at] = value;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Turns the 16 products `m` (`16 × O × tiles`) into the NCHW output of `images`
+/// (`Aᵀ·m·A`, plus the bias), keeping the pixels inside the plane.
+fn transform_output(
+    m: &[f32],
+    bias: Option<&[f32]>,
+    g: &Conv2dGeometry,
+    input: &TiledInput,
+    count: usize,
+    out: &mut [f32],
+) {
+    let o = g.out_channels;
+    let (oh, ow) = (g.out_h(), g.out_w());
+    let per_image = input.tiles_h * input.tiles_w;
+    let tiles = count * per_image;
+    for j in 0..count {
+        for channel in 0..o {
+            let plane = &mut out[(j * o + channel) * oh * ow..][..oh * ow];
+            let b = bias.map_or(0.0, |b| b[channel]);
+            for ty in 0..input.tiles_h {
+                for tx in 0..input.tiles_w {
+                    let tile = j * per_image + ty * input.tiles_w + tx;
+                    let at = |xi: usize| m[xi * (o * tiles + SKEW) + channel * tiles + tile];
+                    // Aᵀ·m: 2×4.
+                    let column = |k: usize| [at(k), at(4 + k), at(8 + k), at(12 + k)];
+                    let s: [[f32; 4]; 2] = [
+                        std::array::from_fn(|k| column(k)[0] + column(k)[1] + column(k)[2]),
+                        std::array::from_fn(|k| column(k)[1] - column(k)[2] - column(k)[3]),
+                    ];
+                    for (dy, s) in s.iter().enumerate() {
+                        let y = 2 * ty + dy;
+                        if y >= oh {
+                            continue;
+                        }
+                        let values = [s[0] + s[1] + s[2], s[1] - s[2] - s[3]];
+                        for (dx, value) in values.into_iter().enumerate() {
+                            let x = 2 * tx + dx;
+                            if x < ow {
+                                plane[y * ow + x] = value + b;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Forward convolution `g` (for which [`applies`] holds) by Winograd F(2×2, 3×3).
+pub fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Conv2dGeometry) -> Vec<f32> {
+    let (o, c) = (g.out_channels, g.in_channels);
+    let u = transform_weights(w, o, c);
+    let input = TiledInput::new(x, g);
+    let per_image = input.tiles_h * input.tiles_w;
+    let per_thread = g.batch.div_ceil(rayon::current_num_threads()).max(1);
+    let group = TARGET_TILES.div_ceil(per_image).clamp(1, per_thread);
+    let out_image = o * g.out_h() * g.out_w();
+    let mut out = buffers::take(g.batch * out_image);
+    out.par_chunks_mut(group * out_image).enumerate().for_each(|(i, out_group)| {
+        let images = i * group..((i + 1) * group).min(g.batch);
+        let count = images.len();
+        let tiles = count * per_image;
+        let matrix = TransformedTiles::matrix_len(c, tiles);
+        with_scratch(POSITIONS * (matrix + o * tiles + SKEW), |scratch| {
+            let (v, m) = scratch.split_at_mut(POSITIONS * matrix);
+            transform_input(&input, images, c, v);
+            for (xi, u) in u.iter().enumerate() {
+                let v = TransformedTiles { data: &v[xi * matrix..][..matrix], channels: c };
+                let product = &mut m[xi * (o * tiles + SKEW)..][..o * tiles];
+                gemm_packed(
+                    o,
+                    c,
+                    tiles,
+                    Left::Packed(u),
+                    &v,
+                    product,
+                    OutputLayout::RowMajor { ldc: tiles },
+                    false,
+                );
+            }
+            transform_output(m, bias, g, &input, count, out_group);
+        });
+    });
+    buffers::recycle(input.data);
+    out
+}
