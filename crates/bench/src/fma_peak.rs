@@ -23,14 +23,14 @@ pub struct FmaPeak {
     pub gflops: f64,
 }
 
-/// Runs `chains` on every thread of the pool three times; the best total rate.
-fn measure(isa: &'static str, lanes: usize, chains: fn(usize) -> f32) -> FmaPeak {
-    let threads = rayon::current_num_threads();
+/// Runs `chains` on `threads` threads at once, three times; the best total rate.
+fn measure(isa: &'static str, lanes: usize, chains: fn(usize) -> f32, threads: usize) -> FmaPeak {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("probe threads");
     let flops = (2 * lanes * CHAINS * ITERATIONS * threads) as f64;
     let best = (0..3)
         .map(|_| {
             let start = Instant::now();
-            let sink: f32 = (0..threads).into_par_iter().map(|_| chains(ITERATIONS)).sum();
+            let sink: f32 = pool.install(|| (0..threads).into_par_iter().map(|_| chains(ITERATIONS)).sum());
             std::hint::black_box(sink);
             start.elapsed().as_secs_f64()
         })
@@ -38,20 +38,20 @@ fn measure(isa: &'static str, lanes: usize, chains: fn(usize) -> f32) -> FmaPeak
     FmaPeak { isa, threads, gflops: flops / best / 1e9 }
 }
 
-/// Measures the FMA peak with the widest instructions this CPU has.
-pub fn fma_peak() -> FmaPeak {
+/// Measures the FMA peak of `threads` threads with the widest instructions this CPU has.
+pub fn fma_peak(threads: usize) -> FmaPeak {
     #[cfg(target_arch = "x86_64")]
     {
         if is_x86_feature_detected!("avx512f") {
             // SAFETY: AVX-512F is present (checked above).
-            return measure("avx512f", 16, |n| unsafe { x86::avx512(n) });
+            return measure("avx512f", 16, |n| unsafe { x86::avx512(n) }, threads);
         }
         if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
             // SAFETY: AVX2 and FMA are present (checked above).
-            return measure("avx2+fma", 8, |n| unsafe { x86::avx2(n) });
+            return measure("avx2+fma", 8, |n| unsafe { x86::avx2(n) }, threads);
         }
     }
-    measure("scalar", 1, scalar)
+    measure("scalar", 1, scalar, threads)
 }
 
 /// The portable loop: scalar `mul_add`, which the compiler keeps as FMAs where the

@@ -214,11 +214,11 @@ fn model_figures(device: &Device, args: &Args, n: usize) -> String {
 
 fn main() {
     let args = Args::parse();
-    if let Some(threads) = args.threads {
-        rayon::ThreadPoolBuilder::new().num_threads(threads).build_global().expect("thread pool");
-    }
     let device = match args.backend {
-        BackendChoice::Cpu => Device::cpu(),
+        BackendChoice::Cpu => match args.threads {
+            Some(threads) => Device::cpu_with_threads(threads).expect("CPU thread pool"),
+            None => Device::cpu(),
+        },
         BackendChoice::Wgpu => match kiln_wgpu::shared() {
             Ok((device, _)) => device,
             Err(err) => {
@@ -227,7 +227,8 @@ fn main() {
             }
         },
     };
-    let peak = args.fma_peak.then(fma_peak::fma_peak);
+    let threads = device.cpu_backend().map_or_else(rayon::current_num_threads, |cpu| cpu.threads());
+    let peak = args.fma_peak.then(|| fma_peak::fma_peak(threads));
     let peak_json = peak.as_ref().map_or("null".to_string(), |p| {
         format!("{{\"isa\": \"{}\", \"threads\": {}, \"gflops\": {:.1}}}", p.isa, p.threads, p.gflops)
     });
@@ -238,7 +239,7 @@ fn main() {
     println!(
         "{{\"backend\": \"{}\", \"threads\": {}, \"image_size\": {}, \"cpu_model\": \"{}\", \"fma_peak\": {peak_json}, \"gemm\": [{}], \"conv\": [{}], \"alexnet\": [{}], \"peak_rss_bytes\": {}, \"device_memory_bytes\": {}}}",
         device.name().replace('"', "'"),
-        rayon::current_num_threads(),
+        threads,
         args.image_size,
         cpu_model().replace('"', "'"),
         gemms.join(", "),

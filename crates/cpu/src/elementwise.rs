@@ -4,14 +4,14 @@
 use kiln_tensor::{BinaryOp, Shape, UnaryOp, dropout_keeps};
 use rayon::prelude::*;
 
-use crate::buffers;
+use crate::memory::HostMemory;
 
 /// Elements per parallel task: large enough that scheduling costs nothing.
 const CHUNK: usize = 1 << 14;
 
 /// `out[i] = f(i)` in parallel.
-fn fill_indexed(len: usize, f: impl Fn(usize) -> f32 + Sync) -> Vec<f32> {
-    let mut out = buffers::take(len);
+fn fill_indexed(mem: &HostMemory, len: usize, f: impl Fn(usize) -> f32 + Sync) -> Vec<f32> {
+    let mut out = mem.take(len);
     out.par_chunks_mut(CHUNK).enumerate().for_each(|(c, chunk)| {
         for (j, o) in chunk.iter_mut().enumerate() {
             *o = f(c * CHUNK + j);
@@ -22,8 +22,8 @@ fn fill_indexed(len: usize, f: impl Fn(usize) -> f32 + Sync) -> Vec<f32> {
 
 /// `f(x)` elementwise. Each caller passes a concrete closure, so every operation gets
 /// its own vectorized loop.
-fn map1(x: &[f32], f: impl Fn(f32) -> f32 + Sync) -> Vec<f32> {
-    let mut out = buffers::take(x.len());
+fn map1(mem: &HostMemory, x: &[f32], f: impl Fn(f32) -> f32 + Sync) -> Vec<f32> {
+    let mut out = mem.take(x.len());
     out.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(|(out, x)| {
         out.iter_mut().zip(x).for_each(|(o, x)| *o = f(*x));
     });
@@ -31,8 +31,8 @@ fn map1(x: &[f32], f: impl Fn(f32) -> f32 + Sync) -> Vec<f32> {
 }
 
 /// `f(a, b)` elementwise over two equally long slices.
-fn map2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
-    let mut out = buffers::take(a.len());
+fn map2(mem: &HostMemory, a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
+    let mut out = mem.take(a.len());
     out.par_chunks_mut(CHUNK).zip(a.par_chunks(CHUNK)).zip(b.par_chunks(CHUNK)).for_each(|((out, a), b)| {
         out.iter_mut().zip(a).zip(b).for_each(|((o, a), b)| *o = f(*a, *b));
     });
@@ -40,34 +40,34 @@ fn map2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
 }
 
 /// `op(x)` elementwise.
-pub fn unary(op: UnaryOp, x: &[f32]) -> Vec<f32> {
+pub fn unary(mem: &HostMemory, op: UnaryOp, x: &[f32]) -> Vec<f32> {
     match op {
-        UnaryOp::Neg => map1(x, |v| -v),
-        UnaryOp::Relu => map1(x, |v| v.max(0.0)),
-        UnaryOp::Sigmoid => map1(x, |v| 1.0 / (1.0 + (-v).exp())),
-        UnaryOp::Tanh => map1(x, f32::tanh),
-        UnaryOp::Exp => map1(x, f32::exp),
-        UnaryOp::Log => map1(x, f32::ln),
-        UnaryOp::Sqrt => map1(x, f32::sqrt),
-        UnaryOp::Powf(p) => map1(x, |v| v.powf(p)),
-        UnaryOp::MulScalar(s) => map1(x, |v| v * s),
-        UnaryOp::AddScalar(s) => map1(x, |v| v + s),
+        UnaryOp::Neg => map1(mem, x, |v| -v),
+        UnaryOp::Relu => map1(mem, x, |v| v.max(0.0)),
+        UnaryOp::Sigmoid => map1(mem, x, |v| 1.0 / (1.0 + (-v).exp())),
+        UnaryOp::Tanh => map1(mem, x, f32::tanh),
+        UnaryOp::Exp => map1(mem, x, f32::exp),
+        UnaryOp::Log => map1(mem, x, f32::ln),
+        UnaryOp::Sqrt => map1(mem, x, f32::sqrt),
+        UnaryOp::Powf(p) => map1(mem, x, |v| v.powf(p)),
+        UnaryOp::MulScalar(s) => map1(mem, x, |v| v * s),
+        UnaryOp::AddScalar(s) => map1(mem, x, |v| v + s),
     }
 }
 
 /// `grad · op'(x)`, using the output `y` where it is cheaper.
-pub fn unary_backward(op: UnaryOp, x: &[f32], y: &[f32], grad: &[f32]) -> Vec<f32> {
+pub fn unary_backward(mem: &HostMemory, op: UnaryOp, x: &[f32], y: &[f32], grad: &[f32]) -> Vec<f32> {
     match op {
-        UnaryOp::Neg => map1(grad, |g| -g),
-        UnaryOp::Relu => map2(x, grad, |x, g| if x > 0.0 { g } else { 0.0 }),
-        UnaryOp::Sigmoid => map2(y, grad, |y, g| g * y * (1.0 - y)),
-        UnaryOp::Tanh => map2(y, grad, |y, g| g * (1.0 - y * y)),
-        UnaryOp::Exp => map2(y, grad, |y, g| g * y),
-        UnaryOp::Log => map2(x, grad, |x, g| g / x),
-        UnaryOp::Sqrt => map2(y, grad, |y, g| g * 0.5 / y),
-        UnaryOp::Powf(p) => map2(x, grad, |x, g| g * p * x.powf(p - 1.0)),
-        UnaryOp::MulScalar(s) => map1(grad, |g| g * s),
-        UnaryOp::AddScalar(_) => map1(grad, |g| g),
+        UnaryOp::Neg => map1(mem, grad, |g| -g),
+        UnaryOp::Relu => map2(mem, x, grad, |x, g| if x > 0.0 { g } else { 0.0 }),
+        UnaryOp::Sigmoid => map2(mem, y, grad, |y, g| g * y * (1.0 - y)),
+        UnaryOp::Tanh => map2(mem, y, grad, |y, g| g * (1.0 - y * y)),
+        UnaryOp::Exp => map2(mem, y, grad, |y, g| g * y),
+        UnaryOp::Log => map2(mem, x, grad, |x, g| g / x),
+        UnaryOp::Sqrt => map2(mem, y, grad, |y, g| g * 0.5 / y),
+        UnaryOp::Powf(p) => map2(mem, x, grad, |x, g| g * p * x.powf(p - 1.0)),
+        UnaryOp::MulScalar(s) => map1(mem, grad, |g| g * s),
+        UnaryOp::AddScalar(_) => map1(mem, grad, |g| g),
     }
 }
 
@@ -107,6 +107,7 @@ fn for_each_broadcast_row(
 
 /// `a op b` broadcast to `out_shape`.
 pub fn binary(
+    mem: &HostMemory,
     op: BinaryOp,
     a: &[f32],
     a_shape: &Shape,
@@ -122,13 +123,13 @@ pub fn binary(
     };
     if a_shape == b_shape {
         return match op {
-            BinaryOp::Add => map2(a, b, |x, y| x + y),
-            BinaryOp::Sub => map2(a, b, |x, y| x - y),
-            BinaryOp::Mul => map2(a, b, |x, y| x * y),
-            BinaryOp::Div => map2(a, b, |x, y| x / y),
+            BinaryOp::Add => map2(mem, a, b, |x, y| x + y),
+            BinaryOp::Sub => map2(mem, a, b, |x, y| x - y),
+            BinaryOp::Mul => map2(mem, a, b, |x, y| x * y),
+            BinaryOp::Div => map2(mem, a, b, |x, y| x / y),
         };
     }
-    let mut out = buffers::take(out_shape.numel());
+    let mut out = mem.take(out_shape.numel());
     for_each_broadcast_row(&mut out, a_shape, b_shape, out_shape, |row, oa, sa, ob, sb| {
         for (j, o) in row.iter_mut().enumerate() {
             *o = f(a[oa + j * sa], b[ob + j * sb]);
@@ -138,8 +139,8 @@ pub fn binary(
 }
 
 /// `x` of `shape` repeated to fill `out_shape`.
-pub fn broadcast_to(x: &[f32], shape: &Shape, out_shape: &Shape) -> Vec<f32> {
-    let mut out = buffers::take(out_shape.numel());
+pub fn broadcast_to(mem: &HostMemory, x: &[f32], shape: &Shape, out_shape: &Shape) -> Vec<f32> {
+    let mut out = mem.take(out_shape.numel());
     for_each_broadcast_row(&mut out, shape, shape, out_shape, |row, ox, sx, _, _| {
         for (j, o) in row.iter_mut().enumerate() {
             *o = x[ox + j * sx];
@@ -149,7 +150,7 @@ pub fn broadcast_to(x: &[f32], shape: &Shape, out_shape: &Shape) -> Vec<f32> {
 }
 
 /// Inverted dropout with the shared counter-based mask.
-pub fn dropout(x: &[f32], p: f32, seed: u64) -> Vec<f32> {
+pub fn dropout(mem: &HostMemory, x: &[f32], p: f32, seed: u64) -> Vec<f32> {
     let scale = 1.0 / (1.0 - p);
-    fill_indexed(x.len(), |i| if dropout_keeps(seed, i as u32, p) { x[i] * scale } else { 0.0 })
+    fill_indexed(mem, x.len(), |i| if dropout_keeps(seed, i as u32, p) { x[i] * scale } else { 0.0 })
 }

@@ -1,7 +1,10 @@
 //! # kiln-cpu
 //!
-//! Kiln's CPU backend: every [`Backend`] kernel on host memory, parallel on rayon's
-//! global pool (size it with `RAYON_NUM_THREADS` or `rayon::ThreadPoolBuilder`).
+//! Kiln's CPU backend: every [`Backend`] kernel on host memory, parallel on the
+//! device's thread pool. `Device::cpu()` is the shared default on rayon's global pool;
+//! `Device::cpu_with_threads(n)` builds an independent device with a pool of `n`
+//! threads and its own [`HostMemory`] (byte counts and buffer cache), so devices never
+//! share state.
 //! Every matrix product and convolution runs on one cache-blocked GEMM with packed
 //! panels and a micro-kernel chosen at run time ([`GemmKernel`]: a 12×32 AVX-512 tile
 //! where the CPU has AVX-512F, 6×16 with AVX2 + FMA where it has those, portable Rust
@@ -17,10 +20,10 @@
 //! assert_eq!(x.relu().to_vec().unwrap(), vec![1.0, 0.0]);
 //! ```
 
-mod buffers;
 mod conv;
 mod elementwise;
 mod gemm;
+mod memory;
 mod optim;
 mod pool;
 mod reduce;
@@ -29,59 +32,135 @@ mod storage;
 #[cfg(test)]
 mod test_values;
 
+use std::any::Any;
 use std::sync::{Arc, OnceLock};
 
+use rayon::prelude::*;
+
 use kiln_tensor::{
-    AdamStep, AxisSplit, Backend, BinaryOp, Conv2dGeometry, Device, MatmulDims, Pool2dGeometry, Result,
-    SgdStep, Shape, StorageRef, UnaryOp,
+    AdamStep, AxisSplit, Backend, BinaryOp, Conv2dGeometry, Device, KilnError, MatmulDims, Pool2dGeometry,
+    Result, SgdStep, Shape, StorageRef, UnaryOp,
 };
 
-pub use buffers::{cached_bytes, release_cached_memory};
 pub use gemm::GemmKernel;
-pub use storage::{live_bytes, peak_live_bytes};
-use storage::{read_f32, read_i32, wrap_f32, wrap_i32, write_f32};
+pub use memory::HostMemory;
+use storage::{read_f32, read_i32, write_f32};
 
-/// The CPU backend. Stateless apart from rayon's pool, so one shared instance serves
-/// the whole process (see [`CpuDevice::cpu`]).
-#[derive(Debug, Default)]
-pub struct CpuBackend;
+/// The CPU backend: a thread pool (its own, or rayon's global one) and its
+/// [`HostMemory`] (byte counts and buffer cache). Nothing is shared between two
+/// backends, so a program can run several with different thread counts, or run Kiln
+/// inside its own rayon pool, without either seeing the other's threads or memory.
+#[derive(Debug)]
+pub struct CpuBackend {
+    /// `None`: rayon's global pool (sized by `RAYON_NUM_THREADS` or the program).
+    pool: Option<rayon::ThreadPool>,
+    memory: Arc<HostMemory>,
+}
 
-/// `Device::cpu()`: the shared CPU device.
-pub trait CpuDevice {
-    /// The process-wide CPU device.
+impl Default for CpuBackend {
+    fn default() -> Self {
+        CpuBackend::on_global_pool()
+    }
+}
+
+impl CpuBackend {
+    /// A backend that runs on rayon's global pool, with memory of its own.
+    pub fn on_global_pool() -> Self {
+        CpuBackend { pool: None, memory: Arc::default() }
+    }
+
+    /// A backend with its own pool of `threads` threads and memory of its own.
+    pub fn with_threads(threads: usize) -> Result<Self> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("kiln-cpu-{i}"))
+            .build()
+            .map_err(|err| KilnError::Device(format!("cannot start {threads} CPU threads: {err}")))?;
+        Ok(CpuBackend { pool: Some(pool), memory: Arc::default() })
+    }
+
+    /// This backend's memory: live and peak bytes of its tensors, and its buffer cache.
+    pub fn memory(&self) -> &HostMemory {
+        &self.memory
+    }
+
+    /// Threads its kernels run on.
+    pub fn threads(&self) -> usize {
+        self.pool.as_ref().map_or_else(rayon::current_num_threads, rayon::ThreadPool::current_num_threads)
+    }
+
+    /// Runs `kernel` on this backend's pool.
+    fn run<T: Send>(&self, kernel: impl FnOnce(&HostMemory) -> T + Send) -> T {
+        match &self.pool {
+            Some(pool) => pool.install(|| kernel(&self.memory)),
+            None => kernel(&self.memory),
+        }
+    }
+
+    fn f32(&self, data: Vec<f32>) -> StorageRef {
+        storage::wrap_f32(&self.memory, data)
+    }
+
+    fn i32(&self, data: Vec<i32>) -> StorageRef {
+        storage::wrap_i32(&self.memory, data)
+    }
+}
+
+/// CPU devices: the shared default and independent ones.
+pub trait CpuDevice: Sized {
+    /// The process-wide CPU device: rayon's global pool, one shared memory.
     fn cpu() -> Self;
+
+    /// A new, independent CPU device with its own pool of `threads` threads and its
+    /// own memory.
+    fn cpu_with_threads(threads: usize) -> Result<Self>;
+
+    /// The CPU backend behind this device, or `None` for another kind of device.
+    fn cpu_backend(&self) -> Option<&CpuBackend>;
 }
 
 impl CpuDevice for Device {
     fn cpu() -> Device {
         static DEVICE: OnceLock<Device> = OnceLock::new();
-        DEVICE.get_or_init(|| Device::new(Arc::new(CpuBackend))).clone()
+        DEVICE.get_or_init(|| Device::new(Arc::new(CpuBackend::on_global_pool()))).clone()
+    }
+
+    fn cpu_with_threads(threads: usize) -> Result<Device> {
+        Ok(Device::new(Arc::new(CpuBackend::with_threads(threads)?)))
+    }
+
+    fn cpu_backend(&self) -> Option<&CpuBackend> {
+        self.backend().as_any().downcast_ref::<CpuBackend>()
     }
 }
 
 impl Backend for CpuBackend {
     fn name(&self) -> String {
-        let threads = rayon::current_num_threads();
+        let threads = self.threads();
         let unit = if threads == 1 { "thread" } else { "threads" };
         format!("cpu ({threads} {unit}, GEMM {})", GemmKernel::detect().name())
     }
 
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
     fn memory_in_use(&self) -> usize {
-        live_bytes()
+        self.memory.live_bytes()
     }
 
     fn upload_f32(&self, data: Vec<f32>) -> StorageRef {
-        wrap_f32(data)
+        self.f32(data)
     }
 
     fn upload_i32(&self, data: Vec<i32>) -> StorageRef {
-        wrap_i32(data)
+        self.i32(data)
     }
 
     fn full(&self, len: usize, value: f32) -> StorageRef {
-        let mut data = buffers::take(len);
-        data.fill(value);
-        wrap_f32(data)
+        let mut data = self.memory.take(len);
+        self.run(|_| data.par_chunks_mut(1 << 14).for_each(|chunk| chunk.fill(value)));
+        self.f32(data)
     }
 
     fn to_vec_f32(&self, storage: &StorageRef) -> Result<Vec<f32>> {
@@ -97,11 +176,13 @@ impl Backend for CpuBackend {
     }
 
     fn unary(&self, op: UnaryOp, x: &StorageRef) -> StorageRef {
-        wrap_f32(elementwise::unary(op, &read_f32(x)))
+        self.f32(self.run(|mem| elementwise::unary(mem, op, &read_f32(x))))
     }
 
     fn unary_backward(&self, op: UnaryOp, x: &StorageRef, y: &StorageRef, grad: &StorageRef) -> StorageRef {
-        wrap_f32(elementwise::unary_backward(op, &read_f32(x), &read_f32(y), &read_f32(grad)))
+        let dx =
+            self.run(|mem| elementwise::unary_backward(mem, op, &read_f32(x), &read_f32(y), &read_f32(grad)));
+        self.f32(dx)
     }
 
     fn binary(
@@ -113,32 +194,34 @@ impl Backend for CpuBackend {
         b_shape: &Shape,
         out_shape: &Shape,
     ) -> StorageRef {
-        wrap_f32(elementwise::binary(op, &read_f32(a), a_shape, &read_f32(b), b_shape, out_shape))
+        let out = self
+            .run(|mem| elementwise::binary(mem, op, &read_f32(a), a_shape, &read_f32(b), b_shape, out_shape));
+        self.f32(out)
     }
 
     fn broadcast_to(&self, x: &StorageRef, shape: &Shape, out_shape: &Shape) -> StorageRef {
-        wrap_f32(elementwise::broadcast_to(&read_f32(x), shape, out_shape))
+        self.f32(self.run(|mem| elementwise::broadcast_to(mem, &read_f32(x), shape, out_shape)))
     }
 
     fn sum_axis(&self, x: &StorageRef, split: AxisSplit) -> StorageRef {
-        wrap_f32(reduce::sum_axis(&read_f32(x), split))
+        self.f32(self.run(|_| reduce::sum_axis(&read_f32(x), split)))
     }
 
     fn max_axis(&self, x: &StorageRef, split: AxisSplit) -> (StorageRef, StorageRef) {
-        let (values, argmax) = reduce::max_axis(&read_f32(x), split);
-        (wrap_f32(values), wrap_i32(argmax))
+        let (values, argmax) = self.run(|_| reduce::max_axis(&read_f32(x), split));
+        (self.f32(values), self.i32(argmax))
     }
 
     fn max_axis_backward(&self, grad: &StorageRef, argmax: &StorageRef, split: AxisSplit) -> StorageRef {
-        wrap_f32(reduce::max_axis_backward(&read_f32(grad), read_i32(argmax), split))
+        self.f32(self.run(|mem| reduce::max_axis_backward(mem, &read_f32(grad), read_i32(argmax), split)))
     }
 
     fn softmax(&self, x: &StorageRef, split: AxisSplit, log: bool) -> StorageRef {
-        wrap_f32(reduce::softmax(&read_f32(x), split, log))
+        self.f32(self.run(|mem| reduce::softmax(mem, &read_f32(x), split, log)))
     }
 
     fn softmax_backward(&self, y: &StorageRef, grad: &StorageRef, split: AxisSplit, log: bool) -> StorageRef {
-        wrap_f32(reduce::softmax_backward(&read_f32(y), &read_f32(grad), split, log))
+        self.f32(self.run(|mem| reduce::softmax_backward(mem, &read_f32(y), &read_f32(grad), split, log)))
     }
 
     fn cross_entropy(
@@ -148,8 +231,9 @@ impl Backend for CpuBackend {
         n: usize,
         classes: usize,
     ) -> (StorageRef, StorageRef) {
-        let (loss, probs) = reduce::cross_entropy(&read_f32(logits), read_i32(labels), n, classes);
-        (wrap_f32(vec![loss]), wrap_f32(probs))
+        let (loss, probs) =
+            self.run(|mem| reduce::cross_entropy(mem, &read_f32(logits), read_i32(labels), n, classes));
+        (self.f32(vec![loss]), self.f32(probs))
     }
 
     fn cross_entropy_backward(
@@ -161,13 +245,15 @@ impl Backend for CpuBackend {
         classes: usize,
     ) -> StorageRef {
         let grad = read_f32(grad)[0];
-        wrap_f32(reduce::cross_entropy_backward(&read_f32(probs), read_i32(labels), grad, n, classes))
+        let dx = self
+            .run(|_| reduce::cross_entropy_backward(&read_f32(probs), read_i32(labels), grad, n, classes));
+        self.f32(dx)
     }
 
     fn matmul(&self, a: &StorageRef, b: &StorageRef, dims: MatmulDims) -> StorageRef {
-        let mut c = buffers::take(dims.m * dims.n);
-        gemm::gemm(&read_f32(a), &read_f32(b), &mut c, dims);
-        wrap_f32(c)
+        let mut c = self.memory.take(dims.m * dims.n);
+        self.run(|_| gemm::gemm(&read_f32(a), &read_f32(b), &mut c, dims, gemm::Threads::Pool));
+        self.f32(c)
     }
 
     fn conv2d(
@@ -177,8 +263,11 @@ impl Backend for CpuBackend {
         bias: Option<&StorageRef>,
         geo: &Conv2dGeometry,
     ) -> StorageRef {
-        let bias = bias.map(read_f32);
-        wrap_f32(conv::forward(&read_f32(x), &read_f32(weight), bias.as_deref().map(Vec::as_slice), geo))
+        let out = self.run(|mem| {
+            let bias = bias.map(read_f32);
+            conv::forward(mem, &read_f32(x), &read_f32(weight), bias.as_deref().map(Vec::as_slice), geo)
+        });
+        self.f32(out)
     }
 
     fn conv2d_backward_input(
@@ -187,7 +276,7 @@ impl Backend for CpuBackend {
         weight: &StorageRef,
         geo: &Conv2dGeometry,
     ) -> StorageRef {
-        wrap_f32(conv::backward_input(&read_f32(grad), &read_f32(weight), geo))
+        self.f32(self.run(|mem| conv::backward_input(mem, &read_f32(grad), &read_f32(weight), geo)))
     }
 
     fn conv2d_backward_weight(
@@ -197,13 +286,14 @@ impl Backend for CpuBackend {
         geo: &Conv2dGeometry,
         with_bias: bool,
     ) -> (StorageRef, Option<StorageRef>) {
-        let (dw, db) = conv::backward_weight(&read_f32(x), &read_f32(grad), geo, with_bias);
-        (wrap_f32(dw), db.map(wrap_f32))
+        let (dw, db) =
+            self.run(|mem| conv::backward_weight(mem, &read_f32(x), &read_f32(grad), geo, with_bias));
+        (self.f32(dw), db.map(|db| self.f32(db)))
     }
 
     fn max_pool2d(&self, x: &StorageRef, geo: &Pool2dGeometry) -> (StorageRef, StorageRef) {
-        let (values, argmax) = pool::forward(&read_f32(x), geo);
-        (wrap_f32(values), wrap_i32(argmax))
+        let (values, argmax) = self.run(|mem| pool::forward(mem, &read_f32(x), geo));
+        (self.f32(values), self.i32(argmax))
     }
 
     fn max_pool2d_backward(
@@ -212,11 +302,11 @@ impl Backend for CpuBackend {
         argmax: &StorageRef,
         geo: &Pool2dGeometry,
     ) -> StorageRef {
-        wrap_f32(pool::backward(&read_f32(grad), read_i32(argmax), geo))
+        self.f32(self.run(|mem| pool::backward(mem, &read_f32(grad), read_i32(argmax), geo)))
     }
 
     fn dropout(&self, x: &StorageRef, p: f32, seed: u64) -> StorageRef {
-        wrap_f32(elementwise::dropout(&read_f32(x), p, seed))
+        self.f32(self.run(|mem| elementwise::dropout(mem, &read_f32(x), p, seed)))
     }
 
     fn sgd_update(
@@ -226,9 +316,11 @@ impl Backend for CpuBackend {
         velocity: Option<&StorageRef>,
         step: SgdStep,
     ) {
-        let grad = read_f32(grad);
-        let mut velocity = velocity.map(write_f32);
-        optim::sgd(&mut write_f32(param), &grad, velocity.as_deref_mut().map(Vec::as_mut_slice), step);
+        self.run(|_| {
+            let grad = read_f32(grad);
+            let mut velocity = velocity.map(write_f32);
+            optim::sgd(&mut write_f32(param), &grad, velocity.as_deref_mut().map(Vec::as_mut_slice), step);
+        });
     }
 
     fn adam_update(
@@ -239,8 +331,10 @@ impl Backend for CpuBackend {
         v: &StorageRef,
         step: AdamStep,
     ) {
-        let grad = read_f32(grad);
-        optim::adam(&mut write_f32(param), &grad, &mut write_f32(m), &mut write_f32(v), step);
+        self.run(|_| {
+            let grad = read_f32(grad);
+            optim::adam(&mut write_f32(param), &grad, &mut write_f32(m), &mut write_f32(v), step);
+        });
     }
 
     fn copy_into(&self, dst: &StorageRef, src: &StorageRef) {

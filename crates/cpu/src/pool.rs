@@ -4,7 +4,7 @@
 use kiln_tensor::Pool2dGeometry;
 use rayon::prelude::*;
 
-use crate::buffers;
+use crate::memory::HostMemory;
 
 /// The input rows (or columns) a window covers: `[start, end)` clamped to the plane.
 fn window(out: usize, g: &Pool2dGeometry, len: usize) -> std::ops::Range<usize> {
@@ -36,11 +36,11 @@ fn window_max(
 }
 
 /// Pooled values and the argmax of each output within its input plane.
-pub fn forward(x: &[f32], g: &Pool2dGeometry) -> (Vec<f32>, Vec<i32>) {
+pub fn forward(mem: &HostMemory, x: &[f32], g: &Pool2dGeometry) -> (Vec<f32>, Vec<i32>) {
     let (oh, ow) = (g.out_h(), g.out_w());
     let (plane_in, plane_out) = (g.in_h * g.in_w, oh * ow);
     let planes = g.batch * g.channels;
-    let mut values = buffers::take(planes * plane_out);
+    let mut values = mem.take(planes * plane_out);
     let mut argmax = vec![0i32; planes * plane_out];
     let columns: Vec<std::ops::Range<usize>> = (0..ow).map(|x_out| window(x_out, g, g.in_w)).collect();
     values.par_chunks_mut(plane_out).zip(argmax.par_chunks_mut(plane_out)).enumerate().for_each(
@@ -59,11 +59,11 @@ pub fn forward(x: &[f32], g: &Pool2dGeometry) -> (Vec<f32>, Vec<i32>) {
 }
 
 /// Adds each output gradient at its argmax.
-pub fn backward(grad: &[f32], argmax: &[i32], g: &Pool2dGeometry) -> Vec<f32> {
+pub fn backward(mem: &HostMemory, grad: &[f32], argmax: &[i32], g: &Pool2dGeometry) -> Vec<f32> {
     let (plane_in, plane_out) = (g.in_h * g.in_w, g.out_h() * g.out_w());
     // Each plane is cleared right before its scatter, while it sits in cache: one pass
     // over the gradient's memory instead of two.
-    let mut dx = buffers::take(g.batch * g.channels * plane_in);
+    let mut dx = mem.take(g.batch * g.channels * plane_in);
     dx.par_chunks_mut(plane_in).enumerate().for_each(|(p, plane)| {
         plane.fill(0.0);
         let range = p * plane_out..(p + 1) * plane_out;

@@ -5,7 +5,7 @@
 use kiln_tensor::AxisSplit;
 use rayon::prelude::*;
 
-use crate::buffers;
+use crate::memory::HostMemory;
 
 /// Runs `f(o, i, read(l), …)` for each `(o, i)` lane of the split, in parallel over `o`,
 /// writing one output per lane into `out[o·inner + i]`.
@@ -44,9 +44,9 @@ pub fn max_axis(x: &[f32], split: AxisSplit) -> (Vec<f32>, Vec<i32>) {
 }
 
 /// Gradient of `max_axis`: each lane's gradient placed at its argmax.
-pub fn max_axis_backward(grad: &[f32], argmax: &[i32], split: AxisSplit) -> Vec<f32> {
+pub fn max_axis_backward(mem: &HostMemory, grad: &[f32], argmax: &[i32], split: AxisSplit) -> Vec<f32> {
     let AxisSplit { outer, len, inner } = split;
-    let mut out = buffers::zeroed(outer * len * inner);
+    let mut out = mem.zeroed(outer * len * inner);
     out.par_chunks_mut((len * inner).max(1)).enumerate().for_each(|(o, block)| {
         for i in 0..inner {
             let lane = o * inner + i;
@@ -57,9 +57,9 @@ pub fn max_axis_backward(grad: &[f32], argmax: &[i32], split: AxisSplit) -> Vec<
 }
 
 /// Softmax (or log-softmax) over the middle axis, with the maximum subtracted first.
-pub fn softmax(x: &[f32], split: AxisSplit, log: bool) -> Vec<f32> {
+pub fn softmax(mem: &HostMemory, x: &[f32], split: AxisSplit, log: bool) -> Vec<f32> {
     let AxisSplit { len, inner, .. } = split;
-    let mut out = buffers::take(x.len());
+    let mut out = mem.take(x.len());
     out.par_chunks_mut((len * inner).max(1)).enumerate().for_each(|(o, block)| {
         let base = o * len * inner;
         for i in 0..inner {
@@ -77,9 +77,9 @@ pub fn softmax(x: &[f32], split: AxisSplit, log: bool) -> Vec<f32> {
 
 /// Gradient of softmax given its output `y`: `y·(g − Σ g·y)`; of log-softmax:
 /// `g − e^y · Σ g`.
-pub fn softmax_backward(y: &[f32], grad: &[f32], split: AxisSplit, log: bool) -> Vec<f32> {
+pub fn softmax_backward(mem: &HostMemory, y: &[f32], grad: &[f32], split: AxisSplit, log: bool) -> Vec<f32> {
     let AxisSplit { len, inner, .. } = split;
-    let mut out = buffers::take(y.len());
+    let mut out = mem.take(y.len());
     out.par_chunks_mut((len * inner).max(1)).enumerate().for_each(|(o, block)| {
         let base = o * len * inner;
         for i in 0..inner {
@@ -111,9 +111,15 @@ fn class_index(labels: &[i32], row: usize, classes: usize) -> usize {
 }
 
 /// Mean softmax cross-entropy and the softmax probabilities.
-pub fn cross_entropy(logits: &[f32], labels: &[i32], n: usize, classes: usize) -> (f32, Vec<f32>) {
+pub fn cross_entropy(
+    mem: &HostMemory,
+    logits: &[f32],
+    labels: &[i32],
+    n: usize,
+    classes: usize,
+) -> (f32, Vec<f32>) {
     let split = AxisSplit { outer: n, len: classes, inner: 1 };
-    let log_probs = softmax(logits, split, true);
+    let log_probs = softmax(mem, logits, split, true);
     let total: f64 =
         (0..n).map(|row| -(log_probs[row * classes + class_index(labels, row, classes)] as f64)).sum();
     let probs = log_probs.iter().map(|lp| lp.exp()).collect();

@@ -4,12 +4,17 @@
 //! `release_cached_memory` empties it. One test, so nothing else in this process
 //! allocates meanwhile.
 
-use kiln_cpu::{CpuDevice, cached_bytes, live_bytes, peak_live_bytes, release_cached_memory};
+use kiln_cpu::CpuDevice;
 use kiln_tensor::{Device, Tensor};
 
 #[test]
 fn large_buffers_are_reused_within_the_peak_and_released() {
     let device = Device::cpu();
+    let memory = device.cpu_backend().expect("a CPU device").memory();
+    let cached_bytes = || memory.cached_bytes();
+    let live_bytes = || memory.live_bytes();
+    let peak_live_bytes = || memory.peak_live_bytes();
+    let release_cached_memory = || memory.release_cached_memory();
     let len = 1 << 18;
     let first = Tensor::full([len], 3.0, &device);
     let peak = peak_live_bytes();

@@ -201,6 +201,10 @@ pub trait Backend: Send + Sync + Debug {
     /// A human-readable description, e.g. `cpu (2 threads)` or an adapter name.
     fn name(&self) -> String;
 
+    /// For downcasting to the backend's concrete type (e.g. to reach a CPU device's
+    /// memory statistics).
+    fn as_any(&self) -> &dyn Any;
+
     /// Bytes currently held in this backend's tensors (and pools).
     fn memory_in_use(&self) -> usize;
 

@@ -144,6 +144,10 @@ impl WgpuBackend {
 }
 
 impl Backend for WgpuBackend {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
     fn name(&self) -> String {
         let s = &self.gpu.summary;
         format!("wgpu: {} ({}, {})", s.name, s.backend, s.device_type)

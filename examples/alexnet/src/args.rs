@@ -94,7 +94,7 @@ pub struct Args {
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
 
-    /// CPU threads (default: all cores).
+    /// CPU threads, in a pool of the CPU device's own (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
 

@@ -5,17 +5,16 @@ use kiln_tensor::Device;
 
 use crate::args::BackendChoice;
 
-/// Sizes the CPU thread pool, then returns the device for `choice` and a line saying
-/// what was picked. `auto` takes a real GPU adapter and never a software one (lavapipe
-/// runs real WGSL at CPU speed, slower than the CPU backend).
+/// Returns the device for `choice` and a line saying what was picked. The CPU device
+/// gets its own pool of `threads` threads when given (else rayon's global pool, one
+/// thread per core). `auto` takes a real GPU adapter and never a software one
+/// (lavapipe runs real WGSL at CPU speed, slower than the CPU backend).
 pub fn pick(choice: BackendChoice, threads: Option<usize>) -> Result<(Device, String), String> {
-    if let Some(threads) = threads {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build_global()
-            .map_err(|err| format!("cannot start {threads} CPU threads: {err}"))?;
-    }
-    let cpu = || Device::cpu();
+    let cpu_device = match threads {
+        Some(threads) => Device::cpu_with_threads(threads).map_err(|err| err.to_string())?,
+        None => Device::cpu(),
+    };
+    let cpu = || cpu_device.clone();
     match choice {
         BackendChoice::Cpu => Ok((cpu(), format!("{} (--backend cpu)", cpu().name()))),
         BackendChoice::Wgpu => {

@@ -6,8 +6,8 @@ use kiln_tensor::{Conv2dGeometry, MatmulDims};
 use rayon::prelude::*;
 
 use super::{Plan, nchw_to_gemm};
-use crate::buffers;
-use crate::gemm::gemm;
+use crate::gemm::{Threads, gemm};
+use crate::memory::HostMemory;
 use crate::scratch::with_scratch;
 
 /// Calls `f(row, column, input_offset)` for every in-bounds entry of one image's
@@ -46,10 +46,10 @@ fn col2im(col: &[f32], g: &Conv2dGeometry, p: &Plan, dx: &mut [f32]) {
 }
 
 /// Input gradient: `dx = col2im(Wᵀ · dy)`.
-pub fn backward_input(grad: &[f32], w: &[f32], g: &Conv2dGeometry) -> Vec<f32> {
+pub fn backward_input(mem: &HostMemory, grad: &[f32], w: &[f32], g: &Conv2dGeometry) -> Vec<f32> {
     let p = Plan::new(g);
     let o = g.out_channels;
-    let mut dx = buffers::zeroed(g.batch * p.image);
+    let mut dx = mem.zeroed(g.batch * p.image);
     dx.par_chunks_mut(p.group * p.image).zip(p.groups(g.batch)).for_each(|(dx_group, images)| {
         let count = images.len();
         let width = count * p.plane;
@@ -57,7 +57,7 @@ pub fn backward_input(grad: &[f32], w: &[f32], g: &Conv2dGeometry) -> Vec<f32> {
             let (col, dy) = scratch.split_at_mut(p.patch * width);
             nchw_to_gemm(&grad[images.start * p.out_image..images.end * p.out_image], dy, count, o, p.plane);
             let dims = MatmulDims { m: p.patch, k: o, n: width, trans_a: true, trans_b: false };
-            gemm(w, dy, col, dims);
+            gemm(w, dy, col, dims, Threads::Caller);
             col2im(col, g, &p, dx_group);
         });
     });

@@ -15,8 +15,8 @@ mod winograd;
 use kiln_tensor::Conv2dGeometry;
 use rayon::prelude::*;
 
-use crate::buffers;
 use crate::gemm::{Left, OutputLayout, PackedA, Strided, gemm_packed};
+use crate::memory::HostMemory;
 use crate::scratch::with_scratch;
 use patches::{PaddedInput, PatchSource, Patches, PatchesTransposed};
 
@@ -71,15 +71,15 @@ fn row_major(data: &[f32], cols: usize) -> Strided<'_> {
 }
 
 /// Forward: `out = W · im2col(x) + bias`.
-pub fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Conv2dGeometry) -> Vec<f32> {
+pub fn forward(mem: &HostMemory, x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Conv2dGeometry) -> Vec<f32> {
     if winograd::applies(g) {
-        return winograd::forward(x, w, bias, g);
+        return winograd::forward(mem, x, w, bias, g);
     }
     let p = Plan::new(g);
     let o = g.out_channels;
     let weights = PackedA::new(&row_major(w, p.patch), o, p.patch);
-    let input = PaddedInput::new(x, g);
-    let mut out = buffers::take(g.batch * p.out_image);
+    let input = PaddedInput::new(mem, x, g);
+    let mut out = mem.take(g.batch * p.out_image);
     out.par_chunks_mut(p.group * p.out_image).zip(p.groups(g.batch)).for_each(|(out_group, images)| {
         let count = images.len();
         let width = count * p.plane;
@@ -98,10 +98,10 @@ pub fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Conv2dGeometry) -
 /// Input gradient. For stride 1 (and padding below the kernel size) it is the forward
 /// convolution of `dy` with [`flipped_kernels`] over [`flipped_geometry`]; otherwise
 /// `col2im(Wᵀ · dy)`.
-pub fn backward_input(grad: &[f32], w: &[f32], g: &Conv2dGeometry) -> Vec<f32> {
+pub fn backward_input(mem: &HostMemory, grad: &[f32], w: &[f32], g: &Conv2dGeometry) -> Vec<f32> {
     match flipped_geometry(g) {
-        Some(flipped) => forward(grad, &flipped_kernels(w, g), None, &flipped),
-        None => col2im::backward_input(grad, w, g),
+        Some(flipped) => forward(mem, grad, &flipped_kernels(w, g), None, &flipped),
+        None => col2im::backward_input(mem, grad, w, g),
     }
 }
 
@@ -138,6 +138,7 @@ fn flipped_kernels(w: &[f32], g: &Conv2dGeometry) -> Vec<f32> {
 /// Weight gradient `Σ dy · im2col(x)ᵀ`, and the bias gradient `Σ dy` per channel when
 /// asked.
 pub fn backward_weight(
+    mem: &HostMemory,
     x: &[f32],
     grad: &[f32],
     g: &Conv2dGeometry,
@@ -145,7 +146,7 @@ pub fn backward_weight(
 ) -> (Vec<f32>, Option<Vec<f32>>) {
     let p = Plan::new(g);
     let o = g.out_channels;
-    let input = PaddedInput::new(x, g);
+    let input = PaddedInput::new(mem, x, g);
     // Each task runs a fixed, contiguous share of the groups, accumulating into its own
     // sum; the task sums are added in order, so the result does not depend on timing.
     let groups = p.groups(g.batch);
@@ -153,7 +154,7 @@ pub fn backward_weight(
     let partials: Vec<Vec<f32>> = groups
         .par_chunks(per_task)
         .map(|share| {
-            let mut acc = buffers::take(o * p.patch);
+            let mut acc = mem.take(o * p.patch);
             for (i, images) in share.iter().enumerate() {
                 let count = images.len();
                 let width = count * p.plane;
@@ -192,7 +193,7 @@ pub fn backward_weight(
         dw.par_chunks_mut(1 << 14).zip(partial.par_chunks(1 << 14)).for_each(|(sum, part)| {
             sum.iter_mut().zip(part).for_each(|(a, b)| *a += b);
         });
-        buffers::recycle(partial);
+        mem.recycle(partial);
     }
     let db = with_bias.then(|| {
         (0..o)

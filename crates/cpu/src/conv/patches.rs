@@ -11,8 +11,8 @@ use std::borrow::Cow;
 use kiln_tensor::Conv2dGeometry;
 use rayon::prelude::*;
 
-use crate::buffers;
 use crate::gemm::{NR, PackB};
+use crate::memory::HostMemory;
 
 /// A batch zero-padded on every side by the convolution's padding.
 pub struct PaddedInput<'a> {
@@ -23,16 +23,18 @@ pub struct PaddedInput<'a> {
     image: usize,
     /// Offset of each patch row's first element within an image.
     tap_offsets: Vec<usize>,
+    /// Where the padded copy's buffer returns.
+    memory: &'a HostMemory,
 }
 
 impl<'a> PaddedInput<'a> {
     /// Pads `x` for convolution `g` (borrowing it when there is no padding).
-    pub fn new(x: &'a [f32], g: &Conv2dGeometry) -> Self {
+    pub fn new(memory: &'a HostMemory, x: &'a [f32], g: &Conv2dGeometry) -> Self {
         let (height, width) = (g.in_h + 2 * g.padding.0, g.in_w + 2 * g.padding.1);
         let data = if g.padding == (0, 0) {
             Cow::Borrowed(x)
         } else {
-            let mut padded = buffers::zeroed(g.batch * g.in_channels * height * width);
+            let mut padded = memory.zeroed(g.batch * g.in_channels * height * width);
             padded.par_chunks_mut(height * width).zip(x.par_chunks(g.in_h * g.in_w)).for_each(
                 |(out, plane)| {
                     for (y, row) in plane.chunks(g.in_w).enumerate() {
@@ -49,14 +51,14 @@ impl<'a> PaddedInput<'a> {
                 tap_offsets.extend((0..g.kernel_w).map(|kw| (c * height + kh) * width + kw));
             }
         }
-        PaddedInput { data, width, image: g.in_channels * height * width, tap_offsets }
+        PaddedInput { data, width, image: g.in_channels * height * width, tap_offsets, memory }
     }
 }
 
 impl Drop for PaddedInput<'_> {
     fn drop(&mut self) {
         if let Cow::Owned(padded) = &mut self.data {
-            buffers::recycle(std::mem::take(padded));
+            self.memory.recycle(std::mem::take(padded));
         }
     }
 }

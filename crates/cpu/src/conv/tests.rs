@@ -6,6 +6,7 @@
 
 use kiln_tensor::Conv2dGeometry;
 
+use crate::memory::HostMemory;
 use crate::test_values::values;
 
 use super::{backward_input, backward_weight, forward};
@@ -66,9 +67,9 @@ fn check(g: Conv2dGeometry) {
     let db: Vec<f64> = (0..g.out_channels)
         .map(|o| (0..out_len).filter(|i| i / plane % g.out_channels == o).map(|i| f64::from(dy[i])).sum())
         .collect();
-    assert_close("forward", &forward(&x, &w, Some(&bias), &g), &out, &g);
-    assert_close("input gradient", &backward_input(&dy, &w, &g), &dx, &g);
-    let (got_dw, got_db) = backward_weight(&x, &dy, &g, true);
+    assert_close("forward", &forward(&HostMemory::default(), &x, &w, Some(&bias), &g), &out, &g);
+    assert_close("input gradient", &backward_input(&HostMemory::default(), &dy, &w, &g), &dx, &g);
+    let (got_dw, got_db) = backward_weight(&HostMemory::default(), &x, &dy, &g, true);
     assert_close("weight gradient", &got_dw, &dw, &g);
     assert_close("bias gradient", &got_db.expect("asked for"), &db, &g);
 }
@@ -152,7 +153,11 @@ fn winograd_relative_error(g: Conv2dGeometry) -> (f64, f64) {
             .map(|((a, b), s)| (f64::from(*a) - b).abs() / s.max(1e-30))
             .fold(0.0, f64::max)
     };
-    (worst(&forward(&x, &w, None, &g), &out, &out_scale), worst(&backward_input(&dy, &w, &g), &dx, &dx_scale))
+    let memory = HostMemory::default();
+    (
+        worst(&forward(&memory, &x, &w, None, &g), &out, &out_scale),
+        worst(&backward_input(&memory, &dy, &w, &g), &dx, &dx_scale),
+    )
 }
 
 /// Winograd F(2×2, 3×3) against the float64 direct convolution: odd plane sizes (a

@@ -13,8 +13,8 @@
 use kiln_tensor::Conv2dGeometry;
 use rayon::prelude::*;
 
-use crate::buffers;
 use crate::gemm::{Left, NR, OutputLayout, PackB, PackedA, Strided, gemm_packed};
+use crate::memory::HostMemory;
 use crate::scratch::with_scratch;
 
 /// Tile positions: a 4×4 input tile gives 16 products.
@@ -84,10 +84,10 @@ struct TiledInput {
 }
 
 impl TiledInput {
-    fn new(x: &[f32], g: &Conv2dGeometry) -> Self {
+    fn new(mem: &HostMemory, x: &[f32], g: &Conv2dGeometry) -> Self {
         let (tiles_h, tiles_w) = (g.out_h().div_ceil(2), g.out_w().div_ceil(2));
         let (height, width) = (2 * tiles_h + 2, 2 * tiles_w + 2);
-        let mut data = buffers::zeroed(g.batch * g.in_channels * height * width);
+        let mut data = mem.zeroed(g.batch * g.in_channels * height * width);
         data.par_chunks_mut(height * width).zip(x.par_chunks(g.in_h * g.in_w)).for_each(|(out, plane)| {
             for (y, row) in plane.chunks(g.in_w).enumerate() {
                 let (py, px) = (y + g.padding.0, g.padding.1);
@@ -217,15 +217,15 @@ fn transform_output(
 }
 
 /// Forward convolution `g` (for which [`applies`] holds) by Winograd F(2×2, 3×3).
-pub fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Conv2dGeometry) -> Vec<f32> {
+pub fn forward(mem: &HostMemory, x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Conv2dGeometry) -> Vec<f32> {
     let (o, c) = (g.out_channels, g.in_channels);
     let u = transform_weights(w, o, c);
-    let input = TiledInput::new(x, g);
+    let input = TiledInput::new(mem, x, g);
     let per_image = input.tiles_h * input.tiles_w;
     let per_thread = g.batch.div_ceil(rayon::current_num_threads()).max(1);
     let group = TARGET_TILES.div_ceil(per_image).clamp(1, per_thread);
     let out_image = o * g.out_h() * g.out_w();
-    let mut out = buffers::take(g.batch * out_image);
+    let mut out = mem.take(g.batch * out_image);
     out.par_chunks_mut(group * out_image).enumerate().for_each(|(i, out_group)| {
         let images = i * group..((i + 1) * group).min(g.batch);
         let count = images.len();
@@ -251,6 +251,6 @@ pub fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Conv2dGeometry) -
             transform_output(m, bias, g, &input, count, out_group);
         });
     });
-    buffers::recycle(input.data);
+    mem.recycle(input.data);
     out
 }

@@ -217,17 +217,26 @@ impl PackedA {
     }
 }
 
+/// Which threads one GEMM uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Threads {
+    /// Split into tasks across the current rayon pool when it is big enough.
+    Pool,
+    /// Only the calling thread (a caller that is itself one of many parallel tasks).
+    Caller,
+}
+
 /// `C = op(A)·op(B)` with `C` row-major `[m, n]` (see [`MatmulDims`]), on the kernel
 /// [`GemmKernel::detect`] picks.
-pub fn gemm(a: &[f32], b: &[f32], c: &mut [f32], d: MatmulDims) {
-    gemm_with(GemmKernel::detect(), a, b, c, d);
+pub fn gemm(a: &[f32], b: &[f32], c: &mut [f32], d: MatmulDims, threads: Threads) {
+    gemm_with(GemmKernel::detect(), a, b, c, d, threads);
 }
 
 /// [`gemm`] on a chosen kernel.
 ///
 /// # Panics
 /// If a buffer is smaller than `d` says, or the CPU cannot run `kernel`.
-pub fn gemm_with(kernel: GemmKernel, a: &[f32], b: &[f32], c: &mut [f32], d: MatmulDims) {
+pub fn gemm_with(kernel: GemmKernel, a: &[f32], b: &[f32], c: &mut [f32], d: MatmulDims, threads: Threads) {
     let MatmulDims { m, k, n, trans_a, trans_b } = d;
     assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n, "gemm: buffers too small for {d:?}");
     let (rsa, csa) = if trans_a { (1, m) } else { (k, 1) };
@@ -241,9 +250,11 @@ pub fn gemm_with(kernel: GemmKernel, a: &[f32], b: &[f32], c: &mut [f32], d: Mat
         let a = a_at(rows.start);
         packed::gemm(kernel, rows.len(), k, cols.len(), Left::Strided(&a), &b_at(cols.start), block);
     };
-    let threads = rayon::current_num_threads();
-    let inside_pool = rayon::current_thread_index().is_some();
-    if inside_pool || threads == 1 || m * n * k < PARALLEL_MIN_WORK {
+    let threads = match threads {
+        Threads::Pool => rayon::current_num_threads(),
+        Threads::Caller => 1,
+    };
+    if threads == 1 || m * n * k < PARALLEL_MIN_WORK {
         block(0..m, 0..n);
     } else if m >= n {
         // Splitting rows repeats the packing of B, splitting columns that of A: split

@@ -57,7 +57,7 @@ fn every_kernel_matches_the_float64_product() {
                 let a = values(m * k, 1 + m as u64);
                 let b = values(k * n, 2 + n as u64);
                 let mut c = vec![f32::NAN; m * n];
-                gemm_with(kernel, &a, &b, &mut c, d);
+                gemm_with(kernel, &a, &b, &mut c, d, Threads::Pool);
                 let (exact, scale) = reference(&a, &b, d);
                 for (i, ((got, want), s)) in c.iter().zip(&exact).zip(&scale).enumerate() {
                     let error = (f64::from(*got) - want).abs();
@@ -76,7 +76,7 @@ fn an_empty_contraction_gives_zeros() {
     for kernel in kernels() {
         let mut c = vec![f32::NAN; 6];
         let d = MatmulDims { m: 2, k: 0, n: 3, trans_a: false, trans_b: false };
-        gemm_with(kernel, &[], &[], &mut c, d);
+        gemm_with(kernel, &[], &[], &mut c, d, Threads::Pool);
         assert_eq!(c, vec![0.0; 6], "{kernel:?}");
     }
 }
@@ -116,10 +116,10 @@ fn the_simd_kernels_agree_bit_for_bit() {
             let a = values(m * k, 11);
             let b = values(k * n, 12);
             let mut expected = vec![0.0; m * n];
-            gemm_with(first, &a, &b, &mut expected, d);
+            gemm_with(first, &a, &b, &mut expected, d, Threads::Caller);
             for &kernel in rest {
                 let mut c = vec![0.0; m * n];
-                gemm_with(kernel, &a, &b, &mut c, d);
+                gemm_with(kernel, &a, &b, &mut c, d, Threads::Pool);
                 let bits = |c: &[f32]| c.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
                 assert!(bits(&c) == bits(&expected), "{kernel:?} vs {first:?}, {d:?}");
             }
