@@ -144,6 +144,10 @@ pub fn backward_weight(
     g: &Conv2dGeometry,
     with_bias: bool,
 ) -> (Vec<f32>, Option<Vec<f32>>) {
+    if winograd::applies(g) {
+        let dw = winograd::backward_weight(mem, x, grad, g);
+        return (dw, with_bias.then(|| bias_gradient(grad, g)));
+    }
     let p = Plan::new(g);
     let o = g.out_channels;
     let input = PaddedInput::new(mem, x, g);
@@ -187,25 +191,33 @@ pub fn backward_weight(
             acc
         })
         .collect();
+    let dw = sum_in_order(mem, partials, o * p.patch);
+    let db = with_bias.then(|| bias_gradient(grad, g));
+    (dw, db)
+}
+
+/// The sum of per-task partial results (each `len` long), added in task order so the
+/// result does not depend on timing; the partials' buffers return to `mem`.
+fn sum_in_order(mem: &HostMemory, partials: Vec<Vec<f32>>, len: usize) -> Vec<f32> {
     let mut partials = partials.into_iter();
-    let mut dw = partials.next().unwrap_or_else(|| vec![0.0; o * p.patch]);
+    let mut sum = partials.next().unwrap_or_else(|| vec![0.0; len]);
     for partial in partials {
-        dw.par_chunks_mut(1 << 14).zip(partial.par_chunks(1 << 14)).for_each(|(sum, part)| {
+        sum.par_chunks_mut(1 << 14).zip(partial.par_chunks(1 << 14)).for_each(|(sum, part)| {
             sum.iter_mut().zip(part).for_each(|(a, b)| *a += b);
         });
         mem.recycle(partial);
     }
-    let db = with_bias.then(|| {
-        (0..o)
-            .into_par_iter()
-            .map(|c| {
-                (0..g.batch)
-                    .map(|n| grad[n * p.out_image + c * p.plane..][..p.plane].iter().sum::<f32>())
-                    .sum()
-            })
-            .collect()
-    });
-    (dw, db)
+    sum
+}
+
+/// The bias gradient: the output gradient summed over images and pixels, per channel.
+fn bias_gradient(grad: &[f32], g: &Conv2dGeometry) -> Vec<f32> {
+    let plane = g.out_h() * g.out_w();
+    let out_image = g.out_channels * plane;
+    (0..g.out_channels)
+        .into_par_iter()
+        .map(|c| (0..g.batch).map(|n| grad[n * out_image + c * plane..][..plane].iter().sum::<f32>()).sum())
+        .collect()
 }
 
 #[cfg(test)]

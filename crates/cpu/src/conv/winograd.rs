@@ -1,7 +1,7 @@
 //! Winograd F(2×2, 3×3) for stride-1 3×3 convolutions: each 2×2 block of output
 //! pixels comes from a 4×4 input tile through 16 products instead of 36, so the GEMM
-//! work is 2.25× smaller (AlexNet's conv3–conv5 and, through the flipped-kernel form,
-//! their input gradients).
+//! work is 2.25× smaller (AlexNet's conv3–conv5: forward, input gradient through the
+//! flipped-kernel form, and weight gradient).
 //!
 //! With `G`, `Bᵀ`, `Aᵀ` the F(2, 3) transforms (Lavin & Gray, 2016), the weights become
 //! `U = G·g·Gᵀ` (16 matrices `[O, C]`, one per tile position ξ), each input tile
@@ -101,42 +101,70 @@ impl TiledInput {
     }
 }
 
-/// The transformed input tiles of a group, one `[C, tiles]` matrix per position ξ, each
-/// stored as the GEMM's packed `B` panels (16 tiles wide, one channel per row), so the
-/// GEMM's packing is a plain copy of whole rows.
-struct TransformedTiles<'a> {
-    data: &'a [f32],
-    channels: usize,
+/// How the transformed input tiles of a group are stored: one matrix per position ξ,
+/// each in the GEMM's packed-panel layout for the product it feeds, so the GEMM's
+/// packing is a plain copy of whole rows.
+#[derive(Clone, Copy, Debug)]
+enum TileLayout {
+    /// `V[ξ]` as `[C, tiles]` (the forward pass's right-hand side): panels of 16
+    /// tiles, one channel per row.
+    ChannelRows,
+    /// `V[ξ]ᵀ` as `[tiles, C]` (the weight gradient's right-hand side): panels of 16
+    /// channels, one tile per row.
+    TileRows,
 }
 
-impl TransformedTiles<'_> {
+impl TileLayout {
     /// Floats from one position's matrix to the next: every panel, padded to whole
     /// panels, and skewed.
-    fn matrix_len(channels: usize, tiles: usize) -> usize {
-        channels * tiles.next_multiple_of(NR) + SKEW
+    fn matrix_len(self, channels: usize, tiles: usize) -> usize {
+        match self {
+            TileLayout::ChannelRows => channels * tiles.next_multiple_of(NR) + SKEW,
+            TileLayout::TileRows => channels.next_multiple_of(NR) * tiles + SKEW,
+        }
     }
 
-    /// Index of channel `c`, tile `t` within one position's matrix.
-    fn index(channels: usize, c: usize, t: usize) -> usize {
-        (t / NR) * channels * NR + c * NR + t % NR
+    /// Index of channel `c`, tile `t` within one position's matrix of `tiles` tiles.
+    fn index(self, [channels, tiles]: [usize; 2], c: usize, t: usize) -> usize {
+        match self {
+            TileLayout::ChannelRows => (t / NR) * channels * NR + c * NR + t % NR,
+            TileLayout::TileRows => (c / NR) * tiles * NR + t * NR + c % NR,
+        }
     }
+}
+
+/// One position's transformed tiles as a GEMM's right-hand side.
+struct TransformedTiles<'a> {
+    data: &'a [f32],
+    layout: TileLayout,
+    /// Channels and tiles of the matrix.
+    size: [usize; 2],
 }
 
 impl PackB for TransformedTiles<'_> {
     fn pack(&self, first_row: usize, rows: usize, first_col: usize, cols: usize, panel: &mut [f32]) {
-        let start = Self::index(self.channels, first_row, first_col);
         debug_assert!(first_col.is_multiple_of(NR) && cols <= NR);
+        let start = match self.layout {
+            TileLayout::ChannelRows => self.layout.index(self.size, first_row, first_col),
+            TileLayout::TileRows => self.layout.index(self.size, first_col, first_row),
+        };
         panel[..rows * NR].copy_from_slice(&self.data[start..start + rows * NR]);
     }
 }
 
 /// Writes `V[ξ] = (Bᵀ·d·B)[ξ]` for every channel and tile of `images` into `v` (16
-/// matrices in the [`TransformedTiles`] layout). Per channel and row of tiles, `Bᵀ·d`
-/// runs over whole input rows at once, then `·B` over the tiles of the row, whose
-/// results land in consecutive lanes of the panels.
-fn transform_input(input: &TiledInput, images: std::ops::Range<usize>, c: usize, v: &mut [f32]) {
+/// matrices in `layout`). Per channel and row of tiles, `Bᵀ·d` runs over whole input
+/// rows at once, then `·B` over the tiles of the row.
+fn transform_input(
+    input: &TiledInput,
+    images: std::ops::Range<usize>,
+    c: usize,
+    layout: TileLayout,
+    v: &mut [f32],
+) {
     let per_image = input.tiles_h * input.tiles_w;
-    let matrix = TransformedTiles::matrix_len(c, images.len() * per_image);
+    let tiles = images.len() * per_image;
+    let matrix = layout.matrix_len(c, tiles);
     let (plane, width) = (input.height * input.width, input.width);
     let mut columns = vec![[0.0f32; 4]; width];
     for (j, image) in images.enumerate() {
@@ -153,7 +181,7 @@ fn transform_input(input: &TiledInput, images: std::ops::Range<usize>, c: usize,
                 }
                 for tx in 0..input.tiles_w {
                     let tile = j * per_image + ty * input.tiles_w + tx;
-                    let at = TransformedTiles::index(c, channel, tile);
+                    let at = layout.index([c, tiles], channel, tile);
                     let [t0, t1, t2, t3] =
                         [columns[2 * tx], columns[2 * tx + 1], columns[2 * tx + 2], columns[2 * tx + 3]];
                     for row in 0..4 {
@@ -222,20 +250,20 @@ pub fn forward(mem: &HostMemory, x: &[f32], w: &[f32], bias: Option<&[f32]>, g: 
     let u = transform_weights(w, o, c);
     let input = TiledInput::new(mem, x, g);
     let per_image = input.tiles_h * input.tiles_w;
-    let per_thread = g.batch.div_ceil(rayon::current_num_threads()).max(1);
-    let group = TARGET_TILES.div_ceil(per_image).clamp(1, per_thread);
+    let group = images_per_group(g, per_image);
     let out_image = o * g.out_h() * g.out_w();
     let mut out = mem.take(g.batch * out_image);
     out.par_chunks_mut(group * out_image).enumerate().for_each(|(i, out_group)| {
         let images = i * group..((i + 1) * group).min(g.batch);
         let count = images.len();
         let tiles = count * per_image;
-        let matrix = TransformedTiles::matrix_len(c, tiles);
+        let layout = TileLayout::ChannelRows;
+        let matrix = layout.matrix_len(c, tiles);
         with_scratch(POSITIONS * (matrix + o * tiles + SKEW), |scratch| {
             let (v, m) = scratch.split_at_mut(POSITIONS * matrix);
-            transform_input(&input, images, c, v);
+            transform_input(&input, images, c, layout, v);
             for (xi, u) in u.iter().enumerate() {
-                let v = TransformedTiles { data: &v[xi * matrix..][..matrix], channels: c };
+                let v = TransformedTiles { data: &v[xi * matrix..][..matrix], layout, size: [c, tiles] };
                 let product = &mut m[xi * (o * tiles + SKEW)..][..o * tiles];
                 gemm_packed(
                     o,
@@ -253,4 +281,137 @@ pub fn forward(mem: &HostMemory, x: &[f32], w: &[f32], bias: Option<&[f32]>, g: 
     });
     mem.recycle(input.data);
     out
+}
+
+/// Images per group: about [`TARGET_TILES`] tiles, and at least one group per thread.
+fn images_per_group(g: &Conv2dGeometry, per_image: usize) -> usize {
+    let per_thread = g.batch.div_ceil(rayon::current_num_threads()).max(1);
+    TARGET_TILES.div_ceil(per_image).clamp(1, per_thread)
+}
+
+/// Writes `dM[ξ] = (A·dY·Aᵀ)[ξ]` for every output channel and tile of the `count` images
+/// of `dy` into `dm` (16 row-major `[O, tiles]` matrices, `stride` apart). Pixels past
+/// the plane's edge had no output, so their gradient is zero.
+fn transform_output_gradient(
+    dy: &[f32],
+    g: &Conv2dGeometry,
+    input: &TiledInput,
+    count: usize,
+    stride: usize,
+    dm: &mut [f32],
+) {
+    let o = g.out_channels;
+    let (oh, ow) = (g.out_h(), g.out_w());
+    let per_image = input.tiles_h * input.tiles_w;
+    let tiles = count * per_image;
+    for j in 0..count {
+        for channel in 0..o {
+            let plane = &dy[(j * o + channel) * oh * ow..][..oh * ow];
+            let at = |y: usize, x: usize| if y < oh && x < ow { plane[y * ow + x] } else { 0.0 };
+            for ty in 0..input.tiles_h {
+                for tx in 0..input.tiles_w {
+                    let (y, x) = (2 * ty, 2 * tx);
+                    let (top, bottom) = ([at(y, x), at(y, x + 1)], [at(y + 1, x), at(y + 1, x + 1)]);
+                    // A·dY: 4×2.
+                    let rows = [
+                        top,
+                        [top[0] + bottom[0], top[1] + bottom[1]],
+                        [top[0] - bottom[0], top[1] - bottom[1]],
+                        [-bottom[0], -bottom[1]],
+                    ];
+                    let tile = j * per_image + ty * input.tiles_w + tx;
+                    for (row, r) in rows.iter().enumerate() {
+                        let values = [r[0], r[0] + r[1], r[0] - r[1], -r[1]];
+                        for (col, value) in values.into_iter().enumerate() {
+                            dm[(row * 4 + col) * stride + channel * tiles + tile] = value;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `dW = Gᵀ·dU·G` for every kernel, from the 16 matrices `dU[ξ]` (`[O, C]`, `stride`
+/// apart).
+fn weight_gradient_from(du: &[f32], o: usize, c: usize, stride: usize) -> Vec<f32> {
+    let mut dw = vec![0.0f32; o * c * 9];
+    for (oc, kernel) in dw.chunks_exact_mut(9).enumerate() {
+        let at = |xi: usize| du[xi * stride + oc];
+        // Gᵀ·dU: 3×4.
+        let mut t = [[0.0f32; 4]; 3];
+        for col in 0..4 {
+            let (u0, u1, u2, u3) = (at(col), at(4 + col), at(8 + col), at(12 + col));
+            t[0][col] = u0 + 0.5 * (u1 + u2);
+            t[1][col] = 0.5 * (u1 - u2);
+            t[2][col] = 0.5 * (u1 + u2) + u3;
+        }
+        // (Gᵀ·dU)·G: 3×3.
+        for (row, t) in t.iter().enumerate() {
+            kernel[row * 3] = t[0] + 0.5 * (t[1] + t[2]);
+            kernel[row * 3 + 1] = 0.5 * (t[1] - t[2]);
+            kernel[row * 3 + 2] = 0.5 * (t[1] + t[2]) + t[3];
+        }
+    }
+    dw
+}
+
+/// The weight gradient of convolution `g` (for which [`applies`] holds) by Winograd
+/// F(2×2, 3×3): per group of images, `dU[ξ] += dM[ξ]·V[ξ]ᵀ` in 16 GEMMs, each task
+/// summing a fixed share of the groups and the task sums added in order (so the result
+/// does not depend on timing), then `dW = Gᵀ·dU·G`.
+pub fn backward_weight(mem: &HostMemory, x: &[f32], dy: &[f32], g: &Conv2dGeometry) -> Vec<f32> {
+    let (o, c) = (g.out_channels, g.in_channels);
+    let input = TiledInput::new(mem, x, g);
+    let per_image = input.tiles_h * input.tiles_w;
+    let group = images_per_group(g, per_image);
+    let groups: Vec<std::ops::Range<usize>> =
+        (0..g.batch.div_ceil(group)).map(|i| i * group..((i + 1) * group).min(g.batch)).collect();
+    let per_task = groups.len().div_ceil(rayon::current_num_threads()).max(1);
+    let out_image = o * g.out_h() * g.out_w();
+    let du_stride = o * c + SKEW;
+    let partials: Vec<Vec<f32>> = groups
+        .par_chunks(per_task)
+        .map(|share| {
+            let mut du = mem.take(POSITIONS * du_stride);
+            for (i, images) in share.iter().enumerate() {
+                let tiles = images.len() * per_image;
+                let layout = TileLayout::TileRows;
+                let (matrix, dm_stride) = (layout.matrix_len(c, tiles), o * tiles + SKEW);
+                with_scratch(POSITIONS * (matrix + dm_stride), |scratch| {
+                    let (v, dm) = scratch.split_at_mut(POSITIONS * matrix);
+                    transform_input(&input, images.clone(), c, layout, v);
+                    let dy = &dy[images.start * out_image..images.end * out_image];
+                    transform_output_gradient(dy, g, &input, images.len(), dm_stride, dm);
+                    for xi in 0..POSITIONS {
+                        let left = Strided {
+                            data: &dm[xi * dm_stride..][..o * tiles],
+                            offset: 0,
+                            row_stride: tiles,
+                            col_stride: 1,
+                        };
+                        let right =
+                            TransformedTiles { data: &v[xi * matrix..][..matrix], layout, size: [c, tiles] };
+                        let out = &mut du[xi * du_stride..][..o * c];
+                        gemm_packed(
+                            o,
+                            tiles,
+                            c,
+                            Left::Strided(&left),
+                            &right,
+                            out,
+                            OutputLayout::RowMajor { ldc: c },
+                            i > 0,
+                        );
+                    }
+                });
+            }
+            du
+        })
+        .collect();
+    mem.recycle(input.data);
+    let du = super::sum_in_order(mem, partials, POSITIONS * du_stride);
+    let dw = weight_gradient_from(&du, o, c, du_stride);
+    mem.recycle(du);
+    dw
 }
