@@ -339,13 +339,12 @@ fn weight_gradient_from(du: &[f32], o: usize, c: usize, stride: usize) -> Vec<f3
     for (oc, kernel) in dw.chunks_exact_mut(9).enumerate() {
         let at = |xi: usize| du[xi * stride + oc];
         // Gᵀ·dU: 3×4.
-        let mut t = [[0.0f32; 4]; 3];
-        for col in 0..4 {
-            let (u0, u1, u2, u3) = (at(col), at(4 + col), at(8 + col), at(12 + col));
-            t[0][col] = u0 + 0.5 * (u1 + u2);
-            t[1][col] = 0.5 * (u1 - u2);
-            t[2][col] = 0.5 * (u1 + u2) + u3;
-        }
+        let column = |col: usize| [at(col), at(4 + col), at(8 + col), at(12 + col)];
+        let t: [[f32; 4]; 3] = [
+            std::array::from_fn(|col| column(col)[0] + 0.5 * (column(col)[1] + column(col)[2])),
+            std::array::from_fn(|col| 0.5 * (column(col)[1] - column(col)[2])),
+            std::array::from_fn(|col| 0.5 * (column(col)[1] + column(col)[2]) + column(col)[3]),
+        ];
         // (Gᵀ·dU)·G: 3×3.
         for (row, t) in t.iter().enumerate() {
             kernel[row * 3] = t[0] + 0.5 * (t[1] + t[2]);
