@@ -1,6 +1,6 @@
 // Convolution forward as an implicit GEMM: M = out channels, N = batch·oH·oW,
 // K = C·kH·kW. A is the OIHW weight, B the im2col of the input, read on the fly;
-// the bias is added in the store.
+// the bias is added, and the ReLU applied when asked, in the store.
 
 @group(0) @binding(1) var<storage, read> input: array<f32>;
 @group(0) @binding(2) var<storage, read> weight: array<f32>;
@@ -24,6 +24,9 @@ fn store_c(m: u32, n: u32, value: f32) {
     var v = value;
     if (params.has_bias != 0u) {
         v += bias[m];
+    }
+    if (params.relu != 0u) {
+        v = max(v, 0.0);
     }
     output[((n / plane) * params.out_channels + m) * plane + n % plane] = v;
 }

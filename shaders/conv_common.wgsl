@@ -19,6 +19,8 @@ struct Params {
     out_h: u32,
     out_w: u32,
     has_bias: u32,
+    // 1: ReLU in the forward kernel's store (Activation::Relu); 0 otherwise.
+    relu: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;

@@ -118,6 +118,19 @@ fn conv2d_asymmetric_stride2_pad1() {
     conv_case("conv mixed stride and padding", [2, 2, 8, 7], 3, 3, (2, 1), (1, 0));
 }
 
+/// The fused convolution + ReLU. Biases of ±1 per channel keep every output well away
+/// from ReLU's kink (the convolution adds about ±0.3), so both the passing and the
+/// blocking side of the mask are checked and no ±eps step crosses it.
+#[test]
+fn conv2d_relu_fused() {
+    for (stride, padding) in [(1, 1), (2, 0)] {
+        let x = randn(&[2, 3, 7, 9], 20);
+        let w = randn(&[4, 3, 3, 3], 21).mul_scalar(0.05);
+        let b = Tensor::from_vec([4], vec![1.0, -1.0, 1.0, -1.0], &device());
+        check_gradients("conv+relu", [x, w, b], |t| t[0].conv2d_relu(&t[1], Some(&t[2]), stride, padding));
+    }
+}
+
 #[test]
 fn max_pool2d_alexnet_and_padded() {
     check_gradients("max-pool 3/2", [distinct(&[3, 5, 7, 9], 18)], |x| x[0].max_pool2d(3, 2, 0));

@@ -38,8 +38,8 @@ use std::sync::{Arc, OnceLock};
 use rayon::prelude::*;
 
 use kiln_tensor::{
-    AdamStep, AxisSplit, Backend, BinaryOp, Conv2dGeometry, Device, KilnError, MatmulDims, Pool2dGeometry,
-    Result, SgdStep, Shape, StorageRef, UnaryOp,
+    Activation, AdamStep, AxisSplit, Backend, BinaryOp, Conv2dGeometry, Device, KilnError, MatmulDims,
+    Pool2dGeometry, Result, SgdStep, Shape, StorageRef, UnaryOp,
 };
 
 pub use gemm::GemmKernel;
@@ -262,10 +262,12 @@ impl Backend for CpuBackend {
         weight: &StorageRef,
         bias: Option<&StorageRef>,
         geo: &Conv2dGeometry,
+        activation: Activation,
     ) -> StorageRef {
         let out = self.run(|mem| {
             let bias = bias.map(read_f32);
-            conv::forward(mem, &read_f32(x), &read_f32(weight), bias.as_deref().map(Vec::as_slice), geo)
+            let bias = bias.as_deref().map(Vec::as_slice);
+            conv::forward(mem, &read_f32(x), &read_f32(weight), bias, geo, activation)
         });
         self.f32(out)
     }

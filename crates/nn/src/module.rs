@@ -47,6 +47,20 @@ pub trait Module: Send + Sync {
     /// How the layer appears in a summary.
     fn summary_style(&self) -> SummaryStyle;
 
+    /// The layer followed by ReLU as one fused op (the ReLU in the layer's store, one
+    /// pass over memory), when the layer has one; `None` lets the caller run the layer
+    /// and then ReLU. [`crate::Sequential`] uses it for every layer a [`crate::ReLU`]
+    /// follows.
+    fn forward_relu(&self, _x: &Tensor, _mode: Mode) -> Option<Tensor> {
+        None
+    }
+
+    /// Whether this layer is [`crate::ReLU`] (which [`crate::Sequential`] fuses into the
+    /// layer before it when that layer can).
+    fn is_relu(&self) -> bool {
+        false
+    }
+
     /// Calls `f` with the full name (`prefix` + own name) of every parameter.
     fn visit_parameters(&self, _prefix: &str, _f: &mut dyn FnMut(&str, &Tensor)) {}
 

@@ -26,6 +26,27 @@ pub trait Storage: Any + Send + Sync + Debug {
 /// Shared handle to a backend's storage; tensors clone it cheaply.
 pub type StorageRef = Arc<dyn Storage>;
 
+/// A function applied to a kernel's output as it is stored (the kernel's epilogue), so
+/// that e.g. a convolution and the ReLU after it cost one pass over memory, not two.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Activation {
+    /// The output as computed.
+    #[default]
+    Identity,
+    /// `max(v, 0)`.
+    Relu,
+}
+
+impl Activation {
+    /// The activation of one value (for backends that apply it element by element).
+    pub fn apply(self, v: f32) -> f32 {
+        match self {
+            Activation::Identity => v,
+            Activation::Relu => v.max(0.0),
+        }
+    }
+}
+
 /// Elementwise functions of one input.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum UnaryOp {
@@ -271,13 +292,15 @@ pub trait Backend: Send + Sync + Debug {
 
     /// `C = op(A) · op(B)`.
     fn matmul(&self, a: &StorageRef, b: &StorageRef, dims: MatmulDims) -> StorageRef;
-    /// Convolution forward, with the bias `[out_channels]` added when given.
+    /// Convolution forward, with the bias `[out_channels]` added when given and
+    /// `activation` applied to every output as it is stored.
     fn conv2d(
         &self,
         x: &StorageRef,
         weight: &StorageRef,
         bias: Option<&StorageRef>,
         geo: &Conv2dGeometry,
+        activation: Activation,
     ) -> StorageRef;
     /// Gradient of the convolution for its input.
     fn conv2d_backward_input(

@@ -3,8 +3,8 @@
 //! the host and `synchronize`, which also report any GPU error.
 
 use kiln_tensor::{
-    AdamStep, AxisSplit, Backend, BinaryOp, Conv2dGeometry, DType, MatmulDims, Pool2dGeometry, Result,
-    SgdStep, Shape, StorageRef, UnaryOp,
+    Activation, AdamStep, AxisSplit, Backend, BinaryOp, Conv2dGeometry, DType, MatmulDims, Pool2dGeometry,
+    Result, SgdStep, Shape, StorageRef, UnaryOp,
 };
 
 use crate::gpu::{Gpu, grid};
@@ -71,7 +71,15 @@ fn elementwise_params(
     words
 }
 
-fn conv_params(g: &Conv2dGeometry, m: usize, n: usize, k: usize, has_bias: bool) -> Vec<u32> {
+/// The conv kernels' parameter block (`Params` in `conv_common.wgsl`), in field order.
+fn conv_params(
+    g: &Conv2dGeometry,
+    m: usize,
+    n: usize,
+    k: usize,
+    has_bias: bool,
+    activation: Activation,
+) -> Vec<u32> {
     [
         m,
         n,
@@ -90,6 +98,7 @@ fn conv_params(g: &Conv2dGeometry, m: usize, n: usize, k: usize, has_bias: bool)
         g.out_h(),
         g.out_w(),
         usize::from(has_bias),
+        usize::from(activation == Activation::Relu),
     ]
     .iter()
     .map(|&v| v as u32)
@@ -363,11 +372,12 @@ impl Backend for WgpuBackend {
         weight: &StorageRef,
         bias: Option<&StorageRef>,
         g: &Conv2dGeometry,
+        activation: Activation,
     ) -> StorageRef {
         let (m, n, k) =
             (g.out_channels, g.batch * g.out_h() * g.out_w(), g.in_channels * g.kernel_h * g.kernel_w);
         let out = self.f32s(m * n, "conv2d");
-        let params = conv_params(g, m, n, k, bias.is_some());
+        let params = conv_params(g, m, n, k, bias.is_some(), activation);
         let bindings = [Some(x), Some(weight), bias, Some(&out)];
         self.gpu.dispatch(Kernel::ConvForward, "conv2d", &params, &bindings, gemm_grid(m, n, 64));
         out
@@ -381,7 +391,7 @@ impl Backend for WgpuBackend {
     ) -> StorageRef {
         let (m, n, k) = (g.in_channels, g.batch * g.in_h * g.in_w, g.out_channels * g.kernel_h * g.kernel_w);
         let out = self.f32s(m * n, "conv2d input gradient");
-        let params = conv_params(g, m, n, k, false);
+        let params = conv_params(g, m, n, k, false, Activation::Identity);
         let bindings = [Some(grad), Some(weight), Some(&out)];
         self.gpu.dispatch(
             Kernel::ConvInputGrad,
@@ -403,7 +413,7 @@ impl Backend for WgpuBackend {
         let plane = g.out_h() * g.out_w();
         let (m, n, k) = (g.out_channels, g.in_channels * g.kernel_h * g.kernel_w, g.batch * plane);
         let dw = self.f32s(m * n, "conv2d weight gradient");
-        let params = conv_params(g, m, n, k, false);
+        let params = conv_params(g, m, n, k, false, Activation::Identity);
         let bindings = [Some(grad), Some(x), Some(&dw)];
         self.gpu.dispatch(
             Kernel::ConvWeightGrad,

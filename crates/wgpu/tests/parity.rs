@@ -149,7 +149,13 @@ fn conv_case(gpu: &Device, input: [usize; 4], o: usize, k: usize, stride: usize,
     let w = randn(&[o, input[1], k, k], 14).mul_scalar(0.1);
     let b = randn(&[o], 15);
     parity(&name, gpu, vec![x.clone(), w.clone(), b], |t| t[0].conv2d(&t[1], Some(&t[2]), stride, padding));
-    parity(&format!("{name} without bias"), gpu, vec![x, w], |t| t[0].conv2d(&t[1], None, stride, padding));
+    parity(&format!("{name} without bias"), gpu, vec![x.clone(), w.clone()], |t| {
+        t[0].conv2d(&t[1], None, stride, padding)
+    });
+    let b = randn(&[o], 16);
+    parity(&format!("{name} fused with ReLU"), gpu, vec![x, w, b], |t| {
+        t[0].conv2d_relu(&t[1], Some(&t[2]), stride, padding)
+    });
 }
 
 #[test]

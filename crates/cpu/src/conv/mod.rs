@@ -12,7 +12,7 @@ mod col2im;
 mod patches;
 mod winograd;
 
-use kiln_tensor::Conv2dGeometry;
+use kiln_tensor::{Activation, Conv2dGeometry};
 use rayon::prelude::*;
 
 use crate::gemm::{Left, OutputLayout, PackedA, Strided, gemm_packed};
@@ -71,9 +71,16 @@ fn row_major(data: &[f32], cols: usize) -> Strided<'_> {
 }
 
 /// Forward: `out = W · im2col(x) + bias`.
-pub fn forward(mem: &HostMemory, x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Conv2dGeometry) -> Vec<f32> {
+pub fn forward(
+    mem: &HostMemory,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    g: &Conv2dGeometry,
+    activation: Activation,
+) -> Vec<f32> {
     if winograd::applies(g) {
-        return winograd::forward(mem, x, w, bias, g);
+        return winograd::forward(mem, x, w, bias, g, activation);
     }
     let p = Plan::new(g);
     let o = g.out_channels;
@@ -86,9 +93,10 @@ pub fn forward(mem: &HostMemory, x: &[f32], w: &[f32], bias: Option<&[f32]>, g: 
         let patches = Patches(PatchSource { input: &input, first_image: images.start, geometry: g });
         let layout = OutputLayout::ImagePlanes { plane: p.plane };
         gemm_packed(o, p.patch, width, Left::Packed(&weights), &patches, out_group, layout, false);
-        if let Some(bias) = bias {
+        if bias.is_some() || activation != Activation::Identity {
             for (i, plane) in out_group.chunks_mut(p.plane).enumerate() {
-                plane.iter_mut().for_each(|v| *v += bias[i % o]);
+                let b = bias.map_or(0.0, |bias| bias[i % o]);
+                plane.iter_mut().for_each(|v| *v = activation.apply(*v + b));
             }
         }
     });
@@ -100,7 +108,7 @@ pub fn forward(mem: &HostMemory, x: &[f32], w: &[f32], bias: Option<&[f32]>, g: 
 /// `col2im(Wᵀ · dy)`.
 pub fn backward_input(mem: &HostMemory, grad: &[f32], w: &[f32], g: &Conv2dGeometry) -> Vec<f32> {
     match flipped_geometry(g) {
-        Some(flipped) => forward(mem, grad, &flipped_kernels(w, g), None, &flipped),
+        Some(flipped) => forward(mem, grad, &flipped_kernels(w, g), None, &flipped, Activation::Identity),
         None => col2im::backward_input(mem, grad, w, g),
     }
 }

@@ -4,7 +4,7 @@
 //! kernel input gradient (stride 1) and the col2im one (strided, or padding of a kernel
 //! size or more), and weight gradients summed over several groups in one task.
 
-use kiln_tensor::Conv2dGeometry;
+use kiln_tensor::{Activation, Conv2dGeometry};
 
 use crate::memory::HostMemory;
 use crate::test_values::values;
@@ -67,7 +67,12 @@ fn check(g: Conv2dGeometry) {
     let db: Vec<f64> = (0..g.out_channels)
         .map(|o| (0..out_len).filter(|i| i / plane % g.out_channels == o).map(|i| f64::from(dy[i])).sum())
         .collect();
-    assert_close("forward", &forward(&HostMemory::default(), &x, &w, Some(&bias), &g), &out, &g);
+    assert_close(
+        "forward",
+        &forward(&HostMemory::default(), &x, &w, Some(&bias), &g, Activation::Identity),
+        &out,
+        &g,
+    );
     assert_close("input gradient", &backward_input(&HostMemory::default(), &dy, &w, &g), &dx, &g);
     let (got_dw, got_db) = backward_weight(&HostMemory::default(), &x, &dy, &g, true);
     assert_close("weight gradient", &got_dw, &dw, &g);
@@ -159,7 +164,7 @@ fn winograd_relative_error(g: Conv2dGeometry) -> [f64; 3] {
     let memory = HostMemory::default();
     let (got_dw, _) = backward_weight(&memory, &x, &dy, &g, false);
     [
-        worst(&forward(&memory, &x, &w, None, &g), &out, &out_scale),
+        worst(&forward(&memory, &x, &w, None, &g, Activation::Identity), &out, &out_scale),
         worst(&backward_input(&memory, &dy, &w, &g), &dx, &dx_scale),
         worst(&got_dw, &dw, &dw_scale),
     ]
@@ -189,5 +194,25 @@ fn winograd_stays_within_its_error_bound() {
         let errors = winograd_relative_error(g);
         eprintln!("{g:?}: forward, input gradient, weight gradient {errors:?}");
         assert!(errors.iter().all(|e| *e <= BOUND), "{g:?}: {errors:?}");
+    }
+}
+
+/// A fused ReLU equals the convolution followed by ReLU, bit for bit, on the implicit
+/// GEMM path and on the Winograd path.
+#[test]
+fn a_fused_relu_equals_relu_after_the_convolution() {
+    for g in [
+        geometry([3, 4, 9, 7], 5, (3, 3), (1, 1), (1, 1)),
+        geometry([2, 16, 7, 6], 17, (3, 3), (1, 1), (1, 1)),
+    ] {
+        let memory = HostMemory::default();
+        let x = values(g.batch * g.in_channels * g.in_h * g.in_w, 8);
+        let w = values(g.out_channels * g.in_channels * 9, 9);
+        let bias = values(g.out_channels, 10);
+        let plain = forward(&memory, &x, &w, Some(&bias), &g, Activation::Identity);
+        let fused = forward(&memory, &x, &w, Some(&bias), &g, Activation::Relu);
+        let expected: Vec<u32> = plain.iter().map(|v| v.max(0.0).to_bits()).collect();
+        assert_eq!(fused.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), expected, "{g:?}");
+        assert!(plain.iter().any(|v| *v < 0.0), "the case has negative outputs to clip");
     }
 }

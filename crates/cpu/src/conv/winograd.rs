@@ -10,7 +10,7 @@
 //! order, so results are identical from run to run. The transforms add rounding: the
 //! tests bound the error against a float64 direct convolution.
 
-use kiln_tensor::Conv2dGeometry;
+use kiln_tensor::{Activation, Conv2dGeometry};
 use rayon::prelude::*;
 
 use crate::gemm::{Left, NR, OutputLayout, PackB, PackedA, Strided, gemm_packed};
@@ -198,10 +198,12 @@ fn transform_input(
 }
 
 /// Turns the 16 products `m` (`16 × O × tiles`) into the NCHW output of `images`
-/// (`Aᵀ·m·A`, plus the bias), keeping the pixels inside the plane.
+/// (`Aᵀ·m·A`, plus the bias, through `activation`), keeping the pixels inside the
+/// plane.
 fn transform_output(
     m: &[f32],
     bias: Option<&[f32]>,
+    activation: Activation,
     g: &Conv2dGeometry,
     input: &TiledInput,
     count: usize,
@@ -234,7 +236,7 @@ fn transform_output(
                         for (dx, value) in values.into_iter().enumerate() {
                             let x = 2 * tx + dx;
                             if x < ow {
-                                plane[y * ow + x] = value + b;
+                                plane[y * ow + x] = activation.apply(value + b);
                             }
                         }
                     }
@@ -245,7 +247,14 @@ fn transform_output(
 }
 
 /// Forward convolution `g` (for which [`applies`] holds) by Winograd F(2×2, 3×3).
-pub fn forward(mem: &HostMemory, x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Conv2dGeometry) -> Vec<f32> {
+pub fn forward(
+    mem: &HostMemory,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    g: &Conv2dGeometry,
+    activation: Activation,
+) -> Vec<f32> {
     let (o, c) = (g.out_channels, g.in_channels);
     let u = transform_weights(w, o, c);
     let input = TiledInput::new(mem, x, g);
@@ -276,7 +285,7 @@ pub fn forward(mem: &HostMemory, x: &[f32], w: &[f32], bias: Option<&[f32]>, g: 
                     false,
                 );
             }
-            transform_output(m, bias, g, &input, count, out_group);
+            transform_output(m, bias, activation, g, &input, count, out_group);
         });
     });
     mem.recycle(input.data);

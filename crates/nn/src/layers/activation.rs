@@ -17,7 +17,7 @@ use kiln_tensor::{Shape, Tensor};
 use crate::{Mode, Module, Result, SummaryStyle};
 
 macro_rules! activation {
-    ($(#[$doc:meta])* $name:ident, $method:ident) => {
+    ($(#[$doc:meta])* $name:ident, $method:ident, $is_relu:literal) => {
         $(#[$doc])*
         #[derive(Clone, Copy, Debug, Default)]
         pub struct $name;
@@ -34,6 +34,10 @@ macro_rules! activation {
             fn summary_style(&self) -> SummaryStyle {
                 SummaryStyle::Fold(String::new())
             }
+
+            fn is_relu(&self) -> bool {
+                $is_relu
+            }
         }
     };
 }
@@ -41,15 +45,18 @@ macro_rules! activation {
 activation!(
     /// `max(x, 0)` elementwise.
     ReLU,
-    relu
+    relu,
+    true
 );
 activation!(
     /// The logistic function elementwise.
     Sigmoid,
-    sigmoid
+    sigmoid,
+    false
 );
 activation!(
     /// Hyperbolic tangent elementwise.
     Tanh,
-    tanh
+    tanh,
+    false
 );

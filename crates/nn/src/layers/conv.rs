@@ -81,6 +81,10 @@ impl Module for Conv2d {
         x.conv2d(&self.weight, self.bias.as_ref(), self.stride, self.padding)
     }
 
+    fn forward_relu(&self, x: &Tensor, _mode: Mode) -> Option<Tensor> {
+        Some(x.conv2d_relu(&self.weight, self.bias.as_ref(), self.stride, self.padding))
+    }
+
     fn output_shape(&self, input: &Shape) -> Result<Shape> {
         let label = self.label();
         let (c, h, w) = expect_image(&label, input)?;

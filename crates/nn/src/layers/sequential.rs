@@ -60,10 +60,23 @@ impl Sequential {
 }
 
 impl Module for Sequential {
+    /// Runs the children in order; a child that a [`crate::ReLU`] follows and that has
+    /// a fused form ([`Module::forward_relu`]) runs with the ReLU as one op.
     fn forward(&self, x: &Tensor, mode: Mode) -> Tensor {
         let mut h = x.clone();
-        for (i, (_, child)) in self.children.iter().enumerate() {
-            h = child.forward(&h, mode.child(i));
+        let mut i = 0;
+        while let Some((_, child)) = self.children.get(i) {
+            let relu_follows = self.children.get(i + 1).is_some_and(|(_, next)| next.is_relu());
+            match relu_follows.then(|| child.forward_relu(&h, mode.child(i))).flatten() {
+                Some(fused) => {
+                    h = fused;
+                    i += 2;
+                }
+                None => {
+                    h = child.forward(&h, mode.child(i));
+                    i += 1;
+                }
+            }
         }
         h
     }

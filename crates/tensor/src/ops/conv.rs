@@ -3,7 +3,7 @@
 
 use super::{expect_f32, expect_rank, expect_same_device};
 use crate::autograd::BackwardRule;
-use crate::{Conv2dGeometry, Tensor};
+use crate::{Activation, Conv2dGeometry, Tensor, UnaryOp};
 
 /// A `(vertical, horizontal)` pair for stride and padding; a plain `usize` means the
 /// same both ways, as in PyTorch.
@@ -24,12 +24,24 @@ impl From<(usize, usize)> for Size2d {
 
 struct Conv2dBackward {
     geo: Conv2dGeometry,
+    activation: Activation,
 }
 
 impl BackwardRule for Conv2dBackward {
-    fn backward(&self, inputs: &[Tensor], _output: &Tensor, grad: &Tensor) -> Vec<Option<Tensor>> {
+    fn backward(&self, inputs: &[Tensor], output: &Tensor, grad: &Tensor) -> Vec<Option<Tensor>> {
         let (x, w) = (&inputs[0], &inputs[1]);
         let backend = x.device().backend();
+        // Through the fused activation first: ReLU passes the gradient where its output
+        // is positive, which is where its input was.
+        let masked = match self.activation {
+            Activation::Identity => None,
+            Activation::Relu => {
+                let storage =
+                    backend.unary_backward(UnaryOp::Relu, output.storage(), output.storage(), grad.storage());
+                Some(Tensor::from_storage(storage, grad.shape().clone(), x.device()))
+            }
+        };
+        let grad = masked.as_ref().unwrap_or(grad);
         let gx = x.requires_grad().then(|| {
             let storage = backend.conv2d_backward_input(grad.storage(), w.storage(), &self.geo);
             Tensor::from_storage(storage, x.shape().clone(), x.device())
@@ -63,7 +75,30 @@ impl Tensor {
         stride: impl Into<Size2d>,
         padding: impl Into<Size2d>,
     ) -> Tensor {
-        let (stride, padding) = (stride.into(), padding.into());
+        self.conv2d_then(weight, bias, stride.into(), padding.into(), Activation::Identity)
+    }
+
+    /// `conv2d` followed by ReLU, as one op: the ReLU runs in the convolution's store
+    /// (one pass over the output instead of two) and its gradient mask comes from the
+    /// saved output. Equal to `x.conv2d(..).relu()`.
+    pub fn conv2d_relu(
+        &self,
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        stride: impl Into<Size2d>,
+        padding: impl Into<Size2d>,
+    ) -> Tensor {
+        self.conv2d_then(weight, bias, stride.into(), padding.into(), Activation::Relu)
+    }
+
+    fn conv2d_then(
+        &self,
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        stride: Size2d,
+        padding: Size2d,
+        activation: Activation,
+    ) -> Tensor {
         expect_f32("conv2d", self);
         expect_f32("conv2d", weight);
         expect_same_device("conv2d", self, weight);
@@ -102,10 +137,11 @@ impl Tensor {
             stride: (stride.0, stride.1),
             padding: (padding.0, padding.1),
         };
+        let backend = self.device().backend();
         let storage =
-            self.device().backend().conv2d(self.storage(), weight.storage(), bias.map(Tensor::storage), &geo);
+            backend.conv2d(self.storage(), weight.storage(), bias.map(Tensor::storage), &geo, activation);
         let mut inputs = vec![self, weight];
         inputs.extend(bias);
-        Tensor::from_op(storage, geo.output_shape(), &inputs, Conv2dBackward { geo })
+        Tensor::from_op(storage, geo.output_shape(), &inputs, Conv2dBackward { geo, activation })
     }
 }

@@ -1,0 +1,33 @@
+//! `Sequential` runs a convolution and the ReLU after it as one fused op: the output and
+//! every gradient equal those of the convolution followed by a separate ReLU, bit for
+//! bit, while a ReLU after a layer without a fused form still runs on its own.
+
+use kiln_cpu::CpuDevice;
+use kiln_nn::{Conv2d, Flatten, Initializer, Mode, Module, ReLU, Sequential};
+use kiln_tensor::{Device, Tensor};
+
+fn bits(t: &Tensor) -> Vec<u32> {
+    t.to_vec().unwrap().iter().map(|v| v.to_bits()).collect()
+}
+
+#[test]
+fn a_convolution_and_its_relu_fuse_without_changing_any_value() {
+    let device = Device::cpu();
+    let conv = || Conv2d::new(&mut Initializer::new(&device, 3), 3, 20, 3).with_padding(1);
+    let (separate, model) = (conv(), Sequential::new().push(conv()).push(ReLU).push(Flatten).push(ReLU));
+    let x = Tensor::randn([4, 3, 9, 8], 0.0, 1.0, 4, &device);
+
+    let fused = model.forward(&x, Mode::Eval);
+    let unfused = ReLU.forward(&separate.forward(&x, Mode::Eval), Mode::Eval).flatten(1).relu();
+    assert_eq!(bits(&fused), bits(&unfused));
+    assert!(fused.to_vec().unwrap().contains(&0.0), "some outputs are clipped");
+
+    let weights = Tensor::randn(fused.dims().to_vec(), 0.0, 1.0, 5, &device);
+    let fused_grads = fused.mul(&weights).sum().backward();
+    let unfused_grads = unfused.mul(&weights).sum().backward();
+    let pairs = model.named_parameters().into_iter().zip(separate.named_parameters());
+    for ((name, fused_param), (_, separate_param)) in pairs {
+        let (a, b) = (fused_grads.get(&fused_param).unwrap(), unfused_grads.get(&separate_param).unwrap());
+        assert_eq!(bits(a), bits(b), "gradient of {name}");
+    }
+}
