@@ -187,29 +187,42 @@ fn layer_figures(device: &Device, args: &Args, peak: Option<f64>) -> (Vec<String
     (gemms, convs)
 }
 
-/// Images/s of training steps and of inference at batch `n`.
-fn model_figures(device: &Device, args: &Args, n: usize) -> String {
+/// The wgpu backend behind `device`, if that is what it is.
+fn wgpu_backend(device: &Device) -> Option<&kiln_wgpu::WgpuBackend> {
+    device.backend().as_any().downcast_ref::<kiln_wgpu::WgpuBackend>()
+}
+
+/// Images/s of training steps and of inference at batch `n`; on wgpu also the work one
+/// training step records (dispatches, submits, host time).
+fn model_figures(device: &Device, args: &Args, n: usize) -> (String, Option<kiln_wgpu::WorkCounters>) {
     let model: Sequential = models::alexnet(&mut Initializer::new(device, 1), 1, 10, args.image_size)
         .expect("image size fits AlexNet");
     let mut sgd = Sgd::new(0.01).with_momentum(0.9);
     let x = Tensor::rand_uniform([n, 1, args.image_size, args.image_size], 0.0, 1.0, 2, device);
     let labels = Tensor::from_i32([n], (0..n).map(|i| (i % 10) as i32).collect(), device);
     let mut step = 0;
-    let train = best_of(device, args.steps, || {
+    let mut train_step = || {
         let loss = model.forward(&x, Mode::train(step)).cross_entropy(&labels);
         let grads = loss.backward();
         sgd.step(&model, &grads);
         loss.item().expect("loss readback");
         step += 1;
+    };
+    let train = best_of(device, args.steps, &mut train_step);
+    let work = wgpu_backend(device).map(|gpu| {
+        let before = gpu.counters();
+        train_step();
+        gpu.counters().since(before)
     });
     let infer = best_of(device, args.steps, || {
         no_grad(|| model.forward(&x, Mode::Eval)).argmax(1).to_vec_i32().expect("readback");
     });
-    format!(
+    let figures = format!(
         "{{\"batch\": {n}, \"train_step_s\": {train:.4}, \"train_images_per_s\": {:.2}, \"inference_s\": {infer:.4}, \"inference_images_per_s\": {:.2}}}",
         n as f64 / train,
         n as f64 / infer
-    )
+    );
+    (figures, work)
 }
 
 fn main() {
@@ -235,9 +248,18 @@ fn main() {
     let peak_gflops = peak.as_ref().map(|p| p.gflops).filter(|_| args.backend == BackendChoice::Cpu);
     let (gemms, convs) =
         if args.skip_layers { (Vec::new(), Vec::new()) } else { layer_figures(&device, &args, peak_gflops) };
-    let models: Vec<String> = args.batches.iter().map(|&n| model_figures(&device, &args, n)).collect();
+    let (models, work): (Vec<String>, Vec<_>) =
+        args.batches.iter().map(|&n| model_figures(&device, &args, n)).unzip();
+    let wgpu_json = work.into_iter().flatten().next().map_or("null".to_string(), |w| {
+        format!(
+            "{{\"dispatches_per_train_step\": {}, \"submits_per_train_step\": {}, \"host_ms_per_train_step\": {:.2}}}",
+            w.dispatches,
+            w.submits,
+            w.host_nanos as f64 / 1e6
+        )
+    });
     println!(
-        "{{\"backend\": \"{}\", \"threads\": {}, \"image_size\": {}, \"cpu_model\": \"{}\", \"fma_peak\": {peak_json}, \"gemm\": [{}], \"conv\": [{}], \"alexnet\": [{}], \"peak_rss_bytes\": {}, \"device_memory_bytes\": {}}}",
+        "{{\"backend\": \"{}\", \"threads\": {}, \"image_size\": {}, \"cpu_model\": \"{}\", \"fma_peak\": {peak_json}, \"gemm\": [{}], \"conv\": [{}], \"alexnet\": [{}], \"wgpu\": {wgpu_json}, \"peak_rss_bytes\": {}, \"device_memory_bytes\": {}}}",
         device.name().replace('"', "'"),
         threads,
         args.image_size,

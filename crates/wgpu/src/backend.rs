@@ -7,7 +7,7 @@ use kiln_tensor::{
     Result, SgdStep, Shape, StorageRef, UnaryOp,
 };
 
-use crate::gpu::{Gpu, grid};
+use crate::gpu::{Gpu, WorkCounters, grid};
 use crate::kernels::Kernel;
 
 /// The GPU backend. Create it with [`crate::WgpuDevice::wgpu`] or [`crate::open`].
@@ -141,6 +141,11 @@ impl WgpuBackend {
     /// How many buffers the pool has created so far (stable once a step has warmed it).
     pub fn buffers_created(&self) -> u64 {
         self.gpu.pool.buffers_created()
+    }
+
+    /// Dispatches, submits and host recording time so far (see [`WorkCounters`]).
+    pub fn counters(&self) -> WorkCounters {
+        self.gpu.counters()
     }
 
     fn f32s(&self, len: usize, op: &str) -> StorageRef {

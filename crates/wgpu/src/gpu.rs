@@ -40,6 +40,31 @@ struct Recorder {
     params: Vec<u8>,
     arenas: [wgpu::Buffer; 2],
     current: usize,
+    counters: WorkCounters,
+}
+
+/// What the device has been asked to do since it opened: for measuring a training
+/// step by the difference of two readings.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WorkCounters {
+    /// Compute dispatches recorded.
+    pub dispatches: u64,
+    /// Command buffers submitted to the queue.
+    pub submits: u64,
+    /// Host time spent recording dispatches and submitting them (not waiting for the
+    /// GPU), in nanoseconds.
+    pub host_nanos: u64,
+}
+
+impl WorkCounters {
+    /// The work done between `earlier` and `self`.
+    pub fn since(self, earlier: WorkCounters) -> WorkCounters {
+        WorkCounters {
+            dispatches: self.dispatches - earlier.dispatches,
+            submits: self.submits - earlier.submits,
+            host_nanos: self.host_nanos - earlier.host_nanos,
+        }
+    }
 }
 
 /// A wgpu device with Kiln's pools, kernels and recorder.
@@ -158,6 +183,7 @@ impl Gpu {
                 params: Vec::new(),
                 arenas: [arena(), arena()],
                 current: 0,
+                counters: WorkCounters::default(),
             }),
             max_binding: limits.max_storage_buffer_binding_size,
             kernels: KernelCache::default(),
@@ -203,6 +229,7 @@ impl Gpu {
         bindings: &[Option<&StorageRef>],
         groups: [u32; 3],
     ) {
+        let started = std::time::Instant::now();
         let compiled = self.kernels.get(&self.device, kernel);
         let mut recorder = self.recorder.lock().expect("recorder lock");
         if recorder.params.len() as u64 + PARAMS_SIZE > ARENA_BYTES {
@@ -242,6 +269,14 @@ impl Gpu {
         pass.set_pipeline(&compiled.pipeline);
         pass.set_bind_group(0, &bind_group, &[offset]);
         pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+        drop(pass);
+        recorder.counters.dispatches += 1;
+        recorder.counters.host_nanos += started.elapsed().as_nanos() as u64;
+    }
+
+    /// The work recorded and submitted so far.
+    pub fn counters(&self) -> WorkCounters {
+        self.recorder.lock().expect("recorder lock").counters
     }
 
     /// Records a copy of `bytes` bytes from `src` to `dst`.
@@ -260,12 +295,15 @@ impl Gpu {
     /// Submits what is recorded, with its parameter arena.
     fn submit(&self, recorder: &mut Recorder) -> Option<wgpu::SubmissionIndex> {
         let encoder = recorder.encoder.take()?;
+        let started = std::time::Instant::now();
         if !recorder.params.is_empty() {
             self.queue.write_buffer(&recorder.arenas[recorder.current], 0, &recorder.params);
         }
         let index = self.queue.submit([encoder.finish()]);
         recorder.params.clear();
         recorder.current ^= 1;
+        recorder.counters.submits += 1;
+        recorder.counters.host_nanos += started.elapsed().as_nanos() as u64;
         Some(index)
     }
 

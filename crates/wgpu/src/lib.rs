@@ -39,7 +39,7 @@ use std::sync::{Arc, OnceLock};
 use kiln_tensor::{Device, KilnError, Result};
 
 pub use backend::WgpuBackend;
-pub use gpu::AdapterSummary;
+pub use gpu::{AdapterSummary, WorkCounters};
 
 /// Opens a new device on the chosen adapter; returns it with what the adapter is.
 pub fn open() -> Result<(Device, AdapterSummary)> {
