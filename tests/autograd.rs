@@ -1,79 +1,74 @@
 //! The tape's contract: gradients of reused tensors add up, `no_grad` records nothing,
 //! constants get no gradient, and errors name what was wrong.
 
+#[macro_use]
 mod common;
 
 use common::*;
 use kiln::prelude::*;
 
-#[test]
-fn tensor_used_twice_gets_the_sum_of_both_gradients() {
-    let x = Tensor::from_vec([3], vec![1.0, -2.0, 0.5], &device()).with_requires_grad();
-    // y = Σ (x·x + 3x): dy/dx = 2x + 3.
-    let y = x.mul(&x).add(&(&x * 3.0)).sum();
-    let grads = y.backward();
-    assert_eq!(grads.get(&x).unwrap().to_vec().unwrap(), vec![5.0, -1.0, 4.0]);
-}
+test_on_every_device! {
+    fn tensor_used_twice_gets_the_sum_of_both_gradients() {
+        let x = Tensor::from_vec([3], vec![1.0, -2.0, 0.5], &device()).with_requires_grad();
+        // y = Σ (x·x + 3x): dy/dx = 2x + 3.
+        let y = x.mul(&x).add(&(&x * 3.0)).sum();
+        let grads = y.backward();
+        assert_eq!(grads.get(&x).unwrap().to_vec().unwrap(), vec![5.0, -1.0, 4.0]);
+    }
 
-#[test]
-fn no_grad_records_nothing() {
-    let w = randn(&[4, 3], 1).with_requires_grad();
-    let before = kiln::tensor::live_tape_entries();
-    let y = no_grad(|| w.relu().sum());
-    assert!(!y.requires_grad());
-    assert_eq!(kiln::tensor::live_tape_entries(), before);
-    let recorded = w.relu().sum();
-    assert!(recorded.requires_grad());
-}
+    fn no_grad_records_nothing() {
+        let w = randn(&[4, 3], 1).with_requires_grad();
+        let before = kiln::tensor::live_tape_entries();
+        let y = no_grad(|| w.relu().sum());
+        assert!(!y.requires_grad());
+        assert_eq!(kiln::tensor::live_tape_entries(), before);
+        let recorded = w.relu().sum();
+        assert!(recorded.requires_grad());
+    }
 
-#[test]
-fn constants_get_no_gradient_and_leaves_do() {
-    let w = randn(&[3, 2], 2).with_requires_grad();
-    let x = randn(&[4, 3], 3);
-    let grads = x.matmul(&w).mean().backward();
-    assert!(grads.get(&x).is_none());
-    assert_eq!(grads.get(&w).unwrap().dims(), &[3, 2]);
-    assert_eq!(grads.len(), 1);
-}
+    fn constants_get_no_gradient_and_leaves_do() {
+        let w = randn(&[3, 2], 2).with_requires_grad();
+        let x = randn(&[4, 3], 3);
+        let grads = x.matmul(&w).mean().backward();
+        assert!(grads.get(&x).is_none());
+        assert_eq!(grads.get(&w).unwrap().dims(), &[3, 2]);
+        assert_eq!(grads.len(), 1);
+    }
 
-#[test]
-#[should_panic(expected = "add: shapes [3, 5] and [4] do not broadcast")]
-fn shape_mismatch_names_op_and_shapes() {
-    let _ = randn(&[3, 5], 1).add(&randn(&[4], 2));
-}
+    #[should_panic(expected = "add: shapes [3, 5] and [4] do not broadcast")]
+    fn shape_mismatch_names_op_and_shapes() {
+        let _ = randn(&[3, 5], 1).add(&randn(&[4], 2));
+    }
 
-#[test]
-#[should_panic(expected = "matmul: shapes [2, 3] and [4, 5]")]
-fn matmul_mismatch_names_both_shapes() {
-    let _ = randn(&[2, 3], 1).matmul(&randn(&[4, 5], 2));
-}
+    #[should_panic(expected = "matmul: shapes [2, 3] and [4, 5]")]
+    fn matmul_mismatch_names_both_shapes() {
+        let _ = randn(&[2, 3], 1).matmul(&randn(&[4, 5], 2));
+    }
 
-#[test]
-fn reading_labels_as_floats_is_a_typed_error() {
-    let labels = Tensor::from_i32([2], vec![1, 2], &device());
-    let err = labels.to_vec().unwrap_err();
-    assert_eq!(err.to_string(), "expected a tensor of f32, found i32");
-    assert_eq!(labels.to_vec_i32().unwrap(), vec![1, 2]);
-}
+    fn reading_labels_as_floats_is_a_typed_error() {
+        let labels = Tensor::from_i32([2], vec![1, 2], &device());
+        let err = labels.to_vec().unwrap_err();
+        assert_eq!(err.to_string(), "expected a tensor of f32, found i32");
+        assert_eq!(labels.to_vec_i32().unwrap(), vec![1, 2]);
+    }
 
-#[test]
-fn same_seed_same_random_values() {
-    let a = Tensor::randn([5, 7], 0.0, 1.0, 42, &device()).to_vec().unwrap();
-    let b = Tensor::randn([5, 7], 0.0, 1.0, 42, &device()).to_vec().unwrap();
-    let c = Tensor::randn([5, 7], 0.0, 1.0, 43, &device()).to_vec().unwrap();
-    assert_eq!(a, b);
-    assert_ne!(a, c);
-    let u = Tensor::rand_uniform([1000], -2.0, 3.0, 1, &device()).to_vec().unwrap();
-    assert!(u.iter().all(|v| (-2.0..3.0).contains(v)));
-}
+    fn same_seed_same_random_values() {
+        let a = Tensor::randn([5, 7], 0.0, 1.0, 42, &device()).to_vec().unwrap();
+        let b = Tensor::randn([5, 7], 0.0, 1.0, 42, &device()).to_vec().unwrap();
+        let c = Tensor::randn([5, 7], 0.0, 1.0, 43, &device()).to_vec().unwrap();
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        let u = Tensor::rand_uniform([1000], -2.0, 3.0, 1, &device()).to_vec().unwrap();
+        assert!(u.iter().all(|v| (-2.0..3.0).contains(v)));
+    }
 
-#[test]
-fn dropout_scales_kept_values_and_is_reproducible() {
-    let x = Tensor::ones([10_000], &device());
-    let y = x.dropout(0.5, 7).to_vec().unwrap();
-    assert!(y.iter().all(|&v| v == 0.0 || v == 2.0));
-    let kept = y.iter().filter(|&&v| v == 2.0).count();
-    assert!((4_700..5_300).contains(&kept), "kept {kept}");
-    assert_eq!(y, x.dropout(0.5, 7).to_vec().unwrap());
-    assert_ne!(y, x.dropout(0.5, 8).to_vec().unwrap());
+    fn dropout_scales_kept_values_and_is_reproducible() {
+        let x = Tensor::ones([10_000], &device());
+        let y = x.dropout(0.5, 7).to_vec().unwrap();
+        assert!(y.iter().all(|&v| v == 0.0 || v == 2.0));
+        let kept = y.iter().filter(|&&v| v == 2.0).count();
+        assert!((4_700..5_300).contains(&kept), "kept {kept}");
+        assert_eq!(y, x.dropout(0.5, 7).to_vec().unwrap());
+        assert_ne!(y, x.dropout(0.5, 8).to_vec().unwrap());
+    }
 }

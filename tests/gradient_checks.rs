@@ -1,85 +1,11 @@
 //! Finite-difference gradient checks for every differentiable op, on odd shapes with
 //! batch > 1 and every stride/padding AlexNet uses.
 
+#[macro_use]
 mod common;
 
 use common::*;
 use kiln::prelude::*;
-
-#[test]
-fn matmul_all_transposes() {
-    let (m, k, n) = (5, 7, 3);
-    for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
-        let a = randn(&if ta { [k, m] } else { [m, k] }, 1);
-        let b = randn(&if tb { [n, k] } else { [k, n] }, 2);
-        check_gradients(&format!("matmul {ta} {tb}"), [a, b], |x| x[0].matmul_with(&x[1], ta, tb));
-    }
-}
-
-#[test]
-fn broadcasting_arithmetic() {
-    let cases: [(&[usize], &[usize]); 4] =
-        [(&[3, 5], &[5]), (&[3, 5, 7, 9], &[5, 1, 1]), (&[4, 1], &[1, 5]), (&[3, 5], &[])];
-    for (sa, sb) in cases {
-        let a = randn(sa, 3);
-        let b = uniform(sb, 0.5, 2.0, 4);
-        check_gradients("add", [a.clone(), b.clone()], |x| x[0].add(&x[1]));
-        check_gradients("sub", [a.clone(), b.clone()], |x| x[0].sub(&x[1]));
-        check_gradients("mul", [a.clone(), b.clone()], |x| x[0].mul(&x[1]));
-        check_gradients("div", [a.clone(), b.clone()], |x| x[0].div(&x[1]));
-        check_gradients("div reversed", [b.clone(), uniform(sa, 0.5, 2.0, 5)], |x| x[0].div(&x[1]));
-    }
-}
-
-#[test]
-fn unary_functions() {
-    let shape = [3, 5, 7];
-    let any = randn(&shape, 6);
-    let positive = uniform(&shape, 0.5, 2.0, 7);
-    check_gradients("neg", [any.clone()], |x| x[0].neg());
-    check_gradients("relu", [away_from_zero(&shape, 8)], |x| x[0].relu());
-    check_gradients("sigmoid", [any.clone()], |x| x[0].sigmoid());
-    check_gradients("tanh", [any.clone()], |x| x[0].tanh());
-    check_gradients("exp", [any.clone()], |x| x[0].exp());
-    check_gradients("log", [positive.clone()], |x| x[0].log());
-    check_gradients("sqrt", [positive.clone()], |x| x[0].sqrt());
-    check_gradients("powf", [positive.clone()], |x| x[0].powf(2.5));
-    check_gradients("mul_scalar", [any.clone()], |x| &x[0] * 3.0);
-    check_gradients("add_scalar and sub", [any.clone()], |x| (&x[0] + 2.0) - 0.5);
-    check_gradients("div scalar", [any], |x| &x[0] / 4.0);
-}
-
-#[test]
-fn reductions() {
-    let x = randn(&[3, 5, 7], 9);
-    check_gradients("sum", [x.clone()], |x| x[0].sum());
-    check_gradients("mean", [x.clone()], |x| x[0].mean());
-    for axis in 0..3 {
-        check_gradients("sum_axis keepdim", [x.clone()], |x| x[0].sum_axis(axis, true));
-        check_gradients("mean_axis", [x.clone()], |x| x[0].mean_axis(axis, false));
-        check_gradients("max_axis", [distinct(&[3, 5, 7], 10)], |x| x[0].max_axis(axis, false));
-    }
-}
-
-#[test]
-fn softmax_family_and_loss() {
-    let x = randn(&[3, 5, 7], 11);
-    for axis in [1, 2] {
-        check_gradients("softmax", [x.clone()], |x| x[0].softmax(axis));
-        check_gradients("log_softmax", [x.clone()], |x| x[0].log_softmax(axis));
-    }
-    let logits = randn(&[5, 7], 12);
-    let labels = Tensor::from_i32([5], vec![0, 6, 3, 3, 1], &device());
-    check_gradients("cross_entropy", [logits, labels], |x| x[0].cross_entropy(&x[1]));
-}
-
-#[test]
-fn shape_ops() {
-    let x = randn(&[3, 5, 7], 13);
-    check_gradients("reshape", [x.clone()], |x| x[0].reshape([7, 15]).mul(&randn(&[7, 15], 1)));
-    check_gradients("flatten", [x.clone()], |x| x[0].flatten(1).mul(&randn(&[3, 35], 2)));
-    check_gradients("broadcast_to", [randn(&[5, 1], 14)], |x| x[0].broadcast_to([3, 5, 7]));
-}
 
 /// One convolution configuration: input `[n, c, h, w]`, `o` filters of `k×k`.
 fn conv_case(
@@ -97,63 +23,126 @@ fn conv_case(
     check_gradients(&format!("{name} without bias"), [x, w], |t| t[0].conv2d(&t[1], None, stride, padding));
 }
 
-#[test]
-fn conv2d_alexnet_11x11_stride4() {
-    conv_case("conv 11x11/4", [2, 1, 23, 27], 3, 11, (4, 4), (0, 0));
-}
-
-#[test]
-fn conv2d_alexnet_5x5_pad2() {
-    conv_case("conv 5x5 pad 2", [2, 3, 7, 9], 5, 5, (1, 1), (2, 2));
-}
-
-#[test]
-fn conv2d_alexnet_3x3_pad1() {
-    conv_case("conv 3x3 pad 1", [3, 5, 7, 9], 3, 3, (1, 1), (1, 1));
-}
-
-#[test]
-fn conv2d_asymmetric_stride2_pad1() {
-    conv_case("conv 3x3/2 pad 1 non-square", [2, 3, 9, 6], 4, 3, (2, 2), (1, 1));
-    conv_case("conv mixed stride and padding", [2, 2, 8, 7], 3, 3, (2, 1), (1, 0));
-}
-
-/// The fused convolution + ReLU. Biases of ±1 per channel keep every output well away
-/// from ReLU's kink (the convolution adds about ±0.3), so both the passing and the
-/// blocking side of the mask are checked and no ±eps step crosses it.
-#[test]
-fn conv2d_relu_fused() {
-    for (stride, padding) in [(1, 1), (2, 0)] {
-        let x = randn(&[2, 3, 7, 9], 20);
-        let w = randn(&[4, 3, 3, 3], 21).mul_scalar(0.05);
-        let b = Tensor::from_vec([4], vec![1.0, -1.0, 1.0, -1.0], &device());
-        check_gradients("conv+relu", [x, w, b], |t| t[0].conv2d_relu(&t[1], Some(&t[2]), stride, padding));
+test_on_every_device! {
+    fn matmul_all_transposes() {
+        let (m, k, n) = (5, 7, 3);
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            let a = randn(&if ta { [k, m] } else { [m, k] }, 1);
+            let b = randn(&if tb { [n, k] } else { [k, n] }, 2);
+            check_gradients(&format!("matmul {ta} {tb}"), [a, b], |x| x[0].matmul_with(&x[1], ta, tb));
+        }
     }
-}
 
-#[test]
-fn max_pool2d_alexnet_and_padded() {
-    check_gradients("max-pool 3/2", [distinct(&[3, 5, 7, 9], 18)], |x| x[0].max_pool2d(3, 2, 0));
-    check_gradients("max-pool 3/2 pad 1", [distinct(&[2, 3, 8, 5], 19)], |x| x[0].max_pool2d(3, 2, 1));
-    check_gradients("max-pool 2/2", [distinct(&[2, 3, 6, 6], 20)], |x| x[0].max_pool2d(2, 2, 0));
-}
+    fn broadcasting_arithmetic() {
+        let cases: [(&[usize], &[usize]); 4] =
+            [(&[3, 5], &[5]), (&[3, 5, 7, 9], &[5, 1, 1]), (&[4, 1], &[1, 5]), (&[3, 5], &[])];
+        for (sa, sb) in cases {
+            let a = randn(sa, 3);
+            let b = uniform(sb, 0.5, 2.0, 4);
+            check_gradients("add", [a.clone(), b.clone()], |x| x[0].add(&x[1]));
+            check_gradients("sub", [a.clone(), b.clone()], |x| x[0].sub(&x[1]));
+            check_gradients("mul", [a.clone(), b.clone()], |x| x[0].mul(&x[1]));
+            check_gradients("div", [a.clone(), b.clone()], |x| x[0].div(&x[1]));
+            check_gradients("div reversed", [b.clone(), uniform(sa, 0.5, 2.0, 5)], |x| x[0].div(&x[1]));
+        }
+    }
 
-#[test]
-fn dropout_with_fixed_mask() {
-    check_gradients("dropout", [randn(&[3, 5, 7], 21)], |x| x[0].dropout(0.4, 1234));
-}
+    fn unary_functions() {
+        let shape = [3, 5, 7];
+        let any = randn(&shape, 6);
+        let positive = uniform(&shape, 0.5, 2.0, 7);
+        check_gradients("neg", [any.clone()], |x| x[0].neg());
+        check_gradients("relu", [away_from_zero(&shape, 8)], |x| x[0].relu());
+        check_gradients("sigmoid", [any.clone()], |x| x[0].sigmoid());
+        check_gradients("tanh", [any.clone()], |x| x[0].tanh());
+        check_gradients("exp", [any.clone()], |x| x[0].exp());
+        check_gradients("log", [positive.clone()], |x| x[0].log());
+        check_gradients("sqrt", [positive.clone()], |x| x[0].sqrt());
+        check_gradients("powf", [positive.clone()], |x| x[0].powf(2.5));
+        check_gradients("mul_scalar", [any.clone()], |x| &x[0] * 3.0);
+        check_gradients("add_scalar and sub", [any.clone()], |x| (&x[0] + 2.0) - 0.5);
+        check_gradients("div scalar", [any], |x| &x[0] / 4.0);
+    }
 
-#[test]
-fn composite_chain() {
-    // A small network end to end: the chain rule across several ops at once. (No
-    // max-pool here: moving a weight moves every pooled value and can swap a window's
-    // winner inside the step; max-pool has its own check on well-separated inputs.)
-    let x = randn(&[2, 2, 9, 9], 22);
-    let w1 = randn(&[3, 2, 3, 3], 23).mul_scalar(0.4);
-    let w2 = randn(&[5, 75], 24).mul_scalar(0.2);
-    let labels = Tensor::from_i32([2], vec![4, 1], &device());
-    check_gradients("conv-tanh-dense-loss", [x, w1, w2, labels], |t| {
-        let h = t[0].conv2d(&t[1], None, 2, 1).tanh().flatten(1);
-        h.matmul_with(&t[2], false, true).cross_entropy(&t[3])
-    });
+    fn reductions() {
+        let x = randn(&[3, 5, 7], 9);
+        check_gradients("sum", [x.clone()], |x| x[0].sum());
+        check_gradients("mean", [x.clone()], |x| x[0].mean());
+        for axis in 0..3 {
+            check_gradients("sum_axis keepdim", [x.clone()], |x| x[0].sum_axis(axis, true));
+            check_gradients("mean_axis", [x.clone()], |x| x[0].mean_axis(axis, false));
+            check_gradients("max_axis", [distinct(&[3, 5, 7], 10)], |x| x[0].max_axis(axis, false));
+        }
+    }
+
+    fn softmax_family_and_loss() {
+        let x = randn(&[3, 5, 7], 11);
+        for axis in [1, 2] {
+            check_gradients("softmax", [x.clone()], |x| x[0].softmax(axis));
+            check_gradients("log_softmax", [x.clone()], |x| x[0].log_softmax(axis));
+        }
+        let logits = randn(&[5, 7], 12);
+        let labels = Tensor::from_i32([5], vec![0, 6, 3, 3, 1], &device());
+        check_gradients("cross_entropy", [logits, labels], |x| x[0].cross_entropy(&x[1]));
+    }
+
+    fn shape_ops() {
+        let x = randn(&[3, 5, 7], 13);
+        check_gradients("reshape", [x.clone()], |x| x[0].reshape([7, 15]).mul(&randn(&[7, 15], 1)));
+        check_gradients("flatten", [x.clone()], |x| x[0].flatten(1).mul(&randn(&[3, 35], 2)));
+        check_gradients("broadcast_to", [randn(&[5, 1], 14)], |x| x[0].broadcast_to([3, 5, 7]));
+    }
+
+    fn conv2d_alexnet_11x11_stride4() {
+        conv_case("conv 11x11/4", [2, 1, 23, 27], 3, 11, (4, 4), (0, 0));
+    }
+
+    fn conv2d_alexnet_5x5_pad2() {
+        conv_case("conv 5x5 pad 2", [2, 3, 7, 9], 5, 5, (1, 1), (2, 2));
+    }
+
+    fn conv2d_alexnet_3x3_pad1() {
+        conv_case("conv 3x3 pad 1", [3, 5, 7, 9], 3, 3, (1, 1), (1, 1));
+    }
+
+    fn conv2d_asymmetric_stride2_pad1() {
+        conv_case("conv 3x3/2 pad 1 non-square", [2, 3, 9, 6], 4, 3, (2, 2), (1, 1));
+        conv_case("conv mixed stride and padding", [2, 2, 8, 7], 3, 3, (2, 1), (1, 0));
+    }
+
+    /// The fused convolution + ReLU. Biases of ±1 per channel keep every output well away
+    /// from ReLU's kink (the convolution adds about ±0.3), so both the passing and the
+    /// blocking side of the mask are checked and no ±eps step crosses it.
+    fn conv2d_relu_fused() {
+        for (stride, padding) in [(1, 1), (2, 0)] {
+            let x = randn(&[2, 3, 7, 9], 20);
+            let w = randn(&[4, 3, 3, 3], 21).mul_scalar(0.05);
+            let b = Tensor::from_vec([4], vec![1.0, -1.0, 1.0, -1.0], &device());
+            check_gradients("conv+relu", [x, w, b], |t| t[0].conv2d_relu(&t[1], Some(&t[2]), stride, padding));
+        }
+    }
+
+    fn max_pool2d_alexnet_and_padded() {
+        check_gradients("max-pool 3/2", [distinct(&[3, 5, 7, 9], 18)], |x| x[0].max_pool2d(3, 2, 0));
+        check_gradients("max-pool 3/2 pad 1", [distinct(&[2, 3, 8, 5], 19)], |x| x[0].max_pool2d(3, 2, 1));
+        check_gradients("max-pool 2/2", [distinct(&[2, 3, 6, 6], 20)], |x| x[0].max_pool2d(2, 2, 0));
+    }
+
+    fn dropout_with_fixed_mask() {
+        check_gradients("dropout", [randn(&[3, 5, 7], 21)], |x| x[0].dropout(0.4, 1234));
+    }
+
+    fn composite_chain() {
+        // A small network end to end: the chain rule across several ops at once. (No
+        // max-pool here: moving a weight moves every pooled value and can swap a window's
+        // winner inside the step; max-pool has its own check on well-separated inputs.)
+        let x = randn(&[2, 2, 9, 9], 22);
+        let w1 = randn(&[3, 2, 3, 3], 23).mul_scalar(0.4);
+        let w2 = randn(&[5, 75], 24).mul_scalar(0.2);
+        let labels = Tensor::from_i32([2], vec![4, 1], &device());
+        check_gradients("conv-tanh-dense-loss", [x, w1, w2, labels], |t| {
+            let h = t[0].conv2d(&t[1], None, 2, 1).tanh().flatten(1);
+            h.matmul_with(&t[2], false, true).cross_entropy(&t[3])
+        });
+    }
 }

@@ -1,14 +1,90 @@
-//! Helpers shared by the integration tests: the CPU device, seeded inputs, and the
+//! Helpers shared by the integration tests: every test written once and run on every
+//! device ([`test_on_every_device!`]), seeded inputs on the device under test, and the
 //! finite-difference gradient check.
 
 #![allow(dead_code)]
 
+use std::cell::RefCell;
+
 use kiln::prelude::*;
 use kiln::tensor::Rng;
 
-/// The device the tests run on.
+thread_local! {
+    /// The device the test running on this thread uses.
+    static DEVICE: RefCell<Option<Device>> = const { RefCell::new(None) };
+}
+
+/// The device the running test uses: the one [`test_on_every_device!`] set, else the CPU.
 pub fn device() -> Device {
-    Device::cpu()
+    DEVICE.with(|d| d.borrow().clone()).unwrap_or_else(Device::cpu)
+}
+
+/// Runs `test` with `device` as the device under test.
+pub fn with_device(device: &Device, test: impl FnOnce()) {
+    DEVICE.with(|d| *d.borrow_mut() = Some(device.clone()));
+    test();
+}
+
+/// The shared GPU device, or `None` (with the reason printed) when there is none and no
+/// GPU is required: under CI (which installs a Vulkan driver) or with `KILN_REQUIRE_GPU`
+/// set, a missing adapter fails the test, and under CI on Linux the adapter must be a
+/// Vulkan one.
+pub fn gpu() -> Option<Device> {
+    let ci = std::env::var_os("CI").is_some();
+    match kiln_wgpu::shared() {
+        Ok((device, adapter)) => {
+            let wanted = std::env::var("WGPU_BACKEND")
+                .ok()
+                .or_else(|| (ci && cfg!(target_os = "linux")).then(|| "vulkan".into()));
+            if let Some(wanted) = wanted {
+                assert!(
+                    adapter.backend.eq_ignore_ascii_case(&wanted),
+                    "wanted {wanted}, the adapter runs on {}",
+                    adapter.backend
+                );
+            }
+            Some(device)
+        }
+        Err(err) if ci || std::env::var_os("KILN_REQUIRE_GPU").is_some() => {
+            panic!("a GPU adapter is required (CI or KILN_REQUIRE_GPU): {err}")
+        }
+        Err(err) => {
+            eprintln!("skipping the wgpu variant: {err}");
+            None
+        }
+    }
+}
+
+/// Writes a test once and runs it on every device: `test_on_every_device! { fn name() {
+/// .. } }` becomes the tests `name::cpu` and `name::wgpu`, whose body sees its device
+/// through [`device()`] (and so through every input helper here). Attributes such as
+/// `#[should_panic]` apply to both.
+#[macro_export]
+macro_rules! test_on_every_device {
+    ($($(#[$meta:meta])* fn $name:ident() $body:block)*) => {
+        $(
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+
+                fn body() $body
+
+                $(#[$meta])*
+                #[test]
+                fn cpu() {
+                    $crate::common::with_device(&kiln::prelude::Device::cpu(), body);
+                }
+
+                $(#[$meta])*
+                #[test]
+                fn wgpu() {
+                    if let Some(gpu) = $crate::common::gpu() {
+                        $crate::common::with_device(&gpu, body);
+                    }
+                }
+            }
+        )*
+    };
 }
 
 /// Normal(0, 1) values of `shape` from `seed`.
