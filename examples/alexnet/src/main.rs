@@ -66,9 +66,10 @@ fn quiet_vulkan_device_select() {
 }
 
 /// Checks the files the run reads and writes before any expensive work: the
-/// checkpoint to resume or evaluate exists, the checkpoint location is writable, and
-/// the metrics file opens. Returns the metrics file.
-fn prepare_files(args: &Args) -> Result<Option<std::fs::File>, String> {
+/// checkpoint to resume or evaluate exists, and the checkpoint and metrics locations
+/// are writable (without truncating an existing metrics file: that happens only when
+/// training starts).
+fn check_files(args: &Args) -> Result<(), String> {
     if (args.resume || args.eval_only) && !args.checkpoint.is_file() {
         let flag = if args.resume { "--resume" } else { "--eval-only" };
         return Err(format!(
@@ -77,10 +78,13 @@ fn prepare_files(args: &Args) -> Result<Option<std::fs::File>, String> {
         ));
     }
     if args.eval_only {
-        return Ok(None);
+        return Ok(());
     }
     checkpoint::ensure_writable(&args.checkpoint).map_err(|err| err.to_string())?;
-    args.metrics.as_deref().map(|path| open_metrics(path, args.resume)).transpose()
+    match &args.metrics {
+        Some(path) => open_metrics(path, true).map(drop),
+        None => Ok(()),
+    }
 }
 
 /// Makes Ctrl-C set `flag` (the run then stops at the next batch, saving what is worth
@@ -119,7 +123,7 @@ fn optimizer(args: &Args) -> Box<dyn Optimizer> {
 
 /// Runs the command; `Ok(Some(..))` when training paused early with a checkpoint.
 fn run(args: &Args) -> Result<Option<Paused>, String> {
-    let metrics = prepare_files(args)?;
+    check_files(args)?;
     let (device, device_line) = device::pick(args.backend, args.threads)?;
     let scheme = match args.init {
         InitChoice::Glorot => Init::GlorotUniform,
@@ -144,7 +148,6 @@ fn run(args: &Args) -> Result<Option<Paused>, String> {
     );
 
     let mut trainer = Trainer::new(args, device, model, optimizer(args), train, test);
-    trainer.metrics = metrics;
     handle_ctrl_c(trainer.interrupted.clone())?;
     let interrupted_evaluation =
         || Paused { message: "interrupted during evaluation: nothing to save".into(), interrupted: true };

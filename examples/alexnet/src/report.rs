@@ -146,7 +146,8 @@ fn json_number(value: f64, decimals: usize) -> String {
     if value.is_finite() { format!("{value:.decimals$}") } else { "null".to_string() }
 }
 
-/// The metrics file: created fresh, or appended to when resuming.
+/// The metrics file: created fresh, or appended to when `append` (resuming; also how
+/// its writability is checked without truncating it).
 pub fn open_metrics(path: &Path, append: bool) -> Result<File, String> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|err| format!("cannot create {}: {err}", dir.display()))?;

@@ -15,7 +15,7 @@ use kiln_nn::{ConfusionMatrix, Mode, Module, NnError, Optimizer, Sequential, che
 use kiln_tensor::{Device, Rng, no_grad};
 
 use crate::args::Args;
-use crate::report::{EpochRecord, Score, Tally, bar_message, epoch_bar, write_metrics};
+use crate::report::{EpochRecord, Score, Tally, bar_message, epoch_bar, open_metrics, write_metrics};
 
 /// Where training stands: the next epoch and batch to run, and steps taken so far.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -60,8 +60,6 @@ pub struct Trainer<'a> {
     pub test: Split,
     pub position: Position,
     pub interrupted: Arc<AtomicBool>,
-    /// The metrics file, opened before training.
-    pub metrics: Option<File>,
     /// Running sums of the epoch in progress.
     tally: Tally,
     /// Training seconds the epoch in progress had before this run resumed it.
@@ -94,7 +92,6 @@ impl<'a> Trainer<'a> {
             test,
             position: Position::default(),
             interrupted: Arc::new(AtomicBool::new(false)),
-            metrics: None,
             tally: Tally::default(),
             carried_seconds: 0.0,
             last_saved_step: None,
@@ -175,6 +172,10 @@ impl<'a> Trainer<'a> {
 
     /// Trains from the current position to the last epoch.
     pub fn train(&mut self) -> Result<Ending, String> {
+        let mut metrics_file: Option<File> = match &self.args.metrics {
+            Some(path) => Some(open_metrics(path, self.args.resume)?),
+            None => None,
+        };
         let (mut training, mut images) = (Duration::ZERO, 0);
         let mut steps_this_run = 0;
         let mut last = None;
@@ -244,7 +245,7 @@ impl<'a> Trainer<'a> {
                 images_per_second: self.tally.seen() as f64 / seconds.max(1e-9),
             };
             println!("{}", record.line(self.args.epochs));
-            if let Some(file) = self.metrics.as_mut() {
+            if let Some(file) = metrics_file.as_mut() {
                 write_metrics(file, &record)?;
             }
             self.position = Position { epoch: epoch + 1, batch: 0, step: self.position.step };
