@@ -1,4 +1,5 @@
-// Matrix product C[m, n] = op(A)·op(B) with optional transposes (prepended to gemm_tile.wgsl).
+// Matrix product C[m, n] = op(A)·op(B) with optional transposes (prepended to
+// gemm_tile.wgsl); for a dense layer also + bias[n] and ReLU, applied in the store.
 
 struct Params {
     m: u32,
@@ -6,12 +7,17 @@ struct Params {
     k: u32,
     trans_a: u32,
     trans_b: u32,
+    // 1: add bias[n] to every row (a dense layer's bias).
+    has_bias: u32,
+    // 1: ReLU in the store (Activation::Relu).
+    relu: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read_write> c: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> c: array<f32>;
 
 fn load_a(m: u32, k: u32) -> f32 {
     if (params.trans_a != 0u) {
@@ -28,5 +34,12 @@ fn load_b(k: u32, n: u32) -> f32 {
 }
 
 fn store_c(m: u32, n: u32, value: f32) {
-    c[m * params.n + n] = value;
+    var v = value;
+    if (params.has_bias != 0u) {
+        v += bias[n];
+    }
+    if (params.relu != 0u) {
+        v = max(v, 0.0);
+    }
+    c[m * params.n + n] = v;
 }

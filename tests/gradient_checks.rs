@@ -122,6 +122,17 @@ test_on_every_device! {
         }
     }
 
+    /// The dense layer's fused op, plain and with ReLU (biases of ±1 keep the outputs
+    /// off ReLU's kink, as for the convolution).
+    fn linear_and_linear_relu() {
+        let x = randn(&[5, 7], 22);
+        let w = randn(&[6, 7], 23).mul_scalar(0.05);
+        let b = Tensor::from_vec([6], vec![1.0, -1.0, 1.0, -1.0, 1.0, -1.0], &device());
+        check_gradients("linear", [x.clone(), w.clone(), b.clone()], |t| t[0].linear(&t[1], Some(&t[2])));
+        check_gradients("linear without bias", [x.clone(), w.clone()], |t| t[0].linear(&t[1], None));
+        check_gradients("linear+relu", [x, w, b], |t| t[0].linear_relu(&t[1], Some(&t[2])));
+    }
+
     fn max_pool2d_alexnet_and_padded() {
         check_gradients("max-pool 3/2", [distinct(&[3, 5, 7, 9], 18)], |x| x[0].max_pool2d(3, 2, 0));
         check_gradients("max-pool 3/2 pad 1", [distinct(&[2, 3, 8, 5], 19)], |x| x[0].max_pool2d(3, 2, 1));

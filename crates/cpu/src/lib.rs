@@ -256,6 +256,28 @@ impl Backend for CpuBackend {
         self.f32(c)
     }
 
+    fn linear(
+        &self,
+        x: &StorageRef,
+        weight: &StorageRef,
+        bias: Option<&StorageRef>,
+        dims: MatmulDims,
+        activation: Activation,
+    ) -> StorageRef {
+        let mut c = self.memory.take(dims.m * dims.n);
+        self.run(|_| {
+            gemm::gemm(&read_f32(x), &read_f32(weight), &mut c, dims, gemm::Threads::Pool);
+            let bias = bias.map(read_f32);
+            if bias.is_some() || activation != Activation::Identity {
+                c.par_chunks_mut(dims.n).for_each(|row| match &bias {
+                    Some(b) => row.iter_mut().zip(b.iter()).for_each(|(v, b)| *v = activation.apply(*v + b)),
+                    None => row.iter_mut().for_each(|v| *v = activation.apply(*v)),
+                });
+            }
+        });
+        self.f32(c)
+    }
+
     fn conv2d(
         &self,
         x: &StorageRef,

@@ -1,9 +1,10 @@
-//! `Sequential` runs a convolution and the ReLU after it as one fused op: the output and
-//! every gradient equal those of the convolution followed by a separate ReLU, bit for
-//! bit, while a ReLU after a layer without a fused form still runs on its own.
+//! `Sequential` runs a convolution or a dense layer and the ReLU after it as one fused
+//! op: the output and every gradient equal those of the layer followed by a separate
+//! ReLU, bit for bit, while a ReLU after a layer without a fused form still runs on its
+//! own.
 
 use kiln_cpu::CpuDevice;
-use kiln_nn::{Conv2d, Flatten, Initializer, Mode, Module, ReLU, Sequential};
+use kiln_nn::{Conv2d, Dense, Flatten, Initializer, Mode, Module, ReLU, Sequential};
 use kiln_tensor::{Device, Tensor};
 
 fn bits(t: &Tensor) -> Vec<u32> {
@@ -23,6 +24,28 @@ fn a_convolution_and_its_relu_fuse_without_changing_any_value() {
     assert!(fused.to_vec().unwrap().contains(&0.0), "some outputs are clipped");
 
     let weights = Tensor::randn(fused.dims().to_vec(), 0.0, 1.0, 5, &device);
+    let fused_grads = fused.mul(&weights).sum().backward();
+    let unfused_grads = unfused.mul(&weights).sum().backward();
+    let pairs = model.named_parameters().into_iter().zip(separate.named_parameters());
+    for ((name, fused_param), (_, separate_param)) in pairs {
+        let (a, b) = (fused_grads.get(&fused_param).unwrap(), unfused_grads.get(&separate_param).unwrap());
+        assert_eq!(bits(a), bits(b), "gradient of {name}");
+    }
+}
+
+#[test]
+fn a_dense_layer_and_its_relu_fuse_without_changing_any_value() {
+    let device = Device::cpu();
+    let dense = || Dense::new(&mut Initializer::new(&device, 6), 30, 17);
+    let (separate, model) = (dense(), Sequential::new().push(dense()).push(ReLU));
+    let x = Tensor::randn([9, 30], 0.0, 1.0, 7, &device);
+    let fused = model.forward(&x, Mode::Eval);
+    let with_bias = x.matmul_with(separate.weight(), false, true).add(separate.bias().unwrap());
+    let unfused = with_bias.relu();
+    assert_eq!(bits(&fused), bits(&unfused));
+    assert!(fused.to_vec().unwrap().contains(&0.0), "some outputs are clipped");
+
+    let weights = Tensor::randn(fused.dims().to_vec(), 0.0, 1.0, 8, &device);
     let fused_grads = fused.mul(&weights).sum().backward();
     let unfused_grads = unfused.mul(&weights).sum().backward();
     let pairs = model.named_parameters().into_iter().zip(separate.named_parameters());

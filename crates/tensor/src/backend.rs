@@ -26,6 +26,18 @@ pub trait Storage: Any + Send + Sync + Debug {
 /// Shared handle to a backend's storage; tensors clone it cheaply.
 pub type StorageRef = Arc<dyn Storage>;
 
+/// One tensor of an SGD step: the parameter, its gradient, and its momentum buffer when
+/// momentum is used.
+#[derive(Clone, Copy, Debug)]
+pub struct SgdTarget<'a> {
+    /// Updated in place.
+    pub param: &'a StorageRef,
+    /// The parameter's gradient.
+    pub grad: &'a StorageRef,
+    /// The momentum buffer, updated in place.
+    pub velocity: Option<&'a StorageRef>,
+}
+
 /// A function applied to a kernel's output as it is stored (the kernel's epilogue), so
 /// that e.g. a convolution and the ReLU after it cost one pass over memory, not two.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -292,6 +304,17 @@ pub trait Backend: Send + Sync + Debug {
 
     /// `C = op(A) · op(B)`.
     fn matmul(&self, a: &StorageRef, b: &StorageRef, dims: MatmulDims) -> StorageRef;
+    /// A dense layer's forward pass in one kernel: `x · weightᵀ` (`dims` says so:
+    /// `[m, k] · [n, k]ᵀ`), plus `bias` `[n]` on every row when given, `activation`
+    /// applied as the result is stored.
+    fn linear(
+        &self,
+        x: &StorageRef,
+        weight: &StorageRef,
+        bias: Option<&StorageRef>,
+        dims: MatmulDims,
+        activation: Activation,
+    ) -> StorageRef;
     /// Convolution forward, with the bias `[out_channels]` added when given and
     /// `activation` applied to every output as it is stored.
     fn conv2d(
@@ -330,6 +353,14 @@ pub trait Backend: Send + Sync + Debug {
 
     /// One SGD step in place on `param` (and `velocity` when momentum is used).
     fn sgd_update(&self, param: &StorageRef, grad: &StorageRef, velocity: Option<&StorageRef>, step: SgdStep);
+    /// One SGD step on every tensor of `targets` (a whole model's parameters); backends
+    /// that can update several tensors per kernel override it, the default updates
+    /// them one by one.
+    fn sgd_update_all(&self, targets: &[SgdTarget<'_>], step: SgdStep) {
+        for target in targets {
+            self.sgd_update(target.param, target.grad, target.velocity, step);
+        }
+    }
     /// One Adam/AdamW step in place on `param` and its moment buffers `m`, `v`.
     fn adam_update(
         &self,

@@ -4,7 +4,7 @@
 
 use kiln_tensor::{
     Activation, AdamStep, AxisSplit, Backend, BinaryOp, Conv2dGeometry, DType, MatmulDims, Pool2dGeometry,
-    Result, SgdStep, Shape, StorageRef, UnaryOp,
+    Result, SgdStep, SgdTarget, Shape, StorageRef, UnaryOp,
 };
 
 use crate::gpu::{Gpu, WorkCounters, grid};
@@ -146,6 +146,28 @@ impl WgpuBackend {
     /// Dispatches, submits and host recording time so far (see [`WorkCounters`]).
     pub fn counters(&self) -> WorkCounters {
         self.gpu.counters()
+    }
+
+    /// `op(A)·op(B)`, plus `bias[n]` on every row when given, through `activation`, in
+    /// one dispatch.
+    fn matmul_then(
+        &self,
+        a: &StorageRef,
+        b: &StorageRef,
+        bias: Option<&StorageRef>,
+        d: MatmulDims,
+        activation: Activation,
+        op: &str,
+    ) -> StorageRef {
+        let out = self.f32s(d.m * d.n, op);
+        let flags = [usize::from(d.trans_a), usize::from(d.trans_b), usize::from(bias.is_some())];
+        let relu = usize::from(activation == Activation::Relu);
+        let params = [d.m, d.n, d.k, flags[0], flags[1], flags[2], relu].map(|v| v as u32);
+        let (kernel, tile_rows) =
+            if d.m <= NARROW_ROWS { (Kernel::MatmulNarrow, 16) } else { (Kernel::Matmul, 64) };
+        let bindings = [Some(a), Some(b), bias, Some(&out)];
+        self.gpu.dispatch(kernel, op, &params, &bindings, gemm_grid(d.m, d.n, tile_rows));
+        out
     }
 
     fn f32s(&self, len: usize, op: &str) -> StorageRef {
@@ -362,13 +384,18 @@ impl Backend for WgpuBackend {
     }
 
     fn matmul(&self, a: &StorageRef, b: &StorageRef, d: MatmulDims) -> StorageRef {
-        let out = self.f32s(d.m * d.n, "matmul");
-        let params = [d.m, d.n, d.k, usize::from(d.trans_a), usize::from(d.trans_b)].map(|v| v as u32);
-        let (kernel, tile_rows) =
-            if d.m <= NARROW_ROWS { (Kernel::MatmulNarrow, 16) } else { (Kernel::Matmul, 64) };
-        let bindings = [Some(a), Some(b), Some(&out)];
-        self.gpu.dispatch(kernel, "matmul", &params, &bindings, gemm_grid(d.m, d.n, tile_rows));
-        out
+        self.matmul_then(a, b, None, d, Activation::Identity, "matmul")
+    }
+
+    fn linear(
+        &self,
+        x: &StorageRef,
+        weight: &StorageRef,
+        bias: Option<&StorageRef>,
+        dims: MatmulDims,
+        activation: Activation,
+    ) -> StorageRef {
+        self.matmul_then(x, weight, bias, dims, activation, "linear")
     }
 
     fn conv2d(
@@ -497,6 +524,36 @@ impl Backend for WgpuBackend {
         ];
         let bindings = [Some(grad), Some(param), velocity, None];
         self.gpu.dispatch(Kernel::Sgd, "sgd", &params, &bindings, grid(n, WIDTH));
+    }
+
+    fn sgd_update_all(&self, targets: &[SgdTarget<'_>], s: SgdStep) {
+        for pair in targets.chunks(2) {
+            let [first, second] = pair else {
+                let t = &pair[0];
+                self.sgd_update(t.param, t.grad, t.velocity, s);
+                continue;
+            };
+            debug_assert_eq!(first.velocity.is_some(), second.velocity.is_some(), "one SGD step, one config");
+            let (n0, n1) = (first.param.len(), second.param.len());
+            let params = vec![
+                n0 as u32,
+                n1 as u32,
+                u32::from(first.velocity.is_some()),
+                u32::from(s.nesterov),
+                f(s.lr),
+                f(s.momentum),
+                f(s.weight_decay),
+            ];
+            let bindings = [
+                Some(first.grad),
+                Some(first.param),
+                first.velocity,
+                Some(second.grad),
+                Some(second.param),
+                second.velocity,
+            ];
+            self.gpu.dispatch(Kernel::SgdPair, "sgd", &params, &bindings, grid(n0 + n1, WIDTH));
+        }
     }
 
     fn adam_update(

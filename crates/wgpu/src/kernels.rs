@@ -36,6 +36,7 @@ pub enum Kernel {
     PoolForward,
     PoolBackward,
     Sgd,
+    SgdPair,
     Adam,
     Matmul,
     MatmulNarrow,
@@ -49,6 +50,7 @@ const ELEMENTWISE: &str = include_str!("../../../shaders/elementwise.wgsl");
 const REDUCE: &str = include_str!("../../../shaders/reduce.wgsl");
 const POOL: &str = include_str!("../../../shaders/pool.wgsl");
 const OPTIM: &str = include_str!("../../../shaders/optim.wgsl");
+const OPTIM_PAIR: &str = include_str!("../../../shaders/optim_pair.wgsl");
 const GEMM_TILE: &str = include_str!("../../../shaders/gemm_tile.wgsl");
 const MATMUL: &str = include_str!("../../../shaders/matmul.wgsl");
 const CONV_COMMON: &str = include_str!("../../../shaders/conv_common.wgsl");
@@ -71,6 +73,7 @@ impl Kernel {
             | CrossEntropyRows | Mean | CrossEntropyBackward => format!("{INDEX}\n{REDUCE}"),
             PoolForward | PoolBackward => format!("{INDEX}\n{POOL}"),
             Sgd | Adam => format!("{INDEX}\n{OPTIM}"),
+            SgdPair => format!("{INDEX}\n{OPTIM_PAIR}"),
             Matmul => format!("{MATMUL}\n{GEMM_TILE}"),
             MatmulNarrow => {
                 format!("{MATMUL}\n{}", GEMM_TILE.replace("const ROWS: u32 = 4u;", "const ROWS: u32 = 1u;"))
@@ -102,6 +105,7 @@ impl Kernel {
             PoolForward => "forward",
             PoolBackward => "backward",
             Sgd => "sgd",
+            SgdPair => "sgd_pair",
             Adam => "adam",
             Matmul | MatmulNarrow | ConvForward | ConvInputGrad | ConvWeightGrad => "main",
         }
@@ -116,8 +120,9 @@ impl Kernel {
             | CrossEntropyRows | Mean | CrossEntropyBackward => REDUCE_SLOTS,
             PoolForward | PoolBackward => POOL_SLOTS,
             Sgd | Adam => OPTIM_SLOTS,
-            Matmul | MatmulNarrow | ConvInputGrad | ConvWeightGrad => &[Read, Read, Write],
-            ConvForward => &[Read, Read, Read, Write],
+            SgdPair => &[Read, Write, Write, Read, Write, Write],
+            ConvInputGrad | ConvWeightGrad => &[Read, Read, Write],
+            Matmul | MatmulNarrow | ConvForward => &[Read, Read, Read, Write],
         }
     }
 }

@@ -238,3 +238,33 @@ fn optimizer_updates() {
         });
     }
 }
+
+/// A whole model's SGD step (`Sgd::step`, which hands the backend all parameters at
+/// once and lets wgpu update them two per dispatch): three parameters, so one pair and
+/// one single, with plain SGD, momentum and Nesterov, three steps each.
+#[test]
+fn a_whole_model_sgd_step_matches_the_cpu() {
+    use kiln_nn::{Dense, Initializer, Mode, Module, Optimizer, ReLU, Sequential, Sgd};
+    let Some(gpu) = gpu() else { return };
+    for (momentum, nesterov) in [(0.0, false), (0.9, false), (0.9, true)] {
+        let run = |device: &Device| {
+            let mut init = Initializer::new(device, 3);
+            let model = Sequential::new()
+                .push(Dense::new(&mut init, 13, 7))
+                .push(ReLU)
+                .push(Dense::new(&mut init, 7, 3).without_bias());
+            let mut sgd =
+                Sgd::new(0.1).with_momentum(momentum).with_nesterov(nesterov).with_weight_decay(0.01);
+            let x = randn(&[5, 13], 40).to_device(device).unwrap();
+            let labels = Tensor::from_i32([5], vec![0, 1, 2, 1, 0], device);
+            for _ in 0..3 {
+                let grads = model.forward(&x, Mode::Eval).cross_entropy(&labels).backward();
+                sgd.step(&model, &grads);
+            }
+            model.named_parameters()
+        };
+        for ((name, g), (_, c)) in run(&gpu).iter().zip(run(&cpu())) {
+            assert_close(&format!("sgd momentum {momentum} nesterov {nesterov}: {name}"), g, &c, 1e-5);
+        }
+    }
+}

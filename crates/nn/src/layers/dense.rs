@@ -48,11 +48,11 @@ impl Dense {
 
 impl Module for Dense {
     fn forward(&self, x: &Tensor, _mode: Mode) -> Tensor {
-        let y = x.matmul_with(&self.weight, false, true);
-        match &self.bias {
-            Some(b) => y.add(b),
-            None => y,
-        }
+        x.linear(&self.weight, self.bias.as_ref())
+    }
+
+    fn forward_relu(&self, x: &Tensor, _mode: Mode) -> Option<Tensor> {
+        Some(x.linear_relu(&self.weight, self.bias.as_ref()))
     }
 
     fn output_shape(&self, input: &Shape) -> Result<Shape> {

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use kiln_tensor::{Gradients, SgdStep, Tensor};
+use kiln_tensor::{Device, Gradients, SgdStep, SgdTarget, StorageRef, Tensor};
 
 use super::{Optimizer, OptimizerState};
 use crate::{Module, Result};
@@ -48,9 +48,12 @@ impl Sgd {
 }
 
 impl Optimizer for Sgd {
+    /// Updates every parameter that has a gradient, handing each device all of its
+    /// tensors in one call (so a backend can update several per kernel).
     fn step(&mut self, model: &dyn Module, grads: &Gradients) {
         let config = self.config;
         let velocity = &mut self.velocity;
+        let mut updates: Vec<(Device, [StorageRef; 2], Option<StorageRef>)> = Vec::new();
         model.visit_parameters("", &mut |name, param| {
             let Some(grad) = grads.get(param) else { return };
             let v = (config.momentum != 0.0).then(|| {
@@ -60,8 +63,15 @@ impl Optimizer for Sgd {
                     .storage()
                     .clone()
             });
-            param.device().backend().sgd_update(param.storage(), grad.storage(), v.as_ref(), config);
+            updates.push((param.device().clone(), [param.storage().clone(), grad.storage().clone()], v));
         });
+        for same_device in updates.chunk_by(|a, b| a.0 == b.0) {
+            let targets: Vec<SgdTarget<'_>> = same_device
+                .iter()
+                .map(|(_, [param, grad], velocity)| SgdTarget { param, grad, velocity: velocity.as_ref() })
+                .collect();
+            same_device[0].0.backend().sgd_update_all(&targets, config);
+        }
     }
 
     fn learning_rate(&self) -> f32 {

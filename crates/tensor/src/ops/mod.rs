@@ -4,6 +4,7 @@
 mod binary;
 mod conv;
 mod dropout;
+mod linear;
 mod loss;
 mod matmul;
 mod operators;

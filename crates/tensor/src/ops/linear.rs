@@ -1,0 +1,81 @@
+//! A dense layer's forward pass as one op: `x · wᵀ + b` with an optional fused ReLU,
+//! computed by one backend kernel (the bias and the ReLU in the product's store), and
+//! its gradients for the input, the weight and the bias.
+
+use super::{expect_f32, expect_rank, expect_same_device};
+use crate::autograd::BackwardRule;
+use crate::{Activation, MatmulDims, Tensor, UnaryOp};
+
+struct LinearBackward {
+    activation: Activation,
+}
+
+impl BackwardRule for LinearBackward {
+    fn backward(&self, inputs: &[Tensor], output: &Tensor, grad: &Tensor) -> Vec<Option<Tensor>> {
+        let (x, w) = (&inputs[0], &inputs[1]);
+        // Through the fused activation first: ReLU passes the gradient where its output
+        // is positive, which is where its input was.
+        let masked = match self.activation {
+            Activation::Identity => None,
+            Activation::Relu => {
+                let backend = x.device().backend();
+                let storage =
+                    backend.unary_backward(UnaryOp::Relu, output.storage(), output.storage(), grad.storage());
+                Some(Tensor::from_storage(storage, grad.shape().clone(), x.device()))
+            }
+        };
+        let grad = masked.as_ref().unwrap_or(grad);
+        // y = x·wᵀ: dx = dy·w, dw = dyᵀ·x, db = Σ over rows of dy.
+        let gx = x.requires_grad().then(|| grad.matmul(w));
+        let gw = w.requires_grad().then(|| grad.matmul_with(x, true, false));
+        let mut grads = vec![gx, gw];
+        if let Some(bias) = inputs.get(2) {
+            grads.push(bias.requires_grad().then(|| grad.sum_axis(0, false)));
+        }
+        grads
+    }
+}
+
+impl Tensor {
+    /// `self · weightᵀ + bias`: a dense layer (PyTorch's `Linear`) with `self` `[rows,
+    /// in]`, `weight` `[out, in]` and `bias` `[out]`, in one kernel.
+    pub fn linear(&self, weight: &Tensor, bias: Option<&Tensor>) -> Tensor {
+        self.linear_then(weight, bias, Activation::Identity)
+    }
+
+    /// [`Tensor::linear`] followed by ReLU, as one op: the bias and the ReLU are applied
+    /// in the product's store, and the ReLU's gradient mask comes from the saved output.
+    /// Equal to `x.linear(..).relu()`.
+    pub fn linear_relu(&self, weight: &Tensor, bias: Option<&Tensor>) -> Tensor {
+        self.linear_then(weight, bias, Activation::Relu)
+    }
+
+    fn linear_then(&self, weight: &Tensor, bias: Option<&Tensor>, activation: Activation) -> Tensor {
+        expect_f32("linear", self);
+        expect_f32("linear", weight);
+        expect_same_device("linear", self, weight);
+        expect_rank("linear", "the input", self, 2);
+        expect_rank("linear", "the weight ([out, in])", weight, 2);
+        let (x, w) = (self.dims(), weight.dims());
+        assert_eq!(
+            x[1],
+            w[1],
+            "linear: input {} has {} features but weight {} expects {}",
+            self.shape(),
+            x[1],
+            weight.shape(),
+            w[1]
+        );
+        if let Some(b) = bias {
+            expect_same_device("linear", self, b);
+            assert_eq!(b.dims(), &[w[0]], "linear: bias must have shape [{}], got {}", w[0], b.shape());
+        }
+        let dims = MatmulDims { m: x[0], k: x[1], n: w[0], trans_a: false, trans_b: true };
+        let backend = self.device().backend();
+        let storage =
+            backend.linear(self.storage(), weight.storage(), bias.map(Tensor::storage), dims, activation);
+        let mut inputs = vec![self, weight];
+        inputs.extend(bias);
+        Tensor::from_op(storage, [x[0], w[0]].into(), &inputs, LinearBackward { activation })
+    }
+}
