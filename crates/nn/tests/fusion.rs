@@ -11,19 +11,18 @@ fn bits(t: &Tensor) -> Vec<u32> {
     t.to_vec().unwrap().iter().map(|v| v.to_bits()).collect()
 }
 
-#[test]
-fn a_convolution_and_its_relu_fuse_without_changing_any_value() {
-    let device = Device::cpu();
-    let conv = || Conv2d::new(&mut Initializer::new(&device, 3), 3, 20, 3).with_padding(1);
-    let (separate, model) = (conv(), Sequential::new().push(conv()).push(ReLU).push(Flatten).push(ReLU));
-    let x = Tensor::randn([4, 3, 9, 8], 0.0, 1.0, 4, &device);
-
-    let fused = model.forward(&x, Mode::Eval);
-    let unfused = ReLU.forward(&separate.forward(&x, Mode::Eval), Mode::Eval).flatten(1).relu();
-    assert_eq!(bits(&fused), bits(&unfused));
+/// Asserts `fused` (the output of `model`) equals `unfused` (computed from `separate`,
+/// the same layer with the same weights) bit for bit, with some outputs clipped by the
+/// ReLU, and that the parameters of both get bit-identical gradients.
+fn assert_same_values_and_gradients(
+    fused: &Tensor,
+    unfused: &Tensor,
+    model: &dyn Module,
+    separate: &dyn Module,
+) {
+    assert_eq!(bits(fused), bits(unfused));
     assert!(fused.to_vec().unwrap().contains(&0.0), "some outputs are clipped");
-
-    let weights = Tensor::randn(fused.dims().to_vec(), 0.0, 1.0, 5, &device);
+    let weights = Tensor::randn(fused.dims().to_vec(), 0.0, 1.0, 5, fused.device());
     let fused_grads = fused.mul(&weights).sum().backward();
     let unfused_grads = unfused.mul(&weights).sum().backward();
     let pairs = model.named_parameters().into_iter().zip(separate.named_parameters());
@@ -34,23 +33,24 @@ fn a_convolution_and_its_relu_fuse_without_changing_any_value() {
 }
 
 #[test]
+fn a_convolution_and_its_relu_fuse_without_changing_any_value() {
+    let device = Device::cpu();
+    let conv = || Conv2d::new(&mut Initializer::new(&device, 3), 3, 20, 3).with_padding(1);
+    let (separate, model) = (conv(), Sequential::new().push(conv()).push(ReLU).push(Flatten).push(ReLU));
+    let x = Tensor::randn([4, 3, 9, 8], 0.0, 1.0, 4, &device);
+
+    let fused = model.forward(&x, Mode::Eval);
+    let unfused = ReLU.forward(&separate.forward(&x, Mode::Eval), Mode::Eval).flatten(1).relu();
+    assert_same_values_and_gradients(&fused, &unfused, &model, &separate);
+}
+
+#[test]
 fn a_dense_layer_and_its_relu_fuse_without_changing_any_value() {
     let device = Device::cpu();
     let dense = || Dense::new(&mut Initializer::new(&device, 6), 30, 17);
     let (separate, model) = (dense(), Sequential::new().push(dense()).push(ReLU));
     let x = Tensor::randn([9, 30], 0.0, 1.0, 7, &device);
     let fused = model.forward(&x, Mode::Eval);
-    let with_bias = x.matmul_with(separate.weight(), false, true).add(separate.bias().unwrap());
-    let unfused = with_bias.relu();
-    assert_eq!(bits(&fused), bits(&unfused));
-    assert!(fused.to_vec().unwrap().contains(&0.0), "some outputs are clipped");
-
-    let weights = Tensor::randn(fused.dims().to_vec(), 0.0, 1.0, 8, &device);
-    let fused_grads = fused.mul(&weights).sum().backward();
-    let unfused_grads = unfused.mul(&weights).sum().backward();
-    let pairs = model.named_parameters().into_iter().zip(separate.named_parameters());
-    for ((name, fused_param), (_, separate_param)) in pairs {
-        let (a, b) = (fused_grads.get(&fused_param).unwrap(), unfused_grads.get(&separate_param).unwrap());
-        assert_eq!(bits(a), bits(b), "gradient of {name}");
-    }
+    let unfused = x.matmul_with(separate.weight(), false, true).add(separate.bias().unwrap()).relu();
+    assert_same_values_and_gradients(&fused, &unfused, &model, &separate);
 }

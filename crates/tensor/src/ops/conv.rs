@@ -1,9 +1,9 @@
 //! 2-D convolution (NCHW input, OIHW weight, optional bias, stride, zero padding) and
 //! its gradients for input, weight and bias.
 
-use super::{expect_f32, expect_rank, expect_same_device};
+use super::{expect_f32, expect_rank, expect_same_device, through_activation};
 use crate::autograd::BackwardRule;
-use crate::{Activation, Conv2dGeometry, Tensor, UnaryOp};
+use crate::{Activation, Conv2dGeometry, Tensor};
 
 /// A `(vertical, horizontal)` pair for stride and padding; a plain `usize` means the
 /// same both ways, as in PyTorch.
@@ -31,17 +31,7 @@ impl BackwardRule for Conv2dBackward {
     fn backward(&self, inputs: &[Tensor], output: &Tensor, grad: &Tensor) -> Vec<Option<Tensor>> {
         let (x, w) = (&inputs[0], &inputs[1]);
         let backend = x.device().backend();
-        // Through the fused activation first: ReLU passes the gradient where its output
-        // is positive, which is where its input was.
-        let masked = match self.activation {
-            Activation::Identity => None,
-            Activation::Relu => {
-                let storage =
-                    backend.unary_backward(UnaryOp::Relu, output.storage(), output.storage(), grad.storage());
-                Some(Tensor::from_storage(storage, grad.shape().clone(), x.device()))
-            }
-        };
-        let grad = masked.as_ref().unwrap_or(grad);
+        let grad = &through_activation(self.activation, output, grad);
         let gx = x.requires_grad().then(|| {
             let storage = backend.conv2d_backward_input(grad.storage(), w.storage(), &self.geo);
             Tensor::from_storage(storage, x.shape().clone(), x.device())

@@ -2,9 +2,9 @@
 //! computed by one backend kernel (the bias and the ReLU in the product's store), and
 //! its gradients for the input, the weight and the bias.
 
-use super::{expect_f32, expect_rank, expect_same_device};
+use super::{expect_f32, expect_rank, expect_same_device, through_activation};
 use crate::autograd::BackwardRule;
-use crate::{Activation, MatmulDims, Tensor, UnaryOp};
+use crate::{Activation, MatmulDims, Tensor};
 
 struct LinearBackward {
     activation: Activation,
@@ -13,18 +13,7 @@ struct LinearBackward {
 impl BackwardRule for LinearBackward {
     fn backward(&self, inputs: &[Tensor], output: &Tensor, grad: &Tensor) -> Vec<Option<Tensor>> {
         let (x, w) = (&inputs[0], &inputs[1]);
-        // Through the fused activation first: ReLU passes the gradient where its output
-        // is positive, which is where its input was.
-        let masked = match self.activation {
-            Activation::Identity => None,
-            Activation::Relu => {
-                let backend = x.device().backend();
-                let storage =
-                    backend.unary_backward(UnaryOp::Relu, output.storage(), output.storage(), grad.storage());
-                Some(Tensor::from_storage(storage, grad.shape().clone(), x.device()))
-            }
-        };
-        let grad = masked.as_ref().unwrap_or(grad);
+        let grad = &through_activation(self.activation, output, grad);
         // y = x·wᵀ: dx = dy·w, dw = dyᵀ·x, db = Σ over rows of dy.
         let gx = x.requires_grad().then(|| grad.matmul(w));
         let gw = w.requires_grad().then(|| grad.matmul_with(x, true, false));

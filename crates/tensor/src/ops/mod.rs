@@ -16,7 +16,7 @@ mod unary;
 
 pub use conv::Size2d;
 
-use crate::{DType, Tensor};
+use crate::{Activation, DType, Tensor, UnaryOp};
 
 /// Panics unless `t` holds f32 values.
 fn expect_f32(op: &str, t: &Tensor) {
@@ -31,6 +31,21 @@ fn expect_same_device(op: &str, a: &Tensor, b: &Tensor) {
         a.device().name(),
         b.device().name()
     );
+}
+
+/// The gradient of a fused op's pre-activation from the gradient of its output `grad`:
+/// unchanged for [`Activation::Identity`]; for ReLU, passed where the saved `output` is
+/// positive (which is where its input was) and zero elsewhere.
+fn through_activation(activation: Activation, output: &Tensor, grad: &Tensor) -> Tensor {
+    match activation {
+        Activation::Identity => grad.clone(),
+        Activation::Relu => {
+            let backend = output.device().backend();
+            let storage =
+                backend.unary_backward(UnaryOp::Relu, output.storage(), output.storage(), grad.storage());
+            Tensor::from_storage(storage, grad.shape().clone(), output.device())
+        }
+    }
 }
 
 /// Panics unless `t` has exactly `rank` dimensions.
