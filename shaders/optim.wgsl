@@ -21,7 +21,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> state1: array<f32>;
 @group(0) @binding(4) var<storage, read_write> state2: array<f32>;
 
-// PyTorch's SGD: g += wd·p; v = μ·v + g; p −= lr·(nesterov ? g + μ·v : v).
+// SGD on one tensor (the rule is `sgd_element` in sgd_rule.wgsl).
 @compute @workgroup_size(256)
 fn sgd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
        @builtin(local_invocation_index) li: u32) {
@@ -29,15 +29,17 @@ fn sgd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: ve
     if (i >= params.n) {
         return;
     }
-    let p = param[i];
-    let d = grad[i] + params.weight_decay * p;
-    if (params.use_velocity == 0u) {
-        param[i] = p - params.lr * d;
-        return;
+    let use_velocity = params.use_velocity != 0u;
+    var v = 0.0;
+    if (use_velocity) {
+        v = state1[i];
     }
-    let v = params.momentum * state1[i] + d;
-    state1[i] = v;
-    param[i] = p - params.lr * select(v, d + params.momentum * v, params.nesterov != 0u);
+    let r = sgd_element(param[i], grad[i], v, params.lr, params.momentum, params.weight_decay, use_velocity,
+                        params.nesterov != 0u);
+    param[i] = r.x;
+    if (use_velocity) {
+        state1[i] = r.y;
+    }
 }
 
 // Adam / AdamW with bias corrections bias1 = 1 − β₁ᵗ, bias2 = 1 − β₂ᵗ.

@@ -1,4 +1,4 @@
-// SGD on two parameter tensors in one dispatch (the same rule as `sgd` in optim.wgsl):
+// SGD on two parameter tensors in one dispatch (the rule is `sgd_element` in sgd_rule.wgsl):
 // invocations below n0 update tensor 0, the next n1 tensor 1. Halves the optimizer's
 // dispatches per training step.
 
@@ -20,14 +20,9 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> param1: array<f32>;
 @group(0) @binding(6) var<storage, read_write> velocity1: array<f32>;
 
-// PyTorch's SGD for one element: returns (new parameter, new velocity).
 fn step(p: f32, g: f32, v_old: f32) -> vec2<f32> {
-    let d = g + params.weight_decay * p;
-    if (params.use_velocity == 0u) {
-        return vec2<f32>(p - params.lr * d, v_old);
-    }
-    let v = params.momentum * v_old + d;
-    return vec2<f32>(p - params.lr * select(v, d + params.momentum * v, params.nesterov != 0u), v);
+    return sgd_element(p, g, v_old, params.lr, params.momentum, params.weight_decay, params.use_velocity != 0u,
+                       params.nesterov != 0u);
 }
 
 @compute @workgroup_size(256)
@@ -35,7 +30,10 @@ fn sgd_pair(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) group
             @builtin(local_invocation_index) li: u32) {
     let i = flat_index(wg, groups, li);
     if (i < params.n0) {
-        let v = select(0.0, velocity0[i], params.use_velocity != 0u);
+        var v = 0.0;
+        if (params.use_velocity != 0u) {
+            v = velocity0[i];
+        }
         let r = step(param0[i], grad0[i], v);
         param0[i] = r.x;
         if (params.use_velocity != 0u) {
@@ -47,7 +45,10 @@ fn sgd_pair(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) group
     if (j >= params.n1) {
         return;
     }
-    let v = select(0.0, velocity1[j], params.use_velocity != 0u);
+    var v = 0.0;
+    if (params.use_velocity != 0u) {
+        v = velocity1[j];
+    }
     let r = step(param1[j], grad1[j], v);
     param1[j] = r.x;
     if (params.use_velocity != 0u) {

@@ -51,6 +51,7 @@ const REDUCE: &str = include_str!("../../../shaders/reduce.wgsl");
 const POOL: &str = include_str!("../../../shaders/pool.wgsl");
 const OPTIM: &str = include_str!("../../../shaders/optim.wgsl");
 const OPTIM_PAIR: &str = include_str!("../../../shaders/optim_pair.wgsl");
+const SGD_RULE: &str = include_str!("../../../shaders/sgd_rule.wgsl");
 const GEMM_TILE: &str = include_str!("../../../shaders/gemm_tile.wgsl");
 const MATMUL: &str = include_str!("../../../shaders/matmul.wgsl");
 const CONV_COMMON: &str = include_str!("../../../shaders/conv_common.wgsl");
@@ -72,8 +73,8 @@ impl Kernel {
             SumAxis | ChannelSum | MaxAxis | MaxAxisBackward | Softmax | SoftmaxBackward
             | CrossEntropyRows | Mean | CrossEntropyBackward => format!("{INDEX}\n{REDUCE}"),
             PoolForward | PoolBackward => format!("{INDEX}\n{POOL}"),
-            Sgd | Adam => format!("{INDEX}\n{OPTIM}"),
-            SgdPair => format!("{INDEX}\n{OPTIM_PAIR}"),
+            Sgd | Adam => format!("{INDEX}\n{SGD_RULE}\n{OPTIM}"),
+            SgdPair => format!("{INDEX}\n{SGD_RULE}\n{OPTIM_PAIR}"),
             Matmul => format!("{MATMUL}\n{GEMM_TILE}"),
             MatmulNarrow => {
                 format!("{MATMUL}\n{}", GEMM_TILE.replace("const ROWS: u32 = 4u;", "const ROWS: u32 = 1u;"))

@@ -52,7 +52,7 @@ impl Plan {
 
     /// The image range of each group.
     fn groups(&self, batch: usize) -> Vec<std::ops::Range<usize>> {
-        (0..batch.div_ceil(self.group)).map(|i| i * self.group..((i + 1) * self.group).min(batch)).collect()
+        image_groups(batch, self.group)
     }
 }
 
@@ -202,6 +202,11 @@ pub fn backward_weight(
     let dw = sum_in_order(mem, partials, o * p.patch);
     let db = with_bias.then(|| bias_gradient(grad, g));
     (dw, db)
+}
+
+/// Images `0..batch` in consecutive groups of `group` (the last one possibly shorter).
+fn image_groups(batch: usize, group: usize) -> Vec<std::ops::Range<usize>> {
+    (0..batch.div_ceil(group)).map(|i| i * group..((i + 1) * group).min(batch)).collect()
 }
 
 /// The sum of per-task partial results (each `len` long), added in task order so the

@@ -99,6 +99,11 @@ impl TiledInput {
         });
         TiledInput { data, height, width, tiles_h, tiles_w }
     }
+
+    /// Tiles per image plane.
+    fn per_image(&self) -> usize {
+        self.tiles_h * self.tiles_w
+    }
 }
 
 /// How the transformed input tiles of a group are stored: one matrix per position ξ,
@@ -162,7 +167,7 @@ fn transform_input(
     layout: TileLayout,
     v: &mut [f32],
 ) {
-    let per_image = input.tiles_h * input.tiles_w;
+    let per_image = input.per_image();
     let tiles = images.len() * per_image;
     let matrix = layout.matrix_len(c, tiles);
     let (plane, width) = (input.height * input.width, input.width);
@@ -211,7 +216,7 @@ fn transform_output(
 ) {
     let o = g.out_channels;
     let (oh, ow) = (g.out_h(), g.out_w());
-    let per_image = input.tiles_h * input.tiles_w;
+    let per_image = input.per_image();
     let tiles = count * per_image;
     for j in 0..count {
         for channel in 0..o {
@@ -258,36 +263,37 @@ pub fn forward(
     let (o, c) = (g.out_channels, g.in_channels);
     let u = transform_weights(w, o, c);
     let input = TiledInput::new(mem, x, g);
-    let per_image = input.tiles_h * input.tiles_w;
+    let per_image = input.per_image();
     let group = images_per_group(g, per_image);
     let out_image = o * g.out_h() * g.out_w();
     let mut out = mem.take(g.batch * out_image);
-    out.par_chunks_mut(group * out_image).enumerate().for_each(|(i, out_group)| {
-        let images = i * group..((i + 1) * group).min(g.batch);
-        let count = images.len();
-        let tiles = count * per_image;
-        let layout = TileLayout::ChannelRows;
-        let matrix = layout.matrix_len(c, tiles);
-        with_scratch(POSITIONS * (matrix + o * tiles + SKEW), |scratch| {
-            let (v, m) = scratch.split_at_mut(POSITIONS * matrix);
-            transform_input(&input, images, c, layout, v);
-            for (xi, u) in u.iter().enumerate() {
-                let v = TransformedTiles { data: &v[xi * matrix..][..matrix], layout, size: [c, tiles] };
-                let product = &mut m[xi * (o * tiles + SKEW)..][..o * tiles];
-                gemm_packed(
-                    o,
-                    c,
-                    tiles,
-                    Left::Packed(u),
-                    &v,
-                    product,
-                    OutputLayout::RowMajor { ldc: tiles },
-                    false,
-                );
-            }
-            transform_output(m, bias, activation, g, &input, count, out_group);
-        });
-    });
+    out.par_chunks_mut(group * out_image).zip(super::image_groups(g.batch, group)).for_each(
+        |(out_group, images)| {
+            let count = images.len();
+            let tiles = count * per_image;
+            let layout = TileLayout::ChannelRows;
+            let matrix = layout.matrix_len(c, tiles);
+            with_scratch(POSITIONS * (matrix + o * tiles + SKEW), |scratch| {
+                let (v, m) = scratch.split_at_mut(POSITIONS * matrix);
+                transform_input(&input, images, c, layout, v);
+                for (xi, u) in u.iter().enumerate() {
+                    let v = TransformedTiles { data: &v[xi * matrix..][..matrix], layout, size: [c, tiles] };
+                    let product = &mut m[xi * (o * tiles + SKEW)..][..o * tiles];
+                    gemm_packed(
+                        o,
+                        c,
+                        tiles,
+                        Left::Packed(u),
+                        &v,
+                        product,
+                        OutputLayout::RowMajor { ldc: tiles },
+                        false,
+                    );
+                }
+                transform_output(m, bias, activation, g, &input, count, out_group);
+            });
+        },
+    );
     mem.recycle(input.data);
     out
 }
@@ -311,7 +317,7 @@ fn transform_output_gradient(
 ) {
     let o = g.out_channels;
     let (oh, ow) = (g.out_h(), g.out_w());
-    let per_image = input.tiles_h * input.tiles_w;
+    let per_image = input.per_image();
     let tiles = count * per_image;
     for j in 0..count {
         for channel in 0..o {
@@ -371,10 +377,9 @@ fn weight_gradient_from(du: &[f32], o: usize, c: usize, stride: usize) -> Vec<f3
 pub fn backward_weight(mem: &HostMemory, x: &[f32], dy: &[f32], g: &Conv2dGeometry) -> Vec<f32> {
     let (o, c) = (g.out_channels, g.in_channels);
     let input = TiledInput::new(mem, x, g);
-    let per_image = input.tiles_h * input.tiles_w;
+    let per_image = input.per_image();
     let group = images_per_group(g, per_image);
-    let groups: Vec<std::ops::Range<usize>> =
-        (0..g.batch.div_ceil(group)).map(|i| i * group..((i + 1) * group).min(g.batch)).collect();
+    let groups = super::image_groups(g.batch, group);
     let per_task = groups.len().div_ceil(rayon::current_num_threads()).max(1);
     let out_image = o * g.out_h() * g.out_w();
     let du_stride = o * c + SKEW;
