@@ -32,6 +32,7 @@ const SQRT: u32 = 6u;
 const POWF: u32 = 7u;
 const MUL_SCALAR: u32 = 8u;
 const ADD_SCALAR: u32 = 9u;
+const CLAMP: u32 = 10u; // between params.scalar and params.threshold
 
 @compute @workgroup_size(256)
 fn fill(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
@@ -53,6 +54,7 @@ fn apply_unary(v: f32) -> f32 {
         case 6u: { return sqrt(v); }
         case 7u: { return pow(v, params.scalar); }
         case 8u: { return v * params.scalar; }
+        case 10u: { return min(max(v, params.scalar), params.threshold); }
         default: { return v + params.scalar; }
     }
 }
@@ -88,6 +90,7 @@ fn unary_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
         case 6u: { d = g * 0.5 / y; }
         case 7u: { d = g * params.scalar * pow(x, params.scalar - 1.0); }
         case 8u: { d = g * params.scalar; }
+        case 10u: { d = select(0.0, g, x >= params.scalar && x <= params.threshold); }
         default: { d = g; }
     }
     out[i] = d;

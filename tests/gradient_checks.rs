@@ -83,7 +83,19 @@ test_on_every_device! {
         }
         let logits = randn(&[5, 7], 12);
         let labels = Tensor::from_i32([5], vec![0, 6, 3, 3, 1], &device());
-        check_gradients("cross_entropy", [logits, labels], |x| x[0].cross_entropy(&x[1]));
+        check_gradients("cross_entropy", [logits.clone(), labels.clone()], |x| x[0].cross_entropy(&x[1]));
+        check_gradients("cross_entropy_smoothed", [logits.clone(), labels.clone()], |x| {
+            x[0].cross_entropy_smoothed(&x[1], 0.1)
+        });
+        check_gradients("probability_cross_entropy of sigmoid", [logits, labels], |x| {
+            x[0].sigmoid().probability_cross_entropy(&x[1])
+        });
+    }
+
+    fn clamp_inside_and_outside_its_bounds() {
+        // Values are multiples of 0.1 and the bounds sit halfway between two of them, so
+        // no finite-difference step crosses a bound.
+        check_gradients("clamp", [distinct(&[4, 6], 17)], |x| x[0].clamp(-0.45, 0.95));
     }
 
     fn shape_ops() {

@@ -1,7 +1,8 @@
 //! Forward values against independent expectations: small cases worked by hand, and
 //! reference values computed once with PyTorch 2.15 (CPU, f32) by
 //! `scripts/torch_reference_values.py`, from inputs defined by formulas so both sides
-//! build the very same tensors.
+//! build the very same tensors; the loss variants' values come from Keras 3.15 /
+//! TensorFlow 2.21 and PyTorch 2.15 by `scripts/loss_reference_values.py`.
 
 // The literals are copied verbatim from PyTorch's printout, digits beyond f32 included.
 #![allow(clippy::excessive_precision)]
@@ -172,4 +173,61 @@ test_on_every_device! {
             assert!((grad[i] - want).abs() < 1e-6, "grad[{i}]: {} vs PyTorch {want}", grad[i]);
         }
     }
+
+    fn clamp_by_hand() {
+        let x = Tensor::from_vec([5], vec![-2.0, -0.5, 0.0, 0.7, 3.0], &device()).with_requires_grad();
+        let y = x.clamp(-0.5, 0.5);
+        assert_eq!(y.to_vec().unwrap(), [-0.5, -0.5, 0.0, 0.5, 0.5]);
+        // The gradient passes where min ≤ x ≤ max, bounds included (TensorFlow's rule).
+        let grad = y.sum().backward().get(&x).unwrap().to_vec().unwrap();
+        assert_eq!(grad, [0.0, 1.0, 1.0, 0.0, 0.0]);
+    }
+
+    /// Label smoothing 0.1 against PyTorch 2.15's
+    /// `F.cross_entropy(z, y, label_smoothing=0.1)` and its gradient, for the logits below
+    /// (the same numbers as `probability_cross_entropy_matches_keras`).
+    fn label_smoothing_matches_pytorch() {
+        let logits = keras_case_logits().with_requires_grad();
+        let labels = Tensor::from_i32([3], vec![2, 0, 1], &device());
+        let loss = logits.cross_entropy_smoothed(&labels, 0.1);
+        // By hand for row 3 alone (z = [20, −20, 0, 1], label 1): log Σe^z ≈ 20, so
+        // 0.9·(20 − (−20)) + 0.1·mean_k(20 − z_k) = 36 + 0.1·79/4 = 37.975; the three
+        // rows' mean is PyTorch's 13.452906.
+        assert!((loss.item().unwrap() - 13.452_905_65).abs() < 2e-5, "{}", loss.item().unwrap());
+        let grad = loss.backward().get(&logits).unwrap().to_vec().unwrap();
+        let torch = [
+            0.033_762_28, 0.001_059_47, -0.077_904_11, 0.043_082_37, -0.256_676_44, 0.106_631_12, 0.146_852_45,
+            0.003_192_87, 0.324_999_96, -0.308_333_3, -0.008_333_33, -0.008_333_33,
+        ];
+        assert_close("label smoothing gradient", &grad, &torch, 1e-6);
+    }
+
+    /// Keras 3.15 (TensorFlow 2.21 backend) `sparse_categorical_crossentropy` of sigmoid
+    /// outputs, as the notebook's model computes it; loss and gradient by
+    /// `tf.GradientTape` of `reduce_mean(scce(y, sigmoid(z)))`. Row 3 saturates: both
+    /// sigmoid outputs land outside the clip range, so their gradients are exactly 0.
+    fn probability_cross_entropy_matches_keras() {
+        let probabilities = Tensor::from_vec([1, 3], vec![0.5, 0.5, 0.2], &device());
+        let labels = Tensor::from_i32([1], vec![0], &device());
+        let loss = probabilities.probability_cross_entropy(&labels).item().unwrap();
+        assert!((loss - 0.875_468_8).abs() < 1e-6, "−ln(0.5 / 1.2) vs {loss}");
+
+        let logits = keras_case_logits().with_requires_grad();
+        let labels = Tensor::from_i32([3], vec![2, 0, 1], &device());
+        let loss = logits.sigmoid().probability_cross_entropy(&labels);
+        assert!((loss.item().unwrap() - 6.476_399_9).abs() < 2e-5, "{}", loss.item().unwrap());
+        let grad = loss.backward().get(&logits).unwrap().to_vec().unwrap();
+        let keras = [
+            0.035_287_99, 0.025_679_38, -0.024_578_3, 0.033_923_2, -0.175_209_39, 0.053_448_92, 0.051_495_24,
+            0.019_246_96, 0.0, 0.0, 0.037_351_47, 0.029_374_98,
+        ];
+        assert_close("Keras loss gradient", &grad, &keras, 1e-6);
+    }
+}
+
+/// The logits of the Keras and label-smoothing reference cases: `[3, 4]`, the last row
+/// saturated.
+fn keras_case_logits() -> Tensor {
+    let values = vec![0.3, -1.2, 2.0, 0.5, -0.7, 0.1, 0.4, -2.2, 20.0, -20.0, 0.0, 1.0];
+    Tensor::from_vec([3, 4], values, &device())
 }

@@ -52,6 +52,7 @@ pub fn unary(mem: &HostMemory, op: UnaryOp, x: &[f32]) -> Vec<f32> {
         UnaryOp::Powf(p) => map1(mem, x, |v| v.powf(p)),
         UnaryOp::MulScalar(s) => map1(mem, x, |v| v * s),
         UnaryOp::AddScalar(s) => map1(mem, x, |v| v + s),
+        UnaryOp::Clamp { min, max } => map1(mem, x, |v| v.max(min).min(max)),
     }
 }
 
@@ -68,6 +69,9 @@ pub fn unary_backward(mem: &HostMemory, op: UnaryOp, x: &[f32], y: &[f32], grad:
         UnaryOp::Powf(p) => map2(mem, x, grad, |x, g| g * p * x.powf(p - 1.0)),
         UnaryOp::MulScalar(s) => map1(mem, grad, |g| g * s),
         UnaryOp::AddScalar(_) => map1(mem, grad, |g| g),
+        UnaryOp::Clamp { min, max } => {
+            map2(mem, x, grad, |x, g| if (min..=max).contains(&x) { g } else { 0.0 })
+        }
     }
 }
 

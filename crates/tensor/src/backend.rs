@@ -82,6 +82,14 @@ pub enum UnaryOp {
     MulScalar(f32),
     /// `x + s` for a scalar
     AddScalar(f32),
+    /// `min(max(x, min), max)`; the gradient passes where `min ≤ x ≤ max` (as in
+    /// TensorFlow's `clip_by_value`)
+    Clamp {
+        /// Lower bound.
+        min: f32,
+        /// Upper bound.
+        max: f32,
+    },
 }
 
 /// Elementwise functions of two inputs (broadcast to a common shape).

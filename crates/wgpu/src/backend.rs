@@ -30,18 +30,21 @@ fn f(value: f32) -> u32 {
     value.to_bits()
 }
 
-fn unary_code(op: UnaryOp) -> (u32, f32) {
+/// The shader's op code of `op` and its parameters (`scalar`, `threshold` in the
+/// parameter block).
+fn unary_code(op: UnaryOp) -> (u32, [f32; 2]) {
     match op {
-        UnaryOp::Neg => (0, 0.0),
-        UnaryOp::Relu => (1, 0.0),
-        UnaryOp::Sigmoid => (2, 0.0),
-        UnaryOp::Tanh => (3, 0.0),
-        UnaryOp::Exp => (4, 0.0),
-        UnaryOp::Log => (5, 0.0),
-        UnaryOp::Sqrt => (6, 0.0),
-        UnaryOp::Powf(p) => (7, p),
-        UnaryOp::MulScalar(s) => (8, s),
-        UnaryOp::AddScalar(s) => (9, s),
+        UnaryOp::Neg => (0, [0.0; 2]),
+        UnaryOp::Relu => (1, [0.0; 2]),
+        UnaryOp::Sigmoid => (2, [0.0; 2]),
+        UnaryOp::Tanh => (3, [0.0; 2]),
+        UnaryOp::Exp => (4, [0.0; 2]),
+        UnaryOp::Log => (5, [0.0; 2]),
+        UnaryOp::Sqrt => (6, [0.0; 2]),
+        UnaryOp::Powf(p) => (7, [p, 0.0]),
+        UnaryOp::MulScalar(s) => (8, [s, 0.0]),
+        UnaryOp::AddScalar(s) => (9, [s, 0.0]),
+        UnaryOp::Clamp { min, max } => (10, [min, max]),
     }
 }
 
@@ -225,8 +228,8 @@ impl Backend for WgpuBackend {
     fn unary(&self, op: UnaryOp, x: &StorageRef) -> StorageRef {
         let n = x.len();
         let out = self.f32s(n, "unary");
-        let (code, scalar) = unary_code(op);
-        let params = elementwise_params(n, code, [0, 0, 0, f(scalar), 0, 0], None);
+        let (code, [scalar, bound]) = unary_code(op);
+        let params = elementwise_params(n, code, [0, 0, 0, f(scalar), f(bound), 0], None);
         self.gpu.dispatch(
             Kernel::Unary,
             "unary",
@@ -240,8 +243,8 @@ impl Backend for WgpuBackend {
     fn unary_backward(&self, op: UnaryOp, x: &StorageRef, y: &StorageRef, grad: &StorageRef) -> StorageRef {
         let n = x.len();
         let out = self.f32s(n, "unary backward");
-        let (code, scalar) = unary_code(op);
-        let params = elementwise_params(n, code, [0, 0, 0, f(scalar), 0, 0], None);
+        let (code, [scalar, bound]) = unary_code(op);
+        let params = elementwise_params(n, code, [0, 0, 0, f(scalar), f(bound), 0], None);
         let bindings = [Some(x), Some(y), Some(grad), Some(&out)];
         self.gpu.dispatch(Kernel::UnaryBackward, "unary backward", &params, &bindings, grid(n, WIDTH));
         out

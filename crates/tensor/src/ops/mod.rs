@@ -6,6 +6,7 @@ mod conv;
 mod dropout;
 mod linear;
 mod loss;
+mod loss_variants;
 mod matmul;
 mod operators;
 mod pool;

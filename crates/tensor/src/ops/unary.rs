@@ -1,5 +1,5 @@
 //! Elementwise functions of one tensor (relu, sigmoid, tanh, exp, log, sqrt, powers,
-//! scalar affine maps) and their gradients.
+//! scalar affine maps, clamping) and their gradients.
 
 use super::expect_f32;
 use crate::autograd::BackwardRule;
@@ -72,5 +72,11 @@ impl Tensor {
     /// `x + s`.
     pub fn add_scalar(&self, s: f32) -> Tensor {
         self.unary(UnaryOp::AddScalar(s))
+    }
+
+    /// `x` limited to `[min, max]`; the gradient is zero where `x` lies outside.
+    pub fn clamp(&self, min: f32, max: f32) -> Tensor {
+        assert!(min <= max, "clamp: min {min} is above max {max}");
+        self.unary(UnaryOp::Clamp { min, max })
     }
 }
