@@ -19,14 +19,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .push(Flatten)
         .push(Dense::new(&mut init, 16 * 14 * 14, 10));
     let mut sgd = Sgd::new(0.05).with_momentum(0.9);
-    let config = BatchConfig { batch_size: 64, image_size: 28, shuffle: true, seed: 42, drop_last: false };
+    let config = BatchConfig::shuffled(64, 28, 42);
     for epoch in 0..2 {
         for (step, batch) in Prefetcher::new(&data.train, &config, epoch, 0, 2).enumerate() {
             let (x, y) = batch.into_tensors(&device);
             let grads = model.forward(&x, Mode::train(step as u64)).cross_entropy(&y).backward();
             sgd.step(&model, &grads);
         }
-        let (x, y) = Prefetcher::new(&data.test, &BatchConfig { shuffle: false, ..config }, 0, 0, 1)
+        let (x, y) = Prefetcher::new(&data.test, &BatchConfig::in_order(64, 28), 0, 0, 1)
             .next()
             .unwrap()
             .into_tensors(&device);

@@ -17,7 +17,7 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let config = BatchConfig { batch_size, image_size, shuffle: true, seed: 1, drop_last: true };
+    let config = BatchConfig { drop_last: true, ..BatchConfig::shuffled(batch_size, image_size, 1) };
     let start = Instant::now();
     let mut images = 0;
     for batch in Prefetcher::new(&data.train, &config, 0, 0, workers).take(batches) {

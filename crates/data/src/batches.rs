@@ -1,11 +1,27 @@
-//! Epochs of batches: a seeded shuffle without replacement, batches of resized images
-//! scaled to `[0, 1]` with their labels, and the choice to keep or drop a last partial
-//! batch.
+//! Epochs of batches: the file order, a seeded shuffle without replacement or seeded
+//! draws with replacement; batches of (optionally augmented) images resized and scaled
+//! to `[0, 1]` with their labels, and the choice to keep or drop a last partial batch.
 
 use kiln_tensor::{Device, Rng, Tensor};
 
 use crate::Split;
+use crate::augment::Augment;
 use crate::resize::{AxisWeights, resize_into};
+
+/// Which examples an epoch visits, in which order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Order {
+    /// Every example once, in file order (evaluation).
+    InOrder,
+    /// Every example once, in a permutation drawn from the seed and the epoch.
+    Shuffle,
+    /// `draws` examples drawn uniformly with replacement, from the seed and the epoch
+    /// (the reference notebook's sampling).
+    WithReplacement {
+        /// Examples per epoch.
+        draws: usize,
+    },
+}
 
 /// How an epoch is cut into batches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -14,12 +30,27 @@ pub struct BatchConfig {
     pub batch_size: usize,
     /// Side of the square images produced (28 keeps the original size).
     pub image_size: usize,
-    /// Shuffle each epoch (from `seed` and the epoch number) or keep the file order.
-    pub shuffle: bool,
-    /// Seed of the shuffles.
+    /// Which examples each epoch visits, in which order.
+    pub order: Order,
+    /// Seed of the shuffles, the draws and the augmentation.
     pub seed: u64,
     /// Drop a last batch smaller than `batch_size`.
     pub drop_last: bool,
+    /// Random changes to each image ([`Augment::NONE`] for evaluation).
+    pub augment: Augment,
+}
+
+impl BatchConfig {
+    /// Training batches: shuffled each epoch, the last partial batch kept, no
+    /// augmentation.
+    pub fn shuffled(batch_size: usize, image_size: usize, seed: u64) -> Self {
+        BatchConfig { batch_size, image_size, order: Order::Shuffle, seed, drop_last: false, augment: Augment::NONE }
+    }
+
+    /// Evaluation batches: every example once in file order, unchanged.
+    pub fn in_order(batch_size: usize, image_size: usize) -> Self {
+        BatchConfig { order: Order::InOrder, ..Self::shuffled(batch_size, image_size, 0) }
+    }
 }
 
 /// One batch on the host: `images` is `[len, 1, size, size]` row-major in `[0, 1]`.
@@ -59,23 +90,42 @@ pub struct EpochPlan {
     order: Vec<usize>,
     batch_size: usize,
     batches: usize,
+    epoch: usize,
+    seed: u64,
+    augment: Augment,
 }
 
 impl EpochPlan {
-    /// The plan for epoch `epoch` of `split`: a permutation drawn from
-    /// `(config.seed, epoch)` when shuffling, so the same seed gives the same order.
+    /// The plan for epoch `epoch` of `split`: a permutation (or draws) from
+    /// `(config.seed, epoch)`, so the same seed gives the same order.
     pub fn new(split: &Split, config: &BatchConfig, epoch: usize) -> Self {
         assert!(config.batch_size > 0, "batch size must be positive");
-        let mut order: Vec<usize> = (0..split.len()).collect();
-        if config.shuffle {
-            Rng::new(config.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)).shuffle(&mut order);
-        }
-        let batches = if config.drop_last {
-            split.len() / config.batch_size
-        } else {
-            split.len().div_ceil(config.batch_size)
+        let mut rng = Rng::new(config.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let order: Vec<usize> = match config.order {
+            Order::InOrder => (0..split.len()).collect(),
+            Order::Shuffle => {
+                let mut order: Vec<usize> = (0..split.len()).collect();
+                rng.shuffle(&mut order);
+                order
+            }
+            Order::WithReplacement { draws } => {
+                assert!(!split.is_empty(), "cannot draw examples from an empty split");
+                (0..draws).map(|_| rng.below(split.len())).collect()
+            }
         };
-        EpochPlan { order, batch_size: config.batch_size, batches }
+        let batches = if config.drop_last {
+            order.len() / config.batch_size
+        } else {
+            order.len().div_ceil(config.batch_size)
+        };
+        EpochPlan {
+            order,
+            batch_size: config.batch_size,
+            batches,
+            epoch,
+            seed: config.seed,
+            augment: config.augment,
+        }
     }
 
     /// Number of batches.
@@ -90,15 +140,24 @@ impl EpochPlan {
     }
 }
 
-/// Builds batch `b` of `plan`: resizes its images and gathers its labels.
+/// Builds batch `b` of `plan`: augments (when the plan says so) and resizes its images
+/// and gathers its labels.
 pub fn make_batch(split: &Split, plan: &EpochPlan, b: usize, image_size: usize) -> Batch {
     let indices = plan.indices(b);
     let pixels = image_size * image_size;
     let rows = AxisWeights::new(split.rows(), image_size);
     let cols = AxisWeights::new(split.cols(), image_size);
     let mut images = vec![0.0; indices.len() * pixels];
-    for (&i, out) in indices.iter().zip(images.chunks_mut(pixels)) {
-        resize_into(split.image(i), split.cols(), &rows, &cols, out);
+    let mut augmented = vec![0u8; split.rows() * split.cols()];
+    for (k, (&i, out)) in indices.iter().zip(images.chunks_mut(pixels)).enumerate() {
+        let source = if plan.augment.is_active() {
+            let mut rng = Augment::rng(plan.seed, plan.epoch, b * plan.batch_size + k);
+            plan.augment.apply(split.image(i), split.rows(), split.cols(), &mut rng, &mut augmented);
+            &augmented[..]
+        } else {
+            split.image(i)
+        };
+        resize_into(source, split.cols(), &rows, &cols, out);
     }
     let labels = indices.iter().map(|&i| split.label(i) as i32).collect();
     Batch { index: b, images, labels, image_size }

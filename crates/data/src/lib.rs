@@ -1,20 +1,22 @@
 //! # kiln-data
 //!
 //! Datasets for Kiln: the IDX format (gzip or raw), Fashion-MNIST found on disk or
-//! downloaded and verified, epochs of shuffled batches resized to any square size, and
-//! a background prefetcher so the training step never waits for data.
+//! downloaded and verified, epochs of shuffled (or drawn) batches resized to any square
+//! size with optional augmentation (random flips and shifts), and a background
+//! prefetcher so the training step never waits for data.
 //!
 //! ```no_run
 //! use kiln_data::{BatchConfig, FashionMnist, Prefetcher, CLASS_NAMES};
 //!
 //! let data = FashionMnist::load(None)?; // --data-dir, KILN_DATA_DIR, cache, Debian, download
-//! let config = BatchConfig { batch_size: 128, image_size: 224, shuffle: true, seed: 1, drop_last: false };
+//! let config = BatchConfig::shuffled(128, 224, 1);
 //! for batch in Prefetcher::new(&data.train, &config, 0, 0, 2) {
 //!     println!("{} images, first is a {}", batch.len(), CLASS_NAMES[batch.labels[0] as usize]);
 //! }
 //! # Ok::<(), kiln_data::DataError>(())
 //! ```
 
+mod augment;
 mod batches;
 mod error;
 mod fashion;
@@ -25,7 +27,8 @@ mod prefetch;
 pub mod resize;
 mod sha256;
 
-pub use batches::{Batch, BatchConfig, EpochPlan, make_batch};
+pub use augment::Augment;
+pub use batches::{Batch, BatchConfig, EpochPlan, Order, make_batch};
 pub use error::{DataError, Result};
 pub use fashion::{CLASS_NAMES, FashionMnist, IMAGE_SIZE, Split};
 pub use locate::{DatasetFile, SearchPaths};

@@ -1,8 +1,9 @@
 //! Resizing worked by hand, and epochs of batches: seeded shuffles without replacement,
-//! partial batches, limits, and the prefetcher's order and early stop.
+//! draws with replacement, partial batches, limits, augmentation (label-preserving,
+//! seeded, identical across a resume), and the prefetcher's order and early stop.
 
 use kiln_data::resize::resize;
-use kiln_data::{BatchConfig, EpochPlan, Prefetcher, Split, make_batch};
+use kiln_data::{Augment, BatchConfig, EpochPlan, Order, Prefetcher, Split, make_batch};
 
 #[test]
 fn two_by_two_to_four_by_four_by_hand() {
@@ -29,7 +30,7 @@ fn tiny_split() -> Split {
 }
 
 fn config(batch_size: usize, drop_last: bool) -> BatchConfig {
-    BatchConfig { batch_size, image_size: 2, shuffle: true, seed: 3, drop_last }
+    BatchConfig { drop_last, ..BatchConfig::shuffled(batch_size, 2, 3) }
 }
 
 #[test]
@@ -83,4 +84,61 @@ fn prefetcher_yields_the_plan_in_order_and_stops_when_dropped() {
     let mut early = Prefetcher::new(&split, &cfg, 2, 0, 2);
     assert_eq!(early.next().unwrap(), direct[0]);
     drop(early);
+}
+
+/// Twelve 4×4 images, each different and asymmetric (a flip or a shift changes it):
+/// image `i` has pixel `(y, x)` = `10 + 16·y + 4·x + i`, label `i % 10`.
+fn asymmetric_split() -> Split {
+    let images = (0..12u8).flat_map(|i| (0..16u8).map(move |p| 10 + 16 * (p / 4) + 4 * (p % 4) + i)).collect();
+    Split::new(images, (0..12).map(|i| i % 10).collect(), 4, 4)
+}
+
+#[test]
+fn draws_with_replacement_are_seeded_and_sized() {
+    let split = tiny_split();
+    let config = BatchConfig { order: Order::WithReplacement { draws: 32 }, ..config(8, false) };
+    let plan = EpochPlan::new(&split, &config, 0);
+    assert_eq!(plan.batches(), 4);
+    let drawn: Vec<usize> = (0..4).flat_map(|b| plan.indices(b).to_vec()).collect();
+    assert_eq!(drawn.len(), 32);
+    assert!(drawn.iter().all(|&i| i < 10));
+    let mut distinct = drawn.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert!(distinct.len() < 32, "32 draws from 10 examples repeat some");
+    let again: Vec<usize> = (0..4).flat_map(|b| EpochPlan::new(&split, &config, 0).indices(b).to_vec()).collect();
+    assert_eq!(drawn, again, "same seed and epoch, same draws");
+    let next: Vec<usize> = (0..4).flat_map(|b| EpochPlan::new(&split, &config, 1).indices(b).to_vec()).collect();
+    assert_ne!(drawn, next, "another epoch draws anew");
+}
+
+#[test]
+fn augmentation_preserves_labels_and_is_seeded() {
+    let split = asymmetric_split();
+    let plain = BatchConfig { image_size: 4, ..config(4, false) };
+    let augmented = BatchConfig { augment: Augment { flip: true, crop_padding: 1 }, ..plain };
+    let (mut changed, batches) = (0, EpochPlan::new(&split, &plain, 2).batches());
+    for b in 0..batches {
+        let before = make_batch(&split, &EpochPlan::new(&split, &plain, 2), b, 4);
+        let after = make_batch(&split, &EpochPlan::new(&split, &augmented, 2), b, 4);
+        assert_eq!(before.labels, after.labels, "augmentation keeps every label");
+        let again = make_batch(&split, &EpochPlan::new(&split, &augmented, 2), b, 4);
+        assert_eq!(after, again, "the same seed, epoch and batch give the same images");
+        for (x, y) in before.images.chunks(16).zip(after.images.chunks(16)) {
+            changed += usize::from(x != y);
+            // A flip and a shift only move pixels or black them out.
+            assert!(y.iter().all(|v| *v == 0.0 || x.contains(v)), "{x:?} → {y:?}");
+        }
+    }
+    assert!(changed >= 6, "most of the 12 images changed, {changed} did");
+}
+
+#[test]
+fn a_resumed_epoch_sees_the_same_augmented_batches() {
+    let split = asymmetric_split();
+    let config = BatchConfig { image_size: 6, augment: Augment { flip: true, crop_padding: 1 }, ..config(3, false) };
+    let whole: Vec<_> = Prefetcher::new(&split, &config, 1, 0, 2).collect();
+    let resumed: Vec<_> = Prefetcher::new(&split, &config, 1, 2, 3).collect();
+    assert_eq!(whole.len(), 4);
+    assert_eq!(resumed, whole[2..], "batches 2.. match whatever the workers and the start");
 }
