@@ -44,7 +44,14 @@ impl BatchConfig {
     /// Training batches: shuffled each epoch, the last partial batch kept, no
     /// augmentation.
     pub fn shuffled(batch_size: usize, image_size: usize, seed: u64) -> Self {
-        BatchConfig { batch_size, image_size, order: Order::Shuffle, seed, drop_last: false, augment: Augment::NONE }
+        BatchConfig {
+            batch_size,
+            image_size,
+            order: Order::Shuffle,
+            seed,
+            drop_last: false,
+            augment: Augment::NONE,
+        }
     }
 
     /// Evaluation batches: every example once in file order, unchanged.

@@ -89,7 +89,8 @@ fn prefetcher_yields_the_plan_in_order_and_stops_when_dropped() {
 /// Twelve 4×4 images, each different and asymmetric (a flip or a shift changes it):
 /// image `i` has pixel `(y, x)` = `10 + 16·y + 4·x + i`, label `i % 10`.
 fn asymmetric_split() -> Split {
-    let images = (0..12u8).flat_map(|i| (0..16u8).map(move |p| 10 + 16 * (p / 4) + 4 * (p % 4) + i)).collect();
+    let images =
+        (0..12u8).flat_map(|i| (0..16u8).map(move |p| 10 + 16 * (p / 4) + 4 * (p % 4) + i)).collect();
     Split::new(images, (0..12).map(|i| i % 10).collect(), 4, 4)
 }
 
@@ -106,9 +107,11 @@ fn draws_with_replacement_are_seeded_and_sized() {
     distinct.sort();
     distinct.dedup();
     assert!(distinct.len() < 32, "32 draws from 10 examples repeat some");
-    let again: Vec<usize> = (0..4).flat_map(|b| EpochPlan::new(&split, &config, 0).indices(b).to_vec()).collect();
+    let again: Vec<usize> =
+        (0..4).flat_map(|b| EpochPlan::new(&split, &config, 0).indices(b).to_vec()).collect();
     assert_eq!(drawn, again, "same seed and epoch, same draws");
-    let next: Vec<usize> = (0..4).flat_map(|b| EpochPlan::new(&split, &config, 1).indices(b).to_vec()).collect();
+    let next: Vec<usize> =
+        (0..4).flat_map(|b| EpochPlan::new(&split, &config, 1).indices(b).to_vec()).collect();
     assert_ne!(drawn, next, "another epoch draws anew");
 }
 
@@ -136,7 +139,8 @@ fn augmentation_preserves_labels_and_is_seeded() {
 #[test]
 fn a_resumed_epoch_sees_the_same_augmented_batches() {
     let split = asymmetric_split();
-    let config = BatchConfig { image_size: 6, augment: Augment { flip: true, crop_padding: 1 }, ..config(3, false) };
+    let config =
+        BatchConfig { image_size: 6, augment: Augment { flip: true, crop_padding: 1 }, ..config(3, false) };
     let whole: Vec<_> = Prefetcher::new(&split, &config, 1, 0, 2).collect();
     let resumed: Vec<_> = Prefetcher::new(&split, &config, 1, 2, 3).collect();
     assert_eq!(whole.len(), 4);

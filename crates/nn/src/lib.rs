@@ -9,7 +9,8 @@
 //! - Layers: [`Conv2d`], [`MaxPool2d`], [`Dense`], [`Dropout`], [`Flatten`], [`ReLU`],
 //!   [`Sigmoid`], [`Tanh`], [`Sequential`]; the notebook's AlexNet in [`models`].
 //! - [`Initializer`] with [`Init`] schemes (Glorot, He, zeros), seeded.
-//! - [`Optimizer`]s [`Sgd`] and [`Adam`] (and AdamW), [`LrSchedule`]s.
+//! - [`Optimizer`]s [`Sgd`] and [`Adam`] (and AdamW); per-step [`LrSchedule`]s: constant,
+//!   step, multi-step, cosine, one-cycle, and linear [`Warmup`] before any of them.
 //! - [`checkpoint`]: safetensors files that PyTorch loads.
 //! - [`metrics`]: accuracy and a [`ConfusionMatrix`].
 
@@ -30,5 +31,8 @@ pub use layers::{Conv2d, Dense, Dropout, Flatten, MaxPool2d, ReLU, Sequential, S
 pub use metrics::ConfusionMatrix;
 pub use mode::Mode;
 pub use module::{Module, SummaryStyle};
-pub use optim::{Adam, Constant, Cosine, LrSchedule, Optimizer, OptimizerState, Sgd, StepDecay};
+pub use optim::{
+    Adam, Constant, Cosine, LrSchedule, MultiStep, OneCycle, Optimizer, OptimizerState, Sgd, StepDecay,
+    Warmup,
+};
 pub use summary::{Summary, SummaryRow, format_dims, thousands};

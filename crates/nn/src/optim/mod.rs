@@ -8,7 +8,7 @@ mod sgd;
 use std::collections::BTreeMap;
 
 pub use adam::Adam;
-pub use schedule::{Constant, Cosine, LrSchedule, StepDecay};
+pub use schedule::{Constant, Cosine, LrSchedule, MultiStep, OneCycle, StepDecay, Warmup};
 pub use sgd::Sgd;
 
 use kiln_tensor::{Gradients, Tensor};
@@ -53,7 +53,7 @@ pub trait Optimizer: Send {
     /// The current learning rate.
     fn learning_rate(&self) -> f32;
 
-    /// Sets the learning rate (schedules call this between epochs).
+    /// Sets the learning rate (a schedule sets it before each step).
     fn set_learning_rate(&mut self, lr: f32);
 
     /// `sgd` or `adam`: checkpoints refuse to load one kind's state into the other.
