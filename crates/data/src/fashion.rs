@@ -80,6 +80,18 @@ impl Split {
         Split { len: n.min(self.len), ..self.clone() }
     }
 
+    /// `n` examples drawn at random without replacement (all of them when `n` is at
+    /// least the length), seeded, kept in file order; a copy.
+    pub fn sample(&self, n: usize, seed: u64) -> Split {
+        let mut chosen: Vec<usize> = (0..self.len).collect();
+        kiln_tensor::Rng::new(seed).shuffle(&mut chosen);
+        chosen.truncate(n);
+        chosen.sort_unstable();
+        let images = chosen.iter().flat_map(|&i| self.image(i).iter().copied()).collect();
+        let labels = chosen.iter().map(|&i| self.label(i)).collect();
+        Split::new(images, labels, self.rows, self.cols)
+    }
+
     /// How many examples each label has.
     pub fn class_counts(&self, classes: usize) -> Vec<usize> {
         let mut counts = vec![0; classes];

@@ -146,3 +146,20 @@ fn a_resumed_epoch_sees_the_same_augmented_batches() {
     assert_eq!(whole.len(), 4);
     assert_eq!(resumed, whole[2..], "batches 2.. match whatever the workers and the start");
 }
+
+#[test]
+fn a_sample_is_a_seeded_subset_without_repeats() {
+    let split = asymmetric_split();
+    let sample = split.sample(5, 9);
+    assert_eq!(sample.len(), 5);
+    let firsts: Vec<u8> = (0..5).map(|i| sample.image(i)[0]).collect();
+    assert!(firsts.windows(2).all(|w| w[0] < w[1]), "kept in file order, no repeats: {firsts:?}");
+    for i in 0..5 {
+        let original = (sample.image(i)[0] - 10) as usize;
+        assert_eq!(sample.image(i), split.image(original));
+        assert_eq!(sample.label(i), split.label(original));
+    }
+    let again: Vec<u8> = (0..5).map(|i| split.sample(5, 9).image(i)[0]).collect();
+    assert_eq!(again, firsts, "seeded");
+    assert_eq!(split.sample(100, 9).len(), 12);
+}

@@ -6,6 +6,7 @@ use std::path::{Component, Path, PathBuf};
 use clap::{Parser, ValueEnum};
 
 use crate::limits;
+use crate::recipe::{AugmentChoice, Recipe, RecipeChoice, ScheduleChoice};
 
 /// Which device runs the model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -49,29 +50,57 @@ pub struct Args {
     #[arg(long, default_value_t = 5)]
     pub epochs: usize,
 
-    /// Images per training step.
-    #[arg(long, default_value_t = 128)]
-    pub batch_size: usize,
+    /// Preset of every training setting below that has a "default:" per recipe; a flag
+    /// given overrides its preset value.
+    #[arg(long, value_enum, default_value_t = RecipeChoice::Kiln)]
+    pub recipe: RecipeChoice,
 
-    /// Learning rate.
-    #[arg(long, default_value_t = 0.01)]
-    pub lr: f32,
+    /// Images per training step [default: 128 (kiln), 32 (notebook)].
+    #[arg(long)]
+    pub batch_size: Option<usize>,
 
-    /// SGD momentum (0 = plain SGD, as in the notebook).
-    #[arg(long, default_value_t = 0.9)]
-    pub momentum: f32,
+    /// Learning rate, the peak of --schedule [default: 0.02 (kiln), 0.01 (notebook)].
+    #[arg(long)]
+    pub lr: Option<f32>,
 
-    /// L2 weight decay.
-    #[arg(long, default_value_t = 0.0)]
-    pub weight_decay: f32,
+    /// How the learning rate changes over training, step by step [default: onecycle
+    /// (kiln), constant (notebook)].
+    #[arg(long, value_enum)]
+    pub schedule: Option<ScheduleChoice>,
+
+    /// Epochs (fractions allowed, e.g. 0.5) of linear warmup from 0 to --lr before the
+    /// schedule; for onecycle, the length of its rise [default: 0].
+    #[arg(long, value_name = "EPOCHS")]
+    pub warmup_epochs: Option<f32>,
+
+    /// SGD momentum, 0 for plain SGD [default: 0.9 (kiln), 0 (notebook)].
+    #[arg(long)]
+    pub momentum: Option<f32>,
+
+    /// Nesterov momentum for SGD [default: true (kiln), false (notebook)].
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub nesterov: Option<bool>,
+
+    /// L2 weight decay [default: 0.0005 (kiln), 0 (notebook)].
+    #[arg(long)]
+    pub weight_decay: Option<f32>,
+
+    /// Share of each target spread evenly over all classes, 0 for hard labels (a value
+    /// here also makes the notebook's sigmoid output a softmax) [default: 0.1 (kiln)].
+    #[arg(long, value_name = "X")]
+    pub label_smoothing: Option<f32>,
+
+    /// Random changes to the training images [default: flip (kiln), none (notebook)].
+    #[arg(long, value_enum)]
+    pub augment: Option<AugmentChoice>,
 
     /// Optimizer.
     #[arg(long, value_enum, default_value_t = OptimizerChoice::Sgd)]
     pub optimizer: OptimizerChoice,
 
-    /// Weight initialization.
-    #[arg(long, value_enum, default_value_t = InitChoice::He)]
-    pub init: InitChoice,
+    /// Weight initialization [default: he (kiln), glorot (notebook)].
+    #[arg(long, value_enum)]
+    pub init: Option<InitChoice>,
 
     /// Side of the square images fed to the network (the notebook uses 224; at least 67).
     #[arg(long, default_value_t = 224)]
@@ -81,7 +110,8 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub train_limit: Option<usize>,
 
-    /// Evaluate on only the first N test images.
+    /// Evaluate on only the first N test images (the notebook recipe otherwise scores
+    /// 5,000 random ones).
     #[arg(long, value_name = "N")]
     pub test_limit: Option<usize>,
 
@@ -102,7 +132,9 @@ pub struct Args {
     #[arg(long, value_name = "PATH", default_value = "checkpoints/alexnet.safetensors")]
     pub checkpoint: PathBuf,
 
-    /// Also save a checkpoint every N training steps (one is always saved after each epoch).
+    /// Also save a checkpoint every N training steps (one is always saved after each
+    /// epoch, and the best epoch's model beside it as `…-best.safetensors`)
+    /// [default: none (kiln), 80 (notebook)].
     #[arg(long, value_name = "STEPS")]
     pub checkpoint_every: Option<usize>,
 
@@ -118,17 +150,22 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub max_steps: Option<usize>,
 
+    /// Directory for training.png (curves, redrawn after each epoch) and confusion.png
+    /// (the final confusion matrix) [default: the checkpoint's directory].
+    #[arg(long, value_name = "DIR")]
+    pub plots: Option<PathBuf>,
+
     /// Write one JSON object per epoch to this file (JSON lines).
     #[arg(long, value_name = "PATH")]
     pub metrics: Option<PathBuf>,
 }
 
 impl Args {
-    /// Rejects impossible values with a one-line reason.
-    pub fn validate(&self) -> Result<(), String> {
+    /// The run's training settings, or a one-line reason why the flags are impossible.
+    pub fn validate(&self) -> Result<Recipe, String> {
         let positive = [
             ("--epochs", Some(self.epochs)),
-            ("--batch-size", Some(self.batch_size)),
+            ("--batch-size", self.batch_size),
             ("--train-limit", self.train_limit),
             ("--test-limit", self.test_limit),
             ("--threads", self.threads),
@@ -140,22 +177,15 @@ impl Args {
                 return Err(format!("{flag} must be at least 1"));
             }
         }
-        if !(self.lr.is_finite() && self.lr > 0.0) {
-            return Err(format!("--lr must be a positive number, got {}", self.lr));
-        }
-        if !(self.momentum.is_finite() && (0.0..1.0).contains(&self.momentum)) {
-            return Err(format!("--momentum must be in [0, 1), got {}", self.momentum));
-        }
-        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
-            return Err(format!("--weight-decay must be 0 or more, got {}", self.weight_decay));
-        }
+        let recipe = Recipe::from_args(self);
+        recipe.validate(self.optimizer)?;
         if self.resume && self.eval_only {
             return Err("--resume and --eval-only exclude each other".into());
         }
         if let Some(threads) = self.threads {
             limits::check_threads(threads)?;
         }
-        limits::check_image_size(self.image_size, self.batch_size)?;
+        limits::check_image_size(self.image_size, recipe.batch_size)?;
         if let Some(metrics) = &self.metrics
             && same_file(metrics, &self.checkpoint)
         {
@@ -164,7 +194,20 @@ impl Args {
                 metrics.display()
             ));
         }
-        Ok(())
+        Ok(recipe)
+    }
+}
+
+impl Args {
+    /// Where the plots go: --plots, else the checkpoint's directory.
+    pub fn plots_dir(&self) -> PathBuf {
+        match &self.plots {
+            Some(dir) => dir.clone(),
+            None => match self.checkpoint.parent() {
+                Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+                _ => PathBuf::from("."),
+            },
+        }
     }
 }
 

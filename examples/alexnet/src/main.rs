@@ -3,8 +3,11 @@
 
 mod args;
 mod device;
+mod history;
 mod limits;
 mod memory;
+mod plots;
+mod recipe;
 mod report;
 mod train;
 
@@ -18,6 +21,7 @@ use kiln_nn::{Adam, Init, Initializer, Module, Optimizer, Sgd, checkpoint, model
 use kiln_tensor::Shape;
 
 use crate::args::{Args, InitChoice, OptimizerChoice};
+use crate::recipe::{Output, Recipe, Sampling};
 use crate::report::{final_report, open_metrics};
 use crate::train::{Ending, Paused, Trainer, load_model};
 
@@ -37,11 +41,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(message) = args.validate() {
-        eprintln!("error: {message}");
-        return ExitCode::from(2);
-    }
-    match run(&args) {
+    let recipe = match args.validate() {
+        Ok(recipe) => recipe,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&args, &recipe) {
         Ok(None) => ExitCode::SUCCESS,
         Ok(Some(Paused { message, interrupted })) => {
             eprintln!("{message}");
@@ -77,6 +84,11 @@ fn check_files(args: &Args) -> Result<(), String> {
             args.checkpoint.display()
         ));
     }
+    let plots = args.plots_dir();
+    std::fs::create_dir_all(&plots)
+        .map_err(|err| format!("cannot create the plots directory {}: {err}", plots.display()))?;
+    checkpoint::ensure_writable(&plots.join(plots::CONFUSION_FILE))
+        .map_err(|err| format!("--plots: {err}"))?;
     if args.eval_only {
         return Ok(());
     }
@@ -112,20 +124,52 @@ fn one_line(rendered: &str) -> String {
     lines.collect::<Vec<_>>().join(" ")
 }
 
-fn optimizer(args: &Args) -> Box<dyn Optimizer> {
+fn optimizer(args: &Args, recipe: &Recipe) -> Box<dyn Optimizer> {
     match args.optimizer {
-        OptimizerChoice::Sgd => {
-            Box::new(Sgd::new(args.lr).with_momentum(args.momentum).with_weight_decay(args.weight_decay))
-        }
-        OptimizerChoice::Adam => Box::new(Adam::new(args.lr).with_weight_decay(args.weight_decay)),
+        OptimizerChoice::Sgd => Box::new(
+            Sgd::new(recipe.lr)
+                .with_momentum(recipe.momentum)
+                .with_nesterov(recipe.nesterov)
+                .with_weight_decay(recipe.weight_decay),
+        ),
+        OptimizerChoice::Adam => Box::new(Adam::new(recipe.lr).with_weight_decay(recipe.weight_decay)),
     }
 }
 
+/// The recipe as one line for the run's header.
+fn describe(args: &Args, recipe: &Recipe) -> String {
+    let output = match recipe.output {
+        Output::Softmax { label_smoothing } => format!("softmax, label smoothing {label_smoothing}"),
+        Output::KerasSigmoid => "sigmoid with Keras' cross-entropy".to_string(),
+    };
+    let sampling = match recipe.sampling {
+        Sampling::Shuffle => "shuffled".to_string(),
+        Sampling::Draws { draw } => format!("draws of {draw} with replacement"),
+    };
+    format!(
+        "recipe {:?}: {}, batch {} ({sampling}), {:?} lr {} {:?} schedule, warmup {} epochs, momentum {}{}, weight decay {}, {output}, augment {:?}, {:?} init, seed {}",
+        recipe.preset,
+        plural(args.epochs, "epoch"),
+        recipe.batch_size,
+        args.optimizer,
+        recipe.lr,
+        recipe.schedule,
+        recipe.warmup_epochs,
+        recipe.momentum,
+        if recipe.nesterov { " (Nesterov)" } else { "" },
+        recipe.weight_decay,
+        recipe.augment,
+        recipe.init,
+        args.seed
+    )
+    .to_lowercase()
+}
+
 /// Runs the command; `Ok(Some(..))` when training paused early with a checkpoint.
-fn run(args: &Args) -> Result<Option<Paused>, String> {
+fn run(args: &Args, recipe: &Recipe) -> Result<Option<Paused>, String> {
     check_files(args)?;
     let (device, device_line) = device::pick(args.backend, args.threads)?;
-    let scheme = match args.init {
+    let scheme = match recipe.init {
         InitChoice::Glorot => Init::GlorotUniform,
         InitChoice::He => Init::HeUniform,
     };
@@ -138,7 +182,10 @@ fn run(args: &Args) -> Result<Option<Paused>, String> {
 
     let data = FashionMnist::load(args.data_dir.as_deref()).map_err(|err| err.to_string())?;
     let train = data.train.limit(args.train_limit.unwrap_or(usize::MAX));
-    let test = data.test.limit(args.test_limit.unwrap_or(usize::MAX));
+    let test = match recipe.test_sample {
+        Some(n) => data.test.sample(n, args.seed),
+        None => data.test.limit(args.test_limit.unwrap_or(usize::MAX)),
+    };
     println!(
         "data: {} ({} training images, {} test images, resized 28→{})",
         data.dir.display(),
@@ -147,7 +194,8 @@ fn run(args: &Args) -> Result<Option<Paused>, String> {
         args.image_size
     );
 
-    let mut trainer = Trainer::new(args, device, model, optimizer(args), train, test);
+    let mut trainer = Trainer::new(args, recipe, device, model, optimizer(args, recipe), train, test);
+    let confusion_png = args.plots_dir().join(plots::CONFUSION_FILE);
     handle_ctrl_c(trainer.interrupted.clone())?;
     let interrupted_evaluation =
         || Paused { message: "interrupted during evaluation: nothing to save".into(), interrupted: true };
@@ -155,6 +203,8 @@ fn run(args: &Args) -> Result<Option<Paused>, String> {
         load_model(&args.checkpoint, &mut trainer.model)?;
         let Some((score, matrix)) = trainer.evaluate()? else { return Ok(Some(interrupted_evaluation())) };
         print!("{}", final_report(&matrix, score, Duration::ZERO, 0, memory::peak_rss_bytes()));
+        plots::confusion(&confusion_png, &matrix)?;
+        println!("confusion matrix drawn in {}", confusion_png.display());
         return Ok(None);
     }
     if args.resume {
@@ -168,17 +218,7 @@ fn run(args: &Args) -> Result<Option<Paused>, String> {
             p.step
         );
     }
-    println!(
-        "training: {}, batch {}, {:?} lr {} momentum {} weight decay {}, {:?} init, seed {}",
-        plural(args.epochs, "epoch"),
-        args.batch_size,
-        args.optimizer,
-        args.lr,
-        args.momentum,
-        args.weight_decay,
-        args.init,
-        args.seed
-    );
+    println!("{}", describe(args, recipe));
     match trainer.train()? {
         Ending::Paused(paused) => Ok(Some(paused)),
         Ending::Finished { training, images, last } => {
@@ -191,6 +231,21 @@ fn run(args: &Args) -> Result<Option<Paused>, String> {
             };
             let (score, matrix) = evaluation;
             print!("{}", final_report(&matrix, score, training, images, memory::peak_rss_bytes()));
+            plots::confusion(&confusion_png, &matrix)?;
+            let plots_dir = args.plots_dir();
+            println!(
+                "plots: {} and {}",
+                plots_dir.join(plots::TRAINING_FILE).display(),
+                confusion_png.display()
+            );
+            if let Some(best) = trainer.history.best() {
+                println!(
+                    "best checkpoint: {} (epoch {}, test accuracy {:.2}%)",
+                    trainer.best_checkpoint_path().display(),
+                    best.epoch,
+                    100.0 * best.test.accuracy
+                );
+            }
             Ok(None)
         }
     }

@@ -12,7 +12,7 @@ use kiln_data::CLASS_NAMES;
 use kiln_nn::ConfusionMatrix;
 
 /// Loss and accuracy over a pass.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Score {
     /// Mean loss per example.
     pub loss: f64,
@@ -108,6 +108,8 @@ pub struct EpochRecord {
     pub seconds: f64,
     /// Training images per second.
     pub images_per_second: f64,
+    /// Learning rate of the epoch's last step.
+    pub lr: f64,
 }
 
 impl EpochRecord {
@@ -129,14 +131,15 @@ impl EpochRecord {
     /// NaN or infinite is written as `null`, which every JSON parser accepts.
     pub fn json(&self) -> String {
         format!(
-            "{{\"epoch\": {}, \"train_loss\": {}, \"train_accuracy\": {}, \"test_loss\": {}, \"test_accuracy\": {}, \"seconds\": {}, \"images_per_second\": {}}}",
+            "{{\"epoch\": {}, \"train_loss\": {}, \"train_accuracy\": {}, \"test_loss\": {}, \"test_accuracy\": {}, \"seconds\": {}, \"images_per_second\": {}, \"lr\": {}}}",
             self.epoch,
             json_number(self.train.loss, 6),
             json_number(self.train.accuracy, 6),
             json_number(self.test.loss, 6),
             json_number(self.test.accuracy, 6),
             json_number(self.seconds, 3),
-            json_number(self.images_per_second, 3)
+            json_number(self.images_per_second, 3),
+            json_number(self.lr, 8)
         )
     }
 }
@@ -213,6 +216,7 @@ mod tests {
             test: Score { loss: f64::INFINITY, accuracy: 0.25 },
             seconds: 1.5,
             images_per_second: 10.0,
+            lr: 0.01,
         };
         let json = record.json();
         assert!(json.contains("\"train_loss\": null") && json.contains("\"test_loss\": null"), "{json}");

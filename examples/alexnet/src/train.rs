@@ -1,7 +1,9 @@
-//! The training run: epochs of steps with checkpoints (every N steps, at each epoch
-//! end, on Ctrl-C or --max-steps), resuming at the saved epoch and batch with the
-//! epoch's running sums, stopping when the loss, the test loss or the parameters become
-//! non-finite, and evaluation on the test set (which Ctrl-C also interrupts).
+//! The training run: epochs of steps under the recipe's learning-rate schedule and
+//! loss, with checkpoints (every N steps, at each epoch end, on Ctrl-C or --max-steps)
+//! and the best epoch's model kept beside them, resuming at the saved epoch and batch
+//! with the epoch's running sums and the history plotted, stopping when the loss, the
+//! test loss or the parameters become non-finite, and evaluation on the test set
+//! (which Ctrl-C also interrupts).
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -10,11 +12,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use kiln_data::{BatchConfig, Prefetcher, Split};
-use kiln_nn::{ConfusionMatrix, Mode, Module, NnError, Optimizer, Sequential, checkpoint, metrics};
+use kiln_data::{BatchConfig, EpochPlan, Order, Prefetcher, Split};
+use kiln_nn::{
+    ConfusionMatrix, LrSchedule, Mode, Module, NnError, Optimizer, Sequential, checkpoint, metrics,
+};
 use kiln_tensor::{Device, Rng, no_grad};
 
 use crate::args::Args;
+use crate::history::{EpochPoint, History};
+use crate::plots;
+use crate::recipe::{Recipe, Sampling};
 use crate::report::{EpochRecord, Score, Tally, bar_message, epoch_bar, open_metrics, write_metrics};
 
 /// Where training stands: the next epoch and batch to run, and steps taken so far.
@@ -48,11 +55,15 @@ pub struct Paused {
 const EPOCH_SECONDS: &str = "epoch_seconds";
 
 /// Settings a checkpoint must share with the run that resumes it.
-const RUN_KEYS: [&str; 4] = ["seed", "image_size", "batch_size", "train_size"];
+const RUN_KEYS: [&str; 5] = ["seed", "image_size", "batch_size", "train_size", "recipe"];
+
+/// Running-loss points plotted per epoch.
+const RUNNING_POINTS_PER_EPOCH: usize = 25;
 
 /// Everything a run needs.
 pub struct Trainer<'a> {
     pub args: &'a Args,
+    pub recipe: &'a Recipe,
     pub device: Device,
     pub model: Sequential,
     pub optimizer: Box<dyn Optimizer>,
@@ -60,6 +71,8 @@ pub struct Trainer<'a> {
     pub test: Split,
     pub position: Position,
     pub interrupted: Arc<AtomicBool>,
+    /// Scores so far, for the plots and the best checkpoint.
+    pub history: History,
     /// Running sums of the epoch in progress.
     tally: Tally,
     /// Training seconds the epoch in progress had before this run resumed it.
@@ -77,6 +90,7 @@ impl<'a> Trainer<'a> {
     /// A trainer at the start of training.
     pub fn new(
         args: &'a Args,
+        recipe: &'a Recipe,
         device: Device,
         model: Sequential,
         optimizer: Box<dyn Optimizer>,
@@ -85,6 +99,7 @@ impl<'a> Trainer<'a> {
     ) -> Self {
         Trainer {
             args,
+            recipe,
             device,
             model,
             optimizer,
@@ -92,6 +107,7 @@ impl<'a> Trainer<'a> {
             test,
             position: Position::default(),
             interrupted: Arc::new(AtomicBool::new(false)),
+            history: History::default(),
             tally: Tally::default(),
             carried_seconds: 0.0,
             last_saved_step: None,
@@ -103,8 +119,9 @@ impl<'a> Trainer<'a> {
         let values = [
             a.seed.to_string(),
             a.image_size.to_string(),
-            a.batch_size.to_string(),
+            self.recipe.batch_size.to_string(),
             self.train.len().to_string(),
+            format!("{:?}", self.recipe.preset).to_lowercase(),
         ];
         RUN_KEYS.iter().map(|k| k.to_string()).zip(values).collect()
     }
@@ -121,6 +138,7 @@ impl<'a> Trainer<'a> {
             self.tally.write_metadata(&mut meta);
             meta.insert(EPOCH_SECONDS.into(), epoch_seconds.to_string());
         }
+        self.history.write_metadata(&mut meta);
         match checkpoint::save(&self.args.checkpoint, &self.model, Some(self.optimizer.as_ref()), &meta) {
             Ok(()) => {
                 self.last_saved_step = Some(self.position.step);
@@ -155,19 +173,41 @@ impl<'a> Trainer<'a> {
         };
         self.position = Position { epoch: number("epoch")?, batch: number("batch")?, step: number("step")? };
         self.tally = Tally::from_metadata(&meta).map_err(|err| format!("cannot resume: {err}"))?;
+        self.history = History::from_metadata(&meta).map_err(|err| format!("cannot resume: {err}"))?;
         self.carried_seconds = meta.get(EPOCH_SECONDS).and_then(|v| v.parse().ok()).unwrap_or(0.0);
         self.last_saved_step = Some(self.position.step);
         Ok(())
     }
 
-    fn batch_config(&self, shuffle: bool) -> BatchConfig {
+    /// How training epochs are cut into batches.
+    fn training_batches(&self) -> BatchConfig {
+        let order = match self.recipe.sampling {
+            Sampling::Shuffle => Order::Shuffle,
+            Sampling::Draws { draw } => {
+                Order::WithReplacement { draws: (self.train.len() / draw).max(1) * draw }
+            }
+        };
         BatchConfig {
-            batch_size: self.args.batch_size,
-            image_size: self.args.image_size,
-            shuffle,
-            seed: self.args.seed,
-            drop_last: false,
+            order,
+            augment: self.recipe.augment.augment(),
+            ..BatchConfig::shuffled(self.recipe.batch_size, self.args.image_size, self.args.seed)
         }
+    }
+
+    /// The best checkpoint's path: `{stem}-best.safetensors` beside --checkpoint.
+    pub fn best_checkpoint_path(&self) -> std::path::PathBuf {
+        let path = &self.args.checkpoint;
+        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        path.with_file_name(format!("{stem}-best.safetensors"))
+    }
+
+    /// Saves the model (without optimizer state) to the best checkpoint.
+    fn save_best(&self, epoch: &EpochPoint) -> Result<(), String> {
+        let mut meta = BTreeMap::new();
+        meta.insert("epoch".into(), epoch.epoch.to_string());
+        meta.insert("test_accuracy".into(), epoch.test.accuracy.to_string());
+        checkpoint::save(&self.best_checkpoint_path(), &self.model, None, &meta)
+            .map_err(|err| err.to_string())
     }
 
     /// Trains from the current position to the last epoch.
@@ -179,7 +219,10 @@ impl<'a> Trainer<'a> {
         let (mut training, mut images) = (Duration::ZERO, 0);
         let mut steps_this_run = 0;
         let mut last = None;
-        let config = self.batch_config(true);
+        let config = self.training_batches();
+        let steps_per_epoch = EpochPlan::new(&self.train, &config, 0).batches();
+        let schedule = self.recipe.lr_schedule(self.args.epochs, steps_per_epoch);
+        let window = steps_per_epoch.div_ceil(RUNNING_POINTS_PER_EPOCH);
         while self.position.epoch < self.args.epochs {
             let epoch = self.position.epoch;
             let loader = Prefetcher::new(&self.train, &config, epoch, self.position.batch, 2);
@@ -190,9 +233,11 @@ impl<'a> Trainer<'a> {
                 let labels = batch.labels.clone();
                 let index = batch.index;
                 let (x, y) = batch.into_tensors(&self.device);
+                let lr = schedule.learning_rate(self.position.step);
+                self.optimizer.set_learning_rate(lr);
                 let logits =
                     self.model.forward(&x, Mode::train(step_seed(self.args.seed, self.position.step)));
-                let loss = logits.cross_entropy(&y);
+                let loss = self.recipe.output.training_loss(&logits, &y);
                 let grads = loss.backward();
                 let loss_value = loss.item().map_err(|err| err.to_string())?;
                 if !loss_value.is_finite() {
@@ -209,11 +254,15 @@ impl<'a> Trainer<'a> {
                 images += labels.len();
                 self.position.batch = index + 1;
                 self.position.step += 1;
+                let at_epoch = epoch as f64 + self.position.batch as f64 / steps_per_epoch as f64;
+                let close_window = self.position.step.is_multiple_of(window);
+                self.history.add_step(loss_value as f64, at_epoch, lr as f64, close_window);
                 steps_this_run += 1;
                 bar.inc(1);
                 let speed = (self.tally.seen() as f64) / epoch_seconds(self.carried_seconds);
                 bar.set_message(bar_message(&self.tally, speed));
-                if self.args.checkpoint_every.is_some_and(|every| self.position.step.is_multiple_of(every)) {
+                if self.recipe.checkpoint_every.is_some_and(|every| self.position.step.is_multiple_of(every))
+                {
                     self.save(epoch_seconds(self.carried_seconds)).inspect_err(|_| bar.abandon())?;
                 }
                 let out_of_steps = self.args.max_steps.is_some_and(|max| steps_this_run >= max);
@@ -237,13 +286,18 @@ impl<'a> Trainer<'a> {
                 )));
             }
             let seconds = self.carried_seconds;
+            let lr = self.optimizer.learning_rate() as f64;
             let record = EpochRecord {
                 epoch: epoch + 1,
                 train: self.tally.score(),
                 test,
                 seconds,
                 images_per_second: self.tally.seen() as f64 / seconds.max(1e-9),
+                lr,
             };
+            let point = EpochPoint { epoch: epoch + 1, train: record.train, test, lr };
+            let improved = self.history.best().is_none_or(|best| test.accuracy > best.test.accuracy);
+            self.history.epochs.push(point);
             println!("{}", record.line(self.args.epochs));
             if let Some(file) = metrics_file.as_mut() {
                 write_metrics(file, &record)?;
@@ -251,7 +305,11 @@ impl<'a> Trainer<'a> {
             self.position = Position { epoch: epoch + 1, batch: 0, step: self.position.step };
             self.tally = Tally::default();
             self.carried_seconds = 0.0;
+            if improved {
+                self.save_best(&point)?;
+            }
             self.save(0.0)?;
+            plots::training(&self.args.plots_dir().join(plots::TRAINING_FILE), &self.history)?;
             last = Some((test, matrix));
         }
         Ok(Ending::Finished { training, images, last })
@@ -290,14 +348,17 @@ impl<'a> Trainer<'a> {
     pub fn evaluate(&self) -> Result<Option<(Score, ConfusionMatrix)>, String> {
         let mut tally = Tally::default();
         let mut matrix = ConfusionMatrix::new(kiln_data::CLASS_NAMES.len());
-        for batch in Prefetcher::new(&self.test, &self.batch_config(false), 0, 0, 2) {
+        let config = BatchConfig::in_order(self.recipe.batch_size, self.args.image_size);
+        for batch in Prefetcher::new(&self.test, &config, 0, 0, 2) {
             if self.interrupted.load(Ordering::Relaxed) {
                 return Ok(None);
             }
             let labels = batch.labels.clone();
             let (x, y) = batch.into_tensors(&self.device);
             let logits = no_grad(|| self.model.forward(&x, Mode::Eval));
-            let loss = no_grad(|| logits.cross_entropy(&y)).item().map_err(|err| err.to_string())?;
+            let loss = no_grad(|| self.recipe.output.test_loss(&logits, &y))
+                .item()
+                .map_err(|err| err.to_string())?;
             let predicted = metrics::predictions(&logits).map_err(|err| err.to_string())?;
             let mut correct = 0;
             for (&p, &t) in predicted.iter().zip(&labels) {

@@ -1,7 +1,9 @@
 //! The `alexnet-example` binary end to end on the real dataset (CI installs it; a
 //! missing dataset fails there and skips elsewhere): a small run that learns, writes
-//! metrics and a checkpoint; resume equality; bad flags; a missing data directory; a
-//! diverging run; and the wgpu backend following the CPU backend's run step for step.
+//! metrics, a checkpoint, the best checkpoint and the plots; resume equality (schedule
+//! and augmentation included); the notebook recipe; bad flags; a missing data
+//! directory; a diverging run; and the wgpu backend following the CPU backend's run
+//! step for step.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -125,6 +127,23 @@ fn a_small_run_learns_and_writes_metrics_and_a_checkpoint() {
     assert!(accuracy > 0.70, "test accuracy {accuracy}");
     assert!(dir.join("alexnet.safetensors").is_file());
 
+    // The best epoch's model is kept beside the checkpoint and named in the summary.
+    let best_epoch =
+        if field(&lines[1], "test_accuracy") > field(&lines[0], "test_accuracy") { 2 } else { 1 };
+    let best = dir.join("alexnet-best.safetensors");
+    assert_eq!(saved_metadata(&best, "epoch"), best_epoch.to_string());
+    assert!(
+        stdout.contains(&format!("best checkpoint: {} (epoch {best_epoch},", best.display())),
+        "{stdout}"
+    );
+    // The plots are PNG files (signature, then the IHDR chunk's width and height).
+    for (name, size) in [("training.png", (1400, 560)), ("confusion.png", (900, 820))] {
+        let bytes = std::fs::read(dir.join(name)).unwrap_or_else(|_| panic!("{name} is written"));
+        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{name} is a PNG");
+        let dimension = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap());
+        assert_eq!((dimension(16), dimension(20)), size, "{name}'s size");
+    }
+
     let mut eval = small_run(&data, &dir, &["--test-limit", "500", "--eval-only"]);
     eval.retain(|a| a != "--resume");
     let output = run_strings(&eval);
@@ -145,7 +164,7 @@ fn tensors(path: &Path) -> Vec<(String, Vec<u8>)> {
 
 /// The fields of a metrics line that do not depend on timing.
 fn results(line: &str) -> Vec<f64> {
-    ["epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy"]
+    ["epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "lr"]
         .iter()
         .map(|k| field(line, k))
         .collect()
@@ -194,11 +213,15 @@ fn an_interrupted_and_resumed_run_ends_bit_identical() {
 
 #[test]
 fn impossible_flags_are_rejected_with_one_line() {
-    let cases: [(&[&str], &str); 10] = [
+    let cases: [(&[&str], &str); 14] = [
         (&["--batch-size", "0"], "--batch-size must be at least 1"),
         (&["--lr", "0"], "--lr must be a positive number"),
         (&["--lr", "NaN"], "--lr must be a positive number"),
         (&["--train-limit", "0"], "--train-limit must be at least 1"),
+        (&["--label-smoothing", "1.5"], "--label-smoothing must be in [0, 1)"),
+        (&["--warmup-epochs=-0.5"], "--warmup-epochs must be 0 or more"),
+        (&["--nesterov", "--momentum", "0"], "--nesterov needs --optimizer sgd with a --momentum above 0"),
+        (&["--schedule", "exponential"], "invalid value 'exponential' for '--schedule"),
         (&["--backend", "tpu"], "invalid value 'tpu' for '--backend"),
         (
             &["--image-size", "40"],
@@ -330,6 +353,8 @@ fn plain_sgd_run(data: &Path, dir: &Path, extra: &[&str]) -> Vec<String> {
         "1",
         "--momentum",
         "0",
+        "--schedule",
+        "constant",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -358,11 +383,16 @@ fn a_diverging_run_stops_and_keeps_the_last_good_checkpoint() {
     assert!(!tensors(&dir.join("alexnet.safetensors")).is_empty(), "the last good checkpoint loads");
 }
 
-/// The training step a checkpoint was saved at, from its metadata.
-fn saved_step(path: &Path) -> String {
+/// The metadata entry `key` of a checkpoint.
+fn saved_metadata(path: &Path, key: &str) -> String {
     let bytes = std::fs::read(path).unwrap();
     let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
-    header.metadata().as_ref().unwrap()["step"].clone()
+    header.metadata().as_ref().unwrap()[key].clone()
+}
+
+/// The training step a checkpoint was saved at, from its metadata.
+fn saved_step(path: &Path) -> String {
+    saved_metadata(path, "step")
 }
 
 #[test]
@@ -390,6 +420,47 @@ fn parameters_that_become_nan_are_never_saved() {
         let finite = bytes.chunks_exact(4).all(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]).is_finite());
         assert!(finite, "{name} is finite");
     }
+}
+
+#[test]
+fn the_notebook_recipe_trains_in_draws_and_scores_5000_random_test_images() {
+    let Some(data) = data_dir() else { return };
+    let dir = temp_dir("notebook");
+    let metrics = dir.join("metrics.jsonl");
+    let flags = [
+        "--recipe",
+        "notebook",
+        "--backend",
+        "cpu",
+        "--image-size",
+        "67",
+        "--train-limit",
+        "300",
+        "--epochs",
+        "1",
+    ];
+    let mut args: Vec<String> = flags.iter().map(|s| s.to_string()).collect();
+    for (flag, path) in
+        [("--data-dir", data.clone()), ("--checkpoint", dir.join("nb.safetensors")), ("--metrics", metrics)]
+    {
+        args.extend([flag.to_string(), path.display().to_string()]);
+    }
+    let output = run_strings(&args);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let header =
+        "recipe notebook: 1 epoch, batch 32 (draws of 128 with replacement), sgd lr 0.01 constant schedule";
+    assert!(stdout.contains(header), "{stdout}");
+    assert!(stdout.contains(
+        "momentum 0, weight decay 0, sigmoid with keras' cross-entropy, augment none, glorot init"
+    ));
+    // 300 images make 2 draws of 128: 256 images in 8 steps of 32.
+    assert_eq!(saved_step(&dir.join("nb.safetensors")), "8");
+    assert!(stdout.contains("training time") && stdout.contains("256 images,"), "{stdout}");
+    assert!(stdout.contains("on 5000 images"), "scored on the notebook's 5,000 random test images: {stdout}");
+    let line = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
+    let loss = field(&line, "test_loss");
+    assert!(loss > 0.5 && loss < 20.0, "Keras' loss of sigmoid outputs: {loss}");
 }
 
 /// Sends SIGINT to process `pid`.
@@ -451,7 +522,7 @@ fn an_auto_run_prints_no_driver_noise() {
     assert!(output.status.success(), "{}", stderr(&output));
     let err = stderr(&output);
     assert!(!err.contains("XDG_RUNTIME_DIR"), "driver noise on stderr: {err}");
-    assert!(String::from_utf8_lossy(&output.stdout).contains("training: 1 epoch,"), "singular epoch");
+    assert!(String::from_utf8_lossy(&output.stdout).contains("recipe kiln: 1 epoch,"), "singular epoch");
 }
 
 /// Whether a GPU adapter exists; without one the wgpu test skips, unless it runs under
