@@ -264,6 +264,10 @@ fn an_unwritable_checkpoint_path_is_found_before_training() {
     let output = run(&["--backend", "cpu", "--image-size", "67", "--metrics", "/proc/kiln/metrics.jsonl"]);
     assert_one_line_error(&output, 1, "/proc/kiln");
     assert!(output.stdout.is_empty(), "nothing runs before the check");
+
+    let output = run(&["--backend", "cpu", "--image-size", "67", "--plots", "/proc/kiln/plots"]);
+    assert_one_line_error(&output, 1, "cannot create the plots directory /proc/kiln/plots");
+    assert!(output.stdout.is_empty(), "nothing runs before the check");
 }
 
 #[test]
