@@ -24,7 +24,7 @@ pub enum Order {
 }
 
 /// How an epoch is cut into batches.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct BatchConfig {
     /// Examples per batch.
     pub batch_size: usize,
@@ -38,11 +38,28 @@ pub struct BatchConfig {
     pub drop_last: bool,
     /// Random changes to each image ([`Augment::NONE`] for evaluation).
     pub augment: Augment,
+    /// Standardize the pixels after scaling them to `[0, 1]` (`None`: keep `[0, 1]`).
+    pub normalize: Option<Normalize>,
+}
+
+/// Pixel standardization, `(x − mean) / std` (torchvision's `Normalize`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Normalize {
+    /// Subtracted from every pixel.
+    pub mean: f32,
+    /// Divides every pixel after the subtraction.
+    pub std: f32,
+}
+
+impl Normalize {
+    /// Fashion-MNIST's training-set pixel mean and standard deviation (of values in
+    /// `[0, 1]`).
+    pub const FASHION_MNIST: Normalize = Normalize { mean: 0.2860, std: 0.3530 };
 }
 
 impl BatchConfig {
     /// Training batches: shuffled each epoch, the last partial batch kept, no
-    /// augmentation.
+    /// augmentation, pixels in `[0, 1]`.
     pub fn shuffled(batch_size: usize, image_size: usize, seed: u64) -> Self {
         BatchConfig {
             batch_size,
@@ -51,6 +68,7 @@ impl BatchConfig {
             seed,
             drop_last: false,
             augment: Augment::NONE,
+            normalize: None,
         }
     }
 
@@ -91,8 +109,9 @@ impl Batch {
     }
 }
 
-/// The example order of one epoch and how it is cut into batches.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The example order of one epoch, how it is cut into batches, and how its images
+/// are prepared.
+#[derive(Clone, Debug, PartialEq)]
 pub struct EpochPlan {
     order: Vec<usize>,
     batch_size: usize,
@@ -100,6 +119,7 @@ pub struct EpochPlan {
     epoch: usize,
     seed: u64,
     augment: Augment,
+    normalize: Option<Normalize>,
 }
 
 impl EpochPlan {
@@ -132,6 +152,7 @@ impl EpochPlan {
             epoch,
             seed: config.seed,
             augment: config.augment,
+            normalize: config.normalize,
         }
     }
 
@@ -165,6 +186,9 @@ pub fn make_batch(split: &Split, plan: &EpochPlan, b: usize, image_size: usize) 
             split.image(i)
         };
         resize_into(source, split.cols(), &rows, &cols, out);
+        if let Some(Normalize { mean, std }) = plan.normalize {
+            out.iter_mut().for_each(|v| *v = (*v - mean) / std);
+        }
     }
     let labels = indices.iter().map(|&i| split.label(i) as i32).collect();
     Batch { index: b, images, labels, image_size }

@@ -3,7 +3,7 @@
 //! seeded, identical across a resume), and the prefetcher's order and early stop.
 
 use kiln_data::resize::resize;
-use kiln_data::{Augment, BatchConfig, EpochPlan, Order, Prefetcher, Split, make_batch};
+use kiln_data::{Augment, BatchConfig, EpochPlan, Normalize, Order, Prefetcher, Split, make_batch};
 
 #[test]
 fn two_by_two_to_four_by_four_by_hand() {
@@ -162,4 +162,18 @@ fn a_sample_is_a_seeded_subset_without_repeats() {
     let again: Vec<u8> = (0..5).map(|i| split.sample(5, 9).image(i)[0]).collect();
     assert_eq!(again, firsts, "seeded");
     assert_eq!(split.sample(100, 9).len(), 12);
+}
+
+#[test]
+fn normalized_batches_are_standardized_pixels() {
+    let split = tiny_split();
+    let plain = config(5, false);
+    let normalize = Normalize { mean: 0.25, std: 0.5 };
+    let standardized = BatchConfig { normalize: Some(normalize), ..plain };
+    let a = make_batch(&split, &EpochPlan::new(&split, &plain, 0), 0, 2);
+    let b = make_batch(&split, &EpochPlan::new(&split, &standardized, 0), 0, 2);
+    assert_eq!(a.labels, b.labels);
+    for (x, y) in a.images.iter().zip(&b.images) {
+        assert!((y - (x - 0.25) / 0.5).abs() < 1e-6, "{x} → {y}");
+    }
 }

@@ -94,6 +94,11 @@ pub struct Args {
     #[arg(long, value_enum)]
     pub augment: Option<AugmentChoice>,
 
+    /// Standardize the pixels, (x − 0.2860) / 0.3530, Fashion-MNIST's mean and standard
+    /// deviation, instead of feeding [0, 1] [default: false].
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub normalize: Option<bool>,
+
     /// Optimizer.
     #[arg(long, value_enum, default_value_t = OptimizerChoice::Sgd)]
     pub optimizer: OptimizerChoice,

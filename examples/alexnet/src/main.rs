@@ -147,7 +147,7 @@ fn describe(args: &Args, recipe: &Recipe) -> String {
         Sampling::Draws { draw } => format!("draws of {draw} with replacement"),
     };
     format!(
-        "recipe {:?}: {}, batch {} ({sampling}), {:?} lr {} {:?} schedule, warmup {} epochs, momentum {}{}, weight decay {}, {output}, augment {:?}, {:?} init, seed {}",
+        "recipe {:?}: {}, batch {} ({sampling}), {:?} lr {} {:?} schedule, warmup {} epochs, momentum {}{}, weight decay {}, {output}, augment {:?}{}, {:?} init, seed {}",
         recipe.preset,
         plural(args.epochs, "epoch"),
         recipe.batch_size,
@@ -159,6 +159,7 @@ fn describe(args: &Args, recipe: &Recipe) -> String {
         if recipe.nesterov { " (Nesterov)" } else { "" },
         recipe.weight_decay,
         recipe.augment,
+        if recipe.normalize { ", normalized inputs" } else { "" },
         recipe.init,
         args.seed
     )
@@ -200,7 +201,7 @@ fn run(args: &Args, recipe: &Recipe) -> Result<Option<Paused>, String> {
     let interrupted_evaluation =
         || Paused { message: "interrupted during evaluation: nothing to save".into(), interrupted: true };
     if args.eval_only {
-        load_model(&args.checkpoint, &mut trainer.model)?;
+        trainer.input = load_model(&args.checkpoint, &mut trainer.model)?;
         let Some((score, matrix)) = trainer.evaluate()? else { return Ok(Some(interrupted_evaluation())) };
         print!("{}", final_report(&matrix, score, Duration::ZERO, 0, memory::peak_rss_bytes()));
         plots::confusion(&confusion_png, &matrix)?;

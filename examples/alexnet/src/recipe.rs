@@ -4,7 +4,7 @@
 //! learning-rate schedule those settings describe.
 
 use clap::ValueEnum;
-use kiln_data::Augment;
+use kiln_data::{Augment, Normalize};
 use kiln_nn::{Constant, Cosine, LrSchedule, MultiStep, OneCycle, Warmup};
 use kiln_tensor::Tensor;
 
@@ -139,6 +139,8 @@ pub struct Recipe {
     pub warmup_epochs: f32,
     /// Random changes to the training images.
     pub augment: AugmentChoice,
+    /// Standardize the pixels with Fashion-MNIST's mean and standard deviation.
+    pub normalize: bool,
     /// Output and loss.
     pub output: Output,
     /// How training examples are chosen.
@@ -164,6 +166,7 @@ impl Recipe {
                 schedule: ScheduleChoice::Onecycle,
                 warmup_epochs: 0.0,
                 augment: AugmentChoice::Flip,
+                normalize: false,
                 output: Output::Softmax { label_smoothing: 0.1 },
                 sampling: Sampling::Shuffle,
                 test_sample: None,
@@ -180,6 +183,7 @@ impl Recipe {
                 schedule: ScheduleChoice::Constant,
                 warmup_epochs: 0.0,
                 augment: AugmentChoice::None,
+                normalize: false,
                 output: Output::KerasSigmoid,
                 sampling: Sampling::Draws { draw: NOTEBOOK_DRAW },
                 test_sample: Some(NOTEBOOK_TEST_IMAGES),
@@ -201,6 +205,7 @@ impl Recipe {
         r.schedule = args.schedule.unwrap_or(r.schedule);
         r.warmup_epochs = args.warmup_epochs.unwrap_or(r.warmup_epochs);
         r.augment = args.augment.unwrap_or(r.augment);
+        r.normalize = args.normalize.unwrap_or(r.normalize);
         if let Some(label_smoothing) = args.label_smoothing {
             r.output = Output::Softmax { label_smoothing };
         }
@@ -242,6 +247,11 @@ impl Recipe {
             return Err("--nesterov needs --optimizer sgd with a --momentum above 0".into());
         }
         Ok(())
+    }
+
+    /// The pixel standardization the loader applies.
+    pub fn input_normalization(&self) -> Option<Normalize> {
+        self.normalize.then_some(Normalize::FASHION_MNIST)
     }
 
     /// The learning-rate schedule over `epochs` epochs of `steps_per_epoch` steps.

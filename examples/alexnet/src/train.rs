@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use kiln_data::{BatchConfig, EpochPlan, Order, Prefetcher, Split};
+use kiln_data::{BatchConfig, EpochPlan, Normalize, Order, Prefetcher, Split};
 use kiln_nn::{
     ConfusionMatrix, LrSchedule, Mode, Module, NnError, Optimizer, Sequential, checkpoint, metrics,
 };
@@ -55,7 +55,10 @@ pub struct Paused {
 const EPOCH_SECONDS: &str = "epoch_seconds";
 
 /// Settings a checkpoint must share with the run that resumes it.
-const RUN_KEYS: [&str; 5] = ["seed", "image_size", "batch_size", "train_size", "recipe"];
+const RUN_KEYS: [&str; 6] = ["seed", "image_size", "batch_size", "train_size", "recipe", INPUT_KEY];
+
+/// Metadata key of the pixel standardization the model was trained with.
+const INPUT_KEY: &str = "input_normalization";
 
 /// Running-loss points plotted per epoch.
 const RUNNING_POINTS_PER_EPOCH: usize = 25;
@@ -71,6 +74,8 @@ pub struct Trainer<'a> {
     pub test: Split,
     pub position: Position,
     pub interrupted: Arc<AtomicBool>,
+    /// The pixel standardization of the model's inputs.
+    pub input: Option<Normalize>,
     /// Scores so far, for the plots and the best checkpoint.
     pub history: History,
     /// Running sums of the epoch in progress.
@@ -107,6 +112,7 @@ impl<'a> Trainer<'a> {
             test,
             position: Position::default(),
             interrupted: Arc::new(AtomicBool::new(false)),
+            input: recipe.input_normalization(),
             history: History::default(),
             tally: Tally::default(),
             carried_seconds: 0.0,
@@ -122,6 +128,7 @@ impl<'a> Trainer<'a> {
             self.recipe.batch_size.to_string(),
             self.train.len().to_string(),
             format!("{:?}", self.recipe.preset).to_lowercase(),
+            input_description(self.input),
         ];
         RUN_KEYS.iter().map(|k| k.to_string()).zip(values).collect()
     }
@@ -190,6 +197,7 @@ impl<'a> Trainer<'a> {
         BatchConfig {
             order,
             augment: self.recipe.augment.augment(),
+            normalize: self.input,
             ..BatchConfig::shuffled(self.recipe.batch_size, self.args.image_size, self.args.seed)
         }
     }
@@ -206,6 +214,7 @@ impl<'a> Trainer<'a> {
         let mut meta = BTreeMap::new();
         meta.insert("epoch".into(), epoch.epoch.to_string());
         meta.insert("test_accuracy".into(), epoch.test.accuracy.to_string());
+        meta.insert(INPUT_KEY.into(), input_description(self.input));
         checkpoint::save(&self.best_checkpoint_path(), &self.model, None, &meta)
             .map_err(|err| err.to_string())
     }
@@ -348,7 +357,10 @@ impl<'a> Trainer<'a> {
     pub fn evaluate(&self) -> Result<Option<(Score, ConfusionMatrix)>, String> {
         let mut tally = Tally::default();
         let mut matrix = ConfusionMatrix::new(kiln_data::CLASS_NAMES.len());
-        let config = BatchConfig::in_order(self.recipe.batch_size, self.args.image_size);
+        let config = BatchConfig {
+            normalize: self.input,
+            ..BatchConfig::in_order(self.recipe.batch_size, self.args.image_size)
+        };
         for batch in Prefetcher::new(&self.test, &config, 0, 0, 2) {
             if self.interrupted.load(Ordering::Relaxed) {
                 return Ok(None);
@@ -371,7 +383,22 @@ impl<'a> Trainer<'a> {
     }
 }
 
-/// Loads only the model from `path` (for --eval-only).
-pub fn load_model(path: &Path, model: &mut Sequential) -> Result<(), String> {
-    checkpoint::load(path, model, None).map(|_| ()).map_err(|err| format!("cannot evaluate: {err}"))
+/// How a checkpoint's metadata describes the input standardization.
+fn input_description(input: Option<Normalize>) -> String {
+    match input {
+        Some(Normalize { mean, std }) => format!("{mean},{std}"),
+        None => "none".into(),
+    }
+}
+
+/// Loads only the model from `path` (for --eval-only), with the input standardization
+/// it was trained with (none for a checkpoint that does not say).
+pub fn load_model(path: &Path, model: &mut Sequential) -> Result<Option<Normalize>, String> {
+    let meta = checkpoint::load(path, model, None).map_err(|err| format!("cannot evaluate: {err}"))?;
+    let Some(text) = meta.get(INPUT_KEY).filter(|t| t.as_str() != "none") else { return Ok(None) };
+    let values: Vec<f32> = text.split(',').filter_map(|v| v.parse().ok()).collect();
+    match values[..] {
+        [mean, std] if std > 0.0 => Ok(Some(Normalize { mean, std })),
+        _ => Err(format!("cannot evaluate: {}'s `{INPUT_KEY}` is malformed: {text}", path.display())),
+    }
 }
