@@ -59,7 +59,7 @@ pub struct Args {
     #[arg(long)]
     pub batch_size: Option<usize>,
 
-    /// Learning rate, the peak of --schedule [default: 0.02 (kiln), 0.01 (notebook)].
+    /// Learning rate, the peak of --schedule [default: 0.05 (kiln), 0.01 (notebook)].
     #[arg(long)]
     pub lr: Option<f32>,
 
@@ -99,9 +99,9 @@ pub struct Args {
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub normalize: Option<bool>,
 
-    /// Optimizer.
-    #[arg(long, value_enum, default_value_t = OptimizerChoice::Sgd)]
-    pub optimizer: OptimizerChoice,
+    /// Optimizer [default: sgd].
+    #[arg(long, value_enum)]
+    pub optimizer: Option<OptimizerChoice>,
 
     /// Weight initialization [default: he (kiln), glorot (notebook)].
     #[arg(long, value_enum)]
@@ -183,7 +183,7 @@ impl Args {
             }
         }
         let recipe = Recipe::from_args(self);
-        recipe.validate(self.optimizer)?;
+        recipe.validate()?;
         if self.resume && self.eval_only {
             return Err("--resume and --eval-only exclude each other".into());
         }

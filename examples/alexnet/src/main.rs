@@ -124,8 +124,8 @@ fn one_line(rendered: &str) -> String {
     lines.collect::<Vec<_>>().join(" ")
 }
 
-fn optimizer(args: &Args, recipe: &Recipe) -> Box<dyn Optimizer> {
-    match args.optimizer {
+fn optimizer(recipe: &Recipe) -> Box<dyn Optimizer> {
+    match recipe.optimizer {
         OptimizerChoice::Sgd => Box::new(
             Sgd::new(recipe.lr)
                 .with_momentum(recipe.momentum)
@@ -151,7 +151,7 @@ fn describe(args: &Args, recipe: &Recipe) -> String {
         recipe.preset,
         plural(args.epochs, "epoch"),
         recipe.batch_size,
-        args.optimizer,
+        recipe.optimizer,
         recipe.lr,
         recipe.schedule,
         recipe.warmup_epochs,
@@ -195,7 +195,7 @@ fn run(args: &Args, recipe: &Recipe) -> Result<Option<Paused>, String> {
         args.image_size
     );
 
-    let mut trainer = Trainer::new(args, recipe, device, model, optimizer(args, recipe), train, test);
+    let mut trainer = Trainer::new(args, recipe, device, model, optimizer(recipe), train, test);
     let confusion_png = args.plots_dir().join(plots::CONFUSION_FILE);
     handle_ctrl_c(trainer.interrupted.clone())?;
     let interrupted_evaluation =

@@ -123,6 +123,8 @@ pub struct Recipe {
     pub preset: RecipeChoice,
     /// Images per training step.
     pub batch_size: usize,
+    /// The optimizer.
+    pub optimizer: OptimizerChoice,
     /// Learning rate (the peak of a schedule).
     pub lr: f32,
     /// SGD momentum.
@@ -158,7 +160,8 @@ impl Recipe {
             RecipeChoice::Kiln => Recipe {
                 preset,
                 batch_size: 128,
-                lr: 0.02,
+                optimizer: OptimizerChoice::Sgd,
+                lr: 0.05,
                 momentum: 0.9,
                 nesterov: true,
                 weight_decay: 5e-4,
@@ -175,6 +178,7 @@ impl Recipe {
             RecipeChoice::Notebook => Recipe {
                 preset,
                 batch_size: 32,
+                optimizer: OptimizerChoice::Sgd,
                 lr: 0.01,
                 momentum: 0.0,
                 nesterov: false,
@@ -197,6 +201,7 @@ impl Recipe {
         let mut recipe = Recipe::preset(args.recipe);
         let r = &mut recipe;
         r.batch_size = args.batch_size.unwrap_or(r.batch_size);
+        r.optimizer = args.optimizer.unwrap_or(r.optimizer);
         r.lr = args.lr.unwrap_or(r.lr);
         r.momentum = args.momentum.unwrap_or(r.momentum);
         r.nesterov = args.nesterov.unwrap_or(r.nesterov);
@@ -215,14 +220,14 @@ impl Recipe {
         r.checkpoint_every = args.checkpoint_every.or(r.checkpoint_every);
         // A preset's Nesterov momentum lapses where it cannot apply (no momentum, or
         // Adam); only an explicit --nesterov there is an error.
-        if args.nesterov.is_none() && (r.momentum == 0.0 || args.optimizer != OptimizerChoice::Sgd) {
+        if args.nesterov.is_none() && (r.momentum == 0.0 || r.optimizer != OptimizerChoice::Sgd) {
             r.nesterov = false;
         }
         recipe
     }
 
     /// Rejects settings that cannot train, with a one-line reason.
-    pub fn validate(&self, optimizer: OptimizerChoice) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), String> {
         if self.batch_size == 0 {
             return Err("--batch-size must be at least 1".into());
         }
@@ -243,7 +248,7 @@ impl Recipe {
         {
             return Err(format!("--label-smoothing must be in [0, 1), got {label_smoothing}"));
         }
-        if self.nesterov && (optimizer != OptimizerChoice::Sgd || self.momentum == 0.0) {
+        if self.nesterov && (self.optimizer != OptimizerChoice::Sgd || self.momentum == 0.0) {
             return Err("--nesterov needs --optimizer sgd with a --momentum above 0".into());
         }
         Ok(())
