@@ -73,9 +73,9 @@ fn quiet_vulkan_device_select() {
 }
 
 /// Checks the files the run reads and writes before any expensive work: the
-/// checkpoint to resume or evaluate exists, and the checkpoint and metrics locations
-/// are writable (without truncating an existing metrics file: that happens only when
-/// training starts).
+/// checkpoint to resume or evaluate exists, and the checkpoint, metrics and plots
+/// locations are writable (without truncating an existing metrics file: that happens
+/// only when training starts).
 fn check_files(args: &Args) -> Result<(), String> {
     if (args.resume || args.eval_only) && !args.checkpoint.is_file() {
         let flag = if args.resume { "--resume" } else { "--eval-only" };
@@ -84,19 +84,16 @@ fn check_files(args: &Args) -> Result<(), String> {
             args.checkpoint.display()
         ));
     }
+    if !args.eval_only {
+        checkpoint::ensure_writable(&args.checkpoint).map_err(|err| err.to_string())?;
+        if let Some(path) = &args.metrics {
+            open_metrics(path, true)?;
+        }
+    }
     let plots = args.plots_dir();
     std::fs::create_dir_all(&plots)
         .map_err(|err| format!("cannot create the plots directory {}: {err}", plots.display()))?;
-    checkpoint::ensure_writable(&plots.join(plots::CONFUSION_FILE))
-        .map_err(|err| format!("--plots: {err}"))?;
-    if args.eval_only {
-        return Ok(());
-    }
-    checkpoint::ensure_writable(&args.checkpoint).map_err(|err| err.to_string())?;
-    match &args.metrics {
-        Some(path) => open_metrics(path, true).map(drop),
-        None => Ok(()),
-    }
+    checkpoint::ensure_writable(&plots.join(plots::CONFUSION_FILE)).map_err(|err| format!("--plots: {err}"))
 }
 
 /// Makes Ctrl-C set `flag` (the run then stops at the next batch, saving what is worth

@@ -383,7 +383,7 @@ fn plain_sgd_run(data: &Path, dir: &Path, extra: &[&str]) -> Vec<String> {
 fn a_diverging_run_stops_and_keeps_the_last_good_checkpoint() {
     let Some(data) = data_dir() else { return };
     let dir = temp_dir("nan");
-    let output = run_strings(&plain_sgd_run(&data, &dir, &["--lr", "10000", "--checkpoint-every", "2"]));
+    let output = run_strings(&plain_sgd_run(&data, &dir, &["--lr", "10000", "--checkpoint-every", "1"]));
     assert_eq!(output.status.code(), Some(1));
     let err = stderr(&output);
     assert!(err.contains("the loss became") && err.contains("is intact"), "{err}");
