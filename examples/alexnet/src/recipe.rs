@@ -228,9 +228,6 @@ impl Recipe {
 
     /// Rejects settings that cannot train, with a one-line reason.
     pub fn validate(&self) -> Result<(), String> {
-        if self.batch_size == 0 {
-            return Err("--batch-size must be at least 1".into());
-        }
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return Err(format!("--lr must be a positive number, got {}", self.lr));
         }

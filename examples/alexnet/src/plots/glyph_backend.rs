@@ -4,7 +4,7 @@
 //! (fontconfig, FreeType); this keeps the example pure Rust, so building and testing it
 //! needs nothing installed.
 
-use ab_glyph::{Font, FontRef, PxScale, ScaleFont};
+use ab_glyph::{Font, FontRef, Glyph, PxScale, ScaleFont};
 use plotters::prelude::BitMapBackend;
 use plotters_backend::text_anchor::{HPos, VPos};
 use plotters_backend::{
@@ -31,21 +31,23 @@ impl<'a> GlyphBackend<'a> {
         GlyphBackend { inner: BitMapBackend::with_buffer(buffer, (width, height)), font: font() }
     }
 
-    /// Width and height of `text` at `size` pixels: the advances and the font's line
-    /// height.
-    fn measure(&self, text: &str, size: f64) -> (i32, i32) {
+    /// The glyphs of `text` at `size` pixels, placed along a baseline one ascent below
+    /// the top (kerned), and the width and height of the line.
+    fn layout(&self, text: &str, size: f64) -> (Vec<Glyph>, (i32, i32)) {
         let font = self.font.as_scaled(PxScale::from(size as f32));
-        let mut width = 0.0;
+        let mut caret = 0.0;
         let mut previous = None;
+        let mut glyphs = Vec::with_capacity(text.len());
         for c in text.chars() {
             let id = font.glyph_id(c);
             if let Some(p) = previous {
-                width += font.kern(p, id);
+                caret += font.kern(p, id);
             }
-            width += font.h_advance(id);
+            glyphs.push(id.with_scale_and_position(font.scale(), ab_glyph::point(caret, font.ascent())));
+            caret += font.h_advance(id);
             previous = Some(id);
         }
-        (width.ceil() as i32, (font.ascent() - font.descent()).ceil() as i32)
+        (glyphs, (caret.ceil() as i32, (font.ascent() - font.descent()).ceil() as i32))
     }
 }
 
@@ -112,7 +114,7 @@ impl DrawingBackend for GlyphBackend<'_> {
         text: &str,
         style: &TStyle,
     ) -> Result<(u32, u32), DrawingErrorKind<Self::ErrorType>> {
-        let (width, height) = self.measure(text, style.size());
+        let (_, (width, height)) = self.layout(text, style.size());
         Ok((width as u32, height as u32))
     }
 
@@ -126,7 +128,7 @@ impl DrawingBackend for GlyphBackend<'_> {
         if color.alpha == 0.0 {
             return Ok(());
         }
-        let (width, height) = self.measure(text, style.size());
+        let (glyphs, (width, height)) = self.layout(text, style.size());
         let anchor = style.anchor();
         let dx = match anchor.h_pos {
             HPos::Left => 0,
@@ -140,19 +142,8 @@ impl DrawingBackend for GlyphBackend<'_> {
         };
         let transform = style.transform();
         let (canvas_w, canvas_h) = self.inner.get_size();
-        let font = self.font.as_scaled(PxScale::from(style.size() as f32));
-        let baseline = font.ascent();
-        let mut caret = 0.0;
-        let mut previous = None;
         let mut coverage_pixels = Vec::new();
-        for c in text.chars() {
-            let id = font.glyph_id(c);
-            if let Some(p) = previous {
-                caret += font.kern(p, id);
-            }
-            let glyph = id.with_scale_and_position(font.scale(), ab_glyph::point(caret, baseline));
-            caret += font.h_advance(id);
-            previous = Some(id);
+        for glyph in glyphs {
             if let Some(outline) = self.font.outline_glyph(glyph) {
                 let bounds = outline.px_bounds();
                 outline.draw(|gx, gy, coverage| {
