@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 
 use crate::report::Score;
 
-/// One finished epoch.
+/// One finished epoch: the timing-free part of its `EpochRecord`, so that a checkpoint,
+/// which carries the history, stays byte-reproducible.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct EpochPoint {
     /// 1-based epoch number.
