@@ -127,14 +127,7 @@ pub fn training(path: &Path, history: &History) -> Result<(), String> {
             .map_err(|e| fail(&e))?
             .label("learning rate (right axis)")
             .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], LR_COLOR.stroke_width(2)));
-        chart
-            .configure_series_labels()
-            .label_font((FONT, 15))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.3))
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
-            .map_err(|e| fail(&e))?;
+        draw_legend(&mut chart, SeriesLabelPosition::UpperRight).map_err(|e| fail(&e))?;
 
         let accuracies = history.epochs.iter().flat_map(|e| [e.train.accuracy, e.test.accuracy]);
         let low = accuracies.clone().filter(|v| v.is_finite()).fold(1.0, f64::min);
@@ -157,16 +150,27 @@ pub fn training(path: &Path, history: &History) -> Result<(), String> {
             .map_err(|e| fail(&e))?;
         draw_epoch_lines(&mut chart, history, |e| (e.train.accuracy, e.test.accuracy))
             .map_err(|e| fail(&e))?;
-        chart
-            .configure_series_labels()
-            .label_font((FONT, 15))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.3))
-            .position(SeriesLabelPosition::LowerRight)
-            .draw()
-            .map_err(|e| fail(&e))?;
+        draw_legend(&mut chart, SeriesLabelPosition::LowerRight).map_err(|e| fail(&e))?;
         Ok(())
     })
+}
+
+/// Draws the legend of the series labelled so far at `position`.
+fn draw_legend<'a, X, Y>(
+    chart: &mut ChartContext<'a, GlyphBackend<'a>, Cartesian2d<X, Y>>,
+    position: SeriesLabelPosition,
+) -> Result<(), DrawingAreaErrorKind<<GlyphBackend<'a> as DrawingBackend>::ErrorType>>
+where
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    chart
+        .configure_series_labels()
+        .label_font((FONT, 15))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .position(position)
+        .draw()
 }
 
 /// Draws the per-epoch training and test values that `pick` selects, as lines with
