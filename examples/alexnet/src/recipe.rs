@@ -286,10 +286,15 @@ mod tests {
 
     use super::*;
 
-    fn recipe(flags: &[&str]) -> Recipe {
+    /// The settings `flags` give, or why they are impossible.
+    fn validated(flags: &[&str]) -> Result<Recipe, String> {
         let args =
             Args::try_parse_from(std::iter::once("alexnet-example").chain(flags.iter().copied())).unwrap();
-        args.validate().unwrap()
+        args.validate()
+    }
+
+    fn recipe(flags: &[&str]) -> Recipe {
+        validated(flags).unwrap()
     }
 
     fn rates(recipe: &Recipe, epochs: usize, steps_per_epoch: usize, steps: &[usize]) -> Vec<f32> {
@@ -373,11 +378,7 @@ mod tests {
 
     #[test]
     fn impossible_recipes_are_rejected() {
-        let error = |flags: &[&str]| {
-            let args = Args::try_parse_from(std::iter::once("alexnet-example").chain(flags.iter().copied()))
-                .unwrap();
-            args.validate().unwrap_err()
-        };
+        let error = |flags: &[&str]| validated(flags).unwrap_err();
         assert!(error(&["--label-smoothing", "1"]).contains("--label-smoothing must be in [0, 1)"));
         assert!(error(&["--warmup-epochs=-1"]).contains("--warmup-epochs must be 0 or more"));
         assert!(error(&["--nesterov", "--momentum", "0"]).contains("--nesterov needs"));
