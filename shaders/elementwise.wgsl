@@ -1,5 +1,5 @@
 // Elementwise kernels: fill, unary functions and their gradients, broadcasting binary
-// arithmetic (and broadcast copies), dropout with the counter-based mask.
+// arithmetic (and broadcast copies).
 
 struct Params {
     n: u32,
@@ -126,26 +126,4 @@ fn binary(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups:
         case 3u: { out[i] = a / in1[ib]; }
         default: { out[i] = a; }
     }
-}
-
-// The counter-based hash of kiln_tensor::dropout_hash.
-fn mix32(x0: u32) -> u32 {
-    var x = x0;
-    x ^= x >> 16u;
-    x *= 0x7feb352du;
-    x ^= x >> 15u;
-    x *= 0x846ca68bu;
-    return x ^ (x >> 16u);
-}
-
-@compute @workgroup_size(256)
-fn dropout(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
-           @builtin(local_invocation_index) li: u32) {
-    let i = flat_index(wg, groups, li);
-    if (i >= params.n) {
-        return;
-    }
-    let key = mix32(mix32(params.seed_lo) ^ params.seed_hi);
-    let h = mix32(i ^ key) >> 8u;
-    out[i] = select(0.0, in0[i] * params.scale, f32(h) >= params.threshold);
 }

@@ -6,6 +6,7 @@ mod common;
 
 use common::*;
 use kiln::prelude::*;
+use kiln::tensor::DropoutMask;
 
 test_on_every_device! {
     fn tensor_used_twice_gets_the_sum_of_both_gradients() {
@@ -70,5 +71,20 @@ test_on_every_device! {
         assert!((4_700..5_300).contains(&kept), "kept {kept}");
         assert_eq!(y, x.dropout(0.5, 7).to_vec().unwrap());
         assert_ne!(y, x.dropout(0.5, 8).to_vec().unwrap());
+    }
+
+    fn dropout_shards_draw_the_whole_batch_mask() {
+        let whole = randn(&[6, 35], 3);
+        let full = whole.dropout(0.4, 11).to_vec().unwrap();
+        let (head, tail) = full.split_at(2 * 35);
+        let host = whole.to_vec().unwrap();
+        let shard = |rows: std::ops::Range<usize>| {
+            Tensor::from_vec([rows.len(), 35], host[rows.start * 35..rows.end * 35].to_vec(), &device())
+        };
+        let first = shard(0..2).dropout_with(0.4, DropoutMask::new(11)).to_vec().unwrap();
+        let rest = shard(2..6).dropout_with(0.4, DropoutMask::new(11).starting_at(2 * 35)).to_vec().unwrap();
+        assert_eq!(first, head);
+        assert_eq!(rest, tail);
+        assert_ne!(rest, shard(2..6).dropout(0.4, 11).to_vec().unwrap(), "the window must move the mask");
     }
 }

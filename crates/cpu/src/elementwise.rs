@@ -1,7 +1,7 @@
 //! Elementwise kernels: unary functions and their gradients, broadcasting binary
 //! arithmetic, broadcast copies and dropout, each parallel over chunks.
 
-use kiln_tensor::{BinaryOp, Shape, UnaryOp, dropout_keeps};
+use kiln_tensor::{BinaryOp, DropoutMask, Shape, UnaryOp};
 use rayon::prelude::*;
 
 use crate::memory::HostMemory;
@@ -154,7 +154,7 @@ pub fn broadcast_to(mem: &HostMemory, x: &[f32], shape: &Shape, out_shape: &Shap
 }
 
 /// Inverted dropout with the shared counter-based mask.
-pub fn dropout(mem: &HostMemory, x: &[f32], p: f32, seed: u64) -> Vec<f32> {
+pub fn dropout(mem: &HostMemory, x: &[f32], p: f32, mask: DropoutMask) -> Vec<f32> {
     let scale = 1.0 / (1.0 - p);
-    fill_indexed(mem, x.len(), |i| if dropout_keeps(seed, i as u32, p) { x[i] * scale } else { 0.0 })
+    fill_indexed(mem, x.len(), |i| if mask.keeps(i as u32, p) { x[i] * scale } else { 0.0 })
 }

@@ -38,8 +38,8 @@ use std::sync::{Arc, OnceLock};
 use rayon::prelude::*;
 
 use kiln_tensor::{
-    Activation, AdamStep, AxisSplit, Backend, BinaryOp, Conv2dGeometry, Device, KilnError, MatmulDims,
-    Pool2dGeometry, Result, SgdStep, Shape, StorageRef, UnaryOp,
+    Activation, AdamStep, AxisSplit, Backend, BinaryOp, Conv2dGeometry, Device, DropoutMask, KilnError,
+    MatmulDims, Pool2dGeometry, Result, SgdStep, Shape, StorageRef, UnaryOp,
 };
 
 pub use gemm::GemmKernel;
@@ -329,8 +329,8 @@ impl Backend for CpuBackend {
         self.f32(self.run(|mem| pool::backward(mem, &read_f32(grad), read_i32(argmax), geo)))
     }
 
-    fn dropout(&self, x: &StorageRef, p: f32, seed: u64) -> StorageRef {
-        self.f32(self.run(|mem| elementwise::dropout(mem, &read_f32(x), p, seed)))
+    fn dropout(&self, x: &StorageRef, p: f32, mask: DropoutMask) -> StorageRef {
+        self.f32(self.run(|mem| elementwise::dropout(mem, &read_f32(x), p, mask)))
     }
 
     fn sgd_update(

@@ -6,7 +6,7 @@ use std::any::Any;
 use std::fmt::Debug;
 use std::sync::Arc;
 
-use crate::{AxisSplit, DType, Result, Shape};
+use crate::{AxisSplit, DType, DropoutMask, Result, Shape};
 
 /// Memory owned by one backend. Backends downcast through [`Storage::as_any`] to their
 /// own type; storage from another backend is a bug and panics.
@@ -355,9 +355,9 @@ pub trait Backend: Send + Sync + Debug {
     fn max_pool2d_backward(&self, grad: &StorageRef, argmax: &StorageRef, geo: &Pool2dGeometry)
     -> StorageRef;
     /// Inverted dropout: element `i` is kept and scaled by `1/(1−p)` when
-    /// [`crate::dropout_keeps`]`(seed, i, p)`, else zeroed. The same call on the upstream
+    /// [`DropoutMask::keeps`]`(i, p)`, else zeroed. The same call on the upstream
     /// gradient is the backward pass.
-    fn dropout(&self, x: &StorageRef, p: f32, seed: u64) -> StorageRef;
+    fn dropout(&self, x: &StorageRef, p: f32, mask: DropoutMask) -> StorageRef;
 
     /// One SGD step in place on `param` (and `velocity` when momentum is used).
     fn sgd_update(&self, param: &StorageRef, grad: &StorageRef, velocity: Option<&StorageRef>, step: SgdStep);

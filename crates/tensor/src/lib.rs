@@ -29,6 +29,6 @@ pub use device::Device;
 pub use dtype::DType;
 pub use error::{KilnError, Result};
 pub use ops::Size2d;
-pub use rng::{Rng, dropout_hash, dropout_keeps};
+pub use rng::{DropoutMask, Rng, dropout_hash, dropout_keeps};
 pub use shape::{AxisSplit, Shape};
 pub use tensor::{Tensor, TensorId};

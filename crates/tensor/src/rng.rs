@@ -79,6 +79,35 @@ pub fn dropout_keeps(seed: u64, index: u32, p: f32) -> bool {
     dropout_hash(seed, index) as f32 >= p * (1u32 << 24) as f32
 }
 
+/// One tensor's window onto a dropout mask stream: element `i` of the tensor uses
+/// element `first_index + i` of the stream drawn from `seed`. A batch split across
+/// processes (data-parallel training) gives each shard the window of its first sample,
+/// so the shards together draw exactly the mask of the whole batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DropoutMask {
+    /// Seed of the mask stream.
+    pub seed: u64,
+    /// Index in the stream of the tensor's first element.
+    pub first_index: u32,
+}
+
+impl DropoutMask {
+    /// The stream drawn from `seed`, from its start.
+    pub fn new(seed: u64) -> Self {
+        DropoutMask { seed, first_index: 0 }
+    }
+
+    /// The same stream, with the tensor's first element at `first_index`.
+    pub fn starting_at(self, first_index: u32) -> Self {
+        DropoutMask { first_index, ..self }
+    }
+
+    /// Whether the tensor's element `i` survives with drop probability `p`.
+    pub fn keeps(self, i: u32, p: f32) -> bool {
+        dropout_keeps(self.seed, self.first_index.wrapping_add(i), p)
+    }
+}
+
 /// A 32-bit integer finalizer with good avalanche (Chris Wellons' "lowbias32").
 fn mix32(mut x: u32) -> u32 {
     x ^= x >> 16;

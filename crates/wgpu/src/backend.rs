@@ -3,8 +3,8 @@
 //! the host and `synchronize`, which also report any GPU error.
 
 use kiln_tensor::{
-    Activation, AdamStep, AxisSplit, Backend, BinaryOp, Conv2dGeometry, DType, MatmulDims, Pool2dGeometry,
-    Result, SgdStep, SgdTarget, Shape, StorageRef, UnaryOp,
+    Activation, AdamStep, AxisSplit, Backend, BinaryOp, Conv2dGeometry, DType, DropoutMask, MatmulDims,
+    Pool2dGeometry, Result, SgdStep, SgdTarget, Shape, StorageRef, UnaryOp,
 };
 
 use crate::gpu::{Gpu, WorkCounters, grid};
@@ -72,6 +72,29 @@ fn elementwise_params(
         words.extend(pad(b.broadcast_strides(out)));
     }
     words
+}
+
+/// The dropout kernel's parameter block (`Params` in `dropout.wgsl`).
+struct DropoutParams {
+    n: u32,
+    seed: u64,
+    first_index: u32,
+    threshold: f32,
+    scale: f32,
+}
+
+impl DropoutParams {
+    /// The block's words in the WGSL field order.
+    fn words(&self) -> Vec<u32> {
+        vec![
+            self.n,
+            self.seed as u32,
+            (self.seed >> 32) as u32,
+            self.first_index,
+            f(self.threshold),
+            f(self.scale),
+        ]
+    }
 }
 
 /// The conv kernels' parameter block (`Params` in `conv_common.wgsl`), in field order.
@@ -497,18 +520,21 @@ impl Backend for WgpuBackend {
         out
     }
 
-    fn dropout(&self, x: &StorageRef, p: f32, seed: u64) -> StorageRef {
+    fn dropout(&self, x: &StorageRef, p: f32, mask: DropoutMask) -> StorageRef {
         let n = x.len();
         let out = self.f32s(n, "dropout");
-        let threshold = p * (1u32 << 24) as f32;
-        let scale = 1.0 / (1.0 - p);
-        let params =
-            elementwise_params(n, 0, [0, seed as u32, (seed >> 32) as u32, 0, f(threshold), f(scale)], None);
+        let params = DropoutParams {
+            n: n as u32,
+            seed: mask.seed,
+            first_index: mask.first_index,
+            threshold: p * (1u32 << 24) as f32,
+            scale: 1.0 / (1.0 - p),
+        };
         self.gpu.dispatch(
             Kernel::Dropout,
             "dropout",
-            &params,
-            &[Some(x), None, None, Some(&out)],
+            &params.words(),
+            &[Some(x), Some(&out)],
             grid(n, WIDTH),
         );
         out

@@ -47,6 +47,7 @@ pub enum Kernel {
 
 const INDEX: &str = include_str!("../../../shaders/index.wgsl");
 const ELEMENTWISE: &str = include_str!("../../../shaders/elementwise.wgsl");
+const DROPOUT: &str = include_str!("../../../shaders/dropout.wgsl");
 const REDUCE: &str = include_str!("../../../shaders/reduce.wgsl");
 const POOL: &str = include_str!("../../../shaders/pool.wgsl");
 const OPTIM: &str = include_str!("../../../shaders/optim.wgsl");
@@ -69,7 +70,8 @@ impl Kernel {
     fn source(self) -> String {
         use Kernel::*;
         match self {
-            Fill | Unary | UnaryBackward | Binary | Dropout => format!("{INDEX}\n{ELEMENTWISE}"),
+            Fill | Unary | UnaryBackward | Binary => format!("{INDEX}\n{ELEMENTWISE}"),
+            Dropout => format!("{INDEX}\n{DROPOUT}"),
             SumAxis | ChannelSum | MaxAxis | MaxAxisBackward | Softmax | SoftmaxBackward
             | CrossEntropyRows | Mean | CrossEntropyBackward => format!("{INDEX}\n{REDUCE}"),
             PoolForward | PoolBackward => format!("{INDEX}\n{POOL}"),
@@ -116,7 +118,8 @@ impl Kernel {
     pub fn slots(self) -> &'static [Access] {
         use Kernel::*;
         match self {
-            Fill | Unary | UnaryBackward | Binary | Dropout => ELEMENTWISE_SLOTS,
+            Fill | Unary | UnaryBackward | Binary => ELEMENTWISE_SLOTS,
+            Dropout => &[Read, Write],
             SumAxis | ChannelSum | MaxAxis | MaxAxisBackward | Softmax | SoftmaxBackward
             | CrossEntropyRows | Mean | CrossEntropyBackward => REDUCE_SLOTS,
             PoolForward | PoolBackward => POOL_SLOTS,

@@ -1,11 +1,13 @@
 //! `Dropout`: inverted dropout in training, the identity in evaluation.
 
-use kiln_tensor::{Shape, Tensor};
+use kiln_tensor::{DropoutMask, Shape, Tensor};
 
 use crate::{Mode, Module, Result, SummaryStyle};
 
 /// Zeroes each activation with probability `p` during training and scales the rest by
-/// `1/(1−p)`; the mask comes from the seed in [`Mode::Train`].
+/// `1/(1−p)`; the mask comes from the seed in [`Mode::Train`], and each sample's part
+/// of it from the sample's index in the step's global batch (the first dimension is the
+/// batch).
 ///
 /// ```
 /// use kiln_cpu::CpuDevice;
@@ -34,7 +36,12 @@ impl Dropout {
 impl Module for Dropout {
     fn forward(&self, x: &Tensor, mode: Mode) -> Tensor {
         match mode {
-            Mode::Train { seed } => x.dropout(self.p, seed),
+            Mode::Train { seed, first_sample } => {
+                let per_sample = x.shape().dims().iter().skip(1).product::<usize>() as u64;
+                let first_index = u32::try_from(first_sample * per_sample)
+                    .expect("Dropout: the global batch has more than 2^32 activations");
+                x.dropout_with(self.p, DropoutMask::new(seed).starting_at(first_index))
+            }
             Mode::Eval => x.clone(),
         }
     }

@@ -1,0 +1,38 @@
+// Inverted dropout with the counter-based mask of kiln_tensor::DropoutMask: element i
+// of the tensor is element first_index + i of the mask stream drawn from the seed.
+
+// Mirrors `DropoutParams` in crates/wgpu/src/backend.rs, field for field.
+struct Params {
+    n: u32,
+    seed_lo: u32,
+    seed_hi: u32,
+    first_index: u32,
+    threshold: f32,
+    scale: f32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+
+// The integer finalizer of kiln_tensor::dropout_hash.
+fn mix32(x0: u32) -> u32 {
+    var v = x0;
+    v ^= v >> 16u;
+    v *= 0x7feb352du;
+    v ^= v >> 15u;
+    v *= 0x846ca68bu;
+    return v ^ (v >> 16u);
+}
+
+@compute @workgroup_size(256)
+fn dropout(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+           @builtin(local_invocation_index) li: u32) {
+    let i = flat_index(wg, groups, li);
+    if (i >= params.n) {
+        return;
+    }
+    let key = mix32(mix32(params.seed_lo) ^ params.seed_hi);
+    let h = mix32((params.first_index + i) ^ key) >> 8u;
+    out[i] = select(0.0, x[i] * params.scale, f32(h) >= params.threshold);
+}
