@@ -1,6 +1,7 @@
 //! Epochs of batches: the file order, a seeded shuffle without replacement or seeded
 //! draws with replacement; batches of (optionally augmented) images resized and scaled
-//! to `[0, 1]` with their labels, and the choice to keep or drop a last partial batch.
+//! to `[0, 1]` with their labels, the choice to keep or drop a last partial batch, and
+//! each process's shard of every batch in data-parallel training.
 
 use kiln_tensor::{Device, Rng, Tensor};
 
@@ -40,6 +41,38 @@ pub struct BatchConfig {
     pub augment: Augment,
     /// Standardize the pixels after scaling them to `[0, 1]` (`None`: keep `[0, 1]`).
     pub normalize: Option<Normalize>,
+    /// Which part of every batch this process takes ([`Shard::WHOLE`] unless the
+    /// batches are split across the processes of a data-parallel run).
+    pub shard: Shard,
+}
+
+/// One process's part of every batch in a data-parallel run: of a batch of `len`
+/// examples, shard `index` of `count` takes the contiguous examples
+/// `index·len/count .. (index+1)·len/count` (rounded down), so the shards of all
+/// processes together are exactly the batch, in order, and differ in size by at most
+/// one example.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    /// This process's shard, `0..count`.
+    pub index: usize,
+    /// Number of shards (processes).
+    pub count: usize,
+}
+
+impl Shard {
+    /// The whole batch: one process.
+    pub const WHOLE: Shard = Shard { index: 0, count: 1 };
+
+    /// Shard `index` of `count`; panics unless `index < count`.
+    pub fn new(index: usize, count: usize) -> Self {
+        assert!(index < count, "shard {index} of {count} does not exist");
+        Shard { index, count }
+    }
+
+    /// This shard's positions in a batch of `len` examples.
+    pub fn range(self, len: usize) -> std::ops::Range<usize> {
+        self.index * len / self.count..(self.index + 1) * len / self.count
+    }
 }
 
 /// Pixel standardization, `(x − mean) / std` (torchvision's `Normalize`).
@@ -69,6 +102,7 @@ impl BatchConfig {
             drop_last: false,
             augment: Augment::NONE,
             normalize: None,
+            shard: Shard::WHOLE,
         }
     }
 
@@ -78,11 +112,16 @@ impl BatchConfig {
     }
 }
 
-/// One batch on the host: `images` is `[len, 1, size, size]` row-major in `[0, 1]`.
+/// One batch on the host (this process's shard of it in a data-parallel run): `images`
+/// is `[len, 1, size, size]` row-major in `[0, 1]`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Batch {
     /// Position of the batch in its epoch.
     pub index: usize,
+    /// Position of this shard's first example in the whole batch (0 without sharding).
+    pub first_sample: usize,
+    /// Examples in the whole batch, over all shards (`len()` without sharding).
+    pub whole_len: usize,
     /// Pixels, `[len, 1, image_size, image_size]`.
     pub images: Vec<f32>,
     /// Labels, `[len]`.
@@ -120,6 +159,7 @@ pub struct EpochPlan {
     seed: u64,
     augment: Augment,
     normalize: Option<Normalize>,
+    shard: Shard,
 }
 
 impl EpochPlan {
@@ -153,6 +193,7 @@ impl EpochPlan {
             seed: config.seed,
             augment: config.augment,
             normalize: config.normalize,
+            shard: config.shard,
         }
     }
 
@@ -161,16 +202,24 @@ impl EpochPlan {
         self.batches
     }
 
-    /// The example indices of batch `b`.
-    pub fn indices(&self, b: usize) -> &[usize] {
+    /// The example indices of batch `b`, all shards.
+    pub fn whole_indices(&self, b: usize) -> &[usize] {
         let start = b * self.batch_size;
         &self.order[start..(start + self.batch_size).min(self.order.len())]
+    }
+
+    /// The example indices of this process's shard of batch `b`.
+    pub fn indices(&self, b: usize) -> &[usize] {
+        let whole = self.whole_indices(b);
+        &whole[self.shard.range(whole.len())]
     }
 }
 
 /// Builds batch `b` of `plan`: augments (when the plan says so) and resizes its images
 /// and gathers its labels.
 pub fn make_batch(split: &Split, plan: &EpochPlan, b: usize, image_size: usize) -> Batch {
+    let whole_len = plan.whole_indices(b).len();
+    let first_sample = plan.shard.range(whole_len).start;
     let indices = plan.indices(b);
     let pixels = image_size * image_size;
     let rows = AxisWeights::new(split.rows(), image_size);
@@ -179,7 +228,7 @@ pub fn make_batch(split: &Split, plan: &EpochPlan, b: usize, image_size: usize) 
     let mut augmented = vec![0u8; split.rows() * split.cols()];
     for (k, (&i, out)) in indices.iter().zip(images.chunks_mut(pixels)).enumerate() {
         let source = if plan.augment.is_active() {
-            let mut rng = Augment::rng(plan.seed, plan.epoch, b * plan.batch_size + k);
+            let mut rng = Augment::rng(plan.seed, plan.epoch, b * plan.batch_size + first_sample + k);
             plan.augment.apply(split.image(i), split.rows(), split.cols(), &mut rng, &mut augmented);
             &augmented[..]
         } else {
@@ -191,5 +240,5 @@ pub fn make_batch(split: &Split, plan: &EpochPlan, b: usize, image_size: usize) 
         }
     }
     let labels = indices.iter().map(|&i| split.label(i) as i32).collect();
-    Batch { index: b, images, labels, image_size }
+    Batch { index: b, first_sample, whole_len, images, labels, image_size }
 }

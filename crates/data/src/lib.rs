@@ -28,7 +28,7 @@ pub mod resize;
 mod sha256;
 
 pub use augment::Augment;
-pub use batches::{Batch, BatchConfig, EpochPlan, Normalize, Order, make_batch};
+pub use batches::{Batch, BatchConfig, EpochPlan, Normalize, Order, Shard, make_batch};
 pub use error::{DataError, Result};
 pub use fashion::{CLASS_NAMES, FashionMnist, IMAGE_SIZE, Split};
 pub use locate::{DatasetFile, SearchPaths};

@@ -3,7 +3,7 @@
 //! seeded, identical across a resume), and the prefetcher's order and early stop.
 
 use kiln_data::resize::resize;
-use kiln_data::{Augment, BatchConfig, EpochPlan, Normalize, Order, Prefetcher, Split, make_batch};
+use kiln_data::{Augment, BatchConfig, EpochPlan, Normalize, Order, Prefetcher, Shard, Split, make_batch};
 
 #[test]
 fn two_by_two_to_four_by_four_by_hand() {
@@ -176,4 +176,34 @@ fn normalized_batches_are_standardized_pixels() {
     for (x, y) in a.images.iter().zip(&b.images) {
         assert!((y - (x - 0.25) / 0.5).abs() < 1e-6, "{x} → {y}");
     }
+}
+
+#[test]
+fn shards_of_every_batch_together_are_the_whole_batch() {
+    let split = asymmetric_split();
+    // 12 examples in batches of 5: 5, 5 and a last partial batch of 2, split three ways
+    // (so one shard of the last batch is empty).
+    let whole_config =
+        BatchConfig { image_size: 6, augment: Augment { flip: true, crop_padding: 1 }, ..config(5, false) };
+    let whole: Vec<_> = Prefetcher::new(&split, &whole_config, 1, 0, 2).collect();
+    let shards: Vec<Vec<_>> = (0..3)
+        .map(|index| {
+            let config = BatchConfig { shard: Shard::new(index, 3), ..whole_config };
+            Prefetcher::new(&split, &config, 1, 0, 1).collect()
+        })
+        .collect();
+    for (b, batch) in whole.iter().enumerate() {
+        let parts: Vec<_> = shards.iter().map(|shard| &shard[b]).collect();
+        let images: Vec<f32> = parts.iter().flat_map(|p| p.images.clone()).collect();
+        let labels: Vec<i32> = parts.iter().flat_map(|p| p.labels.clone()).collect();
+        assert_eq!((images, labels), (batch.images.clone(), batch.labels.clone()), "batch {b}");
+        let sizes: Vec<usize> = parts.iter().map(|p| p.len()).collect();
+        assert!(sizes.iter().max().unwrap() - sizes.iter().min().unwrap() <= 1, "sizes {sizes:?}");
+        let mut first = 0;
+        for part in &parts {
+            assert_eq!((part.first_sample, part.whole_len), (first, batch.len()));
+            first += part.len();
+        }
+    }
+    assert_eq!(shards[0][2].len(), 0, "2 examples over 3 shards leave the first one empty");
 }
