@@ -85,6 +85,17 @@ impl Gradients {
         self.grads.remove(&tensor.id())
     }
 
+    /// Sets the gradient of `tensor` to `grad` (e.g. after averaging it across the
+    /// processes of a data-parallel run); returns the gradient it replaces.
+    pub fn insert(&mut self, tensor: &Tensor, grad: Tensor) -> Option<Tensor> {
+        assert_eq!(
+            tensor.shape(),
+            grad.shape(),
+            "Gradients::insert: gradient shape differs from the tensor's"
+        );
+        self.grads.insert(tensor.id(), grad)
+    }
+
     /// How many leaves received a gradient.
     pub fn len(&self) -> usize {
         self.grads.len()

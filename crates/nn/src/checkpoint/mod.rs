@@ -83,10 +83,21 @@ pub fn load(
     optimizer: Option<&mut dyn Optimizer>,
 ) -> Result<BTreeMap<String, String>> {
     let bytes = fs::read(path).map_err(|source| NnError::Io { path: path.into(), source })?;
+    load_bytes(&bytes, path, model, optimizer)
+}
+
+/// [`load`] from a checkpoint's bytes already in memory (e.g. read by one process and
+/// sent to the others); `path` names the file in error messages.
+pub fn load_bytes(
+    bytes: &[u8],
+    path: &Path,
+    model: &mut dyn Module,
+    optimizer: Option<&mut dyn Optimizer>,
+) -> Result<BTreeMap<String, String>> {
     let bad = |reason: String| NnError::BadCheckpoint { path: path.into(), reason };
-    let file = SafeTensors::deserialize(&bytes)
+    let file = SafeTensors::deserialize(bytes)
         .map_err(|err| bad(format!("{err} (is the file truncated, or not a safetensors file?)")))?;
-    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|err| bad(err.to_string()))?;
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(|err| bad(err.to_string()))?;
     let metadata: BTreeMap<String, String> =
         header.metadata().clone().unwrap_or_default().into_iter().collect();
 
