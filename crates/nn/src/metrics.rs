@@ -35,7 +35,13 @@ impl ConfusionMatrix {
 
     /// Counts one example.
     pub fn add(&mut self, truth: usize, predicted: usize) {
-        self.counts[truth * self.classes + predicted] += 1;
+        self.add_count(truth, predicted, 1);
+    }
+
+    /// Counts `count` more examples of class `truth` predicted as `predicted` (e.g. the
+    /// counts of another process's matrix).
+    pub fn add_count(&mut self, truth: usize, predicted: usize, count: u64) {
+        self.counts[truth * self.classes + predicted] += count;
     }
 
     /// Counts a batch of logits against labels.

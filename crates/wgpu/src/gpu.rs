@@ -86,8 +86,9 @@ fn device_error(message: impl Into<String>) -> KilnError {
 }
 
 /// Picks the adapter: `KILN_WGPU_ADAPTER` (an index into the list, or part of a name)
-/// when set, else the high-performance one.
-fn choose_adapter(instance: &wgpu::Instance) -> Result<wgpu::Adapter> {
+/// when set; else, for process `rank` of a multi-process run, hardware adapter number
+/// `rank` modulo their count; else the high-performance one.
+fn choose_adapter(instance: &wgpu::Instance, rank: Option<usize>) -> Result<wgpu::Adapter> {
     let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
     let names = || {
         adapters
@@ -108,6 +109,13 @@ fn choose_adapter(instance: &wgpu::Instance) -> Result<wgpu::Adapter> {
             device_error(format!("KILN_WGPU_ADAPTER={wanted} matches no adapter; available: [{}]", names()))
         });
     }
+    let hardware: Vec<&wgpu::Adapter> =
+        adapters.iter().filter(|a| a.get_info().device_type != wgpu::DeviceType::Cpu).collect();
+    if let Some(rank) = rank
+        && !hardware.is_empty()
+    {
+        return Ok(hardware[rank % hardware.len()].clone());
+    }
     pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
         power_preference: wgpu::PowerPreference::HighPerformance,
         force_fallback_adapter: false,
@@ -125,9 +133,11 @@ fn choose_adapter(instance: &wgpu::Instance) -> Result<wgpu::Adapter> {
 impl Gpu {
     /// Opens the chosen adapter's device with the adapter's own limits (the defaults cap
     /// storage bindings at 128 MiB, too small for AlexNet at batch 128).
-    pub fn open() -> Result<Gpu> {
+    /// `rank`: this process's rank in a multi-process run, which spreads the processes
+    /// over the machine's GPUs (`None` in a single-process run).
+    pub fn open(rank: Option<usize>) -> Result<Gpu> {
         let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-        let adapter = choose_adapter(&instance)?;
+        let adapter = choose_adapter(&instance, rank)?;
         let info = adapter.get_info();
         let limits = adapter.limits();
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {

@@ -17,7 +17,8 @@
 //!   `synchronize`, naming the op.
 //!
 //! Choose an adapter with `KILN_WGPU_ADAPTER` (an index or part of its name) and a
-//! backend with `WGPU_BACKEND` (`vulkan`, `metal`, `dx12`).
+//! backend with `WGPU_BACKEND` (`vulkan`, `metal`, `dx12`); [`open_for_rank`] spreads
+//! the processes of a data-parallel run over the machine's GPUs.
 //!
 //! ```no_run
 //! use kiln_tensor::{Device, Tensor};
@@ -43,7 +44,18 @@ pub use gpu::{AdapterSummary, WorkCounters};
 
 /// Opens a new device on the chosen adapter; returns it with what the adapter is.
 pub fn open() -> Result<(Device, AdapterSummary)> {
-    let backend = WgpuBackend::new(gpu::Gpu::open()?);
+    open_on(gpu::Gpu::open(None)?)
+}
+
+/// Opens a new device for process `rank` of a multi-process (data-parallel) run: the
+/// machine's hardware adapters are shared out by rank modulo their count, unless
+/// `KILN_WGPU_ADAPTER` names one.
+pub fn open_for_rank(rank: usize) -> Result<(Device, AdapterSummary)> {
+    open_on(gpu::Gpu::open(Some(rank))?)
+}
+
+fn open_on(gpu: gpu::Gpu) -> Result<(Device, AdapterSummary)> {
+    let backend = WgpuBackend::new(gpu);
     let summary = backend.adapter().clone();
     Ok((Device::new(Arc::new(backend)), summary))
 }

@@ -163,6 +163,14 @@ pub struct Args {
     /// Write one JSON object per epoch to this file (JSON lines).
     #[arg(long, value_name = "PATH")]
     pub metrics: Option<PathBuf>,
+
+    /// Data-parallel training over the processes an MPI launcher started
+    /// (`mpirun -n N alexnet-example --distributed ...`; needs a build with
+    /// `--features mpi`): each process trains on its share of every batch
+    /// (--batch-size is the global batch, a multiple of N), and rank 0 prints and
+    /// writes the files.
+    #[arg(long)]
+    pub distributed: bool,
 }
 
 impl Args {

@@ -2,6 +2,7 @@
 //! with Kiln. Run `cargo run -p alexnet-example --release -- --help` for the flags.
 
 mod args;
+mod cluster;
 mod device;
 mod history;
 mod limits;
@@ -17,13 +18,15 @@ use std::time::Duration;
 
 use clap::Parser;
 use kiln_data::FashionMnist;
+use kiln_dist::DataParallel;
 use kiln_nn::{Adam, Init, Initializer, Module, Optimizer, Sgd, checkpoint, models};
 use kiln_tensor::Shape;
 
 use crate::args::{Args, InitChoice, OptimizerChoice};
+use crate::cluster::JoinError;
 use crate::recipe::{Output, Recipe, Sampling};
 use crate::report::{final_report, open_metrics};
-use crate::train::{Ending, Paused, Trainer, load_model};
+use crate::train::{Ending, Paused, Splits, Trainer, load_model};
 
 /// Exit status of a run stopped by Ctrl-C (128 + SIGINT, as shells report it).
 const INTERRUPTED: u8 = 130;
@@ -48,11 +51,28 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(&args, &recipe) {
+    let parallel = match cluster::join(&args, recipe.batch_size) {
+        Ok(parallel) => parallel,
+        Err(JoinError { message, report }) => {
+            if report {
+                eprintln!("error: {message}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    match run(&args, &recipe, &parallel) {
         Ok(None) => ExitCode::SUCCESS,
         Ok(Some(Paused { message, interrupted })) => {
-            eprintln!("{message}");
+            if parallel.is_root() {
+                eprintln!("{message}");
+            }
             ExitCode::from(if interrupted { INTERRUPTED } else { 0 })
+        }
+        Err(message) if parallel.size() > 1 => {
+            // The other processes may be waiting in a collective for this one: end
+            // them all rather than leave any hanging.
+            eprintln!("error (rank {} of {}): {message}", parallel.rank(), parallel.size());
+            parallel.abort(1)
         }
         Err(message) => {
             eprintln!("error: {message}");
@@ -163,20 +183,36 @@ fn describe(args: &Args, recipe: &Recipe) -> String {
     .to_lowercase()
 }
 
-/// Runs the command; `Ok(Some(..))` when training paused early with a checkpoint.
-fn run(args: &Args, recipe: &Recipe) -> Result<Option<Paused>, String> {
-    check_files(args)?;
-    let (device, device_line) = device::pick(args.backend, args.threads)?;
+/// Runs the command; `Ok(Some(..))` when training paused early with a checkpoint. In a
+/// data-parallel run every process runs it; only rank 0 checks and writes files and
+/// prints.
+fn run(args: &Args, recipe: &Recipe, parallel: &DataParallel) -> Result<Option<Paused>, String> {
+    let root = parallel.is_root();
+    if root {
+        check_files(args)?;
+    }
+    let (device, device_line) = device::pick(args.backend, args.threads, parallel)?;
     let scheme = match recipe.init {
         InitChoice::Glorot => Init::GlorotUniform,
         InitChoice::He => Init::HeUniform,
     };
     let mut init = Initializer::new(&device, args.seed).with_scheme(scheme);
-    let model = models::alexnet(&mut init, 1, 10, args.image_size).map_err(|err| err.to_string())?;
+    let mut model = models::alexnet(&mut init, 1, 10, args.image_size).map_err(|err| err.to_string())?;
+    parallel.broadcast_parameters(&mut model).map_err(|err| err.to_string())?;
     let input = Shape::from([1, args.image_size, args.image_size]);
     let summary = model.summary(&input).map_err(|err| err.to_string())?;
-    println!("AlexNet for 1×{0}×{0} Fashion-MNIST images\n{summary}", args.image_size);
-    println!("device: {device_line}");
+    if root {
+        println!("AlexNet for 1×{0}×{0} Fashion-MNIST images\n{summary}", args.image_size);
+        println!("device: {device_line}");
+        if parallel.size() > 1 {
+            println!(
+                "data parallel: {} processes, each {} of every batch of {}",
+                parallel.size(),
+                recipe.batch_size / parallel.size(),
+                recipe.batch_size
+            );
+        }
+    }
 
     let data = FashionMnist::load(args.data_dir.as_deref()).map_err(|err| err.to_string())?;
     let train = data.train.limit(args.train_limit.unwrap_or(usize::MAX));
@@ -184,15 +220,18 @@ fn run(args: &Args, recipe: &Recipe) -> Result<Option<Paused>, String> {
         Some(n) => data.test.sample(n, args.seed),
         None => data.test.limit(args.test_limit.unwrap_or(usize::MAX)),
     };
-    println!(
-        "data: {} ({} training images, {} test images, resized 28→{})",
-        data.dir.display(),
-        train.len(),
-        test.len(),
-        args.image_size
-    );
+    if root {
+        println!(
+            "data: {} ({} training images, {} test images, resized 28→{})",
+            data.dir.display(),
+            train.len(),
+            test.len(),
+            args.image_size
+        );
+    }
 
-    let mut trainer = Trainer::new(args, recipe, device, model, optimizer(recipe), train, test);
+    let mut trainer =
+        Trainer::new(args, recipe, parallel, device, model, optimizer(recipe), Splits { train, test });
     let confusion_png = args.plots_dir().join(plots::CONFUSION_FILE);
     handle_ctrl_c(trainer.interrupted.clone())?;
     let interrupted_evaluation =
@@ -200,23 +239,29 @@ fn run(args: &Args, recipe: &Recipe) -> Result<Option<Paused>, String> {
     if args.eval_only {
         trainer.input = load_model(&args.checkpoint, &mut trainer.model)?;
         let Some((score, matrix)) = trainer.evaluate()? else { return Ok(Some(interrupted_evaluation())) };
-        print!("{}", final_report(&matrix, score, Duration::ZERO, 0, memory::peak_rss_bytes()));
-        plots::confusion(&confusion_png, &matrix)?;
-        println!("confusion matrix drawn in {}", confusion_png.display());
+        if root {
+            print!("{}", final_report(&matrix, score, Duration::ZERO, 0, memory::peak_rss_bytes()));
+            plots::confusion(&confusion_png, &matrix)?;
+            println!("confusion matrix drawn in {}", confusion_png.display());
+        }
         return Ok(None);
     }
     if args.resume {
         trainer.resume()?;
         let p = trainer.position;
-        println!(
-            "resuming from {} at epoch {}, batch {} (step {})",
-            args.checkpoint.display(),
-            p.epoch + 1,
-            p.batch,
-            p.step
-        );
+        if root {
+            println!(
+                "resuming from {} at epoch {}, batch {} (step {})",
+                args.checkpoint.display(),
+                p.epoch + 1,
+                p.batch,
+                p.step
+            );
+        }
     }
-    println!("{}", describe(args, recipe));
+    if root {
+        println!("{}", describe(args, recipe));
+    }
     match trainer.train()? {
         Ending::Paused(paused) => Ok(Some(paused)),
         Ending::Finished { training, images, last } => {
@@ -228,6 +273,9 @@ fn run(args: &Args, recipe: &Recipe) -> Result<Option<Paused>, String> {
                 },
             };
             let (score, matrix) = evaluation;
+            if !root {
+                return Ok(None);
+            }
             print!("{}", final_report(&matrix, score, training, images, memory::peak_rss_bytes()));
             plots::confusion(&confusion_png, &matrix)?;
             let plots_dir = args.plots_dir();

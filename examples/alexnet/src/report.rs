@@ -46,6 +46,16 @@ impl Tally {
         self.seen
     }
 
+    /// Loss sum, right answers and examples, as numbers to add up across processes.
+    pub fn sums(&self) -> [f64; 3] {
+        [self.loss_sum, self.correct as f64, self.seen as f64]
+    }
+
+    /// The tally of [`Tally::sums`] added up.
+    pub fn from_sums([loss_sum, correct, seen]: [f64; 3]) -> Self {
+        Tally { loss_sum, correct: correct as usize, seen: seen as usize }
+    }
+
     /// The tally as checkpoint metadata (exact: floats are written so they read back
     /// bit for bit).
     pub fn write_metadata(&self, meta: &mut BTreeMap<String, String>) {

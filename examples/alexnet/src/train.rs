@@ -3,7 +3,10 @@
 //! and the best epoch's model kept beside them, resuming at the saved epoch and batch
 //! with the epoch's running sums and the history plotted, stopping when the loss, the
 //! test loss or the parameters become non-finite, and evaluation on the test set
-//! (which Ctrl-C also interrupts).
+//! (which Ctrl-C also interrupts). In a data-parallel run every process runs the same
+//! loop on its shard of each batch: gradients are averaged and the step's loss,
+//! accuracy and stop flags summed across the processes, so they all stop together;
+//! only rank 0 writes checkpoints, metrics and plots.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -12,11 +15,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use kiln_data::{BatchConfig, EpochPlan, Normalize, Order, Prefetcher, Split};
+use kiln_data::{BatchConfig, EpochPlan, Normalize, Order, Prefetcher, Shard, Split};
+use kiln_dist::DataParallel;
 use kiln_nn::{
     ConfusionMatrix, LrSchedule, Mode, Module, NnError, Optimizer, Sequential, checkpoint, metrics,
 };
-use kiln_tensor::{Device, Rng, no_grad};
+use kiln_tensor::{Device, Gradients, Rng, no_grad};
 
 use crate::args::Args;
 use crate::history::{EpochPoint, History};
@@ -63,10 +67,18 @@ const INPUT_KEY: &str = "input_normalization";
 /// Running-loss points plotted per epoch.
 const RUNNING_POINTS_PER_EPOCH: usize = 25;
 
+/// The training and test images of a run.
+pub struct Splits {
+    pub train: Split,
+    pub test: Split,
+}
+
 /// Everything a run needs.
 pub struct Trainer<'a> {
     pub args: &'a Args,
     pub recipe: &'a Recipe,
+    /// The run's processes (one, unless --distributed).
+    pub parallel: &'a DataParallel,
     pub device: Device,
     pub model: Sequential,
     pub optimizer: Box<dyn Optimizer>,
@@ -96,15 +108,16 @@ impl<'a> Trainer<'a> {
     pub fn new(
         args: &'a Args,
         recipe: &'a Recipe,
+        parallel: &'a DataParallel,
         device: Device,
         model: Sequential,
         optimizer: Box<dyn Optimizer>,
-        train: Split,
-        test: Split,
+        Splits { train, test }: Splits,
     ) -> Self {
         Trainer {
             args,
             recipe,
+            parallel,
             device,
             model,
             optimizer,
@@ -146,6 +159,10 @@ impl<'a> Trainer<'a> {
             meta.insert(EPOCH_SECONDS.into(), epoch_seconds.to_string());
         }
         self.history.write_metadata(&mut meta);
+        if !self.parallel.is_root() {
+            self.last_saved_step = Some(self.position.step);
+            return Ok(());
+        }
         match checkpoint::save(&self.args.checkpoint, &self.model, Some(self.optimizer.as_ref()), &meta) {
             Ok(()) => {
                 self.last_saved_step = Some(self.position.step);
@@ -159,10 +176,18 @@ impl<'a> Trainer<'a> {
     }
 
     /// Restores model, optimizer and position from --checkpoint, refusing a checkpoint
-    /// saved with other settings.
+    /// saved with other settings. Rank 0 reads the file and sends it to the others, so
+    /// the other processes need not see rank 0's files.
     pub fn resume(&mut self) -> Result<(), String> {
         let path = &self.args.checkpoint;
-        let meta = checkpoint::load(path, &mut self.model, Some(self.optimizer.as_mut()))
+        let mut bytes = if self.parallel.is_root() {
+            std::fs::read(path)
+                .map_err(|err| format!("cannot resume: cannot read {}: {err}", path.display()))?
+        } else {
+            Vec::new()
+        };
+        self.parallel.broadcast_bytes(&mut bytes);
+        let meta = checkpoint::load_bytes(&bytes, path, &mut self.model, Some(self.optimizer.as_mut()))
             .map_err(|err| format!("cannot resume: {err}"))?;
         for (key, value) in self.run_settings() {
             let saved = meta.get(&key).map(String::as_str).unwrap_or("(none)");
@@ -198,8 +223,14 @@ impl<'a> Trainer<'a> {
             order,
             augment: self.recipe.augment.augment(),
             normalize: self.input,
+            shard: self.shard(),
             ..BatchConfig::shuffled(self.recipe.batch_size, self.args.image_size, self.args.seed)
         }
+    }
+
+    /// This process's part of every batch.
+    fn shard(&self) -> Shard {
+        Shard::new(self.parallel.rank(), self.parallel.size())
     }
 
     /// The best checkpoint's path: `{stem}-best.safetensors` beside --checkpoint.
@@ -209,8 +240,11 @@ impl<'a> Trainer<'a> {
         path.with_file_name(format!("{stem}-best.safetensors"))
     }
 
-    /// Saves the model (without optimizer state) to the best checkpoint.
+    /// Saves the model (without optimizer state) to the best checkpoint (rank 0 only).
     fn save_best(&self, epoch: &EpochPoint) -> Result<(), String> {
+        if !self.parallel.is_root() {
+            return Ok(());
+        }
         let mut meta = BTreeMap::new();
         meta.insert("epoch".into(), epoch.epoch.to_string());
         meta.insert("test_accuracy".into(), epoch.test.accuracy.to_string());
@@ -221,9 +255,10 @@ impl<'a> Trainer<'a> {
 
     /// Trains from the current position to the last epoch.
     pub fn train(&mut self) -> Result<Ending, String> {
+        let root = self.parallel.is_root();
         let mut metrics_file: Option<File> = match &self.args.metrics {
-            Some(path) => Some(open_metrics(path, self.args.resume)?),
-            None => None,
+            Some(path) if root => Some(open_metrics(path, self.args.resume)?),
+            _ => None,
         };
         let (mut training, mut images) = (Duration::ZERO, 0);
         let mut steps_this_run = 0;
@@ -236,19 +271,25 @@ impl<'a> Trainer<'a> {
             let epoch = self.position.epoch;
             let loader = Prefetcher::new(&self.train, &config, epoch, self.position.batch, 2);
             let bar = epoch_bar(epoch, self.args.epochs, loader.batches_in_epoch(), self.position.batch);
+            if !root {
+                bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+            }
             let start = Instant::now();
             let epoch_seconds = |carried: f64| carried + start.elapsed().as_secs_f64();
             for batch in loader {
-                let labels = batch.labels.clone();
                 let index = batch.index;
-                let (x, y) = batch.into_tensors(&self.device);
                 let lr = schedule.learning_rate(self.position.step);
                 self.optimizer.set_learning_rate(lr);
-                let logits =
-                    self.model.forward(&x, Mode::train(step_seed(self.args.seed, self.position.step)));
-                let loss = self.recipe.output.training_loss(&logits, &y);
-                let grads = loss.backward();
-                let loss_value = loss.item().map_err(|err| err.to_string())?;
+                let share = batch.len() as f32 / batch.whole_len as f32;
+                let (mut grads, local) = self.train_shard(batch)?;
+                // One small collective per step: the whole batch's loss and accuracy, and
+                // whether any process was interrupted, so that all stop at the same step.
+                let interrupted = self.interrupted.load(Ordering::Relaxed);
+                let [loss_sum, correct, seen] = local.sums();
+                let mut sums = [loss_sum, correct, seen, f64::from(u8::from(interrupted))];
+                self.parallel.sum(&mut sums);
+                let [loss_sum, correct, seen, interrupted] = sums;
+                let loss_value = (loss_sum / seen) as f32;
                 if !loss_value.is_finite() {
                     bar.abandon();
                     return Err(self.diverged(&format!(
@@ -256,11 +297,12 @@ impl<'a> Trainer<'a> {
                         self.position.step + 1
                     )));
                 }
+                self.parallel
+                    .average_gradients(&self.model, &mut grads, share)
+                    .map_err(|err| err.to_string())?;
                 self.optimizer.step(&self.model, &grads);
-                let predicted = metrics::predictions(&logits).map_err(|err| err.to_string())?;
-                let correct = predicted.iter().zip(&labels).filter(|(p, l)| p == l).count();
-                self.tally.add(labels.len(), loss_value, correct);
-                images += labels.len();
+                self.tally.add(seen as usize, loss_value, correct as usize);
+                images += seen as usize;
                 self.position.batch = index + 1;
                 self.position.step += 1;
                 let at_epoch = epoch as f64 + self.position.batch as f64 / steps_per_epoch as f64;
@@ -275,7 +317,7 @@ impl<'a> Trainer<'a> {
                     self.save(epoch_seconds(self.carried_seconds)).inspect_err(|_| bar.abandon())?;
                 }
                 let out_of_steps = self.args.max_steps.is_some_and(|max| steps_this_run >= max);
-                if out_of_steps || self.interrupted.load(Ordering::Relaxed) {
+                if out_of_steps || interrupted > 0.0 {
                     bar.abandon();
                     let why = if out_of_steps { "reached --max-steps" } else { "interrupted" };
                     return self.pause(why, epoch_seconds(self.carried_seconds), !out_of_steps);
@@ -307,7 +349,9 @@ impl<'a> Trainer<'a> {
             let point = EpochPoint { epoch: epoch + 1, train: record.train, test, lr };
             let improved = self.history.best().is_none_or(|best| test.accuracy > best.test.accuracy);
             self.history.epochs.push(point);
-            println!("{}", record.line(self.args.epochs));
+            if root {
+                println!("{}", record.line(self.args.epochs));
+            }
             if let Some(file) = metrics_file.as_mut() {
                 write_metrics(file, &record)?;
             }
@@ -318,10 +362,33 @@ impl<'a> Trainer<'a> {
                 self.save_best(&point)?;
             }
             self.save(0.0)?;
-            plots::training(&self.args.plots_dir().join(plots::TRAINING_FILE), &self.history)?;
+            if root {
+                plots::training(&self.args.plots_dir().join(plots::TRAINING_FILE), &self.history)?;
+            }
             last = Some((test, matrix));
         }
         Ok(Ending::Finished { training, images, last })
+    }
+
+    /// Forward and backward on this process's shard of a batch: the gradients and the
+    /// shard's loss sum, right answers and size (all empty for an empty shard).
+    fn train_shard(&self, batch: kiln_data::Batch) -> Result<(Gradients, Tally), String> {
+        let mut local = Tally::default();
+        if batch.is_empty() {
+            return Ok((Gradients::default(), local));
+        }
+        let labels = batch.labels.clone();
+        let first_sample = batch.first_sample as u64;
+        let (x, y) = batch.into_tensors(&self.device);
+        let mode = Mode::train(step_seed(self.args.seed, self.position.step)).with_first_sample(first_sample);
+        let logits = self.model.forward(&x, mode);
+        let loss = self.recipe.output.training_loss(&logits, &y);
+        let grads = loss.backward();
+        let loss_value = loss.item().map_err(|err| err.to_string())?;
+        let predicted = metrics::predictions(&logits).map_err(|err| err.to_string())?;
+        let correct = predicted.iter().zip(&labels).filter(|(p, l)| p == l).count();
+        local.add(labels.len(), loss_value, correct);
+        Ok((grads, local))
     }
 
     /// Saves a checkpoint and describes the pause (`why`: what stopped the run).
@@ -359,11 +426,15 @@ impl<'a> Trainer<'a> {
         let mut matrix = ConfusionMatrix::new(kiln_data::CLASS_NAMES.len());
         let config = BatchConfig {
             normalize: self.input,
+            shard: self.shard(),
             ..BatchConfig::in_order(self.recipe.batch_size, self.args.image_size)
         };
         for batch in Prefetcher::new(&self.test, &config, 0, 0, 2) {
-            if self.interrupted.load(Ordering::Relaxed) {
+            if self.interrupted.load(Ordering::Relaxed) && self.parallel.size() == 1 {
                 return Ok(None);
+            }
+            if batch.is_empty() {
+                continue;
             }
             let labels = batch.labels.clone();
             let (x, y) = batch.into_tensors(&self.device);
@@ -379,8 +450,38 @@ impl<'a> Trainer<'a> {
             }
             tally.add(labels.len(), loss, correct);
         }
+        if self.parallel.size() > 1 {
+            let interrupted = self.interrupted.load(Ordering::Relaxed);
+            (tally, matrix) = summed(self.parallel, &tally, &matrix, interrupted);
+            if tally.seen() == 0 {
+                return Ok(None);
+            }
+        }
         Ok(Some((tally.score(), matrix)))
     }
+}
+
+/// The evaluation sums of all processes: tallies and confusion matrices added up, or
+/// an empty tally when any process was interrupted.
+fn summed(
+    parallel: &DataParallel,
+    tally: &Tally,
+    matrix: &ConfusionMatrix,
+    interrupted: bool,
+) -> (Tally, ConfusionMatrix) {
+    let classes = matrix.classes();
+    let mut sums = tally.sums().to_vec();
+    sums.push(f64::from(u8::from(interrupted)));
+    for truth in 0..classes {
+        sums.extend((0..classes).map(|predicted| matrix.count(truth, predicted) as f64));
+    }
+    parallel.sum(&mut sums);
+    let mut total = ConfusionMatrix::new(classes);
+    for (cell, count) in sums[4..].iter().enumerate() {
+        total.add_count(cell / classes, cell % classes, *count as u64);
+    }
+    let tally = if sums[3] > 0.0 { Tally::default() } else { Tally::from_sums([sums[0], sums[1], sums[2]]) };
+    (tally, total)
 }
 
 /// How a checkpoint's metadata describes the input standardization.

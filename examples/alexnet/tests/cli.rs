@@ -5,36 +5,13 @@
 //! directory; a diverging run; and the wgpu backend following the CPU backend's run
 //! step for step.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use common::{BINARY, data_dir, field, temp_dir, tensors};
 use safetensors::tensor::SafeTensors;
-
-const BINARY: &str = env!("CARGO_BIN_EXE_alexnet-example");
-
-/// The dataset directory, or `None` (with the reason printed) outside CI.
-fn data_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("KILN_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(kiln_data_debian_dir()));
-    if dir.join("train-images-idx3-ubyte.gz").is_file() {
-        return Some(dir);
-    }
-    assert!(std::env::var_os("CI").is_none(), "CI must provide Fashion-MNIST in {}", dir.display());
-    eprintln!("skipping: no Fashion-MNIST in {}; apt-get install dataset-fashion-mnist", dir.display());
-    None
-}
-
-fn kiln_data_debian_dir() -> &'static str {
-    "/usr/share/datasets/fashion-mnist"
-}
-
-fn temp_dir(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("kiln-alexnet-{}-{test}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// The binary with the environment of a newcomer's shell on a headless machine: no
 /// dataset variable, and no `NODEVICE_SELECT` silencing Mesa's device-select layer.
@@ -96,13 +73,6 @@ fn assert_one_line_error(output: &Output, code: i32, message: &str) {
     assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
 }
 
-/// The number after `"key": ` in a JSON line.
-fn field(line: &str, key: &str) -> f64 {
-    let start =
-        line.find(&format!("\"{key}\": ")).unwrap_or_else(|| panic!("no {key} in {line}")) + key.len() + 4;
-    line[start..].split([',', '}']).next().unwrap().trim().parse().unwrap()
-}
-
 #[test]
 fn a_small_run_learns_and_writes_metrics_and_a_checkpoint() {
     let Some(data) = data_dir() else { return };
@@ -153,16 +123,6 @@ fn a_small_run_learns_and_writes_metrics_and_a_checkpoint() {
     assert!(output.status.success(), "{}", stderr(&output));
     let expected = format!("test accuracy {:.2}%", 100.0 * accuracy);
     assert!(String::from_utf8_lossy(&output.stdout).contains(&expected), "eval-only reports {expected}");
-}
-
-/// Every tensor of a checkpoint, as raw bytes, by name.
-fn tensors(path: &Path) -> Vec<(String, Vec<u8>)> {
-    let bytes = std::fs::read(path).unwrap();
-    let file = SafeTensors::deserialize(&bytes).unwrap();
-    let mut all: Vec<(String, Vec<u8>)> =
-        file.tensors().into_iter().map(|(n, v)| (n, v.data().to_vec())).collect();
-    all.sort_by(|a, b| a.0.cmp(&b.0));
-    all
 }
 
 /// The fields of a metrics line that do not depend on timing.

@@ -1,0 +1,54 @@
+//! Helpers shared by the binary's end-to-end tests: the dataset, scratch directories,
+//! metrics fields and checkpoint tensors.
+
+// Each test file uses its own subset of the helpers.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use safetensors::tensor::SafeTensors;
+
+/// The binary under test.
+pub const BINARY: &str = env!("CARGO_BIN_EXE_alexnet-example");
+
+/// The dataset directory, or `None` (with the reason printed) outside CI.
+pub fn data_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("KILN_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(kiln_data_debian_dir()));
+    if dir.join("train-images-idx3-ubyte.gz").is_file() {
+        return Some(dir);
+    }
+    assert!(std::env::var_os("CI").is_none(), "CI must provide Fashion-MNIST in {}", dir.display());
+    eprintln!("skipping: no Fashion-MNIST in {}; apt-get install dataset-fashion-mnist", dir.display());
+    None
+}
+
+fn kiln_data_debian_dir() -> &'static str {
+    "/usr/share/datasets/fashion-mnist"
+}
+
+/// A fresh scratch directory for `test`.
+pub fn temp_dir(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("kiln-alexnet-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The number after `"key": ` in a JSON line.
+pub fn field(line: &str, key: &str) -> f64 {
+    let start =
+        line.find(&format!("\"{key}\": ")).unwrap_or_else(|| panic!("no {key} in {line}")) + key.len() + 4;
+    line[start..].split([',', '}']).next().unwrap().trim().parse().unwrap()
+}
+
+/// Every tensor of a checkpoint, as raw bytes, by name.
+pub fn tensors(path: &Path) -> Vec<(String, Vec<u8>)> {
+    let bytes = std::fs::read(path).unwrap();
+    let file = SafeTensors::deserialize(&bytes).unwrap();
+    let mut all: Vec<(String, Vec<u8>)> =
+        file.tensors().into_iter().map(|(n, v)| (n, v.data().to_vec())).collect();
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    all
+}
