@@ -66,7 +66,9 @@ fn main() -> ExitCode {
             if parallel.is_root() {
                 eprintln!("{message}");
             }
-            ExitCode::from(if interrupted { INTERRUPTED } else { 0 })
+            // A data-parallel pause is requested (SIGUSR1) and saved by every process
+            // together: a success, which mpirun reports without alarm.
+            ExitCode::from(if interrupted && parallel.size() == 1 { INTERRUPTED } else { 0 })
         }
         Err(message) if parallel.size() > 1 => {
             // The other processes may be waiting in a collective for this one: end
@@ -116,10 +118,15 @@ fn check_files(args: &Args) -> Result<(), String> {
     checkpoint::ensure_writable(&plots.join(plots::CONFUSION_FILE)).map_err(|err| format!("--plots: {err}"))
 }
 
-/// Makes Ctrl-C set `flag` (the run then stops at the next batch, saving what is worth
-/// saving); a second Ctrl-C exits at once, which loses nothing either, since
-/// checkpoints are replaced atomically.
+/// Makes Ctrl-C and SIGUSR1 set `flag` (the run then stops at the next batch, saving
+/// what is worth saving); a second Ctrl-C exits at once, which loses nothing either,
+/// since checkpoints are replaced atomically. Under `mpirun`, Ctrl-C reaches only the
+/// launcher, which ends every process at once; SIGUSR1 sent to `mpirun` is forwarded to
+/// every process, which then pause together.
 fn handle_ctrl_c(flag: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Result<(), String> {
+    #[cfg(unix)]
+    signal_hook::flag::register(signal_hook::consts::SIGUSR1, flag.clone())
+        .map_err(|err| format!("cannot install the SIGUSR1 handler: {err}"))?;
     ctrlc::set_handler(move || {
         if flag.swap(true, Ordering::Relaxed) {
             eprintln!("interrupted twice: exiting without saving");

@@ -150,6 +150,34 @@ mod with_mpi {
     }
 
     #[test]
+    fn sigusr1_to_mpirun_pauses_every_process_with_a_checkpoint() {
+        let Some(data) = data_dir() else { return };
+        let dir = temp_dir("dist-pause");
+        let mut args = settings(&data, &dir);
+        args.extend(["--checkpoint-every".into(), "1".into()]);
+        let child = Command::new("mpirun")
+            .args(["--allow-run-as-root", "--oversubscribe", "-n", "2", BINARY, "--distributed"])
+            .args(&args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("mpirun must be installed for the distributed tests (apt-get install openmpi-bin)");
+        let checkpoint = dir.join("alexnet.safetensors");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while !checkpoint.exists() {
+            assert!(std::time::Instant::now() < deadline, "the first step never finished");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let status = Command::new("kill").args(["-USR1", &child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{stderr}");
+        assert_eq!(stderr.matches("continue with --resume").count(), 1, "rank 0 alone says so: {stderr}");
+        assert!(stderr.contains("interrupted: checkpoint saved"), "{stderr}");
+    }
+
+    #[test]
     fn impossible_distributed_settings_are_one_line_errors() {
         let Some(data) = data_dir() else { return };
         let dir = temp_dir("dist-errors");
