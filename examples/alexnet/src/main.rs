@@ -284,6 +284,13 @@ fn run(args: &Args, recipe: &Recipe, parallel: &DataParallel) -> Result<Option<P
                 return Ok(None);
             }
             print!("{}", final_report(&matrix, score, training, images, memory::peak_rss_bytes()));
+            if parallel.size() > 1 {
+                let communication = parallel.communication_time().as_secs_f64();
+                println!(
+                    "communication (rank 0): {communication:.1} s in collectives, {:.1}% of the run's training time",
+                    100.0 * communication / training.as_secs_f64().max(1e-9)
+                );
+            }
             plots::confusion(&confusion_png, &matrix)?;
             let plots_dir = args.plots_dir();
             println!(
