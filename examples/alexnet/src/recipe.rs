@@ -168,7 +168,7 @@ impl Recipe {
                 init: InitChoice::He,
                 schedule: ScheduleChoice::Onecycle,
                 warmup_epochs: 0.0,
-                augment: AugmentChoice::Flip,
+                augment: AugmentChoice::None,
                 normalize: false,
                 output: Output::Softmax { label_smoothing: 0.1 },
                 sampling: Sampling::Shuffle,
