@@ -61,8 +61,14 @@ fn main() -> ExitCode {
         }
     };
     match run(&args, &recipe, &parallel) {
-        Ok(None) => ExitCode::SUCCESS,
-        Ok(Some(Paused { message, interrupted })) => {
+        Ok(Outcome::Done) => ExitCode::SUCCESS,
+        Ok(Outcome::Diverged(message)) => {
+            if parallel.is_root() {
+                eprintln!("error: {message}");
+            }
+            ExitCode::FAILURE
+        }
+        Ok(Outcome::Paused(Paused { message, interrupted })) => {
             if parallel.is_root() {
                 eprintln!("{message}");
             }
@@ -190,10 +196,20 @@ fn describe(args: &Args, recipe: &Recipe) -> String {
     .to_lowercase()
 }
 
-/// Runs the command; `Ok(Some(..))` when training paused early with a checkpoint. In a
-/// data-parallel run every process runs it; only rank 0 checks and writes files and
-/// prints.
-fn run(args: &Args, recipe: &Recipe, parallel: &DataParallel) -> Result<Option<Paused>, String> {
+/// How a command that did not fail ended.
+enum Outcome {
+    /// Training (or evaluation) ran to its end.
+    Done,
+    /// Training paused early with a checkpoint.
+    Paused(Paused),
+    /// Training stopped on a non-finite loss, on every process alike.
+    Diverged(String),
+}
+
+/// Runs the command. In a data-parallel run every process runs it; only rank 0 checks
+/// and writes files and prints. `Err` is this process's own failure (in a
+/// data-parallel run, the others may not have failed).
+fn run(args: &Args, recipe: &Recipe, parallel: &DataParallel) -> Result<Outcome, String> {
     let root = parallel.is_root();
     if root {
         check_files(args)?;
@@ -245,13 +261,15 @@ fn run(args: &Args, recipe: &Recipe, parallel: &DataParallel) -> Result<Option<P
         || Paused { message: "interrupted during evaluation: nothing to save".into(), interrupted: true };
     if args.eval_only {
         trainer.input = load_model(&args.checkpoint, &mut trainer.model)?;
-        let Some((score, matrix)) = trainer.evaluate()? else { return Ok(Some(interrupted_evaluation())) };
+        let Some((score, matrix)) = trainer.evaluate()? else {
+            return Ok(Outcome::Paused(interrupted_evaluation()));
+        };
         if root {
             print!("{}", final_report(&matrix, score, Duration::ZERO, 0, memory::peak_rss_bytes()));
             plots::confusion(&confusion_png, &matrix)?;
             println!("confusion matrix drawn in {}", confusion_png.display());
         }
-        return Ok(None);
+        return Ok(Outcome::Done);
     }
     if args.resume {
         trainer.resume()?;
@@ -270,18 +288,19 @@ fn run(args: &Args, recipe: &Recipe, parallel: &DataParallel) -> Result<Option<P
         println!("{}", describe(args, recipe));
     }
     match trainer.train()? {
-        Ending::Paused(paused) => Ok(Some(paused)),
+        Ending::Paused(paused) => Ok(Outcome::Paused(paused)),
+        Ending::Diverged(message) => Ok(Outcome::Diverged(message)),
         Ending::Finished { training, images, last } => {
             let evaluation = match last {
                 Some(evaluation) => evaluation,
                 None => match trainer.evaluate()? {
                     Some(evaluation) => evaluation,
-                    None => return Ok(Some(interrupted_evaluation())),
+                    None => return Ok(Outcome::Paused(interrupted_evaluation())),
                 },
             };
             let (score, matrix) = evaluation;
             if !root {
-                return Ok(None);
+                return Ok(Outcome::Done);
             }
             print!("{}", final_report(&matrix, score, training, images, memory::peak_rss_bytes()));
             if parallel.size() > 1 {
@@ -306,7 +325,7 @@ fn run(args: &Args, recipe: &Recipe, parallel: &DataParallel) -> Result<Option<P
                     100.0 * best.test.accuracy
                 );
             }
-            Ok(None)
+            Ok(Outcome::Done)
         }
     }
 }

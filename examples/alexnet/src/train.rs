@@ -45,6 +45,10 @@ pub enum Ending {
     Finished { training: Duration, images: usize, last: Option<(Score, ConfusionMatrix)> },
     /// Stopped early (Ctrl-C or --max-steps) after saving a checkpoint.
     Paused(Paused),
+    /// Stopped because the loss or the test loss became non-finite; every process of a
+    /// data-parallel run sees it at the same step (the loss is summed across them). The
+    /// message says where and which checkpoint is intact.
+    Diverged(String),
 }
 
 /// A run stopped early with its checkpoint saved.
@@ -292,10 +296,10 @@ impl<'a> Trainer<'a> {
                 let loss_value = (loss_sum / seen) as f32;
                 if !loss_value.is_finite() {
                     bar.abandon();
-                    return Err(self.diverged(&format!(
+                    return Ok(Ending::Diverged(self.diverged(&format!(
                         "the loss became {loss_value} at step {}",
                         self.position.step + 1
-                    )));
+                    ))));
                 }
                 self.parallel
                     .average_gradients(&self.model, &mut grads, share)
@@ -330,11 +334,11 @@ impl<'a> Trainer<'a> {
                 return self.pause("interrupted during evaluation", self.carried_seconds, true);
             };
             if !test.loss.is_finite() {
-                return Err(self.diverged(&format!(
+                return Ok(Ending::Diverged(self.diverged(&format!(
                     "the test loss became {} after epoch {}",
                     test.loss,
                     epoch + 1
-                )));
+                ))));
             }
             let seconds = self.carried_seconds;
             let lr = self.optimizer.learning_rate() as f64;

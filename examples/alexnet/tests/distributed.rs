@@ -178,6 +178,22 @@ mod with_mpi {
     }
 
     #[test]
+    fn a_diverging_distributed_run_stops_every_process_with_one_message() {
+        let Some(data) = data_dir() else { return };
+        let dir = temp_dir("dist-nan");
+        let mut args = settings(&data, &dir);
+        let lr = args.iter().position(|a| a == "--lr").unwrap();
+        args[lr + 1] = "10000".into();
+        let output = mpirun(2, &args);
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let ours: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error")).collect();
+        assert_eq!(ours.len(), 1, "rank 0 alone reports it: {stderr}");
+        assert!(ours[0].contains("the loss became") && ours[0].contains("Try a lower --lr"), "{stderr}");
+        assert!(!stderr.contains("MPI_ABORT"), "a shared stop ends cleanly, without aborting: {stderr}");
+    }
+
+    #[test]
     fn impossible_distributed_settings_are_one_line_errors() {
         let Some(data) = data_dir() else { return };
         let dir = temp_dir("dist-errors");
