@@ -260,7 +260,7 @@ fn run(args: &Args, recipe: &Recipe, parallel: &DataParallel) -> Result<Outcome,
     let interrupted_evaluation =
         || Paused { message: "interrupted during evaluation: nothing to save".into(), interrupted: true };
     if args.eval_only {
-        trainer.input = load_model(&args.checkpoint, &mut trainer.model)?;
+        trainer.input = load_model(parallel, &args.checkpoint, &mut trainer.model)?;
         let Some((score, matrix)) = trainer.evaluate()? else {
             return Ok(Outcome::Paused(interrupted_evaluation()));
         };

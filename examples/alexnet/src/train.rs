@@ -184,13 +184,7 @@ impl<'a> Trainer<'a> {
     /// the other processes need not see rank 0's files.
     pub fn resume(&mut self) -> Result<(), String> {
         let path = &self.args.checkpoint;
-        let mut bytes = if self.parallel.is_root() {
-            std::fs::read(path)
-                .map_err(|err| format!("cannot resume: cannot read {}: {err}", path.display()))?
-        } else {
-            Vec::new()
-        };
-        self.parallel.broadcast_bytes(&mut bytes);
+        let bytes = rank0_file(self.parallel, path).map_err(|err| format!("cannot resume: {err}"))?;
         let meta = checkpoint::load_bytes(&bytes, path, &mut self.model, Some(self.optimizer.as_mut()))
             .map_err(|err| format!("cannot resume: {err}"))?;
         for (key, value) in self.run_settings() {
@@ -496,10 +490,28 @@ fn input_description(input: Option<Normalize>) -> String {
     }
 }
 
-/// Loads only the model from `path` (for --eval-only), with the input standardization
-/// it was trained with (none for a checkpoint that does not say).
-pub fn load_model(path: &Path, model: &mut Sequential) -> Result<Option<Normalize>, String> {
-    let meta = checkpoint::load(path, model, None).map_err(|err| format!("cannot evaluate: {err}"))?;
+/// The bytes of the file at `path` as rank 0 reads them, on every process (so the
+/// others need not see rank 0's files).
+fn rank0_file(parallel: &DataParallel, path: &Path) -> Result<Vec<u8>, String> {
+    let mut bytes = if parallel.is_root() {
+        std::fs::read(path).map_err(|err| format!("cannot read {}: {err}", path.display()))?
+    } else {
+        Vec::new()
+    };
+    parallel.broadcast_bytes(&mut bytes);
+    Ok(bytes)
+}
+
+/// Loads only the model from `path` as rank 0 reads it (for --eval-only), with the
+/// input standardization it was trained with (none for a checkpoint that does not say).
+pub fn load_model(
+    parallel: &DataParallel,
+    path: &Path,
+    model: &mut Sequential,
+) -> Result<Option<Normalize>, String> {
+    let bytes = rank0_file(parallel, path).map_err(|err| format!("cannot evaluate: {err}"))?;
+    let meta =
+        checkpoint::load_bytes(&bytes, path, model, None).map_err(|err| format!("cannot evaluate: {err}"))?;
     let Some(text) = meta.get(INPUT_KEY).filter(|t| t.as_str() != "none") else { return Ok(None) };
     let values: Vec<f32> = text.split(',').filter_map(|v| v.parse().ok()).collect();
     match values[..] {
