@@ -1,15 +1,14 @@
 // Elementwise kernels: fill, unary functions and their gradients, broadcasting binary
 // arithmetic (and broadcast copies).
 
+// Mirrors `ElementwiseParams` in crates/wgpu/src/backend.rs, field for field (the
+// arrays start at byte 32, their 16-byte alignment).
 struct Params {
     n: u32,
     op: u32,
     rank: u32,
-    seed_lo: u32,
-    seed_hi: u32,
     scalar: f32,
-    threshold: f32,
-    scale: f32,
+    bound: f32,
     out_dims: array<vec4<u32>, 2>,
     a_strides: array<vec4<u32>, 2>,
     b_strides: array<vec4<u32>, 2>,
@@ -32,7 +31,7 @@ const SQRT: u32 = 6u;
 const POWF: u32 = 7u;
 const MUL_SCALAR: u32 = 8u;
 const ADD_SCALAR: u32 = 9u;
-const CLAMP: u32 = 10u; // between params.scalar and params.threshold
+const CLAMP: u32 = 10u; // between params.scalar and params.bound
 
 @compute @workgroup_size(256)
 fn fill(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
@@ -54,7 +53,7 @@ fn apply_unary(v: f32) -> f32 {
         case 6u: { return sqrt(v); }
         case 7u: { return pow(v, params.scalar); }
         case 8u: { return v * params.scalar; }
-        case 10u: { return min(max(v, params.scalar), params.threshold); }
+        case 10u: { return min(max(v, params.scalar), params.bound); }
         default: { return v + params.scalar; }
     }
 }
@@ -90,7 +89,7 @@ fn unary_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
         case 6u: { d = g * 0.5 / y; }
         case 7u: { d = g * params.scalar * pow(x, params.scalar - 1.0); }
         case 8u: { d = g * params.scalar; }
-        case 10u: { d = select(0.0, g, x >= params.scalar && x <= params.threshold); }
+        case 10u: { d = select(0.0, g, x >= params.scalar && x <= params.bound); }
         default: { d = g; }
     }
     out[i] = d;

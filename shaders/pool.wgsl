@@ -20,7 +20,7 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> out_ints: array<i32>;
 
 @compute @workgroup_size(256)
-fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+fn max_pool_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
            @builtin(local_invocation_index) li: u32) {
     let idx = flat_index(wg, groups, li);
     let out_plane = params.out_h * params.out_w;
@@ -51,7 +51,7 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups
 
 // in0 = output gradient, ints = argmax.
 @compute @workgroup_size(256)
-fn backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+fn max_pool_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
             @builtin(local_invocation_index) li: u32) {
     let idx = flat_index(wg, groups, li);
     let in_plane = params.in_h * params.in_w;

@@ -30,8 +30,8 @@ fn f(value: f32) -> u32 {
     value.to_bits()
 }
 
-/// The shader's op code of `op` and its parameters (`scalar`, `threshold` in the
-/// parameter block).
+/// The shader's op code of `op` and its operands (`scalar`, `bound` in the parameter
+/// block).
 fn unary_code(op: UnaryOp) -> (u32, [f32; 2]) {
     match op {
         UnaryOp::Neg => (0, [0.0; 2]),
@@ -48,30 +48,56 @@ fn unary_code(op: UnaryOp) -> (u32, [f32; 2]) {
     }
 }
 
-/// Words of the elementwise parameter block: `n`, `op`, then `scalars` as `[rank,
-/// seed_lo, seed_hi, scalar, threshold, scale]` (rank is filled in from `shapes`), then
-/// dims and strides.
-fn elementwise_params(
-    n: usize,
-    op: u32,
-    scalars: [u32; 6],
-    shapes: Option<(&Shape, &Shape, &Shape)>,
-) -> Vec<u32> {
-    let mut words = vec![n as u32, op];
-    words.extend(scalars);
-    if let Some((a, b, out)) = shapes {
-        assert!(out.rank() <= MAX_RANK, "the wgpu backend broadcasts up to {MAX_RANK} dimensions, got {out}");
-        words[2] = out.rank() as u32;
-        let pad = |v: Vec<usize>| {
-            let mut v: Vec<u32> = v.into_iter().map(|x| x as u32).collect();
-            v.resize(MAX_RANK, 0);
-            v
-        };
-        words.extend(pad(out.dims().to_vec()));
-        words.extend(pad(a.broadcast_strides(out)));
-        words.extend(pad(b.broadcast_strides(out)));
+/// The binary kernel's op code of `op` (`elementwise.wgsl`).
+fn binary_code(op: BinaryOp) -> u32 {
+    match op {
+        BinaryOp::Add => 0,
+        BinaryOp::Sub => 1,
+        BinaryOp::Mul => 2,
+        BinaryOp::Div => 3,
     }
-    words
+}
+
+/// The binary kernel's op code for a broadcast copy of its first operand.
+const BROADCAST_COPY: u32 = 4;
+
+/// The elementwise kernels' parameter block (`Params` in `elementwise.wgsl`).
+#[derive(Default)]
+struct ElementwiseParams<'a> {
+    n: usize,
+    /// The unary or binary op code.
+    op: u32,
+    /// The operand of unary ops that take one (power, scalar factor or addend, clamp's
+    /// lower bound) and the value of a fill.
+    scalar: f32,
+    /// Clamp's upper bound.
+    bound: f32,
+    /// Operand and output shapes of a broadcasting binary op.
+    shapes: Option<(&'a Shape, &'a Shape, &'a Shape)>,
+}
+
+impl ElementwiseParams<'_> {
+    /// The block's words in the WGSL field order: five scalars, padding to byte 32,
+    /// then output dims and the two operands' broadcast strides (binary ops only).
+    fn words(&self) -> Vec<u32> {
+        let rank = self.shapes.map_or(0, |(_, _, out)| out.rank() as u32);
+        let mut words = vec![self.n as u32, self.op, rank, f(self.scalar), f(self.bound), 0, 0, 0];
+        if let Some((a, b, out)) = self.shapes {
+            assert!(
+                out.rank() <= MAX_RANK,
+                "the wgpu backend broadcasts up to {MAX_RANK} dimensions, got {out}"
+            );
+            let pad = |v: Vec<usize>| {
+                let mut v: Vec<u32> = v.into_iter().map(|x| x as u32).collect();
+                v.resize(MAX_RANK, 0);
+                v
+            };
+            words.extend(pad(out.dims().to_vec()));
+            words.extend(pad(a.broadcast_strides(out)));
+            words.extend(pad(b.broadcast_strides(out)));
+        }
+        words
+    }
 }
 
 /// The dropout kernel's parameter block (`Params` in `dropout.wgsl`).
@@ -166,7 +192,7 @@ impl WgpuBackend {
 
     /// How many buffers the pool has created so far (stable once a step has warmed it).
     pub fn buffers_created(&self) -> u64 {
-        self.gpu.pool.buffers_created()
+        self.gpu.buffers.buffers_created()
     }
 
     /// Dispatches, submits and host recording time so far (see [`WorkCounters`]).
@@ -216,7 +242,7 @@ impl Backend for WgpuBackend {
     }
 
     fn memory_in_use(&self) -> usize {
-        self.gpu.pool.allocated_bytes() as usize
+        self.gpu.buffers.allocated_bytes() as usize
     }
 
     fn upload_f32(&self, data: Vec<f32>) -> StorageRef {
@@ -229,7 +255,7 @@ impl Backend for WgpuBackend {
 
     fn full(&self, len: usize, value: f32) -> StorageRef {
         let out = self.f32s(len, "full");
-        let params = elementwise_params(len, 0, [0, 0, 0, f(value), 0, 0], None);
+        let params = ElementwiseParams { n: len, scalar: value, ..Default::default() }.words();
         self.gpu.dispatch(Kernel::Fill, "full", &params, &[None, None, None, Some(&out)], grid(len, WIDTH));
         out
     }
@@ -251,8 +277,8 @@ impl Backend for WgpuBackend {
     fn unary(&self, op: UnaryOp, x: &StorageRef) -> StorageRef {
         let n = x.len();
         let out = self.f32s(n, "unary");
-        let (code, [scalar, bound]) = unary_code(op);
-        let params = elementwise_params(n, code, [0, 0, 0, f(scalar), f(bound), 0], None);
+        let (op, [scalar, bound]) = unary_code(op);
+        let params = ElementwiseParams { n, op, scalar, bound, shapes: None }.words();
         self.gpu.dispatch(
             Kernel::Unary,
             "unary",
@@ -266,8 +292,8 @@ impl Backend for WgpuBackend {
     fn unary_backward(&self, op: UnaryOp, x: &StorageRef, y: &StorageRef, grad: &StorageRef) -> StorageRef {
         let n = x.len();
         let out = self.f32s(n, "unary backward");
-        let (code, [scalar, bound]) = unary_code(op);
-        let params = elementwise_params(n, code, [0, 0, 0, f(scalar), f(bound), 0], None);
+        let (op, [scalar, bound]) = unary_code(op);
+        let params = ElementwiseParams { n, op, scalar, bound, shapes: None }.words();
         let bindings = [Some(x), Some(y), Some(grad), Some(&out)];
         self.gpu.dispatch(Kernel::UnaryBackward, "unary backward", &params, &bindings, grid(n, WIDTH));
         out
@@ -284,13 +310,8 @@ impl Backend for WgpuBackend {
     ) -> StorageRef {
         let n = out_shape.numel();
         let out = self.f32s(n, "binary");
-        let code = match op {
-            BinaryOp::Add => 0,
-            BinaryOp::Sub => 1,
-            BinaryOp::Mul => 2,
-            BinaryOp::Div => 3,
-        };
-        let params = elementwise_params(n, code, [0; 6], Some((a_shape, b_shape, out_shape)));
+        let shapes = Some((a_shape, b_shape, out_shape));
+        let params = ElementwiseParams { n, op: binary_code(op), shapes, ..Default::default() }.words();
         self.gpu.dispatch(
             Kernel::Binary,
             "binary",
@@ -304,7 +325,8 @@ impl Backend for WgpuBackend {
     fn broadcast_to(&self, x: &StorageRef, shape: &Shape, out_shape: &Shape) -> StorageRef {
         let n = out_shape.numel();
         let out = self.f32s(n, "broadcast_to");
-        let params = elementwise_params(n, 4, [0; 6], Some((shape, shape, out_shape)));
+        let shapes = Some((shape, shape, out_shape));
+        let params = ElementwiseParams { n, op: BROADCAST_COPY, shapes, ..Default::default() }.words();
         self.gpu.dispatch(
             Kernel::Binary,
             "broadcast_to",

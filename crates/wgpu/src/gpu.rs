@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 
 use kiln_tensor::{DType, KilnError, Result, StorageRef};
 
+use crate::buffer_pool::{BufferPool, GpuStorage};
 use crate::kernels::{Kernel, KernelCache, PARAMS_SIZE};
-use crate::pool::{GpuStorage, Pool};
 
 /// Dispatches an encoder collects before it is submitted.
 const DISPATCHES_PER_SUBMIT: usize = 1024;
@@ -73,8 +73,8 @@ pub struct Gpu {
     queue: wgpu::Queue,
     pub summary: AdapterSummary,
     max_binding: u64,
-    pub pool: Arc<Pool>,
-    staging: Pool,
+    pub buffers: Arc<BufferPool>,
+    staging: BufferPool,
     kernels: KernelCache,
     recorder: Mutex<Recorder>,
     dummies: Vec<wgpu::Buffer>,
@@ -186,8 +186,8 @@ impl Gpu {
             max_binding_bytes: limits.max_storage_buffer_binding_size,
         };
         Ok(Gpu {
-            pool: Arc::new(Pool::new(&device, storage_usage)),
-            staging: Pool::new(&device, wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST),
+            buffers: Arc::new(BufferPool::new(&device, storage_usage)),
+            staging: BufferPool::new(&device, wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST),
             recorder: Mutex::new(Recorder {
                 encoder: None,
                 params: Vec::new(),
@@ -215,7 +215,12 @@ impl Gpu {
                 self.max_binding
             ));
         }
-        Arc::new(GpuStorage::new(self.pool.acquire(bytes.min(self.max_binding)), len, dtype, &self.pool))
+        Arc::new(GpuStorage::new(
+            self.buffers.acquire(bytes.min(self.max_binding)),
+            len,
+            dtype,
+            &self.buffers,
+        ))
     }
 
     /// Copies host bytes into fresh storage.

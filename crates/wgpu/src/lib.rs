@@ -31,9 +31,9 @@
 //! ```
 
 mod backend;
+mod buffer_pool;
 mod gpu;
 mod kernels;
-mod pool;
 
 use std::sync::{Arc, OnceLock};
 

@@ -55,7 +55,7 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = RecipeChoice::Kiln)]
     pub recipe: RecipeChoice,
 
-    /// Images per training step [default: 128 (kiln), 32 (notebook)].
+    /// Images per training step [default: 64 (kiln), 32 (notebook)].
     #[arg(long)]
     pub batch_size: Option<usize>,
 

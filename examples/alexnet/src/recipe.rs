@@ -159,7 +159,7 @@ impl Recipe {
         match preset {
             RecipeChoice::Kiln => Recipe {
                 preset,
-                batch_size: 128,
+                batch_size: 64,
                 optimizer: OptimizerChoice::Sgd,
                 lr: 0.05,
                 momentum: 0.9,

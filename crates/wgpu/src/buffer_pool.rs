@@ -21,7 +21,7 @@ pub fn size_class(bytes: u64) -> u64 {
 
 /// Free buffers by size class, and counters of what the pool holds.
 #[derive(Debug)]
-pub struct Pool {
+pub struct BufferPool {
     device: wgpu::Device,
     usage: wgpu::BufferUsages,
     free: Mutex<HashMap<u64, Vec<wgpu::Buffer>>>,
@@ -29,10 +29,10 @@ pub struct Pool {
     created: AtomicU64,
 }
 
-impl Pool {
+impl BufferPool {
     /// A pool of buffers with `usage` on `device`.
     pub fn new(device: &wgpu::Device, usage: wgpu::BufferUsages) -> Self {
-        Pool {
+        BufferPool {
             device: device.clone(),
             usage,
             free: Mutex::new(HashMap::new()),
@@ -79,13 +79,13 @@ pub struct GpuStorage {
     buffer: Option<wgpu::Buffer>,
     len: usize,
     dtype: DType,
-    pool: Arc<Pool>,
+    buffers: Arc<BufferPool>,
 }
 
 impl GpuStorage {
     /// Wraps a buffer from `pool` holding `len` elements of `dtype`.
-    pub fn new(buffer: wgpu::Buffer, len: usize, dtype: DType, pool: &Arc<Pool>) -> Self {
-        GpuStorage { buffer: Some(buffer), len, dtype, pool: pool.clone() }
+    pub fn new(buffer: wgpu::Buffer, len: usize, dtype: DType, buffers: &Arc<BufferPool>) -> Self {
+        GpuStorage { buffer: Some(buffer), len, dtype, buffers: buffers.clone() }
     }
 
     /// The buffer.
@@ -102,7 +102,7 @@ impl GpuStorage {
 impl Drop for GpuStorage {
     fn drop(&mut self) {
         if let Some(buffer) = self.buffer.take() {
-            self.pool.release(buffer);
+            self.buffers.release(buffer);
         }
     }
 }
