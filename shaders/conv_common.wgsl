@@ -1,6 +1,7 @@
 // Convolution geometry and the on-the-fly im2col read shared by the three convolution
 // kernels (prepended before each kernel's accessors).
 
+// Mirrors `ConvParams` in crates/wgpu/src/params.rs, field for field.
 struct Params {
     m: u32,
     n: u32,

@@ -1,7 +1,7 @@
 // Inverted dropout with the counter-based mask of kiln_tensor::DropoutMask: element i
 // of the tensor is element first_index + i of the mask stream drawn from the seed.
 
-// Mirrors `DropoutParams` in crates/wgpu/src/backend.rs, field for field.
+// Mirrors `DropoutParams` in crates/wgpu/src/params.rs, field for field.
 struct Params {
     n: u32,
     seed_lo: u32,

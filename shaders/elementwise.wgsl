@@ -1,8 +1,8 @@
 // Elementwise kernels: fill, unary functions and their gradients, broadcasting binary
 // arithmetic (and broadcast copies).
 
-// Mirrors `ElementwiseParams` in crates/wgpu/src/backend.rs, field for field (the
-// arrays start at byte 32, their 16-byte alignment).
+// Mirrors `ElementwiseParams` in crates/wgpu/src/params.rs, field for field (WGSL
+// starts the arrays at byte 32, their 16-byte alignment; Rust pads explicitly).
 struct Params {
     n: u32,
     op: u32,

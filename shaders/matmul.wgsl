@@ -1,6 +1,7 @@
 // Matrix product C[m, n] = op(A)·op(B) with optional transposes (prepended to
 // gemm_tile.wgsl); for a dense layer also + bias[n] and ReLU, applied in the store.
 
+// Mirrors `MatmulParams` in crates/wgpu/src/params.rs, field for field.
 struct Params {
     m: u32,
     n: u32,

@@ -1,5 +1,6 @@
 // Fused optimizer updates, one invocation per parameter element, in place.
 
+// Mirrors `OptimParams` in crates/wgpu/src/params.rs, field for field.
 struct Params {
     n: u32,
     use_velocity: u32,

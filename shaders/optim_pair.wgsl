@@ -2,6 +2,7 @@
 // invocations below n0 update tensor 0, the next n1 tensor 1. Halves the optimizer's
 // dispatches per training step.
 
+// Mirrors `SgdPairParams` in crates/wgpu/src/params.rs, field for field.
 struct Params {
     n0: u32,
     n1: u32,

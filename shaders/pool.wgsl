@@ -2,6 +2,7 @@
 // backward gathers, for every input pixel, the gradients of the windows whose maximum
 // it was (no atomics, deterministic).
 
+// Mirrors `PoolParams` in crates/wgpu/src/params.rs, field for field.
 struct Params {
     planes: u32,
     in_h: u32,

@@ -2,6 +2,7 @@
 // lane), per-channel sums for bias gradients, max with argmax and its gradient,
 // softmax/log-softmax and their gradients, and the fused softmax cross-entropy.
 
+// Mirrors `ReduceParams` in crates/wgpu/src/params.rs, field for field.
 struct Params {
     outer: u32,
     len: u32,

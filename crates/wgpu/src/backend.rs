@@ -9,6 +9,10 @@ use kiln_tensor::{
 
 use crate::gpu::{Gpu, WorkCounters, grid};
 use crate::kernels::Kernel;
+use crate::params::{
+    ConvParams, DropoutParams, ElementwiseParams, MatmulParams, OptimParams, PoolParams, ReduceParams,
+    SgdPairParams,
+};
 
 /// The GPU backend. Create it with [`crate::WgpuDevice::wgpu`] or [`crate::open`].
 pub struct WgpuBackend {
@@ -23,13 +27,6 @@ impl std::fmt::Debug for WgpuBackend {
 
 /// Items per workgroup of the 1-D kernels.
 const WIDTH: usize = 256;
-/// Largest rank the broadcasting kernel takes.
-const MAX_RANK: usize = 8;
-
-fn f(value: f32) -> u32 {
-    value.to_bits()
-}
-
 /// The shader's op code of `op` and its operands (`scalar`, `bound` in the parameter
 /// block).
 fn unary_code(op: UnaryOp) -> (u32, [f32; 2]) {
@@ -61,102 +58,6 @@ fn binary_code(op: BinaryOp) -> u32 {
 /// The binary kernel's op code for a broadcast copy of its first operand.
 const BROADCAST_COPY: u32 = 4;
 
-/// The elementwise kernels' parameter block (`Params` in `elementwise.wgsl`).
-#[derive(Default)]
-struct ElementwiseParams<'a> {
-    n: usize,
-    /// The unary or binary op code.
-    op: u32,
-    /// The operand of unary ops that take one (power, scalar factor or addend, clamp's
-    /// lower bound) and the value of a fill.
-    scalar: f32,
-    /// Clamp's upper bound.
-    bound: f32,
-    /// Operand and output shapes of a broadcasting binary op.
-    shapes: Option<(&'a Shape, &'a Shape, &'a Shape)>,
-}
-
-impl ElementwiseParams<'_> {
-    /// The block's words in the WGSL field order: five scalars, padding to byte 32,
-    /// then output dims and the two operands' broadcast strides (binary ops only).
-    fn words(&self) -> Vec<u32> {
-        let rank = self.shapes.map_or(0, |(_, _, out)| out.rank() as u32);
-        let mut words = vec![self.n as u32, self.op, rank, f(self.scalar), f(self.bound), 0, 0, 0];
-        if let Some((a, b, out)) = self.shapes {
-            assert!(
-                out.rank() <= MAX_RANK,
-                "the wgpu backend broadcasts up to {MAX_RANK} dimensions, got {out}"
-            );
-            let pad = |v: Vec<usize>| {
-                let mut v: Vec<u32> = v.into_iter().map(|x| x as u32).collect();
-                v.resize(MAX_RANK, 0);
-                v
-            };
-            words.extend(pad(out.dims().to_vec()));
-            words.extend(pad(a.broadcast_strides(out)));
-            words.extend(pad(b.broadcast_strides(out)));
-        }
-        words
-    }
-}
-
-/// The dropout kernel's parameter block (`Params` in `dropout.wgsl`).
-struct DropoutParams {
-    n: u32,
-    seed: u64,
-    first_index: u32,
-    threshold: f32,
-    scale: f32,
-}
-
-impl DropoutParams {
-    /// The block's words in the WGSL field order.
-    fn words(&self) -> Vec<u32> {
-        vec![
-            self.n,
-            self.seed as u32,
-            (self.seed >> 32) as u32,
-            self.first_index,
-            f(self.threshold),
-            f(self.scale),
-        ]
-    }
-}
-
-/// The conv kernels' parameter block (`Params` in `conv_common.wgsl`), in field order.
-fn conv_params(
-    g: &Conv2dGeometry,
-    m: usize,
-    n: usize,
-    k: usize,
-    has_bias: bool,
-    activation: Activation,
-) -> Vec<u32> {
-    [
-        m,
-        n,
-        k,
-        g.batch,
-        g.in_channels,
-        g.in_h,
-        g.in_w,
-        g.out_channels,
-        g.kernel_h,
-        g.kernel_w,
-        g.stride.0,
-        g.stride.1,
-        g.padding.0,
-        g.padding.1,
-        g.out_h(),
-        g.out_w(),
-        usize::from(has_bias),
-        usize::from(activation == Activation::Relu),
-    ]
-    .iter()
-    .map(|&v| v as u32)
-    .collect()
-}
-
 /// Workgroups for a tiled GEMM producing `m × n` with tiles of `tile_rows × 64`:
 /// column tiles along x (spilling into z), row tiles along y.
 fn gemm_grid(m: usize, n: usize, tile_rows: usize) -> [u32; 3] {
@@ -167,17 +68,6 @@ fn gemm_grid(m: usize, n: usize, tile_rows: usize) -> [u32; 3] {
 
 /// Products with at most this many rows use 16-row tiles instead of 64-row ones.
 const NARROW_ROWS: usize = 32;
-
-fn pool_params(g: &Pool2dGeometry) -> Vec<u32> {
-    [g.batch * g.channels, g.in_h, g.in_w, g.out_h(), g.out_w(), g.kernel, g.stride, g.padding]
-        .iter()
-        .map(|&v| v as u32)
-        .collect()
-}
-
-fn split_params(split: AxisSplit, log: bool) -> Vec<u32> {
-    vec![split.outer as u32, split.len as u32, split.inner as u32, u32::from(log), 0, 0]
-}
 
 impl WgpuBackend {
     /// Wraps an opened device.
@@ -212,9 +102,7 @@ impl WgpuBackend {
         op: &str,
     ) -> StorageRef {
         let out = self.f32s(d.m * d.n, op);
-        let flags = [usize::from(d.trans_a), usize::from(d.trans_b), usize::from(bias.is_some())];
-        let relu = usize::from(activation == Activation::Relu);
-        let params = [d.m, d.n, d.k, flags[0], flags[1], flags[2], relu].map(|v| v as u32);
+        let params = MatmulParams::new(d, bias.is_some(), activation);
         let (kernel, tile_rows) =
             if d.m <= NARROW_ROWS { (Kernel::MatmulNarrow, 16) } else { (Kernel::Matmul, 64) };
         let bindings = [Some(a), Some(b), bias, Some(&out)];
@@ -255,7 +143,7 @@ impl Backend for WgpuBackend {
 
     fn full(&self, len: usize, value: f32) -> StorageRef {
         let out = self.f32s(len, "full");
-        let params = ElementwiseParams { n: len, scalar: value, ..Default::default() }.words();
+        let params = ElementwiseParams::unary(len, 0, value, 0.0);
         self.gpu.dispatch(Kernel::Fill, "full", &params, &[None, None, None, Some(&out)], grid(len, WIDTH));
         out
     }
@@ -278,7 +166,7 @@ impl Backend for WgpuBackend {
         let n = x.len();
         let out = self.f32s(n, "unary");
         let (op, [scalar, bound]) = unary_code(op);
-        let params = ElementwiseParams { n, op, scalar, bound, shapes: None }.words();
+        let params = ElementwiseParams::unary(n, op, scalar, bound);
         self.gpu.dispatch(
             Kernel::Unary,
             "unary",
@@ -293,7 +181,7 @@ impl Backend for WgpuBackend {
         let n = x.len();
         let out = self.f32s(n, "unary backward");
         let (op, [scalar, bound]) = unary_code(op);
-        let params = ElementwiseParams { n, op, scalar, bound, shapes: None }.words();
+        let params = ElementwiseParams::unary(n, op, scalar, bound);
         let bindings = [Some(x), Some(y), Some(grad), Some(&out)];
         self.gpu.dispatch(Kernel::UnaryBackward, "unary backward", &params, &bindings, grid(n, WIDTH));
         out
@@ -310,8 +198,7 @@ impl Backend for WgpuBackend {
     ) -> StorageRef {
         let n = out_shape.numel();
         let out = self.f32s(n, "binary");
-        let shapes = Some((a_shape, b_shape, out_shape));
-        let params = ElementwiseParams { n, op: binary_code(op), shapes, ..Default::default() }.words();
+        let params = ElementwiseParams::broadcast(binary_code(op), a_shape, b_shape, out_shape);
         self.gpu.dispatch(
             Kernel::Binary,
             "binary",
@@ -325,8 +212,7 @@ impl Backend for WgpuBackend {
     fn broadcast_to(&self, x: &StorageRef, shape: &Shape, out_shape: &Shape) -> StorageRef {
         let n = out_shape.numel();
         let out = self.f32s(n, "broadcast_to");
-        let shapes = Some((shape, shape, out_shape));
-        let params = ElementwiseParams { n, op: BROADCAST_COPY, shapes, ..Default::default() }.words();
+        let params = ElementwiseParams::broadcast(BROADCAST_COPY, shape, shape, out_shape);
         self.gpu.dispatch(
             Kernel::Binary,
             "broadcast_to",
@@ -341,7 +227,13 @@ impl Backend for WgpuBackend {
         let lanes = split.outer * split.inner;
         let out = self.f32s(lanes, "sum");
         let bindings = [Some(x), None, None, Some(&out), None, None];
-        self.gpu.dispatch(Kernel::SumAxis, "sum", &split_params(split, false), &bindings, grid(lanes, 1));
+        self.gpu.dispatch(
+            Kernel::SumAxis,
+            "sum",
+            &ReduceParams::along(split, false),
+            &bindings,
+            grid(lanes, 1),
+        );
         out
     }
 
@@ -350,7 +242,13 @@ impl Backend for WgpuBackend {
         let values = self.f32s(lanes, "max");
         let argmax = self.gpu.alloc(lanes, DType::I32, "max");
         let bindings = [Some(x), None, None, Some(&values), None, Some(&argmax)];
-        self.gpu.dispatch(Kernel::MaxAxis, "max", &split_params(split, false), &bindings, grid(lanes, WIDTH));
+        self.gpu.dispatch(
+            Kernel::MaxAxis,
+            "max",
+            &ReduceParams::along(split, false),
+            &bindings,
+            grid(lanes, WIDTH),
+        );
         (values, argmax)
     }
 
@@ -361,7 +259,7 @@ impl Backend for WgpuBackend {
         self.gpu.dispatch(
             Kernel::MaxAxisBackward,
             "max backward",
-            &split_params(split, false),
+            &ReduceParams::along(split, false),
             &bindings,
             grid(n, WIDTH),
         );
@@ -375,7 +273,7 @@ impl Backend for WgpuBackend {
         self.gpu.dispatch(
             Kernel::Softmax,
             "softmax",
-            &split_params(split, log),
+            &ReduceParams::along(split, log),
             &bindings,
             grid(lanes, WIDTH),
         );
@@ -386,7 +284,7 @@ impl Backend for WgpuBackend {
         let out = self.f32s(y.len(), "softmax backward");
         let bindings = [Some(y), Some(grad), None, Some(&out), None, None];
         let lanes = split.outer * split.inner;
-        let params = split_params(split, log);
+        let params = ReduceParams::along(split, log);
         self.gpu.dispatch(
             Kernel::SoftmaxBackward,
             "softmax backward",
@@ -407,7 +305,7 @@ impl Backend for WgpuBackend {
         let probs = self.f32s(n * classes, "cross_entropy");
         let rows = self.f32s(n, "cross_entropy");
         let loss = self.f32s(1, "cross_entropy");
-        let params = vec![0, 0, 0, 0, n as u32, classes as u32];
+        let params = ReduceParams::cross_entropy(n, classes);
         let bindings = [Some(logits), None, Some(labels), Some(&probs), Some(&rows), None];
         self.gpu.dispatch(Kernel::CrossEntropyRows, "cross_entropy", &params, &bindings, grid(n, WIDTH));
         let bindings = [Some(&rows), None, None, Some(&loss), None, None];
@@ -424,7 +322,7 @@ impl Backend for WgpuBackend {
         classes: usize,
     ) -> StorageRef {
         let out = self.f32s(n * classes, "cross_entropy backward");
-        let params = vec![0, 0, 0, 0, n as u32, classes as u32];
+        let params = ReduceParams::cross_entropy(n, classes);
         let bindings = [Some(probs), Some(grad), Some(labels), Some(&out), None, None];
         let groups = grid(n * classes, WIDTH);
         self.gpu.dispatch(Kernel::CrossEntropyBackward, "cross_entropy backward", &params, &bindings, groups);
@@ -457,7 +355,7 @@ impl Backend for WgpuBackend {
         let (m, n, k) =
             (g.out_channels, g.batch * g.out_h() * g.out_w(), g.in_channels * g.kernel_h * g.kernel_w);
         let out = self.f32s(m * n, "conv2d");
-        let params = conv_params(g, m, n, k, bias.is_some(), activation);
+        let params = ConvParams::new(g, [m, n, k], bias.is_some(), activation);
         let bindings = [Some(x), Some(weight), bias, Some(&out)];
         self.gpu.dispatch(Kernel::ConvForward, "conv2d", &params, &bindings, gemm_grid(m, n, 64));
         out
@@ -471,7 +369,7 @@ impl Backend for WgpuBackend {
     ) -> StorageRef {
         let (m, n, k) = (g.in_channels, g.batch * g.in_h * g.in_w, g.out_channels * g.kernel_h * g.kernel_w);
         let out = self.f32s(m * n, "conv2d input gradient");
-        let params = conv_params(g, m, n, k, false, Activation::Identity);
+        let params = ConvParams::new(g, [m, n, k], false, Activation::Identity);
         let bindings = [Some(grad), Some(weight), Some(&out)];
         self.gpu.dispatch(
             Kernel::ConvInputGrad,
@@ -493,7 +391,7 @@ impl Backend for WgpuBackend {
         let plane = g.out_h() * g.out_w();
         let (m, n, k) = (g.out_channels, g.in_channels * g.kernel_h * g.kernel_w, g.batch * plane);
         let dw = self.f32s(m * n, "conv2d weight gradient");
-        let params = conv_params(g, m, n, k, false, Activation::Identity);
+        let params = ConvParams::new(g, [m, n, k], false, Activation::Identity);
         let bindings = [Some(grad), Some(x), Some(&dw)];
         self.gpu.dispatch(
             Kernel::ConvWeightGrad,
@@ -506,7 +404,7 @@ impl Backend for WgpuBackend {
             let db = self.f32s(g.out_channels, "conv2d bias gradient");
             let split = AxisSplit { outer: g.batch, len: g.out_channels, inner: plane };
             let bindings = [Some(grad), None, None, Some(&db), None, None];
-            let params = split_params(split, false);
+            let params = ReduceParams::along(split, false);
             self.gpu.dispatch(
                 Kernel::ChannelSum,
                 "conv2d bias gradient",
@@ -524,7 +422,7 @@ impl Backend for WgpuBackend {
         let values = self.f32s(n, "max_pool2d");
         let argmax = self.gpu.alloc(n, DType::I32, "max_pool2d");
         let bindings = [Some(x), None, Some(&values), Some(&argmax)];
-        self.gpu.dispatch(Kernel::PoolForward, "max_pool2d", &pool_params(g), &bindings, grid(n, WIDTH));
+        self.gpu.dispatch(Kernel::PoolForward, "max_pool2d", &PoolParams::new(g), &bindings, grid(n, WIDTH));
         (values, argmax)
     }
 
@@ -535,7 +433,7 @@ impl Backend for WgpuBackend {
         self.gpu.dispatch(
             Kernel::PoolBackward,
             "max_pool2d backward",
-            &pool_params(g),
+            &PoolParams::new(g),
             &bindings,
             grid(n, WIDTH),
         );
@@ -547,32 +445,27 @@ impl Backend for WgpuBackend {
         let out = self.f32s(n, "dropout");
         let params = DropoutParams {
             n: n as u32,
-            seed: mask.seed,
+            seed_lo: mask.seed as u32,
+            seed_hi: (mask.seed >> 32) as u32,
             first_index: mask.first_index,
             threshold: p * (1u32 << 24) as f32,
             scale: 1.0 / (1.0 - p),
         };
-        self.gpu.dispatch(
-            Kernel::Dropout,
-            "dropout",
-            &params.words(),
-            &[Some(x), Some(&out)],
-            grid(n, WIDTH),
-        );
+        self.gpu.dispatch(Kernel::Dropout, "dropout", &params, &[Some(x), Some(&out)], grid(n, WIDTH));
         out
     }
 
     fn sgd_update(&self, param: &StorageRef, grad: &StorageRef, velocity: Option<&StorageRef>, s: SgdStep) {
         let n = param.len();
-        let params = vec![
-            n as u32,
-            u32::from(velocity.is_some()),
-            u32::from(s.nesterov),
-            0,
-            f(s.lr),
-            f(s.momentum),
-            f(s.weight_decay),
-        ];
+        let params = OptimParams {
+            n: n as u32,
+            use_velocity: u32::from(velocity.is_some()),
+            nesterov: u32::from(s.nesterov),
+            lr: s.lr,
+            momentum: s.momentum,
+            weight_decay: s.weight_decay,
+            ..Default::default()
+        };
         let bindings = [Some(grad), Some(param), velocity, None];
         self.gpu.dispatch(Kernel::Sgd, "sgd", &params, &bindings, grid(n, WIDTH));
     }
@@ -586,15 +479,15 @@ impl Backend for WgpuBackend {
             };
             debug_assert_eq!(first.velocity.is_some(), second.velocity.is_some(), "one SGD step, one config");
             let (n0, n1) = (first.param.len(), second.param.len());
-            let params = vec![
-                n0 as u32,
-                n1 as u32,
-                u32::from(first.velocity.is_some()),
-                u32::from(s.nesterov),
-                f(s.lr),
-                f(s.momentum),
-                f(s.weight_decay),
-            ];
+            let params = SgdPairParams {
+                n0: n0 as u32,
+                n1: n1 as u32,
+                use_velocity: u32::from(first.velocity.is_some()),
+                nesterov: u32::from(s.nesterov),
+                lr: s.lr,
+                momentum: s.momentum,
+                weight_decay: s.weight_decay,
+            };
             let bindings = [
                 Some(first.grad),
                 Some(first.param),
@@ -618,20 +511,18 @@ impl Backend for WgpuBackend {
         let n = param.len();
         let bias1 = 1.0 - s.beta1.powi(s.step as i32);
         let bias2 = 1.0 - s.beta2.powi(s.step as i32);
-        let params = vec![
-            n as u32,
-            0,
-            0,
-            u32::from(s.decoupled),
-            f(s.lr),
-            0,
-            f(s.weight_decay),
-            f(s.beta1),
-            f(s.beta2),
-            f(s.eps),
-            f(bias1),
-            f(bias2),
-        ];
+        let params = OptimParams {
+            n: n as u32,
+            decoupled: u32::from(s.decoupled),
+            lr: s.lr,
+            weight_decay: s.weight_decay,
+            beta1: s.beta1,
+            beta2: s.beta2,
+            eps: s.eps,
+            bias1,
+            bias2,
+            ..Default::default()
+        };
         self.gpu.dispatch(
             Kernel::Adam,
             "adam",

@@ -234,13 +234,14 @@ impl Gpu {
         storage
     }
 
-    /// Records one dispatch of `kernel` with the parameter words `params`, storage
-    /// `bindings` (`None` for unused slots) and workgroup counts `groups`.
-    pub fn dispatch(
+    /// Records one dispatch of `kernel` with the parameter block `params` (the kernel's
+    /// struct from `params.rs`), storage `bindings` (`None` for unused slots) and
+    /// workgroup counts `groups`.
+    pub fn dispatch<P: bytemuck::Pod>(
         &self,
         kernel: Kernel,
         op: &str,
-        params: &[u32],
+        params: &P,
         bindings: &[Option<&StorageRef>],
         groups: [u32; 3],
     ) {
@@ -251,10 +252,13 @@ impl Gpu {
             self.submit(&mut recorder);
         }
         let offset = recorder.params.len() as u32;
+        let bytes = bytemuck::bytes_of(params);
+        assert!(
+            bytes.len() as u64 <= PARAMS_SIZE,
+            "{kernel:?}'s parameter block exceeds {PARAMS_SIZE} bytes"
+        );
         let mut block = vec![0u8; PARAMS_SIZE as usize];
-        for (slot, word) in block.chunks_exact_mut(4).zip(params) {
-            slot.copy_from_slice(&word.to_le_bytes());
-        }
+        block[..bytes.len()].copy_from_slice(bytes);
         recorder.params.extend_from_slice(&block);
         let arena = &recorder.arenas[recorder.current];
         let mut entries = vec![wgpu::BindGroupEntry {

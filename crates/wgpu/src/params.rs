@@ -1,0 +1,249 @@
+//! The kernels' parameter blocks: one `#[repr(C)]` struct per WGSL `Params` struct,
+//! field for field in the same order, uploaded as its bytes (bytemuck). A field added
+//! to one side only shifts every later field, which the CPU-parity tests catch.
+
+use bytemuck::{Pod, Zeroable};
+use kiln_tensor::{Activation, AxisSplit, Conv2dGeometry, MatmulDims, Pool2dGeometry, Shape};
+
+/// Largest rank the broadcasting kernel takes.
+pub const MAX_RANK: usize = 8;
+
+/// `Params` of `elementwise.wgsl`: fill, unary ops and their gradients, broadcasting
+/// binary ops.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct ElementwiseParams {
+    pub n: u32,
+    /// The unary or binary op code.
+    pub op: u32,
+    /// Dimensions of a broadcasting binary op's output (0 otherwise).
+    pub rank: u32,
+    /// The operand of unary ops that take one (power, scalar factor or addend, clamp's
+    /// lower bound) and the value of a fill.
+    pub scalar: f32,
+    /// Clamp's upper bound.
+    pub bound: f32,
+    /// WGSL aligns the arrays below to 16 bytes.
+    pub _align: [u32; 3],
+    pub out_dims: [u32; MAX_RANK],
+    pub a_strides: [u32; MAX_RANK],
+    pub b_strides: [u32; MAX_RANK],
+}
+
+impl ElementwiseParams {
+    /// A unary op (or fill) on `n` elements.
+    pub fn unary(n: usize, op: u32, scalar: f32, bound: f32) -> Self {
+        ElementwiseParams { n: n as u32, op, scalar, bound, ..Default::default() }
+    }
+
+    /// A binary op broadcasting `a` and `b` to `out`.
+    pub fn broadcast(op: u32, a: &Shape, b: &Shape, out: &Shape) -> Self {
+        assert!(out.rank() <= MAX_RANK, "the wgpu backend broadcasts up to {MAX_RANK} dimensions, got {out}");
+        let padded = |v: Vec<usize>| {
+            let mut words = [0u32; MAX_RANK];
+            words.iter_mut().zip(v).for_each(|(w, x)| *w = x as u32);
+            words
+        };
+        ElementwiseParams {
+            n: out.numel() as u32,
+            op,
+            rank: out.rank() as u32,
+            out_dims: padded(out.dims().to_vec()),
+            a_strides: padded(a.broadcast_strides(out)),
+            b_strides: padded(b.broadcast_strides(out)),
+            ..Default::default()
+        }
+    }
+}
+
+/// `Params` of `dropout.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct DropoutParams {
+    pub n: u32,
+    pub seed_lo: u32,
+    pub seed_hi: u32,
+    /// Index in the mask stream of the tensor's first element.
+    pub first_index: u32,
+    /// The drop probability as a fraction of 2^24 (the hash's range).
+    pub threshold: f32,
+    /// `1/(1−p)` for kept elements.
+    pub scale: f32,
+}
+
+/// `Params` of `reduce.wgsl`: reductions and softmax along an axis, cross-entropy rows.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct ReduceParams {
+    pub outer: u32,
+    pub len: u32,
+    pub inner: u32,
+    /// 1 for log-softmax.
+    pub log: u32,
+    /// Cross-entropy: rows and classes.
+    pub rows: u32,
+    pub classes: u32,
+}
+
+impl ReduceParams {
+    /// A reduction or softmax along the axis `split` describes.
+    pub fn along(split: AxisSplit, log: bool) -> Self {
+        ReduceParams {
+            outer: split.outer as u32,
+            len: split.len as u32,
+            inner: split.inner as u32,
+            log: u32::from(log),
+            ..Default::default()
+        }
+    }
+
+    /// Cross-entropy of `rows` rows of `classes` logits.
+    pub fn cross_entropy(rows: usize, classes: usize) -> Self {
+        ReduceParams { rows: rows as u32, classes: classes as u32, ..Default::default() }
+    }
+}
+
+/// `Params` of `pool.wgsl` (max-pooling).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct PoolParams {
+    /// Batch × channels.
+    pub planes: u32,
+    pub in_h: u32,
+    pub in_w: u32,
+    pub out_h: u32,
+    pub out_w: u32,
+    pub kernel: u32,
+    pub stride: u32,
+    pub padding: u32,
+}
+
+impl PoolParams {
+    pub fn new(g: &Pool2dGeometry) -> Self {
+        PoolParams {
+            planes: (g.batch * g.channels) as u32,
+            in_h: g.in_h as u32,
+            in_w: g.in_w as u32,
+            out_h: g.out_h() as u32,
+            out_w: g.out_w() as u32,
+            kernel: g.kernel as u32,
+            stride: g.stride as u32,
+            padding: g.padding as u32,
+        }
+    }
+}
+
+/// `Params` of `matmul.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct MatmulParams {
+    pub m: u32,
+    pub n: u32,
+    pub k: u32,
+    pub trans_a: u32,
+    pub trans_b: u32,
+    /// 1: add bias[n] to every row.
+    pub has_bias: u32,
+    /// 1: ReLU in the store.
+    pub relu: u32,
+}
+
+impl MatmulParams {
+    pub fn new(d: MatmulDims, has_bias: bool, activation: Activation) -> Self {
+        MatmulParams {
+            m: d.m as u32,
+            n: d.n as u32,
+            k: d.k as u32,
+            trans_a: u32::from(d.trans_a),
+            trans_b: u32::from(d.trans_b),
+            has_bias: u32::from(has_bias),
+            relu: u32::from(activation == Activation::Relu),
+        }
+    }
+}
+
+/// `Params` of `conv_common.wgsl` (the three convolution passes as implicit GEMMs).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct ConvParams {
+    /// The implicit GEMM's rows, columns and depth.
+    pub m: u32,
+    pub n: u32,
+    pub k: u32,
+    pub batch: u32,
+    pub channels: u32,
+    pub in_h: u32,
+    pub in_w: u32,
+    pub out_channels: u32,
+    pub kernel_h: u32,
+    pub kernel_w: u32,
+    pub stride_h: u32,
+    pub stride_w: u32,
+    pub pad_h: u32,
+    pub pad_w: u32,
+    pub out_h: u32,
+    pub out_w: u32,
+    pub has_bias: u32,
+    /// 1: ReLU in the forward kernel's store.
+    pub relu: u32,
+}
+
+impl ConvParams {
+    /// The pass over `g` whose implicit GEMM is `m × n` with depth `k`.
+    pub fn new(g: &Conv2dGeometry, [m, n, k]: [usize; 3], has_bias: bool, activation: Activation) -> Self {
+        let u = |v: usize| v as u32;
+        ConvParams {
+            m: u(m),
+            n: u(n),
+            k: u(k),
+            batch: u(g.batch),
+            channels: u(g.in_channels),
+            in_h: u(g.in_h),
+            in_w: u(g.in_w),
+            out_channels: u(g.out_channels),
+            kernel_h: u(g.kernel_h),
+            kernel_w: u(g.kernel_w),
+            stride_h: u(g.stride.0),
+            stride_w: u(g.stride.1),
+            pad_h: u(g.padding.0),
+            pad_w: u(g.padding.1),
+            out_h: u(g.out_h()),
+            out_w: u(g.out_w()),
+            has_bias: u32::from(has_bias),
+            relu: u32::from(activation == Activation::Relu),
+        }
+    }
+}
+
+/// `Params` of `optim.wgsl`: SGD (momentum, Nesterov) and Adam on one tensor.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct OptimParams {
+    pub n: u32,
+    pub use_velocity: u32,
+    pub nesterov: u32,
+    /// Adam: 1 for decoupled weight decay (AdamW).
+    pub decoupled: u32,
+    pub lr: f32,
+    pub momentum: f32,
+    pub weight_decay: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    /// Adam's bias corrections `1 − β^t`.
+    pub bias1: f32,
+    pub bias2: f32,
+}
+
+/// `Params` of `optim_pair.wgsl`: SGD on two tensors in one dispatch.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct SgdPairParams {
+    pub n0: u32,
+    pub n1: u32,
+    pub use_velocity: u32,
+    pub nesterov: u32,
+    pub lr: f32,
+    pub momentum: f32,
+    pub weight_decay: f32,
+}
