@@ -20,18 +20,8 @@ struct Params {
 @group(0) @binding(3) var<storage, read> in2: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 
-// Unary op codes, in the order of kiln_tensor::UnaryOp.
-const NEG: u32 = 0u;
-const RELU: u32 = 1u;
-const SIGMOID: u32 = 2u;
-const TANH: u32 = 3u;
-const EXP: u32 = 4u;
-const LOG: u32 = 5u;
-const SQRT: u32 = 6u;
-const POWF: u32 = 7u;
-const MUL_SCALAR: u32 = 8u;
-const ADD_SCALAR: u32 = 9u;
-const CLAMP: u32 = 10u; // between params.scalar and params.bound
+// The op codes (UNARY_*, BINARY_*) are `const` declarations generated from
+// crates/wgpu/src/op_codes.rs and prepended when the pipeline is built.
 
 @compute @workgroup_size(256)
 fn fill(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
@@ -44,17 +34,17 @@ fn fill(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: v
 
 fn apply_unary(v: f32) -> f32 {
     switch params.op {
-        case 0u: { return -v; }
-        case 1u: { return max(v, 0.0); }
-        case 2u: { return 1.0 / (1.0 + exp(-v)); }
-        case 3u: { return tanh(v); }
-        case 4u: { return exp(v); }
-        case 5u: { return log(v); }
-        case 6u: { return sqrt(v); }
-        case 7u: { return pow(v, params.scalar); }
-        case 8u: { return v * params.scalar; }
-        case 10u: { return min(max(v, params.scalar), params.bound); }
-        default: { return v + params.scalar; }
+        case UNARY_NEG: { return -v; }
+        case UNARY_RELU: { return max(v, 0.0); }
+        case UNARY_SIGMOID: { return 1.0 / (1.0 + exp(-v)); }
+        case UNARY_TANH: { return tanh(v); }
+        case UNARY_EXP: { return exp(v); }
+        case UNARY_LOG: { return log(v); }
+        case UNARY_SQRT: { return sqrt(v); }
+        case UNARY_POWF: { return pow(v, params.scalar); }
+        case UNARY_MUL_SCALAR: { return v * params.scalar; }
+        case UNARY_CLAMP: { return min(max(v, params.scalar), params.bound); }
+        case UNARY_ADD_SCALAR, default: { return v + params.scalar; }
     }
 }
 
@@ -80,17 +70,17 @@ fn unary_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
     let g = in2[i];
     var d = 0.0;
     switch params.op {
-        case 0u: { d = -g; }
-        case 1u: { d = select(0.0, g, x > 0.0); }
-        case 2u: { d = g * y * (1.0 - y); }
-        case 3u: { d = g * (1.0 - y * y); }
-        case 4u: { d = g * y; }
-        case 5u: { d = g / x; }
-        case 6u: { d = g * 0.5 / y; }
-        case 7u: { d = g * params.scalar * pow(x, params.scalar - 1.0); }
-        case 8u: { d = g * params.scalar; }
-        case 10u: { d = select(0.0, g, x >= params.scalar && x <= params.bound); }
-        default: { d = g; }
+        case UNARY_NEG: { d = -g; }
+        case UNARY_RELU: { d = select(0.0, g, x > 0.0); }
+        case UNARY_SIGMOID: { d = g * y * (1.0 - y); }
+        case UNARY_TANH: { d = g * (1.0 - y * y); }
+        case UNARY_EXP: { d = g * y; }
+        case UNARY_LOG: { d = g / x; }
+        case UNARY_SQRT: { d = g * 0.5 / y; }
+        case UNARY_POWF: { d = g * params.scalar * pow(x, params.scalar - 1.0); }
+        case UNARY_MUL_SCALAR: { d = g * params.scalar; }
+        case UNARY_CLAMP: { d = select(0.0, g, x >= params.scalar && x <= params.bound); }
+        case UNARY_ADD_SCALAR, default: { d = g; }
     }
     out[i] = d;
 }
@@ -99,7 +89,6 @@ fn dim_of(arr: array<vec4<u32>, 2>, axis: u32) -> u32 {
     return arr[axis / 4u][axis % 4u];
 }
 
-// Binary op codes: 0 add, 1 sub, 2 mul, 3 div (kiln_tensor::BinaryOp), 4 copy of in0.
 @compute @workgroup_size(256)
 fn binary(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
           @builtin(local_invocation_index) li: u32) {
@@ -119,10 +108,10 @@ fn binary(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups:
     }
     let a = in0[ia];
     switch params.op {
-        case 0u: { out[i] = a + in1[ib]; }
-        case 1u: { out[i] = a - in1[ib]; }
-        case 2u: { out[i] = a * in1[ib]; }
-        case 3u: { out[i] = a / in1[ib]; }
-        default: { out[i] = a; }
+        case BINARY_ADD: { out[i] = a + in1[ib]; }
+        case BINARY_SUB: { out[i] = a - in1[ib]; }
+        case BINARY_MUL: { out[i] = a * in1[ib]; }
+        case BINARY_DIV: { out[i] = a / in1[ib]; }
+        case BINARY_BROADCAST_COPY, default: { out[i] = a; }
     }
 }

@@ -9,6 +9,7 @@ use kiln_tensor::{
 
 use crate::gpu::{Gpu, WorkCounters, grid};
 use crate::kernels::Kernel;
+use crate::op_codes::{BinaryCode, UnaryCode};
 use crate::params::{
     ConvParams, DropoutParams, ElementwiseParams, MatmulParams, OptimParams, PoolParams, ReduceParams,
     SgdPairParams,
@@ -27,37 +28,6 @@ impl std::fmt::Debug for WgpuBackend {
 
 /// Items per workgroup of the 1-D kernels.
 const WIDTH: usize = 256;
-/// The shader's op code of `op` and its operands (`scalar`, `bound` in the parameter
-/// block).
-fn unary_code(op: UnaryOp) -> (u32, [f32; 2]) {
-    match op {
-        UnaryOp::Neg => (0, [0.0; 2]),
-        UnaryOp::Relu => (1, [0.0; 2]),
-        UnaryOp::Sigmoid => (2, [0.0; 2]),
-        UnaryOp::Tanh => (3, [0.0; 2]),
-        UnaryOp::Exp => (4, [0.0; 2]),
-        UnaryOp::Log => (5, [0.0; 2]),
-        UnaryOp::Sqrt => (6, [0.0; 2]),
-        UnaryOp::Powf(p) => (7, [p, 0.0]),
-        UnaryOp::MulScalar(s) => (8, [s, 0.0]),
-        UnaryOp::AddScalar(s) => (9, [s, 0.0]),
-        UnaryOp::Clamp { min, max } => (10, [min, max]),
-    }
-}
-
-/// The binary kernel's op code of `op` (`elementwise.wgsl`).
-fn binary_code(op: BinaryOp) -> u32 {
-    match op {
-        BinaryOp::Add => 0,
-        BinaryOp::Sub => 1,
-        BinaryOp::Mul => 2,
-        BinaryOp::Div => 3,
-    }
-}
-
-/// The binary kernel's op code for a broadcast copy of its first operand.
-const BROADCAST_COPY: u32 = 4;
-
 /// Workgroups for a tiled GEMM producing `m × n` with tiles of `tile_rows × 64`:
 /// column tiles along x (spilling into z), row tiles along y.
 fn gemm_grid(m: usize, n: usize, tile_rows: usize) -> [u32; 3] {
@@ -143,7 +113,7 @@ impl Backend for WgpuBackend {
 
     fn full(&self, len: usize, value: f32) -> StorageRef {
         let out = self.f32s(len, "full");
-        let params = ElementwiseParams::unary(len, 0, value, 0.0);
+        let params = ElementwiseParams::fill(len, value);
         self.gpu.dispatch(Kernel::Fill, "full", &params, &[None, None, None, Some(&out)], grid(len, WIDTH));
         out
     }
@@ -165,8 +135,8 @@ impl Backend for WgpuBackend {
     fn unary(&self, op: UnaryOp, x: &StorageRef) -> StorageRef {
         let n = x.len();
         let out = self.f32s(n, "unary");
-        let (op, [scalar, bound]) = unary_code(op);
-        let params = ElementwiseParams::unary(n, op, scalar, bound);
+        let (code, [scalar, bound]) = UnaryCode::of(op);
+        let params = ElementwiseParams::unary(n, code as u32, scalar, bound);
         self.gpu.dispatch(
             Kernel::Unary,
             "unary",
@@ -180,8 +150,8 @@ impl Backend for WgpuBackend {
     fn unary_backward(&self, op: UnaryOp, x: &StorageRef, y: &StorageRef, grad: &StorageRef) -> StorageRef {
         let n = x.len();
         let out = self.f32s(n, "unary backward");
-        let (op, [scalar, bound]) = unary_code(op);
-        let params = ElementwiseParams::unary(n, op, scalar, bound);
+        let (code, [scalar, bound]) = UnaryCode::of(op);
+        let params = ElementwiseParams::unary(n, code as u32, scalar, bound);
         let bindings = [Some(x), Some(y), Some(grad), Some(&out)];
         self.gpu.dispatch(Kernel::UnaryBackward, "unary backward", &params, &bindings, grid(n, WIDTH));
         out
@@ -198,7 +168,7 @@ impl Backend for WgpuBackend {
     ) -> StorageRef {
         let n = out_shape.numel();
         let out = self.f32s(n, "binary");
-        let params = ElementwiseParams::broadcast(binary_code(op), a_shape, b_shape, out_shape);
+        let params = ElementwiseParams::broadcast(BinaryCode::of(op) as u32, a_shape, b_shape, out_shape);
         self.gpu.dispatch(
             Kernel::Binary,
             "binary",
@@ -212,7 +182,7 @@ impl Backend for WgpuBackend {
     fn broadcast_to(&self, x: &StorageRef, shape: &Shape, out_shape: &Shape) -> StorageRef {
         let n = out_shape.numel();
         let out = self.f32s(n, "broadcast_to");
-        let params = ElementwiseParams::broadcast(BROADCAST_COPY, shape, shape, out_shape);
+        let params = ElementwiseParams::broadcast(BinaryCode::BroadcastCopy as u32, shape, shape, out_shape);
         self.gpu.dispatch(
             Kernel::Binary,
             "broadcast_to",

@@ -70,7 +70,9 @@ impl Kernel {
     fn source(self) -> String {
         use Kernel::*;
         match self {
-            Fill | Unary | UnaryBackward | Binary => format!("{INDEX}\n{ELEMENTWISE}"),
+            Fill | Unary | UnaryBackward | Binary => {
+                format!("{INDEX}\n{}\n{ELEMENTWISE}", crate::op_codes::wgsl_constants())
+            }
             Dropout => format!("{INDEX}\n{DROPOUT}"),
             SumAxis | ChannelSum | MaxAxis | MaxAxisBackward | Softmax | SoftmaxBackward
             | CrossEntropyRows | Mean | CrossEntropyBackward => format!("{INDEX}\n{REDUCE}"),

@@ -34,6 +34,7 @@ mod backend;
 mod buffer_pool;
 mod gpu;
 mod kernels;
+mod op_codes;
 mod params;
 
 use std::sync::{Arc, OnceLock};

@@ -31,7 +31,12 @@ pub struct ElementwiseParams {
 }
 
 impl ElementwiseParams {
-    /// A unary op (or fill) on `n` elements.
+    /// A fill of `n` elements with `value`.
+    pub fn fill(n: usize, value: f32) -> Self {
+        ElementwiseParams { n: n as u32, scalar: value, ..Default::default() }
+    }
+
+    /// Unary op `op` (its code) on `n` elements.
     pub fn unary(n: usize, op: u32, scalar: f32, bound: f32) -> Self {
         ElementwiseParams { n: n as u32, op, scalar, bound, ..Default::default() }
     }
