@@ -10,7 +10,7 @@ mod common;
 
 use common::gpu;
 use kiln_cpu::CpuDevice;
-use kiln_tensor::{AdamStep, DType, Device, SgdStep, Tensor, no_grad};
+use kiln_tensor::{AdamStep, DType, Device, SgdStep, Tensor, UnaryOp, no_grad};
 
 fn cpu() -> Device {
     Device::cpu()
@@ -106,21 +106,45 @@ fn broadcasting_arithmetic() {
     parity("reshape", &gpu, vec![randn(&[3, 5, 7], 8)], |x| x[0].reshape([7, 15]).flatten(0));
 }
 
+/// Every unary op, forward and derivative, on the GPU against the CPU: the ten
+/// derivatives are written once in Rust and once in WGSL, so this is the test that
+/// fails when the two disagree. The match lists every `UnaryOp`: a new op does not
+/// compile until it is added here.
 #[test]
 fn unary_functions() {
     let Some(gpu) = gpu() else { return };
     let shape = [3, 5, 7, 11];
     let any = randn(&shape, 9);
     let positive = uniform(&shape, 0.5, 2.0, 10);
-    parity("neg", &gpu, vec![any.clone()], |x| x[0].neg());
-    parity("relu", &gpu, vec![any.clone()], |x| x[0].relu());
-    parity("sigmoid", &gpu, vec![any.clone()], |x| x[0].sigmoid());
-    parity("tanh", &gpu, vec![any.clone()], |x| x[0].tanh());
-    parity("exp", &gpu, vec![any.clone()], |x| x[0].exp());
-    parity("log", &gpu, vec![positive.clone()], |x| x[0].log());
-    parity("sqrt", &gpu, vec![positive.clone()], |x| x[0].sqrt());
-    parity("powf", &gpu, vec![positive], |x| x[0].powf(2.5));
-    parity("scalars", &gpu, vec![any], |x| (&x[0] * 3.0 + 2.0) / 4.0);
+    let ops = [
+        UnaryOp::Neg,
+        UnaryOp::Relu,
+        UnaryOp::Sigmoid,
+        UnaryOp::Tanh,
+        UnaryOp::Exp,
+        UnaryOp::Log,
+        UnaryOp::Sqrt,
+        UnaryOp::Powf(2.5),
+        UnaryOp::MulScalar(3.0),
+        UnaryOp::AddScalar(2.0),
+        UnaryOp::Clamp { min: -0.45, max: 0.95 },
+    ];
+    for op in ops {
+        let (input, apply): (&Tensor, fn(&Tensor) -> Tensor) = match op {
+            UnaryOp::Neg => (&any, |x| x.neg()),
+            UnaryOp::Relu => (&any, |x| x.relu()),
+            UnaryOp::Sigmoid => (&any, |x| x.sigmoid()),
+            UnaryOp::Tanh => (&any, |x| x.tanh()),
+            UnaryOp::Exp => (&any, |x| x.exp()),
+            UnaryOp::Log => (&positive, |x| x.log()),
+            UnaryOp::Sqrt => (&positive, |x| x.sqrt()),
+            UnaryOp::Powf(_) => (&positive, |x| x.powf(2.5)),
+            UnaryOp::MulScalar(_) => (&any, |x| x * 3.0),
+            UnaryOp::AddScalar(_) => (&any, |x| x + 2.0),
+            UnaryOp::Clamp { .. } => (&any, |x| x.clamp(-0.45, 0.95)),
+        };
+        parity(&format!("{op:?}"), &gpu, vec![input.clone()], |x| apply(&x[0]));
+    }
 }
 
 #[test]
