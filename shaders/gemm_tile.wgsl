@@ -19,7 +19,7 @@ var<workgroup> tile_a: array<f32, 1024>; // [TILE_K][TILE_M], TILE_M ≤ 64
 var<workgroup> tile_b: array<f32, 1024>; // [TILE_K][TILE_N]
 
 @compute @workgroup_size(16, 16, 1)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+fn tiled_gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
         @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let row0 = wg.y * TILE_M;
     let col0 = (wg.z * groups.x + wg.x) * TILE_N;

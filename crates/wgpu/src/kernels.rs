@@ -60,76 +60,108 @@ const CONV_FORWARD: &str = include_str!("../../../shaders/conv2d_forward.wgsl");
 const CONV_INPUT_GRAD: &str = include_str!("../../../shaders/conv2d_input_grad.wgsl");
 const CONV_WEIGHT_GRAD: &str = include_str!("../../../shaders/conv2d_weight_grad.wgsl");
 
-const ELEMENTWISE_SLOTS: &[Access] = &[Read, Read, Read, Write];
-const REDUCE_SLOTS: &[Access] = &[Read, Read, Read, Write, Write, Write];
-const POOL_SLOTS: &[Access] = &[Read, Read, Write, Write];
-const OPTIM_SLOTS: &[Access] = &[Read, Write, Write, Write];
+/// One piece of a kernel's WGSL module.
+#[derive(Clone, Copy)]
+enum Piece {
+    /// A shader file.
+    File(&'static str),
+    /// The op-code `const` declarations generated from `op_codes.rs`.
+    OpCodes,
+    /// The tiled GEMM with one row of outputs per invocation instead of four (the
+    /// narrow variant for products with few rows).
+    NarrowGemmTile,
+}
+
+/// A kernel family: the pieces of its WGSL module, in order, and its storage bindings
+/// 1, 2, … (binding 0 is the parameter block, `params.rs`).
+struct Family {
+    pieces: &'static [Piece],
+    slots: &'static [Access],
+}
+
+use Piece::{File, NarrowGemmTile, OpCodes};
+
+const ELEMENTWISE_FAMILY: Family =
+    Family { pieces: &[File(INDEX), OpCodes, File(ELEMENTWISE)], slots: &[Read, Read, Read, Write] };
+const DROPOUT_FAMILY: Family = Family { pieces: &[File(INDEX), File(DROPOUT)], slots: &[Read, Write] };
+const REDUCE_FAMILY: Family =
+    Family { pieces: &[File(INDEX), File(REDUCE)], slots: &[Read, Read, Read, Write, Write, Write] };
+const POOL_FAMILY: Family = Family { pieces: &[File(INDEX), File(POOL)], slots: &[Read, Read, Write, Write] };
+const OPTIM_FAMILY: Family =
+    Family { pieces: &[File(INDEX), File(SGD_RULE), File(OPTIM)], slots: &[Read, Write, Write, Write] };
+const SGD_PAIR_FAMILY: Family = Family {
+    pieces: &[File(INDEX), File(SGD_RULE), File(OPTIM_PAIR)],
+    slots: &[Read, Write, Write, Read, Write, Write],
+};
+const MATMUL_FAMILY: Family =
+    Family { pieces: &[File(MATMUL), File(GEMM_TILE)], slots: &[Read, Read, Read, Write] };
+const MATMUL_NARROW_FAMILY: Family =
+    Family { pieces: &[File(MATMUL), NarrowGemmTile], slots: &[Read, Read, Read, Write] };
+const CONV_FORWARD_FAMILY: Family = Family {
+    pieces: &[File(CONV_COMMON), File(CONV_FORWARD), File(GEMM_TILE)],
+    slots: &[Read, Read, Read, Write],
+};
+const CONV_INPUT_GRAD_FAMILY: Family = Family {
+    pieces: &[File(CONV_COMMON), File(CONV_INPUT_GRAD), File(GEMM_TILE)],
+    slots: &[Read, Read, Write],
+};
+const CONV_WEIGHT_GRAD_FAMILY: Family = Family {
+    pieces: &[File(CONV_COMMON), File(CONV_WEIGHT_GRAD), File(GEMM_TILE)],
+    slots: &[Read, Read, Write],
+};
 
 impl Kernel {
-    /// The WGSL module: the family's file with the pieces it includes.
-    fn source(self) -> String {
+    /// The kernel's family and entry point: the one table to extend when adding a
+    /// kernel (with its parameter struct in `params.rs` and its WGSL function).
+    fn spec(self) -> (Family, &'static str) {
         use Kernel::*;
         match self {
-            Fill | Unary | UnaryBackward | Binary => {
-                format!("{INDEX}\n{}\n{ELEMENTWISE}", crate::op_codes::wgsl_constants())
-            }
-            Dropout => format!("{INDEX}\n{DROPOUT}"),
-            SumAxis | ChannelSum | MaxAxis | MaxAxisBackward | Softmax | SoftmaxBackward
-            | CrossEntropyRows | Mean | CrossEntropyBackward => format!("{INDEX}\n{REDUCE}"),
-            PoolForward | PoolBackward => format!("{INDEX}\n{POOL}"),
-            Sgd | Adam => format!("{INDEX}\n{SGD_RULE}\n{OPTIM}"),
-            SgdPair => format!("{INDEX}\n{SGD_RULE}\n{OPTIM_PAIR}"),
-            Matmul => format!("{MATMUL}\n{GEMM_TILE}"),
-            MatmulNarrow => {
-                format!("{MATMUL}\n{}", GEMM_TILE.replace("const ROWS: u32 = 4u;", "const ROWS: u32 = 1u;"))
-            }
-            ConvForward => format!("{CONV_COMMON}\n{CONV_FORWARD}\n{GEMM_TILE}"),
-            ConvInputGrad => format!("{CONV_COMMON}\n{CONV_INPUT_GRAD}\n{GEMM_TILE}"),
-            ConvWeightGrad => format!("{CONV_COMMON}\n{CONV_WEIGHT_GRAD}\n{GEMM_TILE}"),
+            Fill => (ELEMENTWISE_FAMILY, "fill"),
+            Unary => (ELEMENTWISE_FAMILY, "unary"),
+            UnaryBackward => (ELEMENTWISE_FAMILY, "unary_backward"),
+            Binary => (ELEMENTWISE_FAMILY, "binary"),
+            Dropout => (DROPOUT_FAMILY, "dropout"),
+            SumAxis => (REDUCE_FAMILY, "sum_axis"),
+            ChannelSum => (REDUCE_FAMILY, "channel_sum"),
+            MaxAxis => (REDUCE_FAMILY, "max_axis"),
+            MaxAxisBackward => (REDUCE_FAMILY, "max_axis_backward"),
+            Softmax => (REDUCE_FAMILY, "softmax"),
+            SoftmaxBackward => (REDUCE_FAMILY, "softmax_backward"),
+            CrossEntropyRows => (REDUCE_FAMILY, "cross_entropy_rows"),
+            Mean => (REDUCE_FAMILY, "mean"),
+            CrossEntropyBackward => (REDUCE_FAMILY, "cross_entropy_backward"),
+            PoolForward => (POOL_FAMILY, "max_pool_forward"),
+            PoolBackward => (POOL_FAMILY, "max_pool_backward"),
+            Sgd => (OPTIM_FAMILY, "sgd"),
+            Adam => (OPTIM_FAMILY, "adam"),
+            SgdPair => (SGD_PAIR_FAMILY, "sgd_pair"),
+            Matmul => (MATMUL_FAMILY, "tiled_gemm"),
+            MatmulNarrow => (MATMUL_NARROW_FAMILY, "tiled_gemm"),
+            ConvForward => (CONV_FORWARD_FAMILY, "tiled_gemm"),
+            ConvInputGrad => (CONV_INPUT_GRAD_FAMILY, "tiled_gemm"),
+            ConvWeightGrad => (CONV_WEIGHT_GRAD_FAMILY, "tiled_gemm"),
         }
+    }
+
+    /// The WGSL module: the family's pieces joined.
+    fn source(self) -> String {
+        let (family, _) = self.spec();
+        let text = |piece: &Piece| match *piece {
+            File(text) => text.to_string(),
+            OpCodes => crate::op_codes::wgsl_constants(),
+            NarrowGemmTile => GEMM_TILE.replace("const ROWS: u32 = 4u;", "const ROWS: u32 = 1u;"),
+        };
+        family.pieces.iter().map(text).collect::<Vec<_>>().join("\n")
     }
 
     /// The entry point's name.
     pub fn entry(self) -> &'static str {
-        use Kernel::*;
-        match self {
-            Fill => "fill",
-            Unary => "unary",
-            UnaryBackward => "unary_backward",
-            Binary => "binary",
-            Dropout => "dropout",
-            SumAxis => "sum_axis",
-            ChannelSum => "channel_sum",
-            MaxAxis => "max_axis",
-            MaxAxisBackward => "max_axis_backward",
-            Softmax => "softmax",
-            SoftmaxBackward => "softmax_backward",
-            CrossEntropyRows => "cross_entropy_rows",
-            Mean => "mean",
-            CrossEntropyBackward => "cross_entropy_backward",
-            PoolForward => "max_pool_forward",
-            PoolBackward => "max_pool_backward",
-            Sgd => "sgd",
-            SgdPair => "sgd_pair",
-            Adam => "adam",
-            Matmul | MatmulNarrow | ConvForward | ConvInputGrad | ConvWeightGrad => "main",
-        }
+        self.spec().1
     }
 
     /// The storage bindings 1, 2, … (binding 0 is the parameter block).
     pub fn slots(self) -> &'static [Access] {
-        use Kernel::*;
-        match self {
-            Fill | Unary | UnaryBackward | Binary => ELEMENTWISE_SLOTS,
-            Dropout => &[Read, Write],
-            SumAxis | ChannelSum | MaxAxis | MaxAxisBackward | Softmax | SoftmaxBackward
-            | CrossEntropyRows | Mean | CrossEntropyBackward => REDUCE_SLOTS,
-            PoolForward | PoolBackward => POOL_SLOTS,
-            Sgd | Adam => OPTIM_SLOTS,
-            SgdPair => &[Read, Write, Write, Read, Write, Write],
-            ConvInputGrad | ConvWeightGrad => &[Read, Read, Write],
-            Matmul | MatmulNarrow | ConvForward => &[Read, Read, Read, Write],
-        }
+        self.spec().0.slots
     }
 }
 
@@ -202,4 +234,23 @@ fn compile(device: &wgpu::Device, kernel: Kernel) -> Compiled {
         cache: None,
     });
     Compiled { pipeline, layout }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_narrow_gemm_is_the_tiled_gemm_with_one_row_per_invocation() {
+        let (wide, narrow) = (Kernel::Matmul.source(), Kernel::MatmulNarrow.source());
+        assert!(wide.contains("const ROWS: u32 = 4u;"), "the tiled GEMM's row count moved");
+        assert_eq!(narrow, wide.replace("const ROWS: u32 = 4u;", "const ROWS: u32 = 1u;"));
+    }
+
+    #[test]
+    fn every_elementwise_kernel_gets_the_op_codes() {
+        for kernel in [Kernel::Fill, Kernel::Unary, Kernel::UnaryBackward, Kernel::Binary] {
+            assert!(kernel.source().contains("const UNARY_CLAMP: u32"), "{kernel:?}");
+        }
+    }
 }
