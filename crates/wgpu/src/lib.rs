@@ -35,6 +35,7 @@ mod buffer_pool;
 mod gpu;
 mod kernels;
 mod op_codes;
+mod ops;
 mod params;
 
 use std::sync::{Arc, OnceLock};

@@ -1,0 +1,9 @@
+//! The backend's ops by kernel family, as in `kiln-cpu`: each module records the
+//! dispatches of its `Backend` methods, which `backend.rs` forwards to.
+
+mod conv;
+mod elementwise;
+pub(crate) mod gemm;
+mod optim;
+mod pool;
+mod reduce;

@@ -1,0 +1,134 @@
+//! Reductions along an axis, softmax and softmax cross-entropy on the GPU.
+
+use kiln_tensor::{AxisSplit, DType, StorageRef};
+
+use crate::backend::{WIDTH, WgpuBackend};
+use crate::gpu::grid;
+use crate::kernels::Kernel;
+use crate::params::ReduceParams;
+
+impl WgpuBackend {
+    /// Records [`kiln_tensor::Backend::sum_axis`].
+    pub(crate) fn record_sum_axis(&self, x: &StorageRef, split: AxisSplit) -> StorageRef {
+        let lanes = split.outer * split.inner;
+        let out = self.f32s(lanes, "sum");
+        let bindings = [Some(x), None, None, Some(&out), None, None];
+        self.gpu.dispatch(
+            Kernel::SumAxis,
+            "sum",
+            &ReduceParams::along(split, false),
+            &bindings,
+            grid(lanes, 1),
+        );
+        out
+    }
+
+    /// Records [`kiln_tensor::Backend::max_axis`].
+    pub(crate) fn record_max_axis(&self, x: &StorageRef, split: AxisSplit) -> (StorageRef, StorageRef) {
+        let lanes = split.outer * split.inner;
+        let values = self.f32s(lanes, "max");
+        let argmax = self.gpu.alloc(lanes, DType::I32, "max");
+        let bindings = [Some(x), None, None, Some(&values), None, Some(&argmax)];
+        self.gpu.dispatch(
+            Kernel::MaxAxis,
+            "max",
+            &ReduceParams::along(split, false),
+            &bindings,
+            grid(lanes, WIDTH),
+        );
+        (values, argmax)
+    }
+
+    /// Records [`kiln_tensor::Backend::max_axis_backward`].
+    pub(crate) fn record_max_axis_backward(
+        &self,
+        grad: &StorageRef,
+        argmax: &StorageRef,
+        split: AxisSplit,
+    ) -> StorageRef {
+        let n = split.outer * split.len * split.inner;
+        let out = self.f32s(n, "max backward");
+        let bindings = [Some(grad), None, Some(argmax), Some(&out), None, None];
+        self.gpu.dispatch(
+            Kernel::MaxAxisBackward,
+            "max backward",
+            &ReduceParams::along(split, false),
+            &bindings,
+            grid(n, WIDTH),
+        );
+        out
+    }
+
+    /// Records [`kiln_tensor::Backend::softmax`].
+    pub(crate) fn record_softmax(&self, x: &StorageRef, split: AxisSplit, log: bool) -> StorageRef {
+        let out = self.f32s(x.len(), "softmax");
+        let bindings = [Some(x), None, None, Some(&out), None, None];
+        let lanes = split.outer * split.inner;
+        self.gpu.dispatch(
+            Kernel::Softmax,
+            "softmax",
+            &ReduceParams::along(split, log),
+            &bindings,
+            grid(lanes, WIDTH),
+        );
+        out
+    }
+
+    /// Records [`kiln_tensor::Backend::softmax_backward`].
+    pub(crate) fn record_softmax_backward(
+        &self,
+        y: &StorageRef,
+        grad: &StorageRef,
+        split: AxisSplit,
+        log: bool,
+    ) -> StorageRef {
+        let out = self.f32s(y.len(), "softmax backward");
+        let bindings = [Some(y), Some(grad), None, Some(&out), None, None];
+        let lanes = split.outer * split.inner;
+        let params = ReduceParams::along(split, log);
+        self.gpu.dispatch(
+            Kernel::SoftmaxBackward,
+            "softmax backward",
+            &params,
+            &bindings,
+            grid(lanes, WIDTH),
+        );
+        out
+    }
+
+    /// Records [`kiln_tensor::Backend::cross_entropy`].
+    pub(crate) fn record_cross_entropy(
+        &self,
+        logits: &StorageRef,
+        labels: &StorageRef,
+        n: usize,
+        classes: usize,
+    ) -> (StorageRef, StorageRef) {
+        let probs = self.f32s(n * classes, "cross_entropy");
+        let rows = self.f32s(n, "cross_entropy");
+        let loss = self.f32s(1, "cross_entropy");
+        let params = ReduceParams::cross_entropy(n, classes);
+        let bindings = [Some(logits), None, Some(labels), Some(&probs), Some(&rows), None];
+        self.gpu.dispatch(Kernel::CrossEntropyRows, "cross_entropy", &params, &bindings, grid(n, WIDTH));
+        let bindings = [Some(&rows), None, None, Some(&loss), None, None];
+        self.gpu.dispatch(Kernel::Mean, "cross_entropy mean", &params, &bindings, [1, 1, 1]);
+        (loss, probs)
+    }
+
+    /// Records [`kiln_tensor::Backend::cross_entropy_backward`].
+    pub(crate) fn record_cross_entropy_backward(
+        &self,
+        probs: &StorageRef,
+        labels: &StorageRef,
+        grad: &StorageRef,
+        n: usize,
+        classes: usize,
+    ) -> StorageRef {
+        let out = self.f32s(n * classes, "cross_entropy backward");
+        let params = ReduceParams::cross_entropy(n, classes);
+        let bindings = [Some(probs), Some(grad), Some(labels), Some(&out), None, None];
+        let groups = grid(n * classes, WIDTH);
+        self.gpu.dispatch(Kernel::CrossEntropyBackward, "cross_entropy backward", &params, &bindings, groups);
+        out
+    }
+}
