@@ -73,7 +73,9 @@ const RUNNING_POINTS_PER_EPOCH: usize = 25;
 
 /// The training and test images of a run.
 pub struct Splits {
+    /// What the model trains on.
     pub train: Split,
+    /// What it is scored on.
     pub test: Split,
 }
 
