@@ -3,27 +3,32 @@
 // `load_a(m, k)`, `load_b(k, n)` and `store_c(m, n, value)`; the accessors turn the
 // GEMM indices into tensor indices (im2col on the fly for convolutions).
 //
-// A 16×16 workgroup computes a (16·ROWS)×64 tile of C, each invocation a ROWS×4 block,
-// stepping through K 16 at a time with both operand tiles staged in workgroup memory.
-// ROWS is 4 (64×64 tiles); the host compiles a ROWS = 1 variant (16×64 tiles) for
-// products with few rows, such as a dense layer at a small batch. Column
-// tiles run along x and spill into z (a dimension holds at most 65,535 workgroups);
-// row tiles run along y.
+// A 16×16 workgroup computes a (16·ROWS)×(16·COLS) tile of C, each invocation a
+// ROWS×COLS block, stepping through K 16 at a time with both operand tiles staged in
+// workgroup memory. The host compiles one module per tile shape (GemmTile in
+// crates/wgpu/src/gemm_tile.rs rewrites the two constants below): 4×4 (64×64 tiles) by
+// default, 1×4 (16×64) for products with few rows, and the larger shapes the
+// autotuner tries. Each output sums over K in the same order whatever the tile shape,
+// so every shape gives the same bits. Column tiles run along x and spill into z (a
+// dimension holds at most 65,535 workgroups); row tiles run along y.
 
 const ROWS: u32 = 4u;
+const COLS: u32 = 4u;
 const TILE_M: u32 = 16u * ROWS;
-const TILE_N: u32 = 64u;
+const TILE_N: u32 = 16u * COLS;
 const TILE_K: u32 = 16u;
+// vec4 accumulators per invocation.
+const ACC: u32 = ROWS * COLS / 4u;
 
-var<workgroup> tile_a: array<f32, 1024>; // [TILE_K][TILE_M], TILE_M ≤ 64
-var<workgroup> tile_b: array<f32, 1024>; // [TILE_K][TILE_N]
+var<workgroup> tile_a: array<f32, TILE_K * TILE_M>; // [TILE_K][TILE_M]
+var<workgroup> tile_b: array<f32, TILE_K * TILE_N>; // [TILE_K][TILE_N]
 
 @compute @workgroup_size(16, 16, 1)
 fn tiled_gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
         @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let row0 = wg.y * TILE_M;
     let col0 = (wg.z * groups.x + wg.x) * TILE_N;
-    var acc: array<vec4<f32>, ROWS>;
+    var acc: array<vec4<f32>, ACC>;
     for (var k0 = 0u; k0 < params.k; k0 += TILE_K) {
         for (var i = 0u; i < ROWS; i++) {
             let e = li + i * 256u;
@@ -36,7 +41,7 @@ fn tiled_gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) gro
             }
             tile_a[ak * TILE_M + am] = av;
         }
-        for (var i = 0u; i < 4u; i++) {
+        for (var i = 0u; i < COLS; i++) {
             let e = li + i * 256u;
             // B: consecutive invocations take consecutive n.
             let bk = e / TILE_N;
@@ -49,20 +54,23 @@ fn tiled_gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) gro
         }
         workgroupBarrier();
         for (var kk = 0u; kk < TILE_K; kk++) {
-            let b = vec4<f32>(tile_b[kk * TILE_N + lid.x * 4u], tile_b[kk * TILE_N + lid.x * 4u + 1u],
-                              tile_b[kk * TILE_N + lid.x * 4u + 2u], tile_b[kk * TILE_N + lid.x * 4u + 3u]);
-            for (var i = 0u; i < ROWS; i++) {
-                acc[i] = fma(vec4<f32>(tile_a[kk * TILE_M + lid.y * ROWS + i]), b, acc[i]);
+            for (var c = 0u; c < COLS / 4u; c++) {
+                let at = kk * TILE_N + lid.x * COLS + c * 4u;
+                let b = vec4<f32>(tile_b[at], tile_b[at + 1u], tile_b[at + 2u], tile_b[at + 3u]);
+                for (var i = 0u; i < ROWS; i++) {
+                    let slot = i * (COLS / 4u) + c;
+                    acc[slot] = fma(vec4<f32>(tile_a[kk * TILE_M + lid.y * ROWS + i]), b, acc[slot]);
+                }
             }
         }
         workgroupBarrier();
     }
     for (var i = 0u; i < ROWS; i++) {
         let m = row0 + lid.y * ROWS + i;
-        for (var j = 0u; j < 4u; j++) {
-            let n = col0 + lid.x * 4u + j;
+        for (var j = 0u; j < COLS; j++) {
+            let n = col0 + lid.x * COLS + j;
             if (m < params.m && n < params.n) {
-                store_c(m, n, acc[i][j]);
+                store_c(m, n, acc[i * (COLS / 4u) + j / 4u][j % 4u]);
             }
         }
     }

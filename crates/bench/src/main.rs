@@ -250,12 +250,16 @@ fn main() {
         if args.skip_layers { (Vec::new(), Vec::new()) } else { layer_figures(&device, &args, peak_gflops) };
     let (models, work): (Vec<String>, Vec<_>) =
         args.batches.iter().map(|&n| model_figures(&device, &args, n)).unzip();
+    let autotune: Vec<String> = wgpu_backend(&device)
+        .map(|gpu| gpu.autotune_choices().iter().map(|c| format!("\"{c}\"")).collect())
+        .unwrap_or_default();
     let wgpu_json = work.into_iter().flatten().next().map_or("null".to_string(), |w| {
         format!(
-            "{{\"dispatches_per_train_step\": {}, \"submits_per_train_step\": {}, \"host_ms_per_train_step\": {:.2}}}",
+            "{{\"dispatches_per_train_step\": {}, \"submits_per_train_step\": {}, \"host_ms_per_train_step\": {:.2}, \"autotune\": [{}]}}",
             w.dispatches,
             w.submits,
-            w.host_nanos as f64 / 1e6
+            w.host_nanos as f64 / 1e6,
+            autotune.join(", ")
         )
     });
     println!(

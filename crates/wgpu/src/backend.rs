@@ -43,6 +43,17 @@ impl WgpuBackend {
         self.gpu.counters()
     }
 
+    /// The GEMM tile shapes chosen so far, one `pass m×n×k → rows×cols` line per shape
+    /// class (tuned here or loaded from the autotuner's cache).
+    pub fn autotune_choices(&self) -> Vec<String> {
+        self.gpu.tuner.choices()
+    }
+
+    /// Shape classes this device tuned itself (not found in the cache).
+    pub fn shapes_tuned(&self) -> u64 {
+        self.gpu.tuner.tuned()
+    }
+
     /// A fresh f32 buffer of `len` elements, labelled with the op that fills it.
     pub(crate) fn f32s(&self, len: usize, op: &str) -> StorageRef {
         self.gpu.alloc(len, DType::F32, op)

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use kiln_tensor::{DType, KilnError, Result, StorageRef};
 
+use crate::autotune::{Autotune, Tuner};
 use crate::buffer_pool::{BufferPool, GpuStorage};
 use crate::kernels::{Kernel, KernelCache, PARAMS_SIZE};
 
@@ -75,6 +76,8 @@ pub struct Gpu {
     max_binding: u64,
     pub buffers: Arc<BufferPool>,
     staging: BufferPool,
+    /// Picks the GEMM kernels' tile shapes.
+    pub tuner: Tuner,
     kernels: KernelCache,
     recorder: Mutex<Recorder>,
     dummies: Vec<wgpu::Buffer>,
@@ -134,8 +137,9 @@ impl Gpu {
     /// Opens the chosen adapter's device with the adapter's own limits (the defaults cap
     /// storage bindings at 128 MiB, too small for AlexNet at batch 128).
     /// `rank`: this process's rank in a multi-process run, which spreads the processes
-    /// over the machine's GPUs (`None` in a single-process run).
-    pub fn open(rank: Option<usize>) -> Result<Gpu> {
+    /// over the machine's GPUs (`None` in a single-process run). `autotune`: how GEMM
+    /// tiles are picked (`None`: from `KILN_AUTOTUNE` and the adapter's kind).
+    pub fn open(rank: Option<usize>, autotune: Option<Autotune>) -> Result<Gpu> {
         let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
         let adapter = choose_adapter(&instance, rank)?;
         let info = adapter.get_info();
@@ -185,7 +189,20 @@ impl Gpu {
             is_cpu: info.device_type == wgpu::DeviceType::Cpu,
             max_binding_bytes: limits.max_storage_buffer_binding_size,
         };
+        let is_cpu = info.device_type == wgpu::DeviceType::Cpu;
+        let tuner = Tuner::new(
+            autotune.unwrap_or_else(|| Autotune::from_env(is_cpu)),
+            format!(
+                "{} | {} {} | kiln {}",
+                info.name,
+                info.driver,
+                info.driver_info,
+                env!("CARGO_PKG_VERSION")
+            ),
+            limits.max_compute_workgroup_storage_size,
+        );
         Ok(Gpu {
+            tuner,
             buffers: Arc::new(BufferPool::new(&device, storage_usage)),
             staging: BufferPool::new(&device, wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST),
             recorder: Mutex::new(Recorder {

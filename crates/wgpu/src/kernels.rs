@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use crate::gemm_tiles::GemmTile;
+
 /// How a kernel uses one storage binding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
@@ -38,11 +40,10 @@ pub enum Kernel {
     Sgd,
     SgdPair,
     Adam,
-    Matmul,
-    MatmulNarrow,
-    ConvForward,
-    ConvInputGrad,
-    ConvWeightGrad,
+    Matmul(GemmTile),
+    ConvForward(GemmTile),
+    ConvInputGrad(GemmTile),
+    ConvWeightGrad(GemmTile),
 }
 
 const INDEX: &str = include_str!("../../../shaders/index.wgsl");
@@ -67,9 +68,8 @@ enum Piece {
     File(&'static str),
     /// The op-code `const` declarations generated from `op_codes.rs`.
     OpCodes,
-    /// The tiled GEMM with one row of outputs per invocation instead of four (the
-    /// narrow variant for products with few rows).
-    NarrowGemmTile,
+    /// The tiled GEMM compiled for the kernel's tile shape.
+    TiledGemm,
 }
 
 /// A kernel family: the pieces of its WGSL module, in order, and its storage bindings
@@ -79,7 +79,7 @@ struct Family {
     slots: &'static [Access],
 }
 
-use Piece::{File, NarrowGemmTile, OpCodes};
+use Piece::{File, OpCodes, TiledGemm};
 
 const ELEMENTWISE_FAMILY: Family =
     Family { pieces: &[File(INDEX), OpCodes, File(ELEMENTWISE)], slots: &[Read, Read, Read, Write] };
@@ -94,21 +94,13 @@ const SGD_PAIR_FAMILY: Family = Family {
     slots: &[Read, Write, Write, Read, Write, Write],
 };
 const MATMUL_FAMILY: Family =
-    Family { pieces: &[File(MATMUL), File(GEMM_TILE)], slots: &[Read, Read, Read, Write] };
-const MATMUL_NARROW_FAMILY: Family =
-    Family { pieces: &[File(MATMUL), NarrowGemmTile], slots: &[Read, Read, Read, Write] };
-const CONV_FORWARD_FAMILY: Family = Family {
-    pieces: &[File(CONV_COMMON), File(CONV_FORWARD), File(GEMM_TILE)],
-    slots: &[Read, Read, Read, Write],
-};
-const CONV_INPUT_GRAD_FAMILY: Family = Family {
-    pieces: &[File(CONV_COMMON), File(CONV_INPUT_GRAD), File(GEMM_TILE)],
-    slots: &[Read, Read, Write],
-};
-const CONV_WEIGHT_GRAD_FAMILY: Family = Family {
-    pieces: &[File(CONV_COMMON), File(CONV_WEIGHT_GRAD), File(GEMM_TILE)],
-    slots: &[Read, Read, Write],
-};
+    Family { pieces: &[File(MATMUL), TiledGemm], slots: &[Read, Read, Read, Write] };
+const CONV_FORWARD_FAMILY: Family =
+    Family { pieces: &[File(CONV_COMMON), File(CONV_FORWARD), TiledGemm], slots: &[Read, Read, Read, Write] };
+const CONV_INPUT_GRAD_FAMILY: Family =
+    Family { pieces: &[File(CONV_COMMON), File(CONV_INPUT_GRAD), TiledGemm], slots: &[Read, Read, Write] };
+const CONV_WEIGHT_GRAD_FAMILY: Family =
+    Family { pieces: &[File(CONV_COMMON), File(CONV_WEIGHT_GRAD), TiledGemm], slots: &[Read, Read, Write] };
 
 impl Kernel {
     /// The kernel's family and entry point: the one table to extend when adding a
@@ -135,11 +127,21 @@ impl Kernel {
             Sgd => (OPTIM_FAMILY, "sgd"),
             Adam => (OPTIM_FAMILY, "adam"),
             SgdPair => (SGD_PAIR_FAMILY, "sgd_pair"),
-            Matmul => (MATMUL_FAMILY, "tiled_gemm"),
-            MatmulNarrow => (MATMUL_NARROW_FAMILY, "tiled_gemm"),
-            ConvForward => (CONV_FORWARD_FAMILY, "tiled_gemm"),
-            ConvInputGrad => (CONV_INPUT_GRAD_FAMILY, "tiled_gemm"),
-            ConvWeightGrad => (CONV_WEIGHT_GRAD_FAMILY, "tiled_gemm"),
+            Matmul(_) => (MATMUL_FAMILY, "tiled_gemm"),
+            ConvForward(_) => (CONV_FORWARD_FAMILY, "tiled_gemm"),
+            ConvInputGrad(_) => (CONV_INPUT_GRAD_FAMILY, "tiled_gemm"),
+            ConvWeightGrad(_) => (CONV_WEIGHT_GRAD_FAMILY, "tiled_gemm"),
+        }
+    }
+
+    /// The tile shape of a GEMM kernel.
+    fn tile(self) -> Option<GemmTile> {
+        match self {
+            Kernel::Matmul(tile)
+            | Kernel::ConvForward(tile)
+            | Kernel::ConvInputGrad(tile)
+            | Kernel::ConvWeightGrad(tile) => Some(tile),
+            _ => None,
         }
     }
 
@@ -149,7 +151,7 @@ impl Kernel {
         let text = |piece: &Piece| match *piece {
             File(text) => text.to_string(),
             OpCodes => crate::op_codes::wgsl_constants(),
-            NarrowGemmTile => GEMM_TILE.replace("const ROWS: u32 = 4u;", "const ROWS: u32 = 1u;"),
+            TiledGemm => self.tile().expect("only GEMM kernels include the tiled GEMM").source(GEMM_TILE),
         };
         family.pieces.iter().map(text).collect::<Vec<_>>().join("\n")
     }
@@ -241,10 +243,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_narrow_gemm_is_the_tiled_gemm_with_one_row_per_invocation() {
-        let (wide, narrow) = (Kernel::Matmul.source(), Kernel::MatmulNarrow.source());
-        assert!(wide.contains("const ROWS: u32 = 4u;"), "the tiled GEMM's row count moved");
+    fn each_tile_shape_compiles_its_own_constants() {
+        let wide = Kernel::Matmul(GemmTile::DEFAULT).source();
+        let narrow = Kernel::Matmul(GemmTile::NARROW).source();
+        assert!(wide.contains("const ROWS: u32 = 4u;") && wide.contains("const COLS: u32 = 4u;"));
         assert_eq!(narrow, wide.replace("const ROWS: u32 = 4u;", "const ROWS: u32 = 1u;"));
+        let big = Kernel::ConvWeightGrad(GemmTile { rows: 8, cols: 8 }).source();
+        assert!(big.contains("const ROWS: u32 = 8u;") && big.contains("const COLS: u32 = 8u;"));
     }
 
     #[test]

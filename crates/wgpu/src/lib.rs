@@ -30,8 +30,10 @@
 //! # Ok::<(), kiln_tensor::KilnError>(())
 //! ```
 
+mod autotune;
 mod backend;
 mod buffer_pool;
+mod gemm_tiles;
 mod gpu;
 mod kernels;
 mod op_codes;
@@ -42,19 +44,27 @@ use std::sync::{Arc, OnceLock};
 
 use kiln_tensor::{Device, KilnError, Result};
 
+pub use autotune::Autotune;
 pub use backend::WgpuBackend;
+pub use gemm_tiles::GemmTile;
 pub use gpu::{AdapterSummary, WorkCounters};
 
 /// Opens a new device on the chosen adapter; returns it with what the adapter is.
 pub fn open() -> Result<(Device, AdapterSummary)> {
-    open_on(gpu::Gpu::open(None)?)
+    open_on(gpu::Gpu::open(None, None)?)
+}
+
+/// Opens a new device on the chosen adapter with GEMM tile shapes picked as `autotune`
+/// says (instead of `KILN_AUTOTUNE` and the adapter's kind).
+pub fn open_with(autotune: Autotune) -> Result<(Device, AdapterSummary)> {
+    open_on(gpu::Gpu::open(None, Some(autotune))?)
 }
 
 /// Opens a new device for process `rank` of a multi-process (data-parallel) run: the
 /// machine's hardware adapters are shared out by rank modulo their count, unless
 /// `KILN_WGPU_ADAPTER` names one.
 pub fn open_for_rank(rank: usize) -> Result<(Device, AdapterSummary)> {
-    open_on(gpu::Gpu::open(Some(rank))?)
+    open_on(gpu::Gpu::open(Some(rank), None)?)
 }
 
 fn open_on(gpu: gpu::Gpu) -> Result<(Device, AdapterSummary)> {

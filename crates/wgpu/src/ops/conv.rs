@@ -2,10 +2,12 @@
 
 use kiln_tensor::{Activation, AxisSplit, Conv2dGeometry, StorageRef};
 
+use crate::autotune::GemmPass;
 use crate::backend::WgpuBackend;
+use crate::gemm_tiles::GemmTile;
 use crate::gpu::grid;
 use crate::kernels::Kernel;
-use crate::ops::gemm::gemm_grid;
+use crate::ops::gemm::TiledPass;
 use crate::params::{ConvParams, ReduceParams};
 
 impl WgpuBackend {
@@ -23,7 +25,9 @@ impl WgpuBackend {
         let out = self.f32s(m * n, "conv2d");
         let params = ConvParams::new(g, [m, n, k], bias.is_some(), activation);
         let bindings = [Some(x), Some(weight), bias, Some(&out)];
-        self.gpu.dispatch(Kernel::ConvForward, "conv2d", &params, &bindings, gemm_grid(m, n, 64));
+        let pass =
+            TiledPass { pass: GemmPass::ConvForward, kernel: Kernel::ConvForward, fixed: GemmTile::DEFAULT };
+        self.record_tiled(pass, [m, n, k], "conv2d", &params, &bindings);
         out
     }
 
@@ -38,13 +42,12 @@ impl WgpuBackend {
         let out = self.f32s(m * n, "conv2d input gradient");
         let params = ConvParams::new(g, [m, n, k], false, Activation::Identity);
         let bindings = [Some(grad), Some(weight), Some(&out)];
-        self.gpu.dispatch(
-            Kernel::ConvInputGrad,
-            "conv2d input gradient",
-            &params,
-            &bindings,
-            gemm_grid(m, n, 64),
-        );
+        let pass = TiledPass {
+            pass: GemmPass::ConvInputGrad,
+            kernel: Kernel::ConvInputGrad,
+            fixed: GemmTile::DEFAULT,
+        };
+        self.record_tiled(pass, [m, n, k], "conv2d input gradient", &params, &bindings);
         out
     }
 
@@ -61,13 +64,12 @@ impl WgpuBackend {
         let dw = self.f32s(m * n, "conv2d weight gradient");
         let params = ConvParams::new(g, [m, n, k], false, Activation::Identity);
         let bindings = [Some(grad), Some(x), Some(&dw)];
-        self.gpu.dispatch(
-            Kernel::ConvWeightGrad,
-            "conv2d weight gradient",
-            &params,
-            &bindings,
-            gemm_grid(m, n, 64),
-        );
+        let pass = TiledPass {
+            pass: GemmPass::ConvWeightGrad,
+            kernel: Kernel::ConvWeightGrad,
+            fixed: GemmTile::DEFAULT,
+        };
+        self.record_tiled(pass, [m, n, k], "conv2d weight gradient", &params, &bindings);
         let db = with_bias.then(|| {
             let db = self.f32s(g.out_channels, "conv2d bias gradient");
             let split = AxisSplit { outer: g.batch, len: g.out_channels, inner: plane };

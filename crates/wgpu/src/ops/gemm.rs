@@ -3,20 +3,19 @@
 
 use kiln_tensor::{Activation, MatmulDims, StorageRef};
 
+use crate::autotune::GemmPass;
 use crate::backend::WgpuBackend;
+use crate::gemm_tiles::GemmTile;
 use crate::kernels::Kernel;
 use crate::params::MatmulParams;
 
-/// Workgroups for a tiled GEMM producing `m × n` with tiles of `tile_rows × 64`:
-/// column tiles along x (spilling into z), row tiles along y.
-pub(crate) fn gemm_grid(m: usize, n: usize, tile_rows: usize) -> [u32; 3] {
-    let column_tiles = n.div_ceil(64).max(1);
-    let x = column_tiles.min(32_768);
-    [x as u32, m.div_ceil(tile_rows).max(1) as u32, column_tiles.div_ceil(x) as u32]
+/// A tiled-GEMM pass: which pass the tuner keeps choices for, its kernel for a tile
+/// shape, and the shape used when nothing is tuned.
+pub(crate) struct TiledPass {
+    pub pass: GemmPass,
+    pub kernel: fn(GemmTile) -> Kernel,
+    pub fixed: GemmTile,
 }
-
-/// Products with at most this many rows use 16-row tiles instead of 64-row ones.
-const NARROW_ROWS: usize = 32;
 
 impl WgpuBackend {
     /// `op(A)·op(B)`, plus `bias[n]` on every row when given, through `activation`, in
@@ -32,11 +31,26 @@ impl WgpuBackend {
     ) -> StorageRef {
         let out = self.f32s(d.m * d.n, op);
         let params = MatmulParams::new(d, bias.is_some(), activation);
-        let (kernel, tile_rows) =
-            if d.m <= NARROW_ROWS { (Kernel::MatmulNarrow, 16) } else { (Kernel::Matmul, 64) };
         let bindings = [Some(a), Some(b), bias, Some(&out)];
-        self.gpu.dispatch(kernel, op, &params, &bindings, gemm_grid(d.m, d.n, tile_rows));
+        let pass =
+            TiledPass { pass: GemmPass::Matmul, kernel: Kernel::Matmul, fixed: GemmTile::default_for(d.m) };
+        self.record_tiled(pass, [d.m, d.n, d.k], op, &params, &bindings);
         out
+    }
+
+    /// Records a tiled-GEMM pass producing `m × n` with depth `k`, in the tile shape the
+    /// tuner picks.
+    pub(crate) fn record_tiled<P: bytemuck::Pod>(
+        &self,
+        pass: TiledPass,
+        [m, n, k]: [usize; 3],
+        op: &str,
+        params: &P,
+        bindings: &[Option<&StorageRef>],
+    ) {
+        let run =
+            |tile: GemmTile| self.gpu.dispatch((pass.kernel)(tile), op, params, bindings, tile.grid(m, n));
+        self.gpu.tuner.record(pass.pass, [m, n, k], pass.fixed, run, || self.gpu.synchronize());
     }
 
     /// Records [`kiln_tensor::Backend::matmul`].

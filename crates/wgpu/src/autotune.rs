@@ -1,0 +1,237 @@
+//! The GEMM autotuner. On the first use of a (pass, shape class) on an adapter it
+//! times every candidate tile shape that fits the adapter's workgroup memory, keeps the
+//! fastest, and remembers it in a cache file keyed by adapter, driver and Kiln version,
+//! so later runs start tuned. Every tile shape gives the same bits, so tuning changes
+//! speed, never results.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use kiln_tensor::Result;
+
+use crate::gemm_tiles::GemmTile;
+
+/// How GEMM tile shapes are picked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Autotune {
+    /// The fixed defaults (64×64 tiles; 16×64 for products of at most 32 rows);
+    /// `KILN_AUTOTUNE=off`.
+    Off,
+    /// Tune on first use of each pass and shape class; remember the choices in `cache`
+    /// (a file) when given.
+    On {
+        /// The cache file.
+        cache: Option<PathBuf>,
+    },
+    /// One tile shape for every product (to test each candidate).
+    Fixed(GemmTile),
+}
+
+impl Autotune {
+    /// From `KILN_AUTOTUNE` (`off` or `on`); unset, tuning is on for hardware adapters
+    /// and off for software ones (lavapipe, WARP: CPU timings say nothing about GPUs,
+    /// and tuning would slow every test). The cache file is
+    /// `$XDG_CACHE_HOME/kiln/wgpu-autotune.tsv`, else `~/.cache/kiln/wgpu-autotune.tsv`.
+    pub fn from_env(software_adapter: bool) -> Autotune {
+        let on = match std::env::var("KILN_AUTOTUNE").map(|v| v.to_lowercase()) {
+            Ok(v) if v == "off" || v == "0" => false,
+            Ok(v) if v == "on" || v == "1" => true,
+            _ => !software_adapter,
+        };
+        if !on {
+            return Autotune::Off;
+        }
+        let base = std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")));
+        Autotune::On { cache: base.map(|dir| dir.join("kiln").join("wgpu-autotune.tsv")) }
+    }
+}
+
+/// The GEMM passes, each tuned separately.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum GemmPass {
+    Matmul,
+    ConvForward,
+    ConvInputGrad,
+    ConvWeightGrad,
+}
+
+impl GemmPass {
+    const ALL: [GemmPass; 4] =
+        [GemmPass::Matmul, GemmPass::ConvForward, GemmPass::ConvInputGrad, GemmPass::ConvWeightGrad];
+
+    fn name(self) -> &'static str {
+        match self {
+            GemmPass::Matmul => "matmul",
+            GemmPass::ConvForward => "conv_forward",
+            GemmPass::ConvInputGrad => "conv_input_grad",
+            GemmPass::ConvWeightGrad => "conv_weight_grad",
+        }
+    }
+}
+
+/// A pass and its `[m, n, k]` rounded up to powers of two: products of one class share
+/// their tuned tile.
+type ShapeClass = (GemmPass, [u32; 3]);
+
+fn shape_class(pass: GemmPass, [m, n, k]: [usize; 3]) -> ShapeClass {
+    let up = |v: usize| v.max(1).next_power_of_two() as u32;
+    (pass, [up(m), up(n), up(k)])
+}
+
+/// Timed runs of each candidate after its warm-up run.
+const TIMED_RUNS: u32 = 3;
+
+/// The tuner of one device.
+pub struct Tuner {
+    mode: Autotune,
+    /// Adapter name, driver and Kiln version: the cache key.
+    adapter: String,
+    max_workgroup_bytes: u32,
+    choices: Mutex<HashMap<ShapeClass, GemmTile>>,
+    announced: AtomicBool,
+    tuned: AtomicU64,
+}
+
+impl Tuner {
+    /// A tuner for the adapter `adapter` (name, driver, version) whose workgroups hold
+    /// at most `max_workgroup_bytes`, loading the cache's choices for that adapter.
+    pub fn new(mode: Autotune, adapter: String, max_workgroup_bytes: u32) -> Self {
+        let choices = match &mode {
+            Autotune::On { cache: Some(path) } => load_cache(path, &adapter),
+            _ => HashMap::new(),
+        };
+        Tuner {
+            mode,
+            adapter,
+            max_workgroup_bytes,
+            choices: Mutex::new(choices),
+            announced: AtomicBool::new(false),
+            tuned: AtomicU64::new(0),
+        }
+    }
+
+    /// Shape classes tuned by this process (not loaded from the cache).
+    pub fn tuned(&self) -> u64 {
+        self.tuned.load(Ordering::Relaxed)
+    }
+
+    /// The choices so far, as `pass m×n×k → rows×cols` lines (shape classes).
+    pub fn choices(&self) -> Vec<String> {
+        let choices = self.choices.lock().expect("tuner lock");
+        let mut lines: Vec<String> = choices
+            .iter()
+            .map(|((pass, [m, n, k]), t)| format!("{} {m}×{n}×{k} → {}×{}", pass.name(), t.rows, t.cols))
+            .collect();
+        lines.sort();
+        lines
+    }
+
+    /// Records a pass of shape `dims` (`[m, n, k]`) through `run`, which records it
+    /// with the tile shape it is given; `fixed` is the shape when nothing is tuned. On
+    /// the first use of its shape class with tuning on, `run` is called for every
+    /// candidate and timed with `sync` (which waits for the GPU); the last run's output
+    /// stands, as every shape gives the same bits.
+    pub fn record(
+        &self,
+        pass: GemmPass,
+        dims: [usize; 3],
+        fixed: GemmTile,
+        mut run: impl FnMut(GemmTile),
+        sync: impl Fn() -> Result<()>,
+    ) {
+        let cache = match &self.mode {
+            Autotune::Off => return run(fixed),
+            Autotune::Fixed(tile) => return run(*tile),
+            Autotune::On { cache } => cache,
+        };
+        let class = shape_class(pass, dims);
+        let known = self.choices.lock().expect("tuner lock").get(&class).copied();
+        if let Some(tile) = known {
+            return run(tile);
+        }
+        self.announce(cache.as_deref());
+        let Some(best) = self.time_candidates(&mut run, &sync) else {
+            return run(fixed);
+        };
+        self.tuned.fetch_add(1, Ordering::Relaxed);
+        self.choices.lock().expect("tuner lock").insert(class, best);
+        if let Some(path) = cache {
+            // The cache only saves tuning time: a run that cannot write it tunes again
+            // next time and computes the same results.
+            let _ = append_cache(path, &self.adapter, class, best);
+        }
+    }
+
+    /// The fastest candidate, or `None` when the GPU reported an error.
+    fn time_candidates(
+        &self,
+        run: &mut impl FnMut(GemmTile),
+        sync: &impl Fn() -> Result<()>,
+    ) -> Option<GemmTile> {
+        sync().ok()?;
+        let mut best: Option<(Duration, GemmTile)> = None;
+        for tile in
+            GemmTile::CANDIDATES.into_iter().filter(|t| t.workgroup_bytes() <= self.max_workgroup_bytes)
+        {
+            run(tile);
+            sync().ok()?;
+            let start = Instant::now();
+            for _ in 0..TIMED_RUNS {
+                run(tile);
+            }
+            sync().ok()?;
+            let took = start.elapsed();
+            if best.is_none_or(|(fastest, _)| took < fastest) {
+                best = Some((took, tile));
+            }
+        }
+        best.map(|(_, tile)| tile)
+    }
+
+    fn announce(&self, cache: Option<&Path>) {
+        if !self.announced.swap(true, Ordering::Relaxed) {
+            let remembered = cache.map(|p| format!("; remembered in {}", p.display())).unwrap_or_default();
+            eprintln!(
+                "kiln-wgpu: tuning GEMM tile shapes on {} (first use of each shape, a few seconds{remembered})",
+                self.adapter
+            );
+        }
+    }
+}
+
+fn load_cache(path: &Path, adapter: &str) -> HashMap<ShapeClass, GemmTile> {
+    let Ok(text) = std::fs::read_to_string(path) else { return HashMap::new() };
+    text.lines().filter_map(|line| parse_line(line, adapter)).collect()
+}
+
+/// One cache line: adapter, pass, m, n, k, rows, cols, tab-separated.
+fn parse_line(line: &str, adapter: &str) -> Option<(ShapeClass, GemmTile)> {
+    let fields: Vec<&str> = line.split('\t').collect();
+    let [key, pass, m, n, k, rows, cols] = fields[..] else { return None };
+    if key != adapter {
+        return None;
+    }
+    let pass = GemmPass::ALL.into_iter().find(|p| p.name() == pass)?;
+    let number = |v: &str| v.parse::<u32>().ok();
+    let tile = GemmTile { rows: number(rows)?, cols: number(cols)? };
+    GemmTile::CANDIDATES.contains(&tile).then_some(((pass, [number(m)?, number(n)?, number(k)?]), tile))
+}
+
+fn append_cache(
+    path: &Path,
+    adapter: &str,
+    (pass, [m, n, k]): ShapeClass,
+    tile: GemmTile,
+) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    writeln!(file, "{adapter}\t{}\t{m}\t{n}\t{k}\t{}\t{}", pass.name(), tile.rows, tile.cols)
+}
