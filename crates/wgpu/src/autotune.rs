@@ -135,8 +135,9 @@ impl Tuner {
     /// Records a pass of shape `dims` (`[m, n, k]`) through `run`, which records it
     /// with the tile shape it is given; `fixed` is the shape when nothing is tuned. On
     /// the first use of its shape class with tuning on, `run` is called for every
-    /// candidate and timed with `sync` (which waits for the GPU); the last run's output
-    /// stands, as every shape gives the same bits.
+    /// candidate and timed with `sync` (which waits for the GPU without taking the
+    /// errors it reported); the last run's output stands, as every shape gives the
+    /// same bits.
     pub fn record(
         &self,
         pass: GemmPass,
@@ -168,7 +169,7 @@ impl Tuner {
         }
     }
 
-    /// The fastest candidate, or `None` when the GPU reported an error.
+    /// The fastest candidate, or `None` when waiting for the GPU failed.
     fn time_candidates(
         &self,
         run: &mut impl FnMut(GemmTile),

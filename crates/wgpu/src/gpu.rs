@@ -350,6 +350,14 @@ impl Gpu {
         self.take_errors()
     }
 
+    /// Submits the recorded work and waits for the GPU to finish it, leaving any errors
+    /// wgpu reported for the next `synchronize` or read to return (the autotuner's
+    /// clock: timing must not swallow a user's error).
+    pub fn wait_idle(&self) -> Result<()> {
+        let index = self.submit(&mut self.recorder.lock().expect("recorder lock"));
+        self.wait(index)
+    }
+
     fn wait(&self, index: Option<wgpu::SubmissionIndex>) -> Result<()> {
         self.device
             .poll(wgpu::PollType::Wait { submission_index: index, timeout: None })

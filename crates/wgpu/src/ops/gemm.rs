@@ -50,7 +50,7 @@ impl WgpuBackend {
     ) {
         let run =
             |tile: GemmTile| self.gpu.dispatch((pass.kernel)(tile), op, params, bindings, tile.grid(m, n));
-        self.gpu.tuner.record(pass.pass, [m, n, k], pass.fixed, run, || self.gpu.synchronize());
+        self.gpu.tuner.record(pass.pass, [m, n, k], pass.fixed, run, || self.gpu.wait_idle());
     }
 
     /// Records [`kiln_tensor::Backend::matmul`].
