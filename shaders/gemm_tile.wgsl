@@ -8,12 +8,17 @@
 // workgroup memory. The host compiles one module per tile shape (GemmTile in
 // crates/wgpu/src/gemm_tile.rs rewrites the two constants below): 4×4 (64×64 tiles) by
 // default, 1×4 (16×64) for products with few rows, and the larger shapes the
-// autotuner tries. Each output sums over K in the same order whatever the tile shape,
-// so every shape gives the same bits. Column tiles run along x and spill into z (a
-// dimension holds at most 65,535 workgroups); row tiles run along y.
+// autotuner tries. Each output sums over K in the same order whatever ROWS and COLS,
+// so those give the same bits. With SPLITS > 1 (split-K, for long K and a small C) the
+// workgroups along z also split K into SPLITS slices, each writing its partial sums to
+// `partial`, and `split_k_sum` adds the slices in order and stores C: another rounding,
+// the same for every run. The host declares `partial` (the family's last binding).
+// Column tiles run along x and spill into z (a dimension holds at most 65,535
+// workgroups); row tiles run along y.
 
 const ROWS: u32 = 4u;
 const COLS: u32 = 4u;
+const SPLITS: u32 = 1u;
 const TILE_M: u32 = 16u * ROWS;
 const TILE_N: u32 = 16u * COLS;
 const TILE_K: u32 = 16u;
@@ -27,16 +32,21 @@ var<workgroup> tile_b: array<f32, TILE_K * TILE_N>; // [TILE_K][TILE_N]
 fn tiled_gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
         @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let row0 = wg.y * TILE_M;
-    let col0 = (wg.z * groups.x + wg.x) * TILE_N;
+    let split = wg.z % SPLITS;
+    let col0 = ((wg.z / SPLITS) * groups.x + wg.x) * TILE_N;
+    // This slice of K: whole TILE_K steps, the last slice shorter (or empty).
+    let slice = (params.k + SPLITS * TILE_K - 1u) / (SPLITS * TILE_K) * TILE_K;
+    let k_begin = split * slice;
+    let k_end = min(params.k, k_begin + slice);
     var acc: array<vec4<f32>, ACC>;
-    for (var k0 = 0u; k0 < params.k; k0 += TILE_K) {
+    for (var k0 = k_begin; k0 < k_end; k0 += TILE_K) {
         for (var i = 0u; i < ROWS; i++) {
             let e = li + i * 256u;
             // A: consecutive invocations take consecutive k (row-major A reads contiguously).
             let am = e / TILE_K;
             let ak = e % TILE_K;
             var av = 0.0;
-            if (row0 + am < params.m && k0 + ak < params.k) {
+            if (row0 + am < params.m && k0 + ak < k_end) {
                 av = load_a(row0 + am, k0 + ak);
             }
             tile_a[ak * TILE_M + am] = av;
@@ -47,7 +57,7 @@ fn tiled_gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) gro
             let bk = e / TILE_N;
             let bn = e % TILE_N;
             var bv = 0.0;
-            if (k0 + bk < params.k && col0 + bn < params.n) {
+            if (k0 + bk < k_end && col0 + bn < params.n) {
                 bv = load_b(k0 + bk, col0 + bn);
             }
             tile_b[bk * TILE_N + bn] = bv;
@@ -70,8 +80,29 @@ fn tiled_gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) gro
         for (var j = 0u; j < COLS; j++) {
             let n = col0 + lid.x * COLS + j;
             if (m < params.m && n < params.n) {
-                store_c(m, n, acc[i * (COLS / 4u) + j / 4u][j % 4u]);
+                let value = acc[i * (COLS / 4u) + j / 4u][j % 4u];
+                if (SPLITS == 1u) {
+                    store_c(m, n, value);
+                } else {
+                    partial[(split * params.m + m) * params.n + n] = value;
+                }
             }
         }
     }
+}
+
+// Split-K's second pass: each invocation adds one output's SPLITS partial sums, slice
+// by slice, and stores it.
+@compute @workgroup_size(256)
+fn split_k_sum(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+               @builtin(local_invocation_index) li: u32) {
+    let i = (wg.y * groups.x + wg.x) * 256u + li;
+    if (i >= params.m * params.n) {
+        return;
+    }
+    var sum = 0.0;
+    for (var s = 0u; s < SPLITS; s++) {
+        sum += partial[s * params.m * params.n + i];
+    }
+    store_c(i / params.n, i % params.n, sum);
 }

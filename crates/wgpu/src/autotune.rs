@@ -1,8 +1,9 @@
 //! The GEMM autotuner. On the first use of a (pass, shape class) on an adapter it
 //! times every candidate tile shape that fits the adapter's workgroup memory, keeps the
 //! fastest, and remembers it in a cache file keyed by adapter, driver and Kiln version,
-//! so later runs start tuned. Every tile shape gives the same bits, so tuning changes
-//! speed, never results.
+//! so later runs start tuned. Tile shapes without split-K give the same bits; split-K
+//! rounds differently but the same way every run, so a cached choice repeats a run
+//! exactly.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use kiln_tensor::Result;
 
-use crate::gemm_tiles::GemmTile;
+use crate::gemm_tiles::{GemmPass, GemmTile};
 
 /// How GEMM tile shapes are picked.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,15 +53,6 @@ impl Autotune {
     }
 }
 
-/// The GEMM passes, each tuned separately.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum GemmPass {
-    Matmul,
-    ConvForward,
-    ConvInputGrad,
-    ConvWeightGrad,
-}
-
 impl GemmPass {
     const ALL: [GemmPass; 4] =
         [GemmPass::Matmul, GemmPass::ConvForward, GemmPass::ConvInputGrad, GemmPass::ConvWeightGrad];
@@ -87,21 +79,39 @@ fn shape_class(pass: GemmPass, [m, n, k]: [usize; 3]) -> ShapeClass {
 /// Timed runs of each candidate after its warm-up run.
 const TIMED_RUNS: u32 = 3;
 
+/// What the adapter allows a tile shape: workgroup memory, and the largest storage
+/// binding (split-K's partial sums of a product are one binding).
+#[derive(Clone, Copy, Debug)]
+pub struct TileLimits {
+    /// `max_compute_workgroup_storage_size`.
+    pub workgroup_bytes: u32,
+    /// `max_storage_buffer_binding_size`.
+    pub binding_bytes: u64,
+}
+
+impl TileLimits {
+    /// Whether `tile` can run an `m × n` product on the adapter.
+    fn allow(self, tile: GemmTile, [m, n, _]: [usize; 3]) -> bool {
+        let partial_bytes = if tile.splits > 1 { (tile.splits as usize * m * n * 4) as u64 } else { 0 };
+        tile.workgroup_bytes() <= self.workgroup_bytes && partial_bytes <= self.binding_bytes
+    }
+}
+
 /// The tuner of one device.
 pub struct Tuner {
     mode: Autotune,
     /// Adapter name, driver and Kiln version: the cache key.
     adapter: String,
-    max_workgroup_bytes: u32,
+    limits: TileLimits,
     choices: Mutex<HashMap<ShapeClass, GemmTile>>,
     announced: AtomicBool,
     tuned: AtomicU64,
 }
 
 impl Tuner {
-    /// A tuner for the adapter `adapter` (name, driver, version) whose workgroups hold
-    /// at most `max_workgroup_bytes`, loading the cache's choices for that adapter.
-    pub fn new(mode: Autotune, adapter: String, max_workgroup_bytes: u32) -> Self {
+    /// A tuner for the adapter `adapter` (name, driver, version) with `limits`, loading
+    /// the cache's choices for that adapter.
+    pub fn new(mode: Autotune, adapter: String, limits: TileLimits) -> Self {
         let choices = match &mode {
             Autotune::On { cache: Some(path) } => load_cache(path, &adapter),
             _ => HashMap::new(),
@@ -109,7 +119,7 @@ impl Tuner {
         Tuner {
             mode,
             adapter,
-            max_workgroup_bytes,
+            limits,
             choices: Mutex::new(choices),
             announced: AtomicBool::new(false),
             tuned: AtomicU64::new(0),
@@ -126,7 +136,10 @@ impl Tuner {
         let choices = self.choices.lock().expect("tuner lock");
         let mut lines: Vec<String> = choices
             .iter()
-            .map(|((pass, [m, n, k]), t)| format!("{} {m}×{n}×{k} → {}×{}", pass.name(), t.rows, t.cols))
+            .map(|((pass, [m, n, k]), t)| {
+                let split = if t.splits > 1 { format!(", split-K {}", t.splits) } else { String::new() };
+                format!("{} {m}×{n}×{k} → {}×{}{split}", pass.name(), t.rows, t.cols)
+            })
             .collect();
         lines.sort();
         lines
@@ -136,8 +149,8 @@ impl Tuner {
     /// with the tile shape it is given; `fixed` is the shape when nothing is tuned. On
     /// the first use of its shape class with tuning on, `run` is called for every
     /// candidate and timed with `sync` (which waits for the GPU without taking the
-    /// errors it reported); the last run's output stands, as every shape gives the
-    /// same bits.
+    /// errors it reported); the last run's output stands, as every shape computes the
+    /// same product.
     pub fn record(
         &self,
         pass: GemmPass,
@@ -157,7 +170,7 @@ impl Tuner {
             return run(tile);
         }
         self.announce(cache.as_deref());
-        let Some(best) = self.time_candidates(&mut run, &sync) else {
+        let Some(best) = self.time_candidates(dims, &mut run, &sync) else {
             return run(fixed);
         };
         self.tuned.fetch_add(1, Ordering::Relaxed);
@@ -172,14 +185,13 @@ impl Tuner {
     /// The fastest candidate, or `None` when waiting for the GPU failed.
     fn time_candidates(
         &self,
+        dims: [usize; 3],
         run: &mut impl FnMut(GemmTile),
         sync: &impl Fn() -> Result<()>,
     ) -> Option<GemmTile> {
         sync().ok()?;
         let mut best: Option<(Duration, GemmTile)> = None;
-        for tile in
-            GemmTile::CANDIDATES.into_iter().filter(|t| t.workgroup_bytes() <= self.max_workgroup_bytes)
-        {
+        for tile in GemmTile::CANDIDATES.into_iter().filter(|&t| self.limits.allow(t, dims)) {
             run(tile);
             sync().ok()?;
             let start = Instant::now();
@@ -211,16 +223,16 @@ fn load_cache(path: &Path, adapter: &str) -> HashMap<ShapeClass, GemmTile> {
     text.lines().filter_map(|line| parse_line(line, adapter)).collect()
 }
 
-/// One cache line: adapter, pass, m, n, k, rows, cols, tab-separated.
+/// One cache line: adapter, pass, m, n, k, rows, cols, splits, tab-separated.
 fn parse_line(line: &str, adapter: &str) -> Option<(ShapeClass, GemmTile)> {
     let fields: Vec<&str> = line.split('\t').collect();
-    let [key, pass, m, n, k, rows, cols] = fields[..] else { return None };
+    let [key, pass, m, n, k, rows, cols, splits] = fields[..] else { return None };
     if key != adapter {
         return None;
     }
     let pass = GemmPass::ALL.into_iter().find(|p| p.name() == pass)?;
     let number = |v: &str| v.parse::<u32>().ok();
-    let tile = GemmTile { rows: number(rows)?, cols: number(cols)? };
+    let tile = GemmTile { rows: number(rows)?, cols: number(cols)?, splits: number(splits)? };
     GemmTile::CANDIDATES.contains(&tile).then_some(((pass, [number(m)?, number(n)?, number(k)?]), tile))
 }
 
@@ -234,5 +246,31 @@ fn append_cache(
         std::fs::create_dir_all(dir)?;
     }
     let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-    writeln!(file, "{adapter}\t{}\t{m}\t{n}\t{k}\t{}\t{}", pass.name(), tile.rows, tile.cols)
+    writeln!(file, "{adapter}\t{}\t{m}\t{n}\t{k}\t{}\t{}\t{}", pass.name(), tile.rows, tile.cols, tile.splits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shape_is_tried_only_where_the_adapter_allows_it() {
+        let limits = TileLimits { workgroup_bytes: 16_384, binding_bytes: 1 << 20 };
+        let split = GemmTile { rows: 4, cols: 4, splits: 16 };
+        assert!(limits.allow(split, [64, 64, 100_000]), "16 × 64 × 64 partial sums fit in 1 MiB");
+        assert!(!limits.allow(split, [512, 512, 100_000]), "16 MiB of partial sums do not");
+        assert!(limits.allow(GemmTile::DEFAULT, [4096, 4096, 4096]), "no split, no partial buffer");
+        let small = TileLimits { workgroup_bytes: 8_192, ..limits };
+        assert!(!small.allow(GemmTile { rows: 8, cols: 8, splits: 1 }, [64, 64, 64]), "16 KiB of tiles");
+    }
+
+    #[test]
+    fn cache_lines_round_trip_and_other_adapters_are_ignored() {
+        let line = "gpu A | drv | kiln 0.1.0\tconv_weight_grad\t256\t4096\t65536\t4\t4\t16";
+        let (class, tile) = parse_line(line, "gpu A | drv | kiln 0.1.0").unwrap();
+        assert_eq!(class, (GemmPass::ConvWeightGrad, [256, 4096, 65536]));
+        assert_eq!(tile, GemmTile { rows: 4, cols: 4, splits: 16 });
+        assert!(parse_line(line, "gpu B | drv | kiln 0.1.0").is_none());
+        assert!(parse_line("gpu A\tmatmul\t1\t2", "gpu A").is_none(), "a short line is skipped");
+    }
 }

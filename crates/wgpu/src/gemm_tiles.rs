@@ -1,16 +1,29 @@
 //! `GemmTile`: the shapes the tiled GEMM kernel (`gemm_tile.wgsl`, behind matmul and
-//! the three convolution passes) is compiled in, the rewrite of its source, its
-//! workgroup grid, and the fixed choice used when nothing is tuned.
+//! the three convolution passes, the `GemmPass`es) is compiled in, the rewrite of its
+//! source, its workgroup grid, and the fixed choice used when nothing is tuned.
+
+/// The passes that run on the tiled GEMM, each with its own loads and store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum GemmPass {
+    Matmul,
+    ConvForward,
+    ConvInputGrad,
+    ConvWeightGrad,
+}
 
 /// Outputs per invocation of the 16×16 workgroup: `rows × cols`, so a workgroup
-/// computes a `16·rows × 16·cols` tile of C. Every shape sums each output over K in
-/// the same order, so all give the same bits and differ only in speed.
+/// computes a `16·rows × 16·cols` tile of C; with `splits > 1` (split-K) K is cut
+/// into that many slices summed by a second pass. Shapes without split-K sum each
+/// output over K in the same order, so they give the same bits and differ only in
+/// speed; split-K rounds differently (slice by slice), the same way on every run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct GemmTile {
     /// Output rows per invocation (1, 2, 4 or 8).
     pub rows: u32,
     /// Output columns per invocation (a multiple of 4, at most 8).
     pub cols: u32,
+    /// Slices of K (1: no split-K).
+    pub splits: u32,
 }
 
 /// Matrix products with at most this many rows use [`GemmTile::NARROW`] by default.
@@ -18,16 +31,20 @@ const NARROW_ROWS: usize = 32;
 
 impl GemmTile {
     /// 64×64 tiles, 4×4 outputs per invocation: the fixed default.
-    pub const DEFAULT: GemmTile = GemmTile { rows: 4, cols: 4 };
+    pub const DEFAULT: GemmTile = GemmTile { rows: 4, cols: 4, splits: 1 };
     /// 16×64 tiles for products with few rows (a dense layer at a small batch).
-    pub const NARROW: GemmTile = GemmTile { rows: 1, cols: 4 };
-    /// Every shape the autotuner tries.
-    pub const CANDIDATES: [GemmTile; 5] = [
+    pub const NARROW: GemmTile = GemmTile { rows: 1, cols: 4, splits: 1 };
+    /// Every shape the autotuner tries: larger tiles for large products, split-K for
+    /// long K and a small C (a convolution's weight gradient, K = batch × output
+    /// pixels).
+    pub const CANDIDATES: [GemmTile; 7] = [
         GemmTile::NARROW,
         GemmTile::DEFAULT,
-        GemmTile { rows: 4, cols: 8 },
-        GemmTile { rows: 8, cols: 4 },
-        GemmTile { rows: 8, cols: 8 },
+        GemmTile { rows: 4, cols: 8, splits: 1 },
+        GemmTile { rows: 8, cols: 4, splits: 1 },
+        GemmTile { rows: 8, cols: 8, splits: 1 },
+        GemmTile { rows: 4, cols: 4, splits: 4 },
+        GemmTile { rows: 4, cols: 4, splits: 16 },
     ];
 
     /// The fixed choice for a matrix product with `m` rows (convolutions take
@@ -49,21 +66,31 @@ impl GemmTile {
         (16 * (self.tile_m() + self.tile_n()) * 4) as u32
     }
 
-    /// The tiled GEMM's source compiled for this shape.
-    pub fn source(self, template: &str) -> String {
+    /// The tiled GEMM's source compiled for this shape, with its split-K buffer
+    /// `partial` declared at binding `partial_binding`.
+    pub fn source(self, template: &str, partial_binding: usize) -> String {
         const ROWS: &str = "const ROWS: u32 = 4u;";
         const COLS: &str = "const COLS: u32 = 4u;";
-        assert!(template.contains(ROWS) && template.contains(COLS), "gemm_tile.wgsl's tile constants moved");
-        template
+        const SPLITS: &str = "const SPLITS: u32 = 1u;";
+        assert!(
+            [ROWS, COLS, SPLITS].iter().all(|c| template.contains(c)),
+            "gemm_tile.wgsl's tile constants moved"
+        );
+        let partial =
+            format!("@group(0) @binding({partial_binding}) var<storage, read_write> partial: array<f32>;");
+        let body = template
             .replace(ROWS, &format!("const ROWS: u32 = {}u;", self.rows))
             .replace(COLS, &format!("const COLS: u32 = {}u;", self.cols))
+            .replace(SPLITS, &format!("const SPLITS: u32 = {}u;", self.splits));
+        format!("{partial}\n{body}")
     }
 
     /// Workgroups for an `m × n` product: column tiles along x (spilling into z), row
-    /// tiles along y.
+    /// tiles along y, K slices along z.
     pub fn grid(self, m: usize, n: usize) -> [u32; 3] {
         let column_tiles = n.div_ceil(self.tile_n()).max(1);
         let x = column_tiles.min(32_768);
-        [x as u32, m.div_ceil(self.tile_m()).max(1) as u32, column_tiles.div_ceil(x) as u32]
+        let spill = column_tiles.div_ceil(x) as u32;
+        [x as u32, m.div_ceil(self.tile_m()).max(1) as u32, spill * self.splits]
     }
 }

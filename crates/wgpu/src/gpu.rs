@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use kiln_tensor::{DType, KilnError, Result, StorageRef};
 
-use crate::autotune::{Autotune, Tuner};
+use crate::autotune::{Autotune, TileLimits, Tuner};
 use crate::buffer_pool::{BufferPool, GpuStorage};
 use crate::kernels::{Kernel, KernelCache, PARAMS_SIZE};
 
@@ -199,7 +199,10 @@ impl Gpu {
                 info.driver_info,
                 env!("CARGO_PKG_VERSION")
             ),
-            limits.max_compute_workgroup_storage_size,
+            TileLimits {
+                workgroup_bytes: limits.max_compute_workgroup_storage_size,
+                binding_bytes: limits.max_storage_buffer_binding_size,
+            },
         );
         Ok(Gpu {
             tuner,

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use crate::gemm_tiles::GemmTile;
+use crate::gemm_tiles::{GemmPass, GemmTile};
 
 /// How a kernel uses one storage binding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,10 +40,10 @@ pub enum Kernel {
     Sgd,
     SgdPair,
     Adam,
-    Matmul(GemmTile),
-    ConvForward(GemmTile),
-    ConvInputGrad(GemmTile),
-    ConvWeightGrad(GemmTile),
+    /// A pass on the tiled GEMM, compiled for a tile shape.
+    Gemm(GemmPass, GemmTile),
+    /// Split-K's second pass: the slices' sum, stored as the pass stores C.
+    GemmSplitSum(GemmPass, GemmTile),
 }
 
 const INDEX: &str = include_str!("../../../shaders/index.wgsl");
@@ -93,14 +93,31 @@ const SGD_PAIR_FAMILY: Family = Family {
     pieces: &[File(INDEX), File(SGD_RULE), File(OPTIM_PAIR)],
     slots: &[Read, Write, Write, Read, Write, Write],
 };
+// The GEMM families' last binding is split-K's `partial`.
 const MATMUL_FAMILY: Family =
-    Family { pieces: &[File(MATMUL), TiledGemm], slots: &[Read, Read, Read, Write] };
-const CONV_FORWARD_FAMILY: Family =
-    Family { pieces: &[File(CONV_COMMON), File(CONV_FORWARD), TiledGemm], slots: &[Read, Read, Read, Write] };
-const CONV_INPUT_GRAD_FAMILY: Family =
-    Family { pieces: &[File(CONV_COMMON), File(CONV_INPUT_GRAD), TiledGemm], slots: &[Read, Read, Write] };
-const CONV_WEIGHT_GRAD_FAMILY: Family =
-    Family { pieces: &[File(CONV_COMMON), File(CONV_WEIGHT_GRAD), TiledGemm], slots: &[Read, Read, Write] };
+    Family { pieces: &[File(MATMUL), TiledGemm], slots: &[Read, Read, Read, Write, Write] };
+const CONV_FORWARD_FAMILY: Family = Family {
+    pieces: &[File(CONV_COMMON), File(CONV_FORWARD), TiledGemm],
+    slots: &[Read, Read, Read, Write, Write],
+};
+const CONV_INPUT_GRAD_FAMILY: Family = Family {
+    pieces: &[File(CONV_COMMON), File(CONV_INPUT_GRAD), TiledGemm],
+    slots: &[Read, Read, Write, Write],
+};
+const CONV_WEIGHT_GRAD_FAMILY: Family = Family {
+    pieces: &[File(CONV_COMMON), File(CONV_WEIGHT_GRAD), TiledGemm],
+    slots: &[Read, Read, Write, Write],
+};
+
+/// The family of a pass on the tiled GEMM.
+fn gemm_family(pass: GemmPass) -> Family {
+    match pass {
+        GemmPass::Matmul => MATMUL_FAMILY,
+        GemmPass::ConvForward => CONV_FORWARD_FAMILY,
+        GemmPass::ConvInputGrad => CONV_INPUT_GRAD_FAMILY,
+        GemmPass::ConvWeightGrad => CONV_WEIGHT_GRAD_FAMILY,
+    }
+}
 
 impl Kernel {
     /// The kernel's family and entry point: the one table to extend when adding a
@@ -127,20 +144,15 @@ impl Kernel {
             Sgd => (OPTIM_FAMILY, "sgd"),
             Adam => (OPTIM_FAMILY, "adam"),
             SgdPair => (SGD_PAIR_FAMILY, "sgd_pair"),
-            Matmul(_) => (MATMUL_FAMILY, "tiled_gemm"),
-            ConvForward(_) => (CONV_FORWARD_FAMILY, "tiled_gemm"),
-            ConvInputGrad(_) => (CONV_INPUT_GRAD_FAMILY, "tiled_gemm"),
-            ConvWeightGrad(_) => (CONV_WEIGHT_GRAD_FAMILY, "tiled_gemm"),
+            Gemm(pass, _) => (gemm_family(pass), "tiled_gemm"),
+            GemmSplitSum(pass, _) => (gemm_family(pass), "split_k_sum"),
         }
     }
 
     /// The tile shape of a GEMM kernel.
     fn tile(self) -> Option<GemmTile> {
         match self {
-            Kernel::Matmul(tile)
-            | Kernel::ConvForward(tile)
-            | Kernel::ConvInputGrad(tile)
-            | Kernel::ConvWeightGrad(tile) => Some(tile),
+            Kernel::Gemm(_, tile) | Kernel::GemmSplitSum(_, tile) => Some(tile),
             _ => None,
         }
     }
@@ -151,7 +163,10 @@ impl Kernel {
         let text = |piece: &Piece| match *piece {
             File(text) => text.to_string(),
             OpCodes => crate::op_codes::wgsl_constants(),
-            TiledGemm => self.tile().expect("only GEMM kernels include the tiled GEMM").source(GEMM_TILE),
+            TiledGemm => {
+                let tile = self.tile().expect("only GEMM kernels include the tiled GEMM");
+                tile.source(GEMM_TILE, family.slots.len())
+            }
         };
         family.pieces.iter().map(text).collect::<Vec<_>>().join("\n")
     }
@@ -244,12 +259,14 @@ mod tests {
 
     #[test]
     fn each_tile_shape_compiles_its_own_constants() {
-        let wide = Kernel::Matmul(GemmTile::DEFAULT).source();
-        let narrow = Kernel::Matmul(GemmTile::NARROW).source();
+        let wide = Kernel::Gemm(GemmPass::Matmul, GemmTile::DEFAULT).source();
+        let narrow = Kernel::Gemm(GemmPass::Matmul, GemmTile::NARROW).source();
         assert!(wide.contains("const ROWS: u32 = 4u;") && wide.contains("const COLS: u32 = 4u;"));
         assert_eq!(narrow, wide.replace("const ROWS: u32 = 4u;", "const ROWS: u32 = 1u;"));
-        let big = Kernel::ConvWeightGrad(GemmTile { rows: 8, cols: 8 }).source();
-        assert!(big.contains("const ROWS: u32 = 8u;") && big.contains("const COLS: u32 = 8u;"));
+        let big = Kernel::Gemm(GemmPass::ConvWeightGrad, GemmTile { rows: 8, cols: 8, splits: 16 }).source();
+        assert!(big.contains("const ROWS: u32 = 8u;") && big.contains("const SPLITS: u32 = 16u;"));
+        // `partial` is the family's last binding: weight gradients bind grad, input, dw.
+        assert!(big.contains("@group(0) @binding(4) var<storage, read_write> partial: array<f32>;"));
     }
 
     #[test]

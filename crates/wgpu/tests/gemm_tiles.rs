@@ -1,9 +1,9 @@
 //! Every GEMM tile shape the autotuner may pick, on matrix products and the three
 //! convolution passes: each against the CPU on odd shapes (not multiples of any tile;
-//! narrow, skinny and deep products among them), and all bit-identical to the default
-//! shape, which is what lets the tuner change speed without changing results. Then the
-//! tuner itself: it tunes a shape class once, remembers the choice in its cache file,
-//! and a second device reads it back instead of tuning again.
+//! narrow, skinny and deep products among them, and split-K with slices that are
+//! uneven or empty), and every shape without split-K bit-identical to the default one.
+//! Then the tuner itself: it tunes a shape class once, remembers the choice in its
+//! cache file, and a second device reads it back instead of tuning again.
 
 mod common;
 
@@ -60,7 +60,7 @@ fn close(name: &str, got: &[f32], want: &[f32]) {
 }
 
 #[test]
-fn every_tile_shape_matches_the_cpu_and_the_default_bit_for_bit() {
+fn every_tile_shape_matches_the_cpu_and_without_split_k_the_default_bit_for_bit() {
     if gpu().is_none() {
         return;
     }
@@ -71,7 +71,9 @@ fn every_tile_shape_matches_the_cpu_and_the_default_bit_for_bit() {
         let got = gemm_outputs(&device);
         for (((name, g), (_, w)), (_, d)) in got.iter().zip(&want).zip(&default) {
             close(&format!("{tile:?} {name}"), g, w);
-            assert!(g == d, "{tile:?} {name}: not bit-identical to the default tile shape");
+            if tile.splits == 1 {
+                assert!(g == d, "{tile:?} {name}: not bit-identical to the default tile shape");
+            }
         }
     }
 }

@@ -2,12 +2,11 @@
 
 use kiln_tensor::{Activation, AxisSplit, Conv2dGeometry, StorageRef};
 
-use crate::autotune::GemmPass;
 use crate::backend::WgpuBackend;
+use crate::gemm_tiles::GemmPass;
 use crate::gemm_tiles::GemmTile;
 use crate::gpu::grid;
 use crate::kernels::Kernel;
-use crate::ops::gemm::TiledPass;
 use crate::params::{ConvParams, ReduceParams};
 
 impl WgpuBackend {
@@ -25,9 +24,7 @@ impl WgpuBackend {
         let out = self.f32s(m * n, "conv2d");
         let params = ConvParams::new(g, [m, n, k], bias.is_some(), activation);
         let bindings = [Some(x), Some(weight), bias, Some(&out)];
-        let pass =
-            TiledPass { pass: GemmPass::ConvForward, kernel: Kernel::ConvForward, fixed: GemmTile::DEFAULT };
-        self.record_tiled(pass, [m, n, k], "conv2d", &params, &bindings);
+        self.record_tiled(GemmPass::ConvForward, GemmTile::DEFAULT, [m, n, k], "conv2d", &params, &bindings);
         out
     }
 
@@ -42,12 +39,14 @@ impl WgpuBackend {
         let out = self.f32s(m * n, "conv2d input gradient");
         let params = ConvParams::new(g, [m, n, k], false, Activation::Identity);
         let bindings = [Some(grad), Some(weight), Some(&out)];
-        let pass = TiledPass {
-            pass: GemmPass::ConvInputGrad,
-            kernel: Kernel::ConvInputGrad,
-            fixed: GemmTile::DEFAULT,
-        };
-        self.record_tiled(pass, [m, n, k], "conv2d input gradient", &params, &bindings);
+        self.record_tiled(
+            GemmPass::ConvInputGrad,
+            GemmTile::DEFAULT,
+            [m, n, k],
+            "conv2d input gradient",
+            &params,
+            &bindings,
+        );
         out
     }
 
@@ -64,12 +63,14 @@ impl WgpuBackend {
         let dw = self.f32s(m * n, "conv2d weight gradient");
         let params = ConvParams::new(g, [m, n, k], false, Activation::Identity);
         let bindings = [Some(grad), Some(x), Some(&dw)];
-        let pass = TiledPass {
-            pass: GemmPass::ConvWeightGrad,
-            kernel: Kernel::ConvWeightGrad,
-            fixed: GemmTile::DEFAULT,
-        };
-        self.record_tiled(pass, [m, n, k], "conv2d weight gradient", &params, &bindings);
+        self.record_tiled(
+            GemmPass::ConvWeightGrad,
+            GemmTile::DEFAULT,
+            [m, n, k],
+            "conv2d weight gradient",
+            &params,
+            &bindings,
+        );
         let db = with_bias.then(|| {
             let db = self.f32s(g.out_channels, "conv2d bias gradient");
             let split = AxisSplit { outer: g.batch, len: g.out_channels, inner: plane };

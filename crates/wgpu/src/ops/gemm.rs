@@ -3,19 +3,11 @@
 
 use kiln_tensor::{Activation, MatmulDims, StorageRef};
 
-use crate::autotune::GemmPass;
-use crate::backend::WgpuBackend;
-use crate::gemm_tiles::GemmTile;
+use crate::backend::{WIDTH, WgpuBackend};
+use crate::gemm_tiles::{GemmPass, GemmTile};
+use crate::gpu::grid;
 use crate::kernels::Kernel;
 use crate::params::MatmulParams;
-
-/// A tiled-GEMM pass: which pass the tuner keeps choices for, its kernel for a tile
-/// shape, and the shape used when nothing is tuned.
-pub(crate) struct TiledPass {
-    pub pass: GemmPass,
-    pub kernel: fn(GemmTile) -> Kernel,
-    pub fixed: GemmTile,
-}
 
 impl WgpuBackend {
     /// `op(A)·op(B)`, plus `bias[n]` on every row when given, through `activation`, in
@@ -32,25 +24,33 @@ impl WgpuBackend {
         let out = self.f32s(d.m * d.n, op);
         let params = MatmulParams::new(d, bias.is_some(), activation);
         let bindings = [Some(a), Some(b), bias, Some(&out)];
-        let pass =
-            TiledPass { pass: GemmPass::Matmul, kernel: Kernel::Matmul, fixed: GemmTile::default_for(d.m) };
-        self.record_tiled(pass, [d.m, d.n, d.k], op, &params, &bindings);
+        let fixed = GemmTile::default_for(d.m);
+        self.record_tiled(GemmPass::Matmul, fixed, [d.m, d.n, d.k], op, &params, &bindings);
         out
     }
 
     /// Records a tiled-GEMM pass producing `m × n` with depth `k`, in the tile shape the
-    /// tuner picks.
+    /// tuner picks (`fixed` when nothing is tuned); `bindings` are the pass's own, the
+    /// split-K buffer is added here.
     pub(crate) fn record_tiled<P: bytemuck::Pod>(
         &self,
-        pass: TiledPass,
+        pass: GemmPass,
+        fixed: GemmTile,
         [m, n, k]: [usize; 3],
         op: &str,
         params: &P,
         bindings: &[Option<&StorageRef>],
     ) {
-        let run =
-            |tile: GemmTile| self.gpu.dispatch((pass.kernel)(tile), op, params, bindings, tile.grid(m, n));
-        self.gpu.tuner.record(pass.pass, [m, n, k], pass.fixed, run, || self.gpu.wait_idle());
+        let run = |tile: GemmTile| {
+            let partial = (tile.splits > 1).then(|| self.f32s(tile.splits as usize * m * n, op));
+            let mut all = bindings.to_vec();
+            all.push(partial.as_ref());
+            self.gpu.dispatch(Kernel::Gemm(pass, tile), op, params, &all, tile.grid(m, n));
+            if partial.is_some() {
+                self.gpu.dispatch(Kernel::GemmSplitSum(pass, tile), op, params, &all, grid(m * n, WIDTH));
+            }
+        };
+        self.gpu.tuner.record(pass, [m, n, k], fixed, run, || self.gpu.wait_idle());
     }
 
     /// Records [`kiln_tensor::Backend::matmul`].
