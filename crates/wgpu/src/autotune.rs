@@ -1,5 +1,5 @@
 //! The GEMM autotuner. On the first use of a (pass, shape class) on an adapter it
-//! times every candidate tile shape that fits the adapter's workgroup memory, keeps the
+//! times every candidate tile shape the adapter's limits allow, keeps the
 //! fastest, and remembers it in a cache file keyed by adapter, driver and Kiln version,
 //! so later runs start tuned. Tile shapes without split-K give the same bits; split-K
 //! rounds differently but the same way every run, so a cached choice repeats a run
@@ -50,20 +50,6 @@ impl Autotune {
             .map(PathBuf::from)
             .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")));
         Autotune::On { cache: base.map(|dir| dir.join("kiln").join("wgpu-autotune.tsv")) }
-    }
-}
-
-impl GemmPass {
-    const ALL: [GemmPass; 4] =
-        [GemmPass::Matmul, GemmPass::ConvForward, GemmPass::ConvInputGrad, GemmPass::ConvWeightGrad];
-
-    fn name(self) -> &'static str {
-        match self {
-            GemmPass::Matmul => "matmul",
-            GemmPass::ConvForward => "conv_forward",
-            GemmPass::ConvInputGrad => "conv_input_grad",
-            GemmPass::ConvWeightGrad => "conv_weight_grad",
-        }
     }
 }
 

@@ -11,6 +11,22 @@ pub enum GemmPass {
     ConvWeightGrad,
 }
 
+impl GemmPass {
+    /// Every pass.
+    pub const ALL: [GemmPass; 4] =
+        [GemmPass::Matmul, GemmPass::ConvForward, GemmPass::ConvInputGrad, GemmPass::ConvWeightGrad];
+
+    /// The pass's name in the autotuner's cache and listings.
+    pub fn name(self) -> &'static str {
+        match self {
+            GemmPass::Matmul => "matmul",
+            GemmPass::ConvForward => "conv_forward",
+            GemmPass::ConvInputGrad => "conv_input_grad",
+            GemmPass::ConvWeightGrad => "conv_weight_grad",
+        }
+    }
+}
+
 /// Outputs per invocation of the 16×16 workgroup: `rows × cols`, so a workgroup
 /// computes a `16·rows × 16·cols` tile of C; with `splits > 1` (split-K) K is cut
 /// into that many slices summed by a second pass. Shapes without split-K sum each
