@@ -3,32 +3,38 @@
 // `load_a(m, k)`, `load_b(k, n)` and `store_c(m, n, value)`; the accessors turn the
 // GEMM indices into tensor indices (im2col on the fly for convolutions).
 //
-// A 16×16 workgroup computes a (16·ROWS)×(16·COLS) tile of C, each invocation a
-// ROWS×COLS block, stepping through K 16 at a time with both operand tiles staged in
-// workgroup memory. The host compiles one module per tile shape (GemmTile in
-// crates/wgpu/src/gemm_tile.rs rewrites the two constants below): 4×4 (64×64 tiles) by
-// default, 1×4 (16×64) for products with few rows, and the larger shapes the
-// autotuner tries. Each output sums over K in the same order whatever ROWS and COLS,
-// so those give the same bits. With SPLITS > 1 (split-K, for long K and a small C) the
+// A WG_X×WG_Y workgroup (256 invocations) computes a (WG_Y·ROWS)×(WG_X·COLS) tile of
+// C, each invocation a ROWS×COLS block, stepping through K 16 at a time with both
+// operand tiles staged in workgroup memory. The host compiles one module per tile shape
+// (GemmTile in crates/wgpu/src/gemm_tiles.rs rewrites the constants below): 16×16
+// invocations with 4×4 outputs (64×64 tiles) by default, 1×4 (16×64) for products with
+// few rows, 4×64 invocations (tall tiles) for products with few columns, and the larger
+// shapes the autotuner tries. Each output sums over K in the same order whatever the
+// shape, so those give the same bits. With SPLITS > 1 (split-K, for long K and a small C) the
 // workgroups along z also split K into SPLITS slices, each writing its partial sums to
 // `partial`, and `split_k_sum` adds the slices in order and stores C: another rounding,
 // the same for every run. The host declares `partial` (the family's last binding).
 // Column tiles run along x and spill into z (a dimension holds at most 65,535
 // workgroups); row tiles run along y.
 
+const WG_X: u32 = 16u;
+const WG_Y: u32 = 16u;
 const ROWS: u32 = 4u;
 const COLS: u32 = 4u;
 const SPLITS: u32 = 1u;
-const TILE_M: u32 = 16u * ROWS;
-const TILE_N: u32 = 16u * COLS;
+const TILE_M: u32 = WG_Y * ROWS;
+const TILE_N: u32 = WG_X * COLS;
 const TILE_K: u32 = 16u;
+// Operand elements each of the 256 invocations stages per K step.
+const A_LOADS: u32 = TILE_M * TILE_K / 256u;
+const B_LOADS: u32 = TILE_N * TILE_K / 256u;
 // vec4 accumulators per invocation.
 const ACC: u32 = ROWS * COLS / 4u;
 
 var<workgroup> tile_a: array<f32, TILE_K * TILE_M>; // [TILE_K][TILE_M]
 var<workgroup> tile_b: array<f32, TILE_K * TILE_N>; // [TILE_K][TILE_N]
 
-@compute @workgroup_size(16, 16, 1)
+@compute @workgroup_size(WG_X, WG_Y, 1)
 fn tiled_gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
         @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let row0 = wg.y * TILE_M;
@@ -40,7 +46,7 @@ fn tiled_gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) gro
     let k_end = min(params.k, k_begin + slice);
     var acc: array<vec4<f32>, ACC>;
     for (var k0 = k_begin; k0 < k_end; k0 += TILE_K) {
-        for (var i = 0u; i < ROWS; i++) {
+        for (var i = 0u; i < A_LOADS; i++) {
             let e = li + i * 256u;
             // A: consecutive invocations take consecutive k (row-major A reads contiguously).
             let am = e / TILE_K;
@@ -51,7 +57,7 @@ fn tiled_gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) gro
             }
             tile_a[ak * TILE_M + am] = av;
         }
-        for (var i = 0u; i < COLS; i++) {
+        for (var i = 0u; i < B_LOADS; i++) {
             let e = li + i * 256u;
             // B: consecutive invocations take consecutive n.
             let bk = e / TILE_N;

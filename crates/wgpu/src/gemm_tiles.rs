@@ -27,13 +27,42 @@ impl GemmPass {
     }
 }
 
-/// Outputs per invocation of the 16×16 workgroup: `rows × cols`, so a workgroup
-/// computes a `16·rows × 16·cols` tile of C; with `splits > 1` (split-K) K is cut
-/// into that many slices summed by a second pass. Shapes without split-K sum each
+/// How a workgroup's 256 invocations are laid out over the tile of C.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Lanes {
+    /// 16 along n by 16 along m.
+    Square,
+    /// 4 along n by 64 along m: tiles for products with few columns.
+    Tall,
+}
+
+impl Lanes {
+    /// Invocations along n (x) and along m (y).
+    pub fn xy(self) -> [u32; 2] {
+        match self {
+            Lanes::Square => [16, 16],
+            Lanes::Tall => [4, 64],
+        }
+    }
+
+    /// The name in the autotuner's cache and listings.
+    pub fn name(self) -> &'static str {
+        match self {
+            Lanes::Square => "square",
+            Lanes::Tall => "tall",
+        }
+    }
+}
+
+/// Outputs per invocation: `rows × cols`, so a workgroup of `x × y` invocations
+/// ([`Lanes`]) computes a `y·rows × x·cols` tile of C; with `splits > 1` (split-K) K
+/// is cut into that many slices summed by a second pass. Shapes without split-K sum each
 /// output over K in the same order, so they give the same bits and differ only in
 /// speed; split-K rounds differently (slice by slice), the same way on every run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct GemmTile {
+    /// The invocations' layout.
+    pub lanes: Lanes,
     /// Output rows per invocation (1, 2, 4 or 8).
     pub rows: u32,
     /// Output columns per invocation (a multiple of 4, at most 8).
@@ -47,20 +76,22 @@ const NARROW_ROWS: usize = 32;
 
 impl GemmTile {
     /// 64×64 tiles, 4×4 outputs per invocation: the fixed default.
-    pub const DEFAULT: GemmTile = GemmTile { rows: 4, cols: 4, splits: 1 };
+    pub const DEFAULT: GemmTile = GemmTile { lanes: Lanes::Square, rows: 4, cols: 4, splits: 1 };
     /// 16×64 tiles for products with few rows (a dense layer at a small batch).
-    pub const NARROW: GemmTile = GemmTile { rows: 1, cols: 4, splits: 1 };
+    pub const NARROW: GemmTile = GemmTile { lanes: Lanes::Square, rows: 1, cols: 4, splits: 1 };
     /// Every shape the autotuner tries: larger tiles for large products, split-K for
     /// long K and a small C (a convolution's weight gradient, K = batch × output
-    /// pixels).
-    pub const CANDIDATES: [GemmTile; 7] = [
+    /// pixels), tall tiles for few columns (a classifier's 10 outputs).
+    pub const CANDIDATES: [GemmTile; 9] = [
         GemmTile::NARROW,
         GemmTile::DEFAULT,
-        GemmTile { rows: 4, cols: 8, splits: 1 },
-        GemmTile { rows: 8, cols: 4, splits: 1 },
-        GemmTile { rows: 8, cols: 8, splits: 1 },
-        GemmTile { rows: 4, cols: 4, splits: 4 },
-        GemmTile { rows: 4, cols: 4, splits: 16 },
+        GemmTile { lanes: Lanes::Square, rows: 4, cols: 8, splits: 1 },
+        GemmTile { lanes: Lanes::Square, rows: 8, cols: 4, splits: 1 },
+        GemmTile { lanes: Lanes::Square, rows: 8, cols: 8, splits: 1 },
+        GemmTile { lanes: Lanes::Square, rows: 4, cols: 4, splits: 4 },
+        GemmTile { lanes: Lanes::Square, rows: 4, cols: 4, splits: 16 },
+        GemmTile { lanes: Lanes::Tall, rows: 1, cols: 4, splits: 1 },
+        GemmTile { lanes: Lanes::Tall, rows: 2, cols: 4, splits: 1 },
     ];
 
     /// The fixed choice for a matrix product with `m` rows (convolutions take
@@ -70,11 +101,11 @@ impl GemmTile {
     }
 
     fn tile_m(self) -> usize {
-        16 * self.rows as usize
+        (self.lanes.xy()[1] * self.rows) as usize
     }
 
     fn tile_n(self) -> usize {
-        16 * self.cols as usize
+        (self.lanes.xy()[0] * self.cols) as usize
     }
 
     /// Workgroup memory the shape stages: two 16-deep operand tiles of f32.
@@ -88,8 +119,10 @@ impl GemmTile {
         const ROWS: &str = "const ROWS: u32 = 4u;";
         const COLS: &str = "const COLS: u32 = 4u;";
         const SPLITS: &str = "const SPLITS: u32 = 1u;";
+        const WG_X: &str = "const WG_X: u32 = 16u;";
+        const WG_Y: &str = "const WG_Y: u32 = 16u;";
         assert!(
-            [ROWS, COLS, SPLITS].iter().all(|c| template.contains(c)),
+            [ROWS, COLS, SPLITS, WG_X, WG_Y].iter().all(|c| template.contains(c)),
             "gemm_tile.wgsl's tile constants moved"
         );
         let partial =
@@ -97,7 +130,9 @@ impl GemmTile {
         let body = template
             .replace(ROWS, &format!("const ROWS: u32 = {}u;", self.rows))
             .replace(COLS, &format!("const COLS: u32 = {}u;", self.cols))
-            .replace(SPLITS, &format!("const SPLITS: u32 = {}u;", self.splits));
+            .replace(SPLITS, &format!("const SPLITS: u32 = {}u;", self.splits))
+            .replace(WG_X, &format!("const WG_X: u32 = {}u;", self.lanes.xy()[0]))
+            .replace(WG_Y, &format!("const WG_Y: u32 = {}u;", self.lanes.xy()[1]));
         format!("{partial}\n{body}")
     }
 

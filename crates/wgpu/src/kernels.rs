@@ -256,6 +256,7 @@ fn compile(device: &wgpu::Device, kernel: Kernel) -> Compiled {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gemm_tiles::Lanes;
 
     #[test]
     fn each_tile_shape_compiles_its_own_constants() {
@@ -263,7 +264,11 @@ mod tests {
         let narrow = Kernel::Gemm(GemmPass::Matmul, GemmTile::NARROW).source();
         assert!(wide.contains("const ROWS: u32 = 4u;") && wide.contains("const COLS: u32 = 4u;"));
         assert_eq!(narrow, wide.replace("const ROWS: u32 = 4u;", "const ROWS: u32 = 1u;"));
-        let big = Kernel::Gemm(GemmPass::ConvWeightGrad, GemmTile { rows: 8, cols: 8, splits: 16 }).source();
+        let big = Kernel::Gemm(
+            GemmPass::ConvWeightGrad,
+            GemmTile { lanes: Lanes::Square, rows: 8, cols: 8, splits: 16 },
+        )
+        .source();
         assert!(big.contains("const ROWS: u32 = 8u;") && big.contains("const SPLITS: u32 = 16u;"));
         // `partial` is the family's last binding: weight gradients bind grad, input, dw.
         assert!(big.contains("@group(0) @binding(4) var<storage, read_write> partial: array<f32>;"));

@@ -46,7 +46,7 @@ use kiln_tensor::{Device, KilnError, Result};
 
 pub use autotune::Autotune;
 pub use backend::WgpuBackend;
-pub use gemm_tiles::GemmTile;
+pub use gemm_tiles::{GemmTile, Lanes};
 pub use gpu::{AdapterSummary, WorkCounters};
 
 /// Opens a new device on the chosen adapter; returns it with what the adapter is.
