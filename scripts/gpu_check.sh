@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # One command for a machine with a real GPU: runs the wgpu parity tests (a missing
-# adapter fails), measures the wgpu backend (GEMM GFLOP/s at AlexNet's shapes, per-layer
-# convolution times, AlexNet training and inference images/s at 224 with batches 32 and
-# 128, dispatches and submits per training step), and writes the results as JSON into
-# OUT_DIR. With --train it also runs the full example (5 epochs at 224 on --backend wgpu)
-# and keeps its per-epoch metrics.
+# adapter fails; every GEMM tile candidate included), measures the wgpu backend (the
+# GPU's fp32 FMA peak with a WGSL FMA-loop shader, GEMM GFLOP/s at 4096³ and AlexNet's
+# shapes as a fraction of it, per-layer convolution times, AlexNet training and
+# inference images/s at 224 with batches 32 and 128, dispatches and submits per
+# training step, the autotuner's choices, the buffer pool's size — the peak of GPU
+# memory, as the pool keeps its buffers), writes the results as JSON into OUT_DIR and
+# prints a one-screen summary. With --train it also runs the full example (5 epochs at
+# 224 on --backend wgpu) and keeps its per-epoch metrics.
 #
 #   scripts/gpu_check.sh --prepare [--with-data]   # here: build and bundle the binaries
 #   scripts/gpu_check.sh OUT_DIR [--train]          # on the GPU machine
@@ -63,8 +66,32 @@ printf '{"parity_tests_passed": %s, "parity_tests_failed": %s, "exit_code": %s}\
   "$passed" "$failed" "$status" > "$out/parity.json"
 
 if [ -x "$bin/kiln-bench" ]; then
-  "$bin/kiln-bench" --backend wgpu --batch 32 --batch 128 --image-size 224 > "$out/bench_wgpu.json"
-  cat "$out/bench_wgpu.json"
+  "$bin/kiln-bench" --backend wgpu --fma-peak --batch 32 --batch 128 --image-size 224 > "$out/bench_wgpu.json"
+  if command -v python3 >/dev/null; then
+    python3 - "$out/bench_wgpu.json" "$out/parity.json" <<'SUMMARY'
+import json, sys
+bench, parity = (json.load(open(path)) for path in sys.argv[1:3])
+print(f"device: {bench['backend']}")
+print(f"parity tests: {parity['parity_tests_passed']} passed, {parity['parity_tests_failed']} failed")
+peak = bench["fma_peak"]["gflops"]
+print(f"fp32 FMA peak (WGSL): {peak:.0f} GFLOP/s")
+for g in bench["gemm"]:
+    print(f"  GEMM {g['shape']:<28} {g['gflops']:9.1f} GFLOP/s  {100 * (g['of_peak'] or 0):5.1f}% of peak")
+ms = lambda v: "    -   " if v is None else f"{v:8.2f}"
+for c in bench["conv"]:
+    print(f"  {c['layer']:<6} fwd {ms(c['forward_ms'])} ms  input grad {ms(c['input_grad_ms'])} ms  weight grad {ms(c['weight_grad_ms'])} ms")
+for a in bench["alexnet"]:
+    print(f"AlexNet {bench['image_size']} batch {a['batch']}: train {a['train_images_per_s']:.0f} img/s, inference {a['inference_images_per_s']:.0f} img/s")
+w = bench["wgpu"]
+print(f"per training step: {w['dispatches_per_train_step']} dispatches, {w['submits_per_train_step']} submits, {w['host_ms_per_train_step']} ms host time")
+print(f"GPU buffer pool (peak GPU memory): {bench['device_memory_bytes'] / 2**30:.2f} GiB")
+print(f"autotuner choices: {len(w['autotune'])} shape classes")
+for choice in w["autotune"]:
+    print(f"  {choice}")
+SUMMARY
+  else
+    cat "$out/bench_wgpu.json"
+  fi
 fi
 
 if [ "$train" = "--train" ]; then

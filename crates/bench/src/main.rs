@@ -45,8 +45,9 @@ struct Args {
     /// Skip the GEMM and per-layer measurements.
     #[arg(long)]
     skip_layers: bool,
-    /// Measure the CPU's FMA peak (a register-only loop on every thread) and report
-    /// each CPU GEMM and convolution as a fraction of it.
+    /// Measure the device's fp32 FMA peak (on the CPU a register-only loop on every
+    /// thread, on wgpu a WGSL FMA-loop shader) and report each GEMM and convolution as
+    /// a fraction of it.
     #[arg(long)]
     fma_peak: bool,
 }
@@ -121,11 +122,12 @@ fn layer_figures(device: &Device, args: &Args, peak: Option<f64>) -> (Vec<String
         .and_then(|m| m.summary(&[1, args.image_size, args.image_size].into()).ok())
         .and_then(|s| s.rows.iter().find(|r| r.layer == "flatten").map(|r| r.output.numel()))
         .unwrap_or(6400);
-    let mut shapes: Vec<(String, usize, usize, usize)> = vec![
-        ("square 1024".into(), 1024, 1024, 1024),
-        (format!("fc1 batch {n}"), n, flat, 4096),
-        (format!("fc2 batch {n}"), n, 4096, 4096),
-    ];
+    let mut shapes: Vec<(String, usize, usize, usize)> = vec![("square 1024".into(), 1024, 1024, 1024)];
+    if wgpu_backend(device).is_some() {
+        // The GPU's reference size (the one published WGSL GEMMs report).
+        shapes.push(("square 4096".into(), 4096, 4096, 4096));
+    }
+    shapes.extend([(format!("fc1 batch {n}"), n, flat, 4096), (format!("fc2 batch {n}"), n, 4096, 4096)]);
     for (name, cin, cout, k, s, p, side) in conv_layers(args.image_size) {
         let out = (side + 2 * p - k) / s + 1;
         shapes.push((format!("{name} as GEMM, 1 image"), cout, cin * k * k, out * out));
@@ -241,11 +243,24 @@ fn main() {
         },
     };
     let threads = device.cpu_backend().map_or_else(rayon::current_num_threads, |cpu| cpu.threads());
-    let peak = args.fma_peak.then(|| fma_peak::fma_peak(threads));
-    let peak_json = peak.as_ref().map_or("null".to_string(), |p| {
-        format!("{{\"isa\": \"{}\", \"threads\": {}, \"gflops\": {:.1}}}", p.isa, p.threads, p.gflops)
-    });
-    let peak_gflops = peak.as_ref().map(|p| p.gflops).filter(|_| args.backend == BackendChoice::Cpu);
+    let (peak_json, peak_gflops) = match (args.fma_peak, wgpu_backend(&device)) {
+        (false, _) => ("null".to_string(), None),
+        (true, Some(gpu)) => match gpu.fma_peak_gflops() {
+            Ok(gflops) => (format!("{{\"isa\": \"wgsl f32 fma\", \"gflops\": {gflops:.1}}}"), Some(gflops)),
+            Err(err) => {
+                eprintln!("error: the FMA peak shader failed: {err}");
+                std::process::exit(1);
+            }
+        },
+        (true, None) => {
+            let p = fma_peak::fma_peak(threads);
+            let json = format!(
+                "{{\"isa\": \"{}\", \"threads\": {}, \"gflops\": {:.1}}}",
+                p.isa, p.threads, p.gflops
+            );
+            (json, Some(p.gflops))
+        }
+    };
     let (gemms, convs) =
         if args.skip_layers { (Vec::new(), Vec::new()) } else { layer_figures(&device, &args, peak_gflops) };
     let (models, work): (Vec<String>, Vec<_>) =

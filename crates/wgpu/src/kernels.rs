@@ -44,6 +44,8 @@ pub enum Kernel {
     Gemm(GemmPass, GemmTile),
     /// Split-K's second pass: the slices' sum, stored as the pass stores C.
     GemmSplitSum(GemmPass, GemmTile),
+    /// The fp32 FMA ceiling probe (kiln-bench's `--fma-peak`).
+    FmaPeak,
 }
 
 const INDEX: &str = include_str!("../../../shaders/index.wgsl");
@@ -59,6 +61,7 @@ const MATMUL: &str = include_str!("../../../shaders/matmul.wgsl");
 const CONV_COMMON: &str = include_str!("../../../shaders/conv_common.wgsl");
 const CONV_FORWARD: &str = include_str!("../../../shaders/conv2d_forward.wgsl");
 const CONV_INPUT_GRAD: &str = include_str!("../../../shaders/conv2d_input_grad.wgsl");
+const FMA_PEAK: &str = include_str!("../../../shaders/fma_peak.wgsl");
 const CONV_WEIGHT_GRAD: &str = include_str!("../../../shaders/conv2d_weight_grad.wgsl");
 
 /// One piece of a kernel's WGSL module.
@@ -109,6 +112,8 @@ const CONV_WEIGHT_GRAD_FAMILY: Family = Family {
     slots: &[Read, Read, Write, Write],
 };
 
+const FMA_PEAK_FAMILY: Family = Family { pieces: &[File(FMA_PEAK)], slots: &[Write] };
+
 /// The family of a pass on the tiled GEMM.
 fn gemm_family(pass: GemmPass) -> Family {
     match pass {
@@ -146,6 +151,7 @@ impl Kernel {
             SgdPair => (SGD_PAIR_FAMILY, "sgd_pair"),
             Gemm(pass, _) => (gemm_family(pass), "tiled_gemm"),
             GemmSplitSum(pass, _) => (gemm_family(pass), "split_k_sum"),
+            FmaPeak => (FMA_PEAK_FAMILY, "fma_peak"),
         }
     }
 

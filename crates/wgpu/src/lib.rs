@@ -39,6 +39,7 @@ mod kernels;
 mod op_codes;
 mod ops;
 mod params;
+mod peak;
 
 use std::sync::{Arc, OnceLock};
 

@@ -252,3 +252,11 @@ pub struct SgdPairParams {
     pub momentum: f32,
     pub weight_decay: f32,
 }
+
+/// `Params` of `fma_peak.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct FmaPeakParams {
+    /// Loop iterations of every invocation (64 floating-point operations each).
+    pub iterations: u32,
+}
