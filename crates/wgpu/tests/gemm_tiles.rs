@@ -110,3 +110,12 @@ fn the_tuner_tunes_a_shape_once_and_remembers_it() {
     assert_eq!((tuned, loaded), (0, choices), "the second device reads the choice instead of tuning");
     std::fs::remove_file(&cache).unwrap();
 }
+
+#[test]
+fn the_fma_probe_reports_a_finite_positive_rate() {
+    let Some(device) = gpu() else { return };
+    let backend = device.backend().as_any().downcast_ref::<WgpuBackend>().unwrap();
+    let gflops = backend.fma_peak_gflops().unwrap();
+    assert!(gflops.is_finite() && gflops > 0.1, "{gflops} GFLOP/s");
+    device.synchronize().unwrap();
+}
