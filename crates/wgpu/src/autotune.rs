@@ -28,7 +28,8 @@ pub enum Autotune {
         /// The cache file.
         cache: Option<PathBuf>,
     },
-    /// One tile shape for every product (to test each candidate).
+    /// One tile shape for every product the adapter's limits allow it for (to test
+    /// each candidate); the fixed default for the others.
     Fixed(GemmTile),
 }
 
@@ -125,7 +126,8 @@ impl Tuner {
             .map(|((pass, [m, n, k]), t)| {
                 let split = if t.splits > 1 { format!(", split-K {}", t.splits) } else { String::new() };
                 let tall = if t.lanes == Lanes::Tall { " tall" } else { "" };
-                format!("{} {m}×{n}×{k} → {}×{}{tall}{split}", pass.name(), t.rows, t.cols)
+                let double = if t.buffers == 2 { ", double-buffered" } else { "" };
+                format!("{} {m}×{n}×{k} → {}×{}{tall}{split}{double}", pass.name(), t.rows, t.cols)
             })
             .collect();
         lines.sort();
@@ -148,7 +150,7 @@ impl Tuner {
     ) {
         let cache = match &self.mode {
             Autotune::Off => return run(fixed),
-            Autotune::Fixed(tile) => return run(*tile),
+            Autotune::Fixed(tile) => return run(if self.limits.allow(*tile, dims) { *tile } else { fixed }),
             Autotune::On { cache } => cache,
         };
         let class = shape_class(pass, dims);
@@ -210,17 +212,24 @@ fn load_cache(path: &Path, adapter: &str) -> HashMap<ShapeClass, GemmTile> {
     text.lines().filter_map(|line| parse_line(line, adapter)).collect()
 }
 
-/// One cache line: adapter, pass, m, n, k, lanes, rows, cols, splits, tab-separated.
+/// One cache line: adapter, pass, m, n, k, lanes, rows, cols, splits, buffers,
+/// tab-separated.
 fn parse_line(line: &str, adapter: &str) -> Option<(ShapeClass, GemmTile)> {
     let fields: Vec<&str> = line.split('\t').collect();
-    let [key, pass, m, n, k, lanes, rows, cols, splits] = fields[..] else { return None };
+    let [key, pass, m, n, k, lanes, rows, cols, splits, buffers] = fields[..] else { return None };
     if key != adapter {
         return None;
     }
     let pass = GemmPass::ALL.into_iter().find(|p| p.name() == pass)?;
     let number = |v: &str| v.parse::<u32>().ok();
     let lanes = [Lanes::Square, Lanes::Tall].into_iter().find(|l| l.name() == lanes)?;
-    let tile = GemmTile { lanes, rows: number(rows)?, cols: number(cols)?, splits: number(splits)? };
+    let tile = GemmTile {
+        lanes,
+        rows: number(rows)?,
+        cols: number(cols)?,
+        splits: number(splits)?,
+        buffers: number(buffers)?,
+    };
     GemmTile::CANDIDATES.contains(&tile).then_some(((pass, [number(m)?, number(n)?, number(k)?]), tile))
 }
 
@@ -234,8 +243,9 @@ fn append_cache(
         std::fs::create_dir_all(dir)?;
     }
     let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-    let (lanes, rows, cols, splits) = (tile.lanes.name(), tile.rows, tile.cols, tile.splits);
-    writeln!(file, "{adapter}\t{}\t{m}\t{n}\t{k}\t{lanes}\t{rows}\t{cols}\t{splits}", pass.name())
+    let GemmTile { lanes, rows, cols, splits, buffers } = tile;
+    let lanes = lanes.name();
+    writeln!(file, "{adapter}\t{}\t{m}\t{n}\t{k}\t{lanes}\t{rows}\t{cols}\t{splits}\t{buffers}", pass.name())
 }
 
 #[cfg(test)]
@@ -245,23 +255,26 @@ mod tests {
     #[test]
     fn a_shape_is_tried_only_where_the_adapter_allows_it() {
         let limits = TileLimits { workgroup_bytes: 16_384, binding_bytes: 1 << 20 };
-        let split = GemmTile { lanes: Lanes::Square, rows: 4, cols: 4, splits: 16 };
+        let split = GemmTile { lanes: Lanes::Square, rows: 4, cols: 4, splits: 16, buffers: 1 };
         assert!(limits.allow(split, [64, 64, 100_000]), "16 × 64 × 64 partial sums fit in 1 MiB");
         assert!(!limits.allow(split, [512, 512, 100_000]), "16 MiB of partial sums do not");
         assert!(limits.allow(GemmTile::DEFAULT, [4096, 4096, 4096]), "no split, no partial buffer");
         let small = TileLimits { workgroup_bytes: 8_192, ..limits };
         assert!(
-            !small.allow(GemmTile { lanes: Lanes::Square, rows: 8, cols: 8, splits: 1 }, [64, 64, 64]),
+            !small.allow(
+                GemmTile { lanes: Lanes::Square, rows: 8, cols: 8, splits: 1, buffers: 1 },
+                [64, 64, 64]
+            ),
             "16 KiB of tiles"
         );
     }
 
     #[test]
     fn cache_lines_round_trip_and_other_adapters_are_ignored() {
-        let line = "gpu A | drv | kiln 0.1.0\tconv_weight_grad\t256\t4096\t65536\tsquare\t4\t4\t16";
+        let line = "gpu A | drv | kiln 0.1.0\tconv_weight_grad\t256\t4096\t65536\tsquare\t4\t4\t16\t1";
         let (class, tile) = parse_line(line, "gpu A | drv | kiln 0.1.0").unwrap();
         assert_eq!(class, (GemmPass::ConvWeightGrad, [256, 4096, 65536]));
-        assert_eq!(tile, GemmTile { lanes: Lanes::Square, rows: 4, cols: 4, splits: 16 });
+        assert_eq!(tile, GemmTile { lanes: Lanes::Square, rows: 4, cols: 4, splits: 16, buffers: 1 });
         assert!(parse_line(line, "gpu B | drv | kiln 0.1.0").is_none());
         assert!(parse_line("gpu A\tmatmul\t1\t2", "gpu A").is_none(), "a short line is skipped");
     }

@@ -69,6 +69,9 @@ pub struct GemmTile {
     pub cols: u32,
     /// Slices of K (1: no split-K).
     pub splits: u32,
+    /// Operand tile buffers in workgroup memory: 2 loads the next K step while this
+    /// one computes.
+    pub buffers: u32,
 }
 
 /// Matrix products with at most this many rows use [`GemmTile::NARROW`] by default.
@@ -76,22 +79,24 @@ const NARROW_ROWS: usize = 32;
 
 impl GemmTile {
     /// 64×64 tiles, 4×4 outputs per invocation: the fixed default.
-    pub const DEFAULT: GemmTile = GemmTile { lanes: Lanes::Square, rows: 4, cols: 4, splits: 1 };
+    pub const DEFAULT: GemmTile = GemmTile { lanes: Lanes::Square, rows: 4, cols: 4, splits: 1, buffers: 1 };
     /// 16×64 tiles for products with few rows (a dense layer at a small batch).
-    pub const NARROW: GemmTile = GemmTile { lanes: Lanes::Square, rows: 1, cols: 4, splits: 1 };
+    pub const NARROW: GemmTile = GemmTile { lanes: Lanes::Square, rows: 1, cols: 4, splits: 1, buffers: 1 };
     /// Every shape the autotuner tries: larger tiles for large products, split-K for
     /// long K and a small C (a convolution's weight gradient, K = batch × output
     /// pixels), tall tiles for few columns (a classifier's 10 outputs).
-    pub const CANDIDATES: [GemmTile; 9] = [
+    pub const CANDIDATES: [GemmTile; 11] = [
         GemmTile::NARROW,
         GemmTile::DEFAULT,
-        GemmTile { lanes: Lanes::Square, rows: 4, cols: 8, splits: 1 },
-        GemmTile { lanes: Lanes::Square, rows: 8, cols: 4, splits: 1 },
-        GemmTile { lanes: Lanes::Square, rows: 8, cols: 8, splits: 1 },
-        GemmTile { lanes: Lanes::Square, rows: 4, cols: 4, splits: 4 },
-        GemmTile { lanes: Lanes::Square, rows: 4, cols: 4, splits: 16 },
-        GemmTile { lanes: Lanes::Tall, rows: 1, cols: 4, splits: 1 },
-        GemmTile { lanes: Lanes::Tall, rows: 2, cols: 4, splits: 1 },
+        GemmTile { lanes: Lanes::Square, rows: 4, cols: 8, splits: 1, buffers: 1 },
+        GemmTile { lanes: Lanes::Square, rows: 8, cols: 4, splits: 1, buffers: 1 },
+        GemmTile { lanes: Lanes::Square, rows: 8, cols: 8, splits: 1, buffers: 1 },
+        GemmTile { lanes: Lanes::Square, rows: 4, cols: 4, splits: 4, buffers: 1 },
+        GemmTile { lanes: Lanes::Square, rows: 4, cols: 4, splits: 16, buffers: 1 },
+        GemmTile { lanes: Lanes::Tall, rows: 1, cols: 4, splits: 1, buffers: 1 },
+        GemmTile { lanes: Lanes::Tall, rows: 2, cols: 4, splits: 1, buffers: 1 },
+        GemmTile { lanes: Lanes::Square, rows: 4, cols: 4, splits: 1, buffers: 2 },
+        GemmTile { lanes: Lanes::Square, rows: 8, cols: 8, splits: 1, buffers: 2 },
     ];
 
     /// The fixed choice for a matrix product with `m` rows (convolutions take
@@ -108,9 +113,9 @@ impl GemmTile {
         (self.lanes.xy()[0] * self.cols) as usize
     }
 
-    /// Workgroup memory the shape stages: two 16-deep operand tiles of f32.
+    /// Workgroup memory the shape stages: two 16-deep operand tiles of f32 per buffer.
     pub fn workgroup_bytes(self) -> u32 {
-        (16 * (self.tile_m() + self.tile_n()) * 4) as u32
+        (16 * (self.tile_m() + self.tile_n()) * 4) as u32 * self.buffers
     }
 
     /// The tiled GEMM's source compiled for this shape, with its split-K buffer
@@ -121,8 +126,9 @@ impl GemmTile {
         const SPLITS: &str = "const SPLITS: u32 = 1u;";
         const WG_X: &str = "const WG_X: u32 = 16u;";
         const WG_Y: &str = "const WG_Y: u32 = 16u;";
+        const BUFFERS: &str = "const BUFFERS: u32 = 1u;";
         assert!(
-            [ROWS, COLS, SPLITS, WG_X, WG_Y].iter().all(|c| template.contains(c)),
+            [ROWS, COLS, SPLITS, WG_X, WG_Y, BUFFERS].iter().all(|c| template.contains(c)),
             "gemm_tile.wgsl's tile constants moved"
         );
         let partial =
@@ -132,7 +138,8 @@ impl GemmTile {
             .replace(COLS, &format!("const COLS: u32 = {}u;", self.cols))
             .replace(SPLITS, &format!("const SPLITS: u32 = {}u;", self.splits))
             .replace(WG_X, &format!("const WG_X: u32 = {}u;", self.lanes.xy()[0]))
-            .replace(WG_Y, &format!("const WG_Y: u32 = {}u;", self.lanes.xy()[1]));
+            .replace(WG_Y, &format!("const WG_Y: u32 = {}u;", self.lanes.xy()[1]))
+            .replace(BUFFERS, &format!("const BUFFERS: u32 = {}u;", self.buffers));
         format!("{partial}\n{body}")
     }
 

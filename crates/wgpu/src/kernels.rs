@@ -272,7 +272,7 @@ mod tests {
         assert_eq!(narrow, wide.replace("const ROWS: u32 = 4u;", "const ROWS: u32 = 1u;"));
         let big = Kernel::Gemm(
             GemmPass::ConvWeightGrad,
-            GemmTile { lanes: Lanes::Square, rows: 8, cols: 8, splits: 16 },
+            GemmTile { lanes: Lanes::Square, rows: 8, cols: 8, splits: 16, buffers: 1 },
         )
         .source();
         assert!(big.contains("const ROWS: u32 = 8u;") && big.contains("const SPLITS: u32 = 16u;"));
