@@ -42,19 +42,27 @@ mod with_mpi {
         Command::new(BINARY).args(args).output().expect("the binary runs")
     }
 
+    /// `mpirun` starting `processes` copies of the binary with `--distributed`.
+    fn mpirun_command(processes: usize) -> Command {
+        let mut command = Command::new("mpirun");
+        // Containers often forbid the cross-memory attach Open MPI's shared-memory
+        // transport tries first; copying through the shared segment always works.
+        command.env("OMPI_MCA_btl_vader_single_copy_mechanism", "none").args([
+            "--allow-run-as-root",
+            "--oversubscribe",
+            "-n",
+            &processes.to_string(),
+            BINARY,
+            "--distributed",
+        ]);
+        command
+    }
+
+    const NO_MPIRUN: &str =
+        "mpirun must be installed for the distributed tests (apt-get install openmpi-bin)";
+
     fn mpirun(processes: usize, args: &[String]) -> Output {
-        Command::new("mpirun")
-            .args([
-                "--allow-run-as-root",
-                "--oversubscribe",
-                "-n",
-                &processes.to_string(),
-                BINARY,
-                "--distributed",
-            ])
-            .args(args)
-            .output()
-            .expect("mpirun must be installed for the distributed tests (apt-get install openmpi-bin)")
+        mpirun_command(processes).args(args).output().expect(NO_MPIRUN)
     }
 
     fn succeeded(what: &str, output: &Output) {
@@ -155,13 +163,12 @@ mod with_mpi {
         let dir = temp_dir("dist-pause");
         let mut args = settings(&data, &dir);
         args.extend(["--checkpoint-every".into(), "1".into()]);
-        let child = Command::new("mpirun")
-            .args(["--allow-run-as-root", "--oversubscribe", "-n", "2", BINARY, "--distributed"])
+        let child = mpirun_command(2)
             .args(&args)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .spawn()
-            .expect("mpirun must be installed for the distributed tests (apt-get install openmpi-bin)");
+            .expect(NO_MPIRUN);
         let checkpoint = dir.join("alexnet.safetensors");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
         while !checkpoint.exists() {
