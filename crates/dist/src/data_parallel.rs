@@ -67,24 +67,24 @@ impl DataParallel {
     }
 
     /// Replaces every parameter of `model` by rank 0's, so all processes start equal.
+    /// Every value is read before the first broadcast: a process that cannot read its
+    /// parameters fails before any collective, rather than skipping one the others
+    /// wait in.
     pub fn broadcast_parameters(&self, model: &mut dyn Module) -> Result<()> {
         if self.size() == 1 {
             return Ok(());
         }
-        let mut failure = None;
+        let mut values =
+            model.named_parameters().iter().map(|(_, param)| param.to_vec()).collect::<Result<Vec<_>>>()?;
+        for tensor in &mut values {
+            self.timed(|| self.collective.broadcast_f32(tensor));
+        }
+        let mut values = values.into_iter();
         model.visit_parameters_mut("", &mut |_, param| {
-            let values = match param.to_vec() {
-                Ok(values) => values,
-                Err(err) => {
-                    failure.get_or_insert(err);
-                    return;
-                }
-            };
-            let mut values = values;
-            self.timed(|| self.collective.broadcast_f32(&mut values));
-            *param = Tensor::from_vec(param.shape().clone(), values, param.device()).with_requires_grad();
+            let rank0 = values.next().expect("the same parameters in the same order");
+            *param = Tensor::from_vec(param.shape().clone(), rank0, param.device()).with_requires_grad();
         });
-        failure.map_or(Ok(()), Err)
+        Ok(())
     }
 
     /// Makes `grads` the whole batch's gradients on every process: each process's
