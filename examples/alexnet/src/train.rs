@@ -156,6 +156,10 @@ impl<'a> Trainer<'a> {
     /// `epoch_seconds` being the training time of the epoch in progress. A model that
     /// became non-finite is not saved: that ends training with the divergence message.
     fn save(&mut self, epoch_seconds: f64) -> Result<(), String> {
+        if !self.parallel.is_root() {
+            self.last_saved_step = Some(self.position.step);
+            return Ok(());
+        }
         let mut meta = self.run_settings();
         meta.insert("epoch".into(), self.position.epoch.to_string());
         meta.insert("batch".into(), self.position.batch.to_string());
@@ -165,10 +169,6 @@ impl<'a> Trainer<'a> {
             meta.insert(EPOCH_SECONDS.into(), epoch_seconds.to_string());
         }
         self.history.write_metadata(&mut meta);
-        if !self.parallel.is_root() {
-            self.last_saved_step = Some(self.position.step);
-            return Ok(());
-        }
         match checkpoint::save(&self.args.checkpoint, &self.model, Some(self.optimizer.as_ref()), &meta) {
             Ok(()) => {
                 self.last_saved_step = Some(self.position.step);
