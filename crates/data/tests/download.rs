@@ -3,7 +3,6 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
-use std::path::PathBuf;
 use std::thread::JoinHandle;
 
 use flate2::Compression;
@@ -57,10 +56,10 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     encoder.finish().unwrap()
 }
 
-fn temp_dir(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("kiln-data-download-{}-{test}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+/// A scratch root for one test, removed with everything in it when dropped; the test's
+/// directories are paths under it that do not exist yet.
+fn scratch() -> tempfile::TempDir {
+    tempfile::Builder::new().prefix("kiln-data-download-").tempdir().unwrap()
 }
 
 /// Two small files and their pinned digests (leaked so they are `'static` like the real list).
@@ -74,10 +73,11 @@ fn files(a: &[u8], b: &[u8]) -> [DatasetFile; 2] {
 
 #[test]
 fn good_files_are_downloaded_and_verified() {
+    let scratch = scratch();
     let (a, b) = (b"first file".to_vec(), vec![42u8; 100_000]);
     let (url, server) =
         serve(vec![("a-ubyte.gz", Reply::Serve(gzip(&a))), ("b-ubyte.gz", Reply::Serve(gzip(&b)))], 2);
-    let dir = temp_dir("good");
+    let dir = scratch.path().join("good");
     download(&url, &dir, &files(&a, &b)).unwrap();
     server.join().unwrap();
     assert_eq!(kiln_data::idx::read_maybe_gzip(&dir.join("a-ubyte.gz"), 1 << 20).unwrap(), a);
@@ -87,9 +87,10 @@ fn good_files_are_downloaded_and_verified() {
 
 #[test]
 fn a_file_with_the_wrong_hash_is_rejected_and_removed() {
+    let scratch = scratch();
     let (a, b) = (b"expected".to_vec(), b"other".to_vec());
     let (url, server) = serve(vec![("a-ubyte.gz", Reply::Serve(gzip(b"tampered")))], 1);
-    let dir = temp_dir("hash");
+    let dir = scratch.path().join("hash");
     let err = download(&url, &dir, &files(&a, &b)).unwrap_err();
     server.join().unwrap();
     assert!(matches!(err, DataError::HashMismatch { .. }), "{err}");
@@ -99,8 +100,9 @@ fn a_file_with_the_wrong_hash_is_rejected_and_removed() {
 
 #[test]
 fn a_connection_dropped_midway_leaves_nothing_behind() {
+    let scratch = scratch();
     let (url, server) = serve(vec![("a-ubyte.gz", Reply::DropAfter { length: 10_000, sent: 100 })], 1);
-    let dir = temp_dir("drop");
+    let dir = scratch.path().join("drop");
     let err = download(&url, &dir, &files(b"x", b"y")).unwrap_err();
     server.join().unwrap();
     assert!(err.to_string().contains("connection closed after 100 of 10000 bytes"), "{err}");
@@ -109,14 +111,15 @@ fn a_connection_dropped_midway_leaves_nothing_behind() {
 
 #[test]
 fn offline_error_lists_every_place_and_the_ways_out() {
+    let scratch = scratch();
     let closed = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/", closed.local_addr().unwrap());
     drop(closed);
     let paths = SearchPaths {
         explicit: None,
         env: None,
-        cache: Some(temp_dir("offline-cache")),
-        system: temp_dir("offline-system"),
+        cache: Some(scratch.path().join("offline-cache")),
+        system: scratch.path().join("offline-system"),
     };
     let err = locate_or_download(&paths, &url, &files(b"x", b"y")).unwrap_err().to_string();
     assert!(err.contains(&paths.cache.unwrap().display().to_string()), "{err}");
@@ -126,9 +129,10 @@ fn offline_error_lists_every_place_and_the_ways_out() {
 
 #[test]
 fn search_order_explicit_then_cache_then_system() {
+    let scratch = scratch();
     let set = files(b"x", b"y");
     let populated = |test: &str| {
-        let dir = temp_dir(test);
+        let dir = scratch.path().join(test);
         std::fs::create_dir_all(&dir).unwrap();
         set.iter().for_each(|f| std::fs::write(dir.join(f.name), b"").unwrap());
         dir
@@ -137,9 +141,9 @@ fn search_order_explicit_then_cache_then_system() {
     let mut paths =
         SearchPaths { explicit: None, env: None, cache: Some(cache.clone()), system: system.clone() };
     assert_eq!(locate_or_download(&paths, "http://unused/", &set).unwrap(), cache);
-    paths.cache = Some(temp_dir("order-empty-cache"));
+    paths.cache = Some(scratch.path().join("order-empty-cache"));
     assert_eq!(locate_or_download(&paths, "http://unused/", &set).unwrap(), system);
-    paths.explicit = Some(temp_dir("order-missing"));
+    paths.explicit = Some(scratch.path().join("order-missing"));
     let err = locate_or_download(&paths, "http://unused/", &set).unwrap_err().to_string();
     assert!(err.contains("--data-dir lacks a-ubyte.gz, b-ubyte.gz"), "{err}");
 }

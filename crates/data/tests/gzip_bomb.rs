@@ -31,9 +31,8 @@ fn a_gzip_bomb_is_stopped_at_the_size_its_header_declares() {
         encoder.write_all(&zeros).unwrap();
     }
     let bomb = encoder.finish().unwrap();
-    let dir = std::env::temp_dir().join(format!("kiln-data-bomb-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("bomb-images-idx3-ubyte.gz");
+    let dir = tempfile::Builder::new().prefix("kiln-data-bomb-").tempdir().unwrap();
+    let path = dir.path().join("bomb-images-idx3-ubyte.gz");
     std::fs::write(&path, &bomb).unwrap();
     drop((bomb, zeros));
 
@@ -45,5 +44,4 @@ fn a_gzip_bomb_is_stopped_at_the_size_its_header_declares() {
         "{err}"
     );
     assert!(grew < 64 << 20, "reading a 1 GiB bomb raised peak memory by {} MiB", grew >> 20);
-    std::fs::remove_dir_all(&dir).unwrap();
 }

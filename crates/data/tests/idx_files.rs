@@ -9,10 +9,9 @@ use flate2::write::GzEncoder;
 use kiln_data::idx::{IdxImages, ImageSize, read_images, read_labels};
 use kiln_data::{DataError, FashionMnist};
 
-fn temp_dir(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("kiln-data-idx-{}-{test}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A scratch directory for `test`, removed when dropped.
+fn temp_dir(test: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(&format!("kiln-data-idx-{test}-")).tempdir().unwrap()
 }
 
 /// An IDX file: magic `0x0000_08_{ndims}`, the dimensions, then `data`.
@@ -29,8 +28,8 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     encoder.finish().unwrap()
 }
 
-fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
-    let path = dir.join(name);
+fn write(dir: impl AsRef<Path>, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = dir.as_ref().join(name);
     std::fs::write(&path, bytes).unwrap();
     path
 }
@@ -40,7 +39,7 @@ fn images(count: usize, rows: usize, cols: usize, pixels: &[u8]) -> IdxImages {
 }
 
 /// A Fashion-MNIST directory whose four files hold these images and labels.
-fn dataset(test: &str, images: &[u8], labels: &[u8]) -> PathBuf {
+fn dataset(test: &str, images: &[u8], labels: &[u8]) -> tempfile::TempDir {
     let set = temp_dir(test);
     for (name, bytes) in [
         ("train-images-idx3-ubyte.gz", images),
@@ -124,7 +123,7 @@ fn labels_out_of_range_and_count_mismatch() {
     assert!(err.contains("label 10 of example 2 is outside 0..10"), "{err}");
 
     let set = dataset("mismatch", &idx(3, &[3, 28, 28], &[0; 3 * 784]), &idx(1, &[2], &[1, 2]));
-    let err = message(FashionMnist::load_dir(&set).unwrap_err());
+    let err = message(FashionMnist::load_dir(set.path()).unwrap_err());
     assert!(err.contains("holds 3 images but") && err.contains("holds 2 labels"), "{err}");
 }
 
@@ -137,14 +136,14 @@ fn dimensions_whose_product_overflows_are_an_error_not_a_panic() {
 
     let set =
         dataset("overflow-set", &idx(3, &[4, 1 << 31, 1 << 31], &[0; 16]), &idx(1, &[4], &[1, 2, 3, 4]));
-    let err = message(FashionMnist::load_dir(&set).unwrap_err());
+    let err = message(FashionMnist::load_dir(set.path()).unwrap_err());
     assert!(err.contains("train-images-idx3-ubyte.gz: not a valid IDX file"), "{err}");
 }
 
 #[test]
 fn empty_or_wrongly_sized_images_are_rejected() {
     let set = dataset("empty-images", &idx(3, &[3, 0, 0], &[]), &idx(1, &[3], &[1, 2, 3]));
-    let err = message(FashionMnist::load_dir(&set).unwrap_err());
+    let err = message(FashionMnist::load_dir(set.path()).unwrap_err());
     assert!(
         err.contains("train-images-idx3-ubyte.gz") && err.contains("images are 0×0, expected 28×28"),
         "{err}"
@@ -156,13 +155,13 @@ fn empty_or_wrongly_sized_images_are_rejected() {
     assert!(err.contains("images are 0×7: an image needs at least one pixel"), "{err}");
 
     let set = dataset("small-images", &idx(3, &[2, 27, 28], &[0; 2 * 27 * 28]), &idx(1, &[2], &[1, 2]));
-    let err = message(FashionMnist::load_dir(&set).unwrap_err());
+    let err = message(FashionMnist::load_dir(set.path()).unwrap_err());
     assert!(err.contains("images are 27×28, expected 28×28"), "{err}");
 }
 
 #[test]
 fn a_split_without_examples_is_rejected() {
     let set = dataset("no-examples", &idx(3, &[0, 28, 28], &[]), &idx(1, &[0], &[]));
-    let err = message(FashionMnist::load_dir(&set).unwrap_err());
+    let err = message(FashionMnist::load_dir(set.path()).unwrap_err());
     assert!(err.contains("train-images-idx3-ubyte.gz") && err.contains("holds no images"), "{err}");
 }

@@ -18,10 +18,29 @@ fn small_cnn(seed: u64) -> Sequential {
     Sequential::new().push_named("features", features).push_named("classifier", classifier)
 }
 
-fn temp_path(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("kiln-nn-tests-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+/// A file path `name` in a scratch directory that is removed when the path is dropped.
+struct ScratchFile {
+    path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for ScratchFile {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl AsRef<Path> for ScratchFile {
+    fn as_ref(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn temp_path(name: &str) -> ScratchFile {
+    let dir = tempfile::Builder::new().prefix("kiln-nn-tests-").tempdir().unwrap();
+    ScratchFile { path: dir.path().join(name), _dir: dir }
 }
 
 fn values(model: &dyn Module) -> Vec<Vec<f32>> {

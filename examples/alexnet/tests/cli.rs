@@ -7,10 +7,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{BINARY, data_dir, field, temp_dir, tensors};
+use common::{BINARY, ScratchDir, data_dir, field, temp_dir, tensors};
 use safetensors::tensor::SafeTensors;
 
 /// The binary with the environment of a newcomer's shell on a headless machine: no
@@ -257,7 +257,7 @@ fn a_missing_gpu_adapter_is_one_line_without_a_doubled_prefix() {
 
 /// A Fashion-MNIST directory whose two image files have these header dimensions (and
 /// the pixels they claim, when that is small) and whose label files hold `count` labels.
-fn crafted_dataset(test: &str, dims: [u32; 3], count: u32) -> PathBuf {
+fn crafted_dataset(test: &str, dims: [u32; 3], count: u32) -> ScratchDir {
     let dir = temp_dir(test);
     let mut images = vec![0, 0, 8, 3];
     dims.iter().for_each(|d| images.extend(d.to_be_bytes()));

@@ -306,15 +306,15 @@ mod tests {
         history
     }
 
-    fn temp(name: &str) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("kiln-plots-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir.join(name)
+    /// A scratch directory for one test's pictures, removed when dropped.
+    fn scratch() -> tempfile::TempDir {
+        tempfile::Builder::new().prefix("kiln-plots-").tempdir().unwrap()
     }
 
     #[test]
     fn training_curves_are_a_png_of_their_size_that_follows_the_data() {
-        let (a, b) = (temp("a-training.png"), temp("b-training.png"));
+        let dir = scratch();
+        let (a, b) = (dir.path().join("a-training.png"), dir.path().join("b-training.png"));
         training(&a, &history(0.85)).unwrap();
         training(&b, &history(0.70)).unwrap();
         let (size, pixels_a) = decode(&a);
@@ -333,7 +333,8 @@ mod tests {
             (0..9).for_each(|_| matrix.add(c, c));
             matrix.add(c, (c + 1) % 10);
         }
-        let (a, b) = (temp("a-confusion.png"), temp("b-confusion.png"));
+        let dir = scratch();
+        let (a, b) = (dir.path().join("a-confusion.png"), dir.path().join("b-confusion.png"));
         confusion(&a, &matrix).unwrap();
         matrix.add(3, 4);
         confusion(&b, &matrix).unwrap();

@@ -28,12 +28,27 @@ fn kiln_data_debian_dir() -> &'static str {
     "/usr/share/datasets/fashion-mnist"
 }
 
-/// A fresh scratch directory for `test`.
-pub fn temp_dir(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("kiln-alexnet-{}-{test}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A scratch directory that is removed with everything in it when dropped (a test's
+/// checkpoints are hundreds of megabytes; left behind, a few test runs fill a disk).
+pub struct ScratchDir(tempfile::TempDir);
+
+impl std::ops::Deref for ScratchDir {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl AsRef<Path> for ScratchDir {
+    fn as_ref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+/// A fresh scratch directory for `test`, named after it.
+pub fn temp_dir(test: &str) -> ScratchDir {
+    ScratchDir(tempfile::Builder::new().prefix(&format!("kiln-alexnet-{test}-")).tempdir().unwrap())
 }
 
 /// The number after `"key": ` in a JSON line.
