@@ -79,8 +79,8 @@ pub fn forward(
     g: &Conv2dGeometry,
     activation: Activation,
 ) -> Vec<f32> {
-    if winograd::applies(g) {
-        return winograd::forward(mem, x, w, bias, g, activation);
+    if let Some(algorithm) = winograd::algorithm(g) {
+        return winograd::forward(algorithm, mem, x, w, bias, g, activation);
     }
     let p = Plan::new(g);
     let o = g.out_channels;
@@ -152,8 +152,8 @@ pub fn backward_weight(
     g: &Conv2dGeometry,
     with_bias: bool,
 ) -> (Vec<f32>, Option<Vec<f32>>) {
-    if winograd::applies(g) {
-        let dw = winograd::backward_weight(mem, x, grad, g);
+    if let Some(algorithm) = winograd::algorithm(g) {
+        let dw = winograd::backward_weight(algorithm, mem, x, grad, g);
         return (dw, with_bias.then(|| bias_gradient(grad, g)));
     }
     let p = Plan::new(g);

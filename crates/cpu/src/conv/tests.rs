@@ -137,9 +137,9 @@ fn an_empty_batch_has_zero_weight_gradients() {
 /// `g`, each entry's error divided by the sum of the magnitudes of its products
 /// (`Σ|w·x|`, the scale any float32 convolution's rounding grows with).
 fn winograd_relative_error(g: Conv2dGeometry) -> [f64; 3] {
-    assert!(super::winograd::applies(&g), "{g:?} must take the Winograd path");
+    assert!(super::winograd::algorithm(&g).is_some(), "{g:?} must take the Winograd path");
     let x = values(g.batch * g.in_channels * g.in_h * g.in_w, 5);
-    let w = values(g.out_channels * g.in_channels * 9, 6);
+    let w = values(g.out_channels * g.in_channels * g.kernel_h * g.kernel_w, 6);
     let out_len = g.batch * g.out_channels * g.out_h() * g.out_w();
     let dy = values(out_len, 7);
     let (mut out, mut out_scale) = (vec![0.0; out_len], vec![0.0; out_len]);
@@ -170,6 +170,16 @@ fn winograd_relative_error(g: Conv2dGeometry) -> [f64; 3] {
     ]
 }
 
+/// Runs [`winograd_relative_error`] on every geometry, printing each, and asserts
+/// that forward pass and both gradients stay within `bound`.
+fn assert_winograd_within(bound: f64, geometries: &[Conv2dGeometry]) {
+    for g in geometries {
+        let errors = winograd_relative_error(*g);
+        eprintln!("{g:?}: forward, input gradient, weight gradient {errors:?}");
+        assert!(errors.iter().all(|e| *e <= bound), "{g:?}: {errors:?}");
+    }
+}
+
 /// Winograd F(2×2, 3×3) against the float64 direct convolution, forward and both
 /// gradients: odd plane sizes (a last tile half outside), paddings 0 to 2, channel
 /// counts that are not multiples of any tile, several groups of images, and AlexNet's
@@ -178,23 +188,41 @@ fn winograd_relative_error(g: Conv2dGeometry) -> [f64; 3] {
 /// worst measured value is 5.3e-7 (weight gradient, 3×3 planes), 3.2e-7 forward and
 /// input gradient.
 #[test]
-fn winograd_stays_within_its_error_bound() {
-    const BOUND: f64 = 2e-6;
-    let geometries = [
-        geometry([3, 17, 7, 9], 19, (3, 3), (1, 1), (1, 1)),
-        geometry([2, 16, 5, 6], 16, (3, 3), (1, 1), (0, 0)),
-        geometry([1, 20, 6, 11], 18, (3, 3), (1, 1), (2, 2)),
-        geometry([1, 256, 12, 12], 384, (3, 3), (1, 1), (1, 1)),
-        geometry([1, 384, 12, 12], 384, (3, 3), (1, 1), (1, 1)),
-        geometry([1, 384, 12, 12], 256, (3, 3), (1, 1), (1, 1)),
-        geometry([4, 256, 3, 3], 384, (3, 3), (1, 1), (1, 1)),
-        geometry([23, 16, 7, 7], 17, (3, 3), (1, 1), (1, 1)),
-    ];
-    for g in geometries {
-        let errors = winograd_relative_error(g);
-        eprintln!("{g:?}: forward, input gradient, weight gradient {errors:?}");
-        assert!(errors.iter().all(|e| *e <= BOUND), "{g:?}: {errors:?}");
-    }
+fn winograd_3x3_stays_within_its_error_bound() {
+    assert_winograd_within(
+        2e-6,
+        &[
+            geometry([3, 17, 7, 9], 19, (3, 3), (1, 1), (1, 1)),
+            geometry([2, 16, 5, 6], 16, (3, 3), (1, 1), (0, 0)),
+            geometry([1, 20, 6, 11], 18, (3, 3), (1, 1), (2, 2)),
+            geometry([1, 256, 12, 12], 384, (3, 3), (1, 1), (1, 1)),
+            geometry([1, 384, 12, 12], 384, (3, 3), (1, 1), (1, 1)),
+            geometry([1, 384, 12, 12], 256, (3, 3), (1, 1), (1, 1)),
+            geometry([4, 256, 3, 3], 384, (3, 3), (1, 1), (1, 1)),
+            geometry([23, 16, 7, 7], 17, (3, 3), (1, 1), (1, 1)),
+        ],
+    );
+}
+
+/// Winograd F(2×2, 5×5) against the float64 direct convolution, forward and both
+/// gradients: odd plane sizes, paddings 0 to 4, odd channel counts, several groups of
+/// images, and AlexNet's conv2 at 224×224 (26×26 planes), 99×99 (11×11) and 67×67
+/// (7×7). Its interpolation points reach ±2, so the transforms scale values by up to
+/// 5 and rounding grows more than in F(2×2, 3×3): the bound is 1e-5 of `Σ|w·x|`.
+#[test]
+fn winograd_5x5_stays_within_its_error_bound() {
+    assert_winograd_within(
+        1e-5,
+        &[
+            geometry([3, 17, 9, 11], 19, (5, 5), (1, 1), (2, 2)),
+            geometry([2, 16, 8, 7], 16, (5, 5), (1, 1), (0, 0)),
+            geometry([1, 20, 6, 9], 18, (5, 5), (1, 1), (4, 4)),
+            geometry([1, 21, 7, 8], 23, (5, 5), (1, 1), (1, 3)),
+            geometry([1, 96, 26, 26], 256, (5, 5), (1, 1), (2, 2)),
+            geometry([2, 96, 11, 11], 256, (5, 5), (1, 1), (2, 2)),
+            geometry([5, 96, 7, 7], 256, (5, 5), (1, 1), (2, 2)),
+        ],
+    );
 }
 
 /// A fused ReLU equals the convolution followed by ReLU, bit for bit, on the implicit

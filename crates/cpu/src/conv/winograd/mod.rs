@@ -1,0 +1,527 @@
+//! Winograd convolutions for stride-1 3×3 and 5×5 kernels: each 2×2 block of output
+//! pixels comes from an `N×N` input tile through `N²` products instead of `4·R²`:
+//! F(2×2, 3×3) does 16 products instead of 36 (2.25× less GEMM work; AlexNet's
+//! conv3–conv5), F(2×2, 5×5) 36 instead of 100 (2.78×; conv2). Forward pass, input
+//! gradient (through the flipped-kernel form, itself a forward convolution) and weight
+//! gradient all run this way.
+//!
+//! With `G`, `Bᵀ`, `Aᵀ` the algorithm's transforms ([`transforms`]), the weights
+//! become `U = G·g·Gᵀ` (`N²` matrices `[O, C]`, one per tile position ξ), each input
+//! tile `V = Bᵀ·d·B` (`N²` matrices `[C, tiles]`), the products `M[ξ] = U[ξ]·V[ξ]` run
+//! on the packed GEMM, and each output block is `Y = Aᵀ·m·A`. Every step runs in a
+//! fixed order, so results are identical from run to run. The transforms add rounding:
+//! the tests bound the error against a float64 direct convolution.
+
+mod transforms;
+
+use kiln_tensor::{Activation, Conv2dGeometry};
+use rayon::prelude::*;
+
+use crate::gemm::{Left, NR, OutputLayout, PackB, PackedA, Strided, gemm_packed};
+use crate::memory::HostMemory;
+use crate::scratch::with_scratch;
+use transforms::{Algorithm as Transformed, F2x3, F2x5, LANES, Lanes, gather, times, times_transposed};
+
+/// Output pixels per tile side, in both algorithms.
+const M: usize = 2;
+
+/// Output columns (tiles) a group's GEMMs aim for.
+const TARGET_TILES: usize = 256;
+
+/// Floats added between the matrices of a transform, so that they do not start at
+/// addresses a multiple of 4 KiB apart: the streams written (and read) together would
+/// otherwise all map to the same cache sets and evict each other.
+const SKEW: usize = 16;
+
+/// Fewest channels (in and out) for which the transforms pay for themselves.
+const MIN_CHANNELS: usize = 16;
+
+/// A Winograd algorithm Kiln runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Algorithm {
+    /// F(2×2, 3×3): 4×4 tiles, 16 products.
+    F2x3,
+    /// F(2×2, 5×5): 6×6 tiles, 36 products.
+    F2x5,
+}
+
+/// The algorithm that runs convolution `g`, if any: square 3×3 or 5×5 kernels, stride
+/// 1, padding below the kernel size, and enough channels.
+pub fn algorithm(g: &Conv2dGeometry) -> Option<Algorithm> {
+    let algorithm = match (g.kernel_h, g.kernel_w) {
+        (3, 3) => Algorithm::F2x3,
+        (5, 5) => Algorithm::F2x5,
+        _ => return None,
+    };
+    let fits = g.stride == (1, 1)
+        && g.padding.0 < g.kernel_h
+        && g.padding.1 < g.kernel_w
+        && g.in_channels >= MIN_CHANNELS
+        && g.out_channels >= MIN_CHANNELS
+        && g.out_h() > 0
+        && g.out_w() > 0;
+    fits.then_some(algorithm)
+}
+
+/// `U[ξ] = G·g·Gᵀ` for every kernel, as `N²` packed `[O, C]` matrices.
+fn transform_weights<const N: usize, const R: usize, A: Transformed<N, R>>(
+    w: &[f32],
+    o: usize,
+    c: usize,
+) -> Vec<PackedA> {
+    let stride = o * c + SKEW;
+    let mut u = vec![0.0f32; N * N * stride];
+    for (oc, g) in w.chunks_exact(R * R).enumerate() {
+        // G·g, column by column: N×R.
+        let columns: [[f32; N]; R] = gather(|col| times(&A::TRANSFORMS.kernel, &gather(|k| g[k * R + col])));
+        // (G·g)·Gᵀ, row by row: N×N.
+        for row in 0..N {
+            let values = times(&A::TRANSFORMS.kernel, &gather(|k| columns[k][row]));
+            for (col, v) in values.into_iter().enumerate() {
+                u[(row * N + col) * stride + oc] = v;
+            }
+        }
+    }
+    u.chunks_exact(stride)
+        .map(|m| PackedA::new(&Strided { data: &m[..o * c], offset: 0, row_stride: c, col_stride: 1 }, o, c))
+        .collect()
+}
+
+/// The input zero-padded so that every `N×N` tile lies inside: the convolution's
+/// padding before, and after enough to complete the last tile.
+struct TiledInput {
+    data: Vec<f32>,
+    /// Padded plane height and width.
+    height: usize,
+    width: usize,
+    /// Tiles per column and per row of an output plane.
+    tiles_h: usize,
+    tiles_w: usize,
+}
+
+impl TiledInput {
+    /// The padded input of `g` for tiles of `n` pixels a side.
+    fn new(mem: &HostMemory, x: &[f32], g: &Conv2dGeometry, n: usize) -> Self {
+        let (tiles_h, tiles_w) = (g.out_h().div_ceil(M), g.out_w().div_ceil(M));
+        let (height, width) = (M * tiles_h + n - M, M * tiles_w + n - M);
+        let mut data = mem.zeroed(g.batch * g.in_channels * height * width);
+        data.par_chunks_mut(height * width).zip(x.par_chunks(g.in_h * g.in_w)).for_each(|(out, plane)| {
+            for (y, row) in plane.chunks(g.in_w).enumerate() {
+                let (py, px) = (y + g.padding.0, g.padding.1);
+                if py < height {
+                    let len = g.in_w.min(width - px);
+                    out[py * width + px..py * width + px + len].copy_from_slice(&row[..len]);
+                }
+            }
+        });
+        TiledInput { data, height, width, tiles_h, tiles_w }
+    }
+
+    /// Tiles per image plane.
+    fn per_image(&self) -> usize {
+        self.tiles_h * self.tiles_w
+    }
+}
+
+/// How the transformed input tiles of a group are stored: in the GEMM's packed-panel
+/// layout for the product they feed (rows of [`NR`] values), with the rows of every
+/// position ξ side by side, so that one tile's `N²` values land in one small block
+/// (the transform writes a few cache lines, not `N²` distant streams) and the GEMM's
+/// packing copies whole rows.
+#[derive(Clone, Copy, Debug)]
+enum TileLayout {
+    /// `V[ξ]` as `[C, tiles]` (the forward pass's right-hand side): panels of 16
+    /// tiles, one channel per row.
+    ChannelRows,
+    /// `V[ξ]ᵀ` as `[tiles, C]` (the weight gradient's right-hand side): panels of 16
+    /// channels, one tile per row.
+    TileRows,
+}
+
+impl TileLayout {
+    /// Floats the matrices of all `positions` take, padded to whole panels.
+    fn len(self, positions: usize, [channels, tiles]: [usize; 2]) -> usize {
+        positions
+            * match self {
+                TileLayout::ChannelRows => channels * tiles.next_multiple_of(NR),
+                TileLayout::TileRows => channels.next_multiple_of(NR) * tiles,
+            }
+    }
+
+    /// Index of position `xi`'s value for channel `c`, tile `t`; the next position's
+    /// value is [`NR`] floats further.
+    fn index(self, positions: usize, [channels, tiles]: [usize; 2], xi: usize, c: usize, t: usize) -> usize {
+        let (row, lane) = match self {
+            TileLayout::ChannelRows => ((t / NR) * channels + c, t % NR),
+            TileLayout::TileRows => ((c / NR) * tiles + t, c % NR),
+        };
+        (row * positions + xi) * NR + lane
+    }
+}
+
+/// One position's transformed tiles as a GEMM's right-hand side.
+struct TransformedTiles<'a> {
+    data: &'a [f32],
+    layout: TileLayout,
+    /// Positions stored side by side.
+    positions: usize,
+    /// The position this matrix is.
+    xi: usize,
+    /// Channels and tiles of the matrix.
+    size: [usize; 2],
+}
+
+impl PackB for TransformedTiles<'_> {
+    fn pack(&self, first_row: usize, rows: usize, first_col: usize, cols: usize, panel: &mut [f32]) {
+        debug_assert!(first_col.is_multiple_of(NR) && cols <= NR);
+        for (p, out) in panel.chunks_exact_mut(NR).take(rows).enumerate() {
+            let (c, t) = match self.layout {
+                TileLayout::ChannelRows => (first_row + p, first_col),
+                TileLayout::TileRows => (first_col, first_row + p),
+            };
+            let start = self.layout.index(self.positions, self.size, self.xi, c, t);
+            out.copy_from_slice(&self.data[start..start + NR]);
+        }
+    }
+}
+
+/// Writes `V[ξ] = (Bᵀ·d·B)[ξ]` for every channel and tile of `images` into `v` (`N²`
+/// matrices in `layout`). Per channel and row of tiles, `Bᵀ·d` runs over whole input
+/// rows at once, then `·B` over the tiles of the row.
+fn transform_input<const N: usize, const R: usize, A: Transformed<N, R>>(
+    input: &TiledInput,
+    images: std::ops::Range<usize>,
+    c: usize,
+    layout: TileLayout,
+    v: &mut [f32],
+) {
+    let per_image = input.per_image();
+    let tiles = images.len() * per_image;
+    let (plane, width) = (input.height * input.width, input.width);
+    let mut columns = vec![[0.0f32; N]; width];
+    for (j, image) in images.enumerate() {
+        for channel in 0..c {
+            let source = &input.data[(image * c + channel) * plane..][..plane];
+            for ty in 0..input.tiles_h {
+                let rows: [&[f32]; N] = gather(|i| &source[(M * ty + i) * width..][..width]);
+                // Bᵀ·d for every input column of this row of tiles.
+                for (x, column) in columns.iter_mut().enumerate() {
+                    *column = times(&A::TRANSFORMS.input, &gather(|i| rows[i][x]));
+                }
+                for tx in 0..input.tiles_w {
+                    let tile = j * per_image + ty * input.tiles_w + tx;
+                    let at = layout.index(N * N, [c, tiles], 0, channel, tile);
+                    let window = &columns[M * tx..M * tx + N];
+                    for row in 0..N {
+                        let values = times(&A::TRANSFORMS.input, &gather(|k| window[k][row]));
+                        for (col, value) in values.into_iter().enumerate() {
+                            v[at + (row * N + col) * NR] = value;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Turns the `N²` products (a channel's products for every position side by side) into
+/// the NCHW output of `images`
+/// (`Aᵀ·m·A`, plus the bias, through `activation`), keeping the pixels inside the
+/// plane.
+#[allow(clippy::too_many_arguments)]
+fn transform_output<const N: usize, const R: usize, A: Transformed<N, R>>(
+    Products { m, columns: stride }: Products,
+    bias: Option<&[f32]>,
+    activation: Activation,
+    g: &Conv2dGeometry,
+    input: &TiledInput,
+    count: usize,
+    out: &mut [f32],
+) {
+    let o = g.out_channels;
+    let (oh, ow) = (g.out_h(), g.out_w());
+    let per_image = input.per_image();
+    let tiles = count * per_image;
+    // Each tile's image and top-left output pixel, computed once for every channel.
+    let origins: Vec<[usize; 3]> = (0..tiles)
+        .map(|t| {
+            let tile = t % per_image;
+            [t / per_image, M * (tile / input.tiles_w), M * (tile % input.tiles_w)]
+        })
+        .collect();
+    for channel in 0..o {
+        let b = bias.map_or(0.0, |b| b[channel]);
+        let products = &m[channel * N * N * stride..][..N * N * stride];
+        for first in (0..tiles).step_by(LANES) {
+            // Aᵀ·m, column by column (M×N), then ·A (M×M), for LANES tiles at once.
+            let columns: [[Lanes; M]; N] = gather(
+                #[inline(always)]
+                |k| {
+                    let column = gather(
+                        #[inline(always)]
+                        |i| {
+                            Lanes::load(&products[(i * N + k) * stride + first..(i * N + k) * stride + tiles])
+                        },
+                    );
+                    times(&A::TRANSFORMS.output, &column)
+                },
+            );
+            let block: [[Lanes; M]; M] = gather(
+                #[inline(always)]
+                |dy| {
+                    times(
+                        &A::TRANSFORMS.output,
+                        &gather(
+                            #[inline(always)]
+                            |k| columns[k][dy],
+                        ),
+                    )
+                },
+            );
+            for (lane, &[j, top, left]) in origins[first..].iter().take(LANES).enumerate() {
+                let plane = &mut out[(j * o + channel) * oh * ow..][..oh * ow];
+                for (dy, row) in block.iter().enumerate() {
+                    let y = top + dy;
+                    for (dx, value) in row.iter().enumerate() {
+                        let x = left + dx;
+                        if y < oh && x < ow {
+                            plane[y * ow + x] = activation.apply(value.0[lane] + b);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The forward pass's products `M[ξ]`: row `o` of position ξ at `(o·N² + ξ)·columns`.
+struct Products<'a> {
+    m: &'a [f32],
+    /// Columns of each `[O, columns]` matrix: the tiles, padded.
+    columns: usize,
+}
+
+/// Forward convolution `g` by `algorithm` (see [`algorithm`]).
+pub fn forward(
+    algorithm: Algorithm,
+    mem: &HostMemory,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    g: &Conv2dGeometry,
+    activation: Activation,
+) -> Vec<f32> {
+    match algorithm {
+        Algorithm::F2x3 => forward_with::<4, 3, F2x3>(mem, x, w, bias, g, activation),
+        Algorithm::F2x5 => forward_with::<6, 5, F2x5>(mem, x, w, bias, g, activation),
+    }
+}
+
+/// [`forward`] with the algorithm `A`.
+fn forward_with<const N: usize, const R: usize, A: Transformed<N, R>>(
+    mem: &HostMemory,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    g: &Conv2dGeometry,
+    activation: Activation,
+) -> Vec<f32> {
+    let (o, c) = (g.out_channels, g.in_channels);
+    let u = transform_weights::<N, R, A>(w, o, c);
+    let input = TiledInput::new(mem, x, g, N);
+    let per_image = input.per_image();
+    let group = images_per_group(g, per_image);
+    let out_image = o * g.out_h() * g.out_w();
+    let mut out = mem.take(g.batch * out_image);
+    out.par_chunks_mut(group * out_image).zip(super::image_groups(g.batch, group)).for_each(
+        |(out_group, images)| {
+            let count = images.len();
+            let tiles = count * per_image;
+            // The GEMMs run on whole 32-column tiles (the widest kernel's): the padding
+            // columns hold zeros and their products are ignored.
+            let columns = tiles.next_multiple_of(2 * NR);
+            let layout = TileLayout::ChannelRows;
+            let v_len = layout.len(N * N, [c, columns]);
+            with_scratch(v_len + N * N * o * columns, |scratch| {
+                let (v, m) = scratch.split_at_mut(v_len);
+                transform_input::<N, R, A>(&input, images, c, layout, v);
+                for (channel, tile, xi) in padding(c, tiles..columns, N * N) {
+                    v[layout.index(N * N, [c, columns], xi, channel, tile)] = 0.0;
+                }
+                for (xi, u) in u.iter().enumerate() {
+                    let v = TransformedTiles { data: v, layout, positions: N * N, xi, size: [c, columns] };
+                    gemm_packed(
+                        o,
+                        c,
+                        columns,
+                        Left::Packed(u),
+                        &v,
+                        &mut m[xi * columns..],
+                        OutputLayout::RowMajor { ldc: N * N * columns },
+                        false,
+                    );
+                }
+                let products = Products { m, columns };
+                transform_output::<N, R, A>(products, bias, activation, g, &input, count, out_group);
+            });
+        },
+    );
+    mem.recycle(input.data);
+    out
+}
+
+/// Every (channel, tile, position) of `channels` channels, the `tiles`, and
+/// `positions` positions.
+fn padding(
+    channels: usize,
+    tiles: std::ops::Range<usize>,
+    positions: usize,
+) -> impl Iterator<Item = (usize, usize, usize)> {
+    (0..channels).flat_map(move |c| tiles.clone().flat_map(move |t| (0..positions).map(move |xi| (c, t, xi))))
+}
+
+/// Images per group: about [`TARGET_TILES`] tiles, and at least one group per thread.
+fn images_per_group(g: &Conv2dGeometry, per_image: usize) -> usize {
+    let per_thread = g.batch.div_ceil(rayon::current_num_threads()).max(1);
+    TARGET_TILES.div_ceil(per_image).clamp(1, per_thread)
+}
+
+/// Writes `dM[ξ] = (A·dY·Aᵀ)[ξ]` for every output channel and tile of the `count` images
+/// of `dy` into `dm` (`O × N² × tiles`: row `o` of position ξ's `[O, tiles]` matrix at
+/// `(o·N² + ξ)·tiles`). Pixels past the plane's edge had no output, so their gradient
+/// is zero.
+fn transform_output_gradient<const N: usize, const R: usize, A: Transformed<N, R>>(
+    dy: &[f32],
+    g: &Conv2dGeometry,
+    input: &TiledInput,
+    count: usize,
+    dm: &mut [f32],
+) {
+    let o = g.out_channels;
+    let (oh, ow) = (g.out_h(), g.out_w());
+    let per_image = input.per_image();
+    let tiles = count * per_image;
+    for j in 0..count {
+        for channel in 0..o {
+            let plane = &dy[(j * o + channel) * oh * ow..][..oh * ow];
+            let at = |y: usize, x: usize| if y < oh && x < ow { plane[y * ow + x] } else { 0.0 };
+            for ty in 0..input.tiles_h {
+                for tx in 0..input.tiles_w {
+                    let (y, x) = (M * ty, M * tx);
+                    // A·dY, column by column: N×M.
+                    let columns: [[f32; N]; M] = gather(|dx| {
+                        times_transposed(&A::TRANSFORMS.output, &gather(|dy| at(y + dy, x + dx)))
+                    });
+                    let tile = j * per_image + ty * input.tiles_w + tx;
+                    for row in 0..N {
+                        let values = times_transposed(&A::TRANSFORMS.output, &gather(|dx| columns[dx][row]));
+                        for (col, value) in values.into_iter().enumerate() {
+                            dm[(channel * N * N + row * N + col) * tiles + tile] = value;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `dW = Gᵀ·dU·G` for every kernel, from the `N²` matrices `dU[ξ]` (`[O, C]`,
+/// `stride` apart).
+fn weight_gradient_from<const N: usize, const R: usize, A: Transformed<N, R>>(
+    du: &[f32],
+    o: usize,
+    c: usize,
+    stride: usize,
+) -> Vec<f32> {
+    let mut dw = vec![0.0f32; o * c * R * R];
+    for (oc, kernel) in dw.chunks_exact_mut(R * R).enumerate() {
+        let at = |xi: usize| du[xi * stride + oc];
+        // Gᵀ·dU, column by column: R×N.
+        let columns: [[f32; R]; N] =
+            gather(|col| times_transposed(&A::TRANSFORMS.kernel, &gather(|i| at(i * N + col))));
+        // (Gᵀ·dU)·G, row by row: R×R.
+        for row in 0..R {
+            let values = times_transposed(&A::TRANSFORMS.kernel, &gather(|k| columns[k][row]));
+            kernel[row * R..][..R].copy_from_slice(&values);
+        }
+    }
+    dw
+}
+
+/// The weight gradient of convolution `g` by `algorithm` (see [`algorithm`]): per
+/// group of images, `dU[ξ] += dM[ξ]·V[ξ]ᵀ` in `N²` GEMMs, each task summing a fixed
+/// share of the groups and the task sums added in order (so the result does not depend
+/// on timing), then `dW = Gᵀ·dU·G`.
+pub fn backward_weight(
+    algorithm: Algorithm,
+    mem: &HostMemory,
+    x: &[f32],
+    dy: &[f32],
+    g: &Conv2dGeometry,
+) -> Vec<f32> {
+    match algorithm {
+        Algorithm::F2x3 => backward_weight_with::<4, 3, F2x3>(mem, x, dy, g),
+        Algorithm::F2x5 => backward_weight_with::<6, 5, F2x5>(mem, x, dy, g),
+    }
+}
+
+/// [`backward_weight`] with the algorithm `A`.
+fn backward_weight_with<const N: usize, const R: usize, A: Transformed<N, R>>(
+    mem: &HostMemory,
+    x: &[f32],
+    dy: &[f32],
+    g: &Conv2dGeometry,
+) -> Vec<f32> {
+    let (o, c) = (g.out_channels, g.in_channels);
+    let input = TiledInput::new(mem, x, g, N);
+    let per_image = input.per_image();
+    let group = images_per_group(g, per_image);
+    let groups = super::image_groups(g.batch, group);
+    let per_task = groups.len().div_ceil(rayon::current_num_threads()).max(1);
+    let out_image = o * g.out_h() * g.out_w();
+    let du_stride = o * c + SKEW;
+    let partials: Vec<Vec<f32>> = groups
+        .par_chunks(per_task)
+        .map(|share| {
+            let mut du = mem.take(N * N * du_stride);
+            for (i, images) in share.iter().enumerate() {
+                let tiles = images.len() * per_image;
+                let layout = TileLayout::TileRows;
+                let v_len = layout.len(N * N, [c, tiles]);
+                with_scratch(v_len + N * N * o * tiles, |scratch| {
+                    let (v, dm) = scratch.split_at_mut(v_len);
+                    transform_input::<N, R, A>(&input, images.clone(), c, layout, v);
+                    let dy = &dy[images.start * out_image..images.end * out_image];
+                    transform_output_gradient::<N, R, A>(dy, g, &input, images.len(), dm);
+                    for xi in 0..N * N {
+                        let left = Strided {
+                            data: dm,
+                            offset: xi * tiles,
+                            row_stride: N * N * tiles,
+                            col_stride: 1,
+                        };
+                        let right =
+                            TransformedTiles { data: v, layout, positions: N * N, xi, size: [c, tiles] };
+                        let out = &mut du[xi * du_stride..][..o * c];
+                        gemm_packed(
+                            o,
+                            tiles,
+                            c,
+                            Left::Strided(&left),
+                            &right,
+                            out,
+                            OutputLayout::RowMajor { ldc: c },
+                            i > 0,
+                        );
+                    }
+                });
+            }
+            du
+        })
+        .collect();
+    mem.recycle(input.data);
+    let du = super::sum_in_order(mem, partials, N * N * du_stride);
+    let dw = weight_gradient_from::<N, R, A>(&du, o, c, du_stride);
+    mem.recycle(du);
+    dw
+}
