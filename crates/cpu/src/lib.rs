@@ -10,6 +10,9 @@
 //! where the CPU has AVX-512F, 6×16 with AVX2 + FMA where it has those, portable Rust
 //! otherwise). Convolutions are implicit GEMMs: the
 //! im2col matrix is packed straight into the GEMM's panels, never materialized.
+//! Stride-1 3×3 and 5×5 convolutions with at least 16 channels in and out run as
+//! Winograd F(2×2, 3×3) and F(2×2, 5×5) (2.25× and 2.78× less GEMM work) in the
+//! forward pass and both gradients.
 //!
 //! ```
 //! use kiln_cpu::CpuDevice;

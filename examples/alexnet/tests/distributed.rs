@@ -74,11 +74,14 @@ mod with_mpi {
         );
     }
 
+    /// The fields of a metrics line the distributed tests compare, in order.
+    const EPOCH_KEYS: [&str; 6] =
+        ["epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "lr"];
+
     /// The timing-free fields of every epoch's metrics line.
     fn epochs(dir: &Path) -> Vec<Vec<f64>> {
         let text = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
-        let keys = ["epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "lr"];
-        text.lines().map(|line| keys.iter().map(|k| field(line, k)).collect()).collect()
+        text.lines().map(|line| EPOCH_KEYS.iter().map(|k| field(line, k)).collect()).collect()
     }
 
     /// A checkpoint's model parameters (optimizer state left out) as f32 by name.
@@ -107,13 +110,17 @@ mod with_mpi {
         assert_eq!(stdout.matches("per class:").count(), 1, "only rank 0 reports:\n{stdout}");
         assert!(stdout.contains("2 processes, each 32 of every batch of 64"), "{stdout}");
 
+        // Losses agree to 1e-3; an accuracy is a count of images, and the rounding
+        // that moves parameters apart (below) can flip one borderline image's class,
+        // so accuracies may differ by up to 3 of the 1,024 training or 512 test images.
         let (want, got) = (epochs(&single), epochs(&double));
         assert_eq!(want.len(), 2);
         for (w, g) in want.iter().zip(&got) {
-            for (a, b) in w.iter().zip(g) {
+            for (key, (a, b)) in EPOCH_KEYS.iter().zip(w.iter().zip(g)) {
+                let tolerance = if key.ends_with("accuracy") { 3.0 / 512.0 } else { 1e-3 * a.abs() };
                 assert!(
-                    (a - b).abs() <= 1e-3 * a.abs(),
-                    "epoch metrics differ: one process {w:?}, two {g:?}"
+                    (a - b).abs() <= tolerance,
+                    "epoch metrics differ in {key}: one process {w:?}, two {g:?}"
                 );
             }
         }
