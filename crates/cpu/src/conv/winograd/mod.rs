@@ -228,7 +228,6 @@ fn transform_input<const N: usize, const R: usize, A: Transformed<N, R>>(
 /// the NCHW output of `images`
 /// (`Aᵀ·m·A`, plus the bias, through `activation`), keeping the pixels inside the
 /// plane.
-#[allow(clippy::too_many_arguments)]
 fn transform_output<const N: usize, const R: usize, A: Transformed<N, R>>(
     Products { m, columns: stride }: Products,
     bias: Option<&[f32]>,
