@@ -225,9 +225,8 @@ fn transform_input<const N: usize, const R: usize, A: Transformed<N, R>>(
 }
 
 /// Turns the `N²` products (a channel's products for every position side by side) into
-/// the NCHW output of `images`
-/// (`Aᵀ·m·A`, plus the bias, through `activation`), keeping the pixels inside the
-/// plane.
+/// the NCHW output of `images` (`Aᵀ·m·A`, plus the bias, through `activation`), keeping
+/// the pixels inside the plane.
 fn transform_output<const N: usize, const R: usize, A: Transformed<N, R>>(
     Products { m, columns: stride }: Products,
     bias: Option<&[f32]>,
@@ -344,8 +343,10 @@ fn forward_with<const N: usize, const R: usize, A: Transformed<N, R>>(
             with_scratch(v_len + N * N * o * columns, |scratch| {
                 let (v, m) = scratch.split_at_mut(v_len);
                 transform_input::<N, R, A>(&input, images, c, layout, v);
-                for (channel, tile, xi) in padding(c, tiles..columns, N * N) {
-                    v[layout.index(N * N, [c, columns], xi, channel, tile)] = 0.0;
+                for (channel, tile) in (0..c).flat_map(|channel| (tiles..columns).map(move |t| (channel, t)))
+                {
+                    let at = layout.index(N * N, [c, columns], 0, channel, tile);
+                    (0..N * N).for_each(|xi| v[at + xi * NR] = 0.0);
                 }
                 for (xi, u) in u.iter().enumerate() {
                     let v = TransformedTiles { data: v, layout, positions: N * N, xi, size: [c, columns] };
@@ -367,16 +368,6 @@ fn forward_with<const N: usize, const R: usize, A: Transformed<N, R>>(
     );
     mem.recycle(input.data);
     out
-}
-
-/// Every (channel, tile, position) of `channels` channels, the `tiles`, and
-/// `positions` positions.
-fn padding(
-    channels: usize,
-    tiles: std::ops::Range<usize>,
-    positions: usize,
-) -> impl Iterator<Item = (usize, usize, usize)> {
-    (0..channels).flat_map(move |c| tiles.clone().flat_map(move |t| (0..positions).map(move |xi| (c, t, xi))))
 }
 
 /// Images per group: about [`TARGET_TILES`] tiles, and at least one group per thread.
