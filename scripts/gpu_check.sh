@@ -4,7 +4,8 @@
 # GPU's fp32 FMA peak with a WGSL FMA-loop shader, GEMM GFLOP/s at 4096³ and AlexNet's
 # shapes as a fraction of it, per-layer convolution times, AlexNet training and
 # inference images/s at 224 with batches 32 and 128, dispatches and submits per
-# training step, the autotuner's choices, the buffer pool's size — the peak of GPU
+# training step with its GPU time per kernel family (timestamp queries), the
+# autotuner's clock and choices, the buffer pool's size — the peak of GPU
 # memory, as the pool keeps its buffers), writes the results as JSON into OUT_DIR and
 # prints a one-screen summary. With --train it also runs the full example (5 epochs at
 # 224 on --backend wgpu) and keeps its per-epoch metrics.
@@ -85,7 +86,10 @@ for a in bench["alexnet"]:
 w = bench["wgpu"]
 print(f"per training step: {w['dispatches_per_train_step']} dispatches, {w['submits_per_train_step']} submits, {w['host_ms_per_train_step']} ms host time")
 print(f"GPU buffer pool (peak GPU memory): {bench['device_memory_bytes'] / 2**30:.2f} GiB")
-print(f"autotuner choices: {len(w['autotune'])} shape classes")
+for f in w["kernel_times_per_train_step"] or []:
+    rate = "" if f["gflops"] is None else f"  {f['gflops']:9.1f} GFLOP/s"
+    print(f"  GPU time {f['family']:<17} {f['dispatches']:3d} dispatches {f['gpu_ms']:9.3f} ms{rate}")
+print(f"autotuner choices ({w['autotune_clock']}): {len(w['autotune'])} shape classes")
 for choice in w["autotune"]:
     print(f"  {choice}")
 SUMMARY

@@ -189,14 +189,51 @@ fn layer_figures(device: &Device, args: &Args, peak: Option<f64>) -> (Vec<String
     (gemms, convs)
 }
 
+/// The `"wgpu"` object: the first batch's training step's work, the autotuner's clock
+/// and choices.
+fn wgpu_figures(gpu: &kiln_wgpu::WgpuBackend, w: &StepWork) -> String {
+    let autotune: Vec<String> = gpu.autotune_choices().iter().map(|c| format!("\"{c}\"")).collect();
+    let kernel_times = w.kernel_times.as_ref().map_or("null".to_string(), |times| {
+        let families: Vec<String> = times
+            .families
+            .iter()
+            .map(|f| {
+                format!(
+                    "{{\"family\": \"{}\", \"dispatches\": {}, \"gpu_ms\": {:.4}, \"gflops\": {}}}",
+                    f.family,
+                    f.dispatches,
+                    f.gpu_ms,
+                    json_number(f.gflops_per_s().unwrap_or(f64::NAN))
+                )
+            })
+            .collect();
+        format!("[{}]", families.join(", "))
+    });
+    format!(
+        "{{\"dispatches_per_train_step\": {}, \"submits_per_train_step\": {}, \"host_ms_per_train_step\": {:.2}, \"kernel_times_per_train_step\": {kernel_times}, \"autotune_clock\": \"{}\", \"autotune\": [{}]}}",
+        w.counters.dispatches,
+        w.counters.submits,
+        w.counters.host_nanos as f64 / 1e6,
+        gpu.autotune_clock().name(),
+        autotune.join(", ")
+    )
+}
+
 /// The wgpu backend behind `device`, if that is what it is.
 fn wgpu_backend(device: &Device) -> Option<&kiln_wgpu::WgpuBackend> {
     device.backend().as_any().downcast_ref::<kiln_wgpu::WgpuBackend>()
 }
 
+/// What one training step asks of the GPU: dispatches, submits and host time, and the
+/// GPU time per kernel family where the adapter has timestamp queries.
+struct StepWork {
+    counters: kiln_wgpu::WorkCounters,
+    kernel_times: Option<kiln_wgpu::KernelTimes>,
+}
+
 /// Images/s of training steps and of inference at batch `n`; on wgpu also the work one
-/// training step records (dispatches, submits, host time).
-fn model_figures(device: &Device, args: &Args, n: usize) -> (String, Option<kiln_wgpu::WorkCounters>) {
+/// training step records.
+fn model_figures(device: &Device, args: &Args, n: usize) -> (String, Option<StepWork>) {
     let model: Sequential = models::alexnet(&mut Initializer::new(device, 1), 1, 10, args.image_size)
         .expect("image size fits AlexNet");
     let mut sgd = Sgd::new(0.01).with_momentum(0.9);
@@ -213,8 +250,11 @@ fn model_figures(device: &Device, args: &Args, n: usize) -> (String, Option<kiln
     let train = best_of(device, args.steps, &mut train_step);
     let work = wgpu_backend(device).map(|gpu| {
         let before = gpu.counters();
+        let timing = gpu.start_kernel_timing();
         train_step();
-        gpu.counters().since(before)
+        let counters = gpu.counters().since(before);
+        let kernel_times = if timing { gpu.kernel_times().expect("GPU timestamps") } else { None };
+        StepWork { counters, kernel_times }
     });
     let infer = best_of(device, args.steps, || {
         no_grad(|| model.forward(&x, Mode::Eval)).argmax(1).to_vec_i32().expect("readback");
@@ -265,18 +305,10 @@ fn main() {
         if args.skip_layers { (Vec::new(), Vec::new()) } else { layer_figures(&device, &args, peak_gflops) };
     let (models, work): (Vec<String>, Vec<_>) =
         args.batches.iter().map(|&n| model_figures(&device, &args, n)).unzip();
-    let autotune: Vec<String> = wgpu_backend(&device)
-        .map(|gpu| gpu.autotune_choices().iter().map(|c| format!("\"{c}\"")).collect())
-        .unwrap_or_default();
-    let wgpu_json = work.into_iter().flatten().next().map_or("null".to_string(), |w| {
-        format!(
-            "{{\"dispatches_per_train_step\": {}, \"submits_per_train_step\": {}, \"host_ms_per_train_step\": {:.2}, \"autotune\": [{}]}}",
-            w.dispatches,
-            w.submits,
-            w.host_nanos as f64 / 1e6,
-            autotune.join(", ")
-        )
-    });
+    let wgpu_json = match (wgpu_backend(&device), work.into_iter().flatten().next()) {
+        (Some(gpu), Some(w)) => wgpu_figures(gpu, &w),
+        _ => "null".to_string(),
+    };
     println!(
         "{{\"backend\": \"{}\", \"threads\": {}, \"image_size\": {}, \"cpu_model\": \"{}\", \"fma_peak\": {peak_json}, \"gemm\": [{}], \"conv\": [{}], \"alexnet\": [{}], \"wgpu\": {wgpu_json}, \"peak_rss_bytes\": {}, \"device_memory_bytes\": {}}}",
         device.name().replace('"', "'"),

@@ -1,6 +1,6 @@
 //! The GEMM autotuner. On the first use of a (pass, shape class) on an adapter it
-//! times every candidate tile shape the adapter's limits allow, keeps the
-//! fastest, and remembers it in a cache file keyed by adapter, driver and Kiln version,
+//! times every candidate tile shape the adapter's limits allow (by GPU timestamps where
+//! the adapter has them, else by the wall clock), keeps the fastest, and remembers it in a cache file keyed by adapter, driver and Kiln version,
 //! so later runs start tuned. Tile shapes without split-K give the same bits; split-K
 //! rounds differently but the same way every run, so a cached choice repeats a run
 //! exactly.
@@ -10,7 +10,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kiln_tensor::Result;
 
@@ -54,6 +54,25 @@ impl Autotune {
     }
 }
 
+/// How the tuner times a candidate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Clock {
+    /// GPU timestamps around each dispatch: the kernels' own time.
+    GpuTimestamps,
+    /// The wall clock around waits for the GPU: includes submission and waiting.
+    WallClock,
+}
+
+impl Clock {
+    /// The name in listings (`kiln-bench`'s JSON).
+    pub fn name(self) -> &'static str {
+        match self {
+            Clock::GpuTimestamps => "gpu timestamps",
+            Clock::WallClock => "wall clock",
+        }
+    }
+}
+
 /// A pass and its `[m, n, k]` rounded up to powers of two: products of one class share
 /// their tuned tile.
 type ShapeClass = (GemmPass, [u32; 3]);
@@ -90,15 +109,16 @@ pub struct Tuner {
     /// Adapter name, driver and Kiln version: the cache key.
     adapter: String,
     limits: TileLimits,
+    clock: Clock,
     choices: Mutex<HashMap<ShapeClass, GemmTile>>,
     announced: AtomicBool,
     tuned: AtomicU64,
 }
 
 impl Tuner {
-    /// A tuner for the adapter `adapter` (name, driver, version) with `limits`, loading
-    /// the cache's choices for that adapter.
-    pub fn new(mode: Autotune, adapter: String, limits: TileLimits) -> Self {
+    /// A tuner for the adapter `adapter` (name, driver, version) with `limits`, timing
+    /// by `clock`, loading the cache's choices for that adapter.
+    pub fn new(mode: Autotune, adapter: String, limits: TileLimits, clock: Clock) -> Self {
         let choices = match &mode {
             Autotune::On { cache: Some(path) } => load_cache(path, &adapter),
             _ => HashMap::new(),
@@ -107,10 +127,16 @@ impl Tuner {
             mode,
             adapter,
             limits,
+            clock,
             choices: Mutex::new(choices),
             announced: AtomicBool::new(false),
             tuned: AtomicU64::new(0),
         }
+    }
+
+    /// How candidates are timed.
+    pub fn clock(&self) -> Clock {
+        self.clock
     }
 
     /// Shape classes tuned by this process (not loaded from the cache).
@@ -137,16 +163,16 @@ impl Tuner {
     /// Records a pass of shape `dims` (`[m, n, k]`) through `run`, which records it
     /// with the tile shape it is given; `fixed` is the shape when nothing is tuned. On
     /// the first use of its shape class with tuning on, `run` is called for every
-    /// candidate and timed with `sync` (which waits for the GPU without taking the
-    /// errors it reported); the last run's output stands, as every shape computes the
-    /// same product.
+    /// candidate and timed with `time` (which measures the GPU work of what it runs,
+    /// without taking the errors wgpu reported); the last run's output stands, as every
+    /// shape computes the same product.
     pub fn record(
         &self,
         pass: GemmPass,
         dims: [usize; 3],
         fixed: GemmTile,
         mut run: impl FnMut(GemmTile),
-        sync: impl Fn() -> Result<()>,
+        time: impl Fn(&mut dyn FnMut()) -> Result<Duration>,
     ) {
         let cache = match &self.mode {
             Autotune::Off => return run(fixed),
@@ -159,7 +185,7 @@ impl Tuner {
             return run(tile);
         }
         self.announce(cache.as_deref());
-        let Some(best) = self.time_candidates(dims, &mut run, &sync) else {
+        let Some(best) = self.time_candidates(dims, &mut run, &time) else {
             return run(fixed);
         };
         self.tuned.fetch_add(1, Ordering::Relaxed);
@@ -176,19 +202,18 @@ impl Tuner {
         &self,
         dims: [usize; 3],
         run: &mut impl FnMut(GemmTile),
-        sync: &impl Fn() -> Result<()>,
+        time: &impl Fn(&mut dyn FnMut()) -> Result<Duration>,
     ) -> Option<GemmTile> {
-        sync().ok()?;
         let mut best: Option<(Duration, GemmTile)> = None;
         for tile in GemmTile::CANDIDATES.into_iter().filter(|&t| self.limits.allow(t, dims)) {
-            run(tile);
-            sync().ok()?;
-            let start = Instant::now();
-            for _ in 0..TIMED_RUNS {
-                run(tile);
-            }
-            sync().ok()?;
-            let took = start.elapsed();
+            // The warm-up run compiles the pipeline.
+            time(&mut || run(tile)).ok()?;
+            let took = time(&mut || {
+                for _ in 0..TIMED_RUNS {
+                    run(tile);
+                }
+            })
+            .ok()?;
             if best.is_none_or(|(fastest, _)| took < fastest) {
                 best = Some((took, tile));
             }
@@ -200,8 +225,9 @@ impl Tuner {
         if !self.announced.swap(true, Ordering::Relaxed) {
             let remembered = cache.map(|p| format!("; remembered in {}", p.display())).unwrap_or_default();
             eprintln!(
-                "kiln-wgpu: tuning GEMM tile shapes on {} (first use of each shape, a few seconds{remembered})",
-                self.adapter
+                "kiln-wgpu: tuning GEMM tile shapes on {} by {} (first use of each shape, a few seconds{remembered})",
+                self.adapter,
+                self.clock.name()
             );
         }
     }

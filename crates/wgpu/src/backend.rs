@@ -49,6 +49,27 @@ impl WgpuBackend {
         self.gpu.tuner.choices()
     }
 
+    /// How the autotuner times candidates: GPU timestamps where the adapter has them.
+    pub fn autotune_clock(&self) -> crate::Clock {
+        self.gpu.tuner.clock()
+    }
+
+    /// Starts timing every dispatch on the GPU (timestamp queries), until
+    /// [`WgpuBackend::kernel_times`]; false, and nothing started, where the adapter has
+    /// no timestamp queries or timing is already on.
+    pub fn start_kernel_timing(&self) -> bool {
+        self.gpu.open_window()
+    }
+
+    /// Waits for the dispatches recorded since [`WgpuBackend::start_kernel_timing`] and
+    /// returns their GPU time and GFLOP/s per kernel family (`None` when timing was not
+    /// started).
+    pub fn kernel_times(&self) -> Result<Option<crate::KernelTimes>> {
+        let times = self.gpu.close_window()?;
+        self.gpu.synchronize()?;
+        Ok(times)
+    }
+
     /// Shape classes this device tuned itself (not found in the cache).
     pub fn shapes_tuned(&self) -> u64 {
         self.gpu.tuner.tuned()

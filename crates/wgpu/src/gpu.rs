@@ -11,9 +11,10 @@ use std::sync::{Arc, Mutex};
 
 use kiln_tensor::{DType, KilnError, Result, StorageRef};
 
-use crate::autotune::{Autotune, TileLimits, Tuner};
+use crate::autotune::{Autotune, Clock, TileLimits, Tuner};
 use crate::buffer_pool::{BufferPool, GpuStorage};
 use crate::kernels::{Kernel, KernelCache, PARAMS_SIZE};
+use crate::timestamps::{KernelTimes, TimestampQueries, Window};
 
 /// Dispatches an encoder collects before it is submitted.
 const DISPATCHES_PER_SUBMIT: usize = 1024;
@@ -42,6 +43,8 @@ struct Recorder {
     arenas: [wgpu::Buffer; 2],
     current: usize,
     counters: WorkCounters,
+    /// The open timing window, if any.
+    window: Option<Window>,
 }
 
 /// What the device has been asked to do since it opened: for measuring a training
@@ -82,6 +85,8 @@ pub struct Gpu {
     recorder: Mutex<Recorder>,
     dummies: Vec<wgpu::Buffer>,
     errors: Arc<Mutex<Vec<String>>>,
+    /// Timestamp queries, where the adapter has them.
+    timestamps: Option<TimestampQueries>,
 }
 
 fn device_error(message: impl Into<String>) -> KilnError {
@@ -144,9 +149,10 @@ impl Gpu {
         let adapter = choose_adapter(&instance, rank)?;
         let info = adapter.get_info();
         let limits = adapter.limits();
+        let features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("kiln"),
-            required_features: wgpu::Features::empty(),
+            required_features: features,
             required_limits: limits.clone(),
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
             memory_hints: wgpu::MemoryHints::Performance,
@@ -190,6 +196,10 @@ impl Gpu {
             max_binding_bytes: limits.max_storage_buffer_binding_size,
         };
         let is_cpu = info.device_type == wgpu::DeviceType::Cpu;
+        let timestamps = features
+            .contains(wgpu::Features::TIMESTAMP_QUERY)
+            .then(|| TimestampQueries::new(&device, &queue));
+        let clock = if timestamps.is_some() { Clock::GpuTimestamps } else { Clock::WallClock };
         let tuner = Tuner::new(
             autotune.unwrap_or_else(|| Autotune::from_env(is_cpu)),
             format!(
@@ -203,6 +213,7 @@ impl Gpu {
                 workgroup_bytes: limits.max_compute_workgroup_storage_size,
                 binding_bytes: limits.max_storage_buffer_binding_size,
             },
+            clock,
         );
         Ok(Gpu {
             tuner,
@@ -214,11 +225,13 @@ impl Gpu {
                 arenas: [arena(), arena()],
                 current: 0,
                 counters: WorkCounters::default(),
+                window: None,
             }),
             max_binding: limits.max_storage_buffer_binding_size,
             kernels: KernelCache::default(),
             dummies,
             errors,
+            timestamps,
             summary,
             device,
             queue,
@@ -302,9 +315,17 @@ impl Gpu {
             layout: &compiled.layout,
             entries: &entries,
         });
+        let stamps = recorder.window.as_mut().and_then(|window| window.stamp(kernel.family()));
+        let timestamp_writes = self.timestamps.as_ref().zip(stamps).map(|(queries, [begin, end])| {
+            wgpu::ComputePassTimestampWrites {
+                query_set: &queries.set,
+                beginning_of_pass_write_index: Some(begin),
+                end_of_pass_write_index: Some(end),
+            }
+        });
         let encoder = self.encoder(&mut recorder);
-        let mut pass = encoder
-            .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(op), timestamp_writes: None });
+        let mut pass =
+            encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(op), timestamp_writes });
         pass.set_pipeline(&compiled.pipeline);
         pass.set_bind_group(0, &bind_group, &[offset]);
         pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
@@ -316,6 +337,69 @@ impl Gpu {
     /// The work recorded and submitted so far.
     pub fn counters(&self) -> WorkCounters {
         self.recorder.lock().expect("recorder lock").counters
+    }
+
+    /// Whether the adapter has timestamp queries (GPU timings).
+    pub fn has_timestamps(&self) -> bool {
+        self.timestamps.is_some()
+    }
+
+    /// Opens a timing window: from now on every dispatch is stamped (up to
+    /// [`crate::timestamps::TIMED_DISPATCHES`]). False, and nothing opened, without
+    /// timestamp queries or while a window is open.
+    pub fn open_window(&self) -> bool {
+        let mut recorder = self.recorder.lock().expect("recorder lock");
+        if self.timestamps.is_none() || recorder.window.is_some() {
+            return false;
+        }
+        recorder.window = Some(Window::default());
+        true
+    }
+
+    /// Adds `flops` floating-point operations to `family` in the open timing window
+    /// (nothing without one).
+    pub fn count_flops(&self, family: &'static str, flops: f64) {
+        if let Some(window) = self.recorder.lock().expect("recorder lock").window.as_mut() {
+            window.add_flops(family, flops);
+        }
+    }
+
+    /// Closes the timing window and returns the GPU time of its dispatches per kernel
+    /// family (`None` when no window was open), after waiting for them. Errors wgpu
+    /// reported stay queued for the next `synchronize` or read.
+    pub fn close_window(&self) -> Result<Option<KernelTimes>> {
+        let mut recorder = self.recorder.lock().expect("recorder lock");
+        let Some(window) = recorder.window.take() else { return Ok(None) };
+        let Some(queries) = self.timestamps.as_ref().filter(|_| window.queries() > 0) else {
+            return Ok(Some(window.summarize(&[], 1.0)));
+        };
+        let bytes = u64::from(window.queries()) * u64::from(wgpu::QUERY_SIZE);
+        let staging = self.staging.acquire(bytes);
+        let encoder = self.encoder(&mut recorder);
+        encoder.resolve_query_set(&queries.set, 0..window.queries(), &queries.resolve, 0);
+        encoder.copy_buffer_to_buffer(&queries.resolve, 0, &staging, 0, bytes);
+        let index = self.submit(&mut recorder);
+        drop(recorder);
+        let data = self.map_staging(staging, bytes, index, false)?;
+        let ticks: Vec<u64> =
+            data.chunks_exact(8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes"))).collect();
+        Ok(Some(window.summarize(&ticks, queries.period_ns)))
+    }
+
+    /// How long `work`'s dispatches take on the GPU (by timestamps where the adapter has
+    /// them and no window is open, else by the wall clock around waits for the GPU),
+    /// leaving reported errors queued: the autotuner's clock.
+    pub fn time(&self, work: &mut dyn FnMut()) -> Result<std::time::Duration> {
+        if self.open_window() {
+            work();
+            let times = self.close_window()?.unwrap_or_default();
+            return Ok(std::time::Duration::from_secs_f64(times.total_ms() / 1e3));
+        }
+        self.wait_idle()?;
+        let start = std::time::Instant::now();
+        work();
+        self.wait_idle()?;
+        Ok(start.elapsed())
     }
 
     /// Records a copy of `bytes` bytes from `src` to `dst`.
@@ -387,12 +471,26 @@ impl Gpu {
             self.encoder(&mut recorder).copy_buffer_to_buffer(source.buffer(), 0, &staging, 0, bytes);
             self.submit(&mut recorder)
         };
+        self.map_staging(staging, bytes, index, true)
+    }
+
+    /// Waits for submission `index`, then maps `staging` and copies its first `bytes`
+    /// out; with `report_errors`, errors wgpu reported are returned first.
+    fn map_staging(
+        &self,
+        staging: wgpu::Buffer,
+        bytes: u64,
+        index: Option<wgpu::SubmissionIndex>,
+        report_errors: bool,
+    ) -> Result<Vec<u8>> {
         let (sender, receiver) = std::sync::mpsc::channel();
         staging.slice(0..bytes).map_async(wgpu::MapMode::Read, move |result| {
             let _ = sender.send(result);
         });
         self.wait(index)?;
-        self.take_errors()?;
+        if report_errors {
+            self.take_errors()?;
+        }
         receiver
             .recv()
             .map_err(|_| device_error("the GPU never answered a read"))?

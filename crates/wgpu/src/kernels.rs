@@ -155,6 +155,22 @@ impl Kernel {
         }
     }
 
+    /// The kernel's family in GPU timings ([`crate::timestamps::FamilyTime`]): a GEMM
+    /// pass by its name, split-K's sum included.
+    pub fn family(self) -> &'static str {
+        use Kernel::*;
+        match self {
+            Fill | Unary | UnaryBackward | Binary => "elementwise",
+            Dropout => "dropout",
+            SumAxis | ChannelSum | MaxAxis | MaxAxisBackward | Softmax | SoftmaxBackward
+            | CrossEntropyRows | Mean | CrossEntropyBackward => "reduce",
+            PoolForward | PoolBackward => "max_pool",
+            Sgd | SgdPair | Adam => "optimizer",
+            Gemm(pass, _) | GemmSplitSum(pass, _) => pass.name(),
+            FmaPeak => "fma_peak",
+        }
+    }
+
     /// The tile shape of a GEMM kernel.
     fn tile(self) -> Option<GemmTile> {
         match self {

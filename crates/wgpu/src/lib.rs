@@ -40,15 +40,17 @@ mod op_codes;
 mod ops;
 mod params;
 mod peak;
+mod timestamps;
 
 use std::sync::{Arc, OnceLock};
 
 use kiln_tensor::{Device, KilnError, Result};
 
-pub use autotune::Autotune;
+pub use autotune::{Autotune, Clock};
 pub use backend::WgpuBackend;
 pub use gemm_tiles::{GemmTile, Lanes};
 pub use gpu::{AdapterSummary, WorkCounters};
+pub use timestamps::{FamilyTime, KernelTimes, TIMED_DISPATCHES};
 
 /// Opens a new device on the chosen adapter; returns it with what the adapter is.
 pub fn open() -> Result<(Device, AdapterSummary)> {

@@ -46,11 +46,12 @@ impl WgpuBackend {
             let mut all = bindings.to_vec();
             all.push(partial.as_ref());
             self.gpu.dispatch(Kernel::Gemm(pass, tile), op, params, &all, tile.grid(m, n));
+            self.gpu.count_flops(pass.name(), 2.0 * (m * n * k) as f64);
             if partial.is_some() {
                 self.gpu.dispatch(Kernel::GemmSplitSum(pass, tile), op, params, &all, grid(m * n, WIDTH));
             }
         };
-        self.gpu.tuner.record(pass, [m, n, k], fixed, run, || self.gpu.wait_idle());
+        self.gpu.tuner.record(pass, [m, n, k], fixed, run, |work| self.gpu.time(work));
     }
 
     /// Records [`kiln_tensor::Backend::matmul`].
