@@ -1,5 +1,6 @@
 // Inverted dropout with the counter-based mask of kiln_tensor::DropoutMask: element i
-// of the tensor is element first_index + i of the mask stream drawn from the seed.
+// of the tensor is element first_index + i of the mask stream drawn from the seed
+// (dropout_mask.wgsl).
 
 // Mirrors `DropoutParams` in crates/wgpu/src/params.rs, field for field.
 struct Params {
@@ -15,16 +16,6 @@ struct Params {
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 
-// The integer finalizer of kiln_tensor::dropout_hash.
-fn mix32(x0: u32) -> u32 {
-    var v = x0;
-    v ^= v >> 16u;
-    v *= 0x7feb352du;
-    v ^= v >> 15u;
-    v *= 0x846ca68bu;
-    return v ^ (v >> 16u);
-}
-
 @compute @workgroup_size(256)
 fn dropout(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
            @builtin(local_invocation_index) li: u32) {
@@ -32,7 +23,6 @@ fn dropout(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups
     if (i >= params.n) {
         return;
     }
-    let key = mix32(mix32(params.seed_lo) ^ params.seed_hi);
-    let h = mix32((params.first_index + i) ^ key) >> 8u;
-    out[i] = select(0.0, x[i] * params.scale, f32(h) >= params.threshold);
+    let kept = dropout_keeps(params.seed_lo, params.seed_hi, params.first_index + i, params.threshold);
+    out[i] = select(0.0, x[i] * params.scale, kept);
 }

@@ -1,5 +1,6 @@
 // Matrix product C[m, n] = op(A)·op(B) with optional transposes (prepended to
-// gemm_tile.wgsl); for a dense layer also + bias[n] and ReLU, applied in the store.
+// gemm_tile.wgsl); for a dense layer also + bias[n], ReLU and dropout, applied in the
+// store (after dropout_mask.wgsl).
 
 // Mirrors `MatmulParams` in crates/wgpu/src/params.rs, field for field.
 struct Params {
@@ -12,6 +13,14 @@ struct Params {
     has_bias: u32,
     // 1: ReLU in the store (Activation::Relu).
     relu: u32,
+    // 1: dropout after the ReLU (EpilogueDropout): element m·n + n of C is element
+    // first_index + m·n + n of the mask stream.
+    dropout: u32,
+    seed_lo: u32,
+    seed_hi: u32,
+    first_index: u32,
+    threshold: f32,
+    scale: f32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -42,5 +51,10 @@ fn store_c(m: u32, n: u32, value: f32) {
     if (params.relu != 0u) {
         v = max(v, 0.0);
     }
-    c[m * params.n + n] = v;
+    let i = m * params.n + n;
+    if (params.dropout != 0u) {
+        let kept = dropout_keeps(params.seed_lo, params.seed_hi, params.first_index + i, params.threshold);
+        v = select(0.0, v * params.scale, kept);
+    }
+    c[i] = v;
 }

@@ -6,6 +6,7 @@ mod common;
 
 use common::*;
 use kiln::prelude::*;
+use kiln::tensor::DropoutMask;
 
 /// One convolution configuration: input `[n, c, h, w]`, `o` filters of `k×k`.
 fn conv_case(
@@ -134,15 +135,17 @@ test_on_every_device! {
         }
     }
 
-    /// The dense layer's fused op, plain and with ReLU (biases of ±1 keep the outputs
-    /// off ReLU's kink, as for the convolution).
+    /// The dense layer's fused op, plain, with ReLU and with ReLU and dropout (biases of
+    /// ±1 keep the outputs off ReLU's kink, as for the convolution).
     fn linear_and_linear_relu() {
         let x = randn(&[5, 7], 22);
         let w = randn(&[6, 7], 23).mul_scalar(0.05);
         let b = Tensor::from_vec([6], vec![1.0, -1.0, 1.0, -1.0, 1.0, -1.0], &device());
         check_gradients("linear", [x.clone(), w.clone(), b.clone()], |t| t[0].linear(&t[1], Some(&t[2])));
         check_gradients("linear without bias", [x.clone(), w.clone()], |t| t[0].linear(&t[1], None));
-        check_gradients("linear+relu", [x, w, b], |t| t[0].linear_relu(&t[1], Some(&t[2])));
+        check_gradients("linear+relu", [x.clone(), w.clone(), b.clone()], |t| t[0].linear_relu(&t[1], Some(&t[2])));
+        let mask = DropoutMask::new(1234).starting_at(3);
+        check_gradients("linear+relu+dropout", [x, w, b], |t| t[0].linear_relu_dropout(&t[1], Some(&t[2]), 0.4, mask));
     }
 
     fn max_pool2d_alexnet_and_padded() {

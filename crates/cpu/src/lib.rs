@@ -41,8 +41,8 @@ use std::sync::{Arc, OnceLock};
 use rayon::prelude::*;
 
 use kiln_tensor::{
-    Activation, AdamStep, AxisSplit, Backend, BinaryOp, Conv2dGeometry, Device, DropoutMask, KilnError,
-    MatmulDims, Pool2dGeometry, Result, SgdStep, Shape, StorageRef, UnaryOp,
+    Activation, AdamStep, AxisSplit, Backend, BinaryOp, Conv2dGeometry, Device, DropoutMask, EpilogueDropout,
+    KilnError, MatmulDims, Pool2dGeometry, Result, SgdStep, Shape, StorageRef, UnaryOp,
 };
 
 pub use gemm::GemmKernel;
@@ -266,15 +266,20 @@ impl Backend for CpuBackend {
         bias: Option<&StorageRef>,
         dims: MatmulDims,
         activation: Activation,
+        dropout: Option<EpilogueDropout>,
     ) -> StorageRef {
         let mut c = self.memory.take(dims.m * dims.n);
         self.run(|_| {
             gemm::gemm(&read_f32(x), &read_f32(weight), &mut c, dims, gemm::Threads::Pool);
             let bias = bias.map(read_f32);
-            if bias.is_some() || activation != Activation::Identity {
-                c.par_chunks_mut(dims.n).for_each(|row| match &bias {
-                    Some(b) => row.iter_mut().zip(b.iter()).for_each(|(v, b)| *v = activation.apply(*v + b)),
-                    None => row.iter_mut().for_each(|v| *v = activation.apply(*v)),
+            if bias.is_some() || activation != Activation::Identity || dropout.is_some() {
+                c.par_chunks_mut(dims.n).enumerate().for_each(|(r, row)| {
+                    let first = (r * dims.n) as u32;
+                    for (j, v) in row.iter_mut().enumerate() {
+                        let biased = bias.as_ref().map_or(*v, |b| *v + b[j]);
+                        let activated = activation.apply(biased);
+                        *v = dropout.map_or(activated, |d| d.apply(first + j as u32, activated));
+                    }
                 });
             }
         });

@@ -4,7 +4,7 @@
 use kiln_tensor::{Device, Shape, Tensor};
 
 use crate::summary::{Summary, SummaryRow};
-use crate::{Mode, Result};
+use crate::{Dropout, Mode, Result};
 
 /// How a layer appears in a model summary.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,6 +52,26 @@ pub trait Module: Send + Sync {
     /// and then ReLU. [`crate::Sequential`] uses it for every layer a [`crate::ReLU`]
     /// follows.
     fn forward_relu(&self, _x: &Tensor, _mode: Mode) -> Option<Tensor> {
+        None
+    }
+
+    /// The layer followed by ReLU and `dropout` (in `dropout_mode`) as one fused op
+    /// (all three in the layer's store), when the layer has that form and `dropout` is
+    /// active in `dropout_mode` (training); `None` lets the caller run them one by one.
+    /// [`crate::Sequential`] uses it for every layer a ReLU and a [`Dropout`] follow.
+    fn forward_relu_dropout(
+        &self,
+        _x: &Tensor,
+        _mode: Mode,
+        _dropout: &Dropout,
+        _dropout_mode: Mode,
+    ) -> Option<Tensor> {
+        None
+    }
+
+    /// This layer as a [`Dropout`], if it is one (which [`crate::Sequential`] fuses into
+    /// a layer and ReLU before it when that layer can).
+    fn as_dropout(&self) -> Option<&Dropout> {
         None
     }
 

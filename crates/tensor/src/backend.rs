@@ -59,6 +59,30 @@ impl Activation {
     }
 }
 
+/// Inverted dropout applied in a kernel's epilogue, after its activation: element `i`
+/// of the output is kept and scaled by `1/(1−p)` when [`DropoutMask::keeps`]`(i, p)`,
+/// else zeroed — the same values as [`Backend::dropout`] on the unfused output.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EpilogueDropout {
+    /// Drop probability in `(0, 1)`.
+    pub p: f32,
+    /// The mask window.
+    pub mask: DropoutMask,
+}
+
+impl EpilogueDropout {
+    /// The factor kept elements are multiplied by: `1/(1−p)`.
+    pub fn scale(self) -> f32 {
+        1.0 / (1.0 - self.p)
+    }
+
+    /// Output element `i` with value `v` after dropout (for backends that apply it
+    /// element by element).
+    pub fn apply(self, i: u32, v: f32) -> f32 {
+        if self.mask.keeps(i, self.p) { v * self.scale() } else { 0.0 }
+    }
+}
+
 /// Elementwise functions of one input.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum UnaryOp {
@@ -314,6 +338,7 @@ pub trait Backend: Send + Sync + Debug {
     fn matmul(&self, a: &StorageRef, b: &StorageRef, dims: MatmulDims) -> StorageRef;
     /// A dense layer's forward pass in one kernel: `x · weightᵀ` (`dims` says so:
     /// `[m, k] · [n, k]ᵀ`), plus `bias` `[n]` on every row when given, `activation`
+    /// and then `dropout` (element `i` of the row-major result is mask element `i`)
     /// applied as the result is stored.
     fn linear(
         &self,
@@ -322,6 +347,7 @@ pub trait Backend: Send + Sync + Debug {
         bias: Option<&StorageRef>,
         dims: MatmulDims,
         activation: Activation,
+        dropout: Option<EpilogueDropout>,
     ) -> StorageRef;
     /// Convolution forward, with the bias `[out_channels]` added when given and
     /// `activation` applied to every output as it is stored.

@@ -22,8 +22,8 @@ mod tensor;
 
 pub use autograd::{Gradients, is_recording, live_tape_entries, no_grad};
 pub use backend::{
-    Activation, AdamStep, Backend, BinaryOp, Conv2dGeometry, MatmulDims, Pool2dGeometry, SgdStep, SgdTarget,
-    Storage, StorageRef, UnaryOp,
+    Activation, AdamStep, Backend, BinaryOp, Conv2dGeometry, EpilogueDropout, MatmulDims, Pool2dGeometry,
+    SgdStep, SgdTarget, Storage, StorageRef, UnaryOp,
 };
 pub use device::Device;
 pub use dtype::DType;

@@ -3,8 +3,8 @@
 //! the host and `synchronize`, which also report any GPU error.
 
 use kiln_tensor::{
-    Activation, AdamStep, AxisSplit, Backend, BinaryOp, Conv2dGeometry, DType, DropoutMask, MatmulDims,
-    Pool2dGeometry, Result, SgdStep, SgdTarget, Shape, StorageRef, UnaryOp,
+    Activation, AdamStep, AxisSplit, Backend, BinaryOp, Conv2dGeometry, DType, DropoutMask, EpilogueDropout,
+    MatmulDims, Pool2dGeometry, Result, SgdStep, SgdTarget, Shape, StorageRef, UnaryOp,
 };
 
 use crate::gpu::{Gpu, WorkCounters};
@@ -201,8 +201,9 @@ impl Backend for WgpuBackend {
         bias: Option<&StorageRef>,
         dims: MatmulDims,
         activation: Activation,
+        dropout: Option<EpilogueDropout>,
     ) -> StorageRef {
-        self.record_linear(x, weight, bias, dims, activation)
+        self.record_linear(x, weight, bias, dims, activation, dropout)
     }
 
     fn conv2d(

@@ -51,6 +51,7 @@ pub enum Kernel {
 const INDEX: &str = include_str!("../../../shaders/index.wgsl");
 const ELEMENTWISE: &str = include_str!("../../../shaders/elementwise.wgsl");
 const DROPOUT: &str = include_str!("../../../shaders/dropout.wgsl");
+const DROPOUT_MASK: &str = include_str!("../../../shaders/dropout_mask.wgsl");
 const REDUCE: &str = include_str!("../../../shaders/reduce.wgsl");
 const POOL: &str = include_str!("../../../shaders/pool.wgsl");
 const OPTIM: &str = include_str!("../../../shaders/optim.wgsl");
@@ -86,7 +87,8 @@ use Piece::{File, OpCodes, TiledGemm};
 
 const ELEMENTWISE_FAMILY: Family =
     Family { pieces: &[File(INDEX), OpCodes, File(ELEMENTWISE)], slots: &[Read, Read, Read, Write] };
-const DROPOUT_FAMILY: Family = Family { pieces: &[File(INDEX), File(DROPOUT)], slots: &[Read, Write] };
+const DROPOUT_FAMILY: Family =
+    Family { pieces: &[File(INDEX), File(DROPOUT_MASK), File(DROPOUT)], slots: &[Read, Write] };
 const REDUCE_FAMILY: Family =
     Family { pieces: &[File(INDEX), File(REDUCE)], slots: &[Read, Read, Read, Write, Write, Write] };
 const POOL_FAMILY: Family = Family { pieces: &[File(INDEX), File(POOL)], slots: &[Read, Read, Write, Write] };
@@ -97,8 +99,10 @@ const SGD_PAIR_FAMILY: Family = Family {
     slots: &[Read, Write, Write, Read, Write, Write],
 };
 // The GEMM families' last binding is split-K's `partial`.
-const MATMUL_FAMILY: Family =
-    Family { pieces: &[File(MATMUL), TiledGemm], slots: &[Read, Read, Read, Write, Write] };
+const MATMUL_FAMILY: Family = Family {
+    pieces: &[File(DROPOUT_MASK), File(MATMUL), TiledGemm],
+    slots: &[Read, Read, Read, Write, Write],
+};
 const CONV_FORWARD_FAMILY: Family = Family {
     pieces: &[File(CONV_COMMON), File(CONV_FORWARD), TiledGemm],
     slots: &[Read, Read, Read, Write, Write],

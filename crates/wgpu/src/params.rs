@@ -3,7 +3,9 @@
 //! to one side only shifts every later field, which the CPU-parity tests catch.
 
 use bytemuck::{Pod, Zeroable};
-use kiln_tensor::{Activation, AxisSplit, Conv2dGeometry, MatmulDims, Pool2dGeometry, Shape};
+use kiln_tensor::{
+    Activation, AxisSplit, Conv2dGeometry, EpilogueDropout, MatmulDims, Pool2dGeometry, Shape,
+};
 
 /// Largest rank the broadcasting kernel takes.
 pub const MAX_RANK: usize = 8;
@@ -61,11 +63,13 @@ impl ElementwiseParams {
     }
 }
 
-/// `Params` of `dropout.wgsl`.
+/// A dropout mask as `dropout_mask.wgsl` reads it: the last five fields of
+/// `dropout.wgsl`'s and `matmul.wgsl`'s `Params`, written there inline (a nested
+/// struct in a WGSL uniform block would be padded to 16 bytes; this one is five
+/// 4-byte fields, so `repr(C)` lays it out exactly as the inline fields).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
-pub struct DropoutParams {
-    pub n: u32,
+pub struct MaskParams {
     pub seed_lo: u32,
     pub seed_hi: u32,
     /// Index in the mask stream of the tensor's first element.
@@ -74,6 +78,28 @@ pub struct DropoutParams {
     pub threshold: f32,
     /// `1/(1−p)` for kept elements.
     pub scale: f32,
+}
+
+impl MaskParams {
+    /// The mask of `dropout`.
+    pub fn new(dropout: EpilogueDropout) -> Self {
+        let EpilogueDropout { p, mask } = dropout;
+        MaskParams {
+            seed_lo: mask.seed as u32,
+            seed_hi: (mask.seed >> 32) as u32,
+            first_index: mask.first_index,
+            threshold: p * (1u32 << 24) as f32,
+            scale: dropout.scale(),
+        }
+    }
+}
+
+/// `Params` of `dropout.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct DropoutParams {
+    pub n: u32,
+    pub mask: MaskParams,
 }
 
 /// `Params` of `reduce.wgsl`: reductions and softmax along an axis, cross-entropy rows.
@@ -151,10 +177,19 @@ pub struct MatmulParams {
     pub has_bias: u32,
     /// 1: ReLU in the store.
     pub relu: u32,
+    /// 1: dropout after the ReLU, with the mask below.
+    pub dropout: u32,
+    pub mask: MaskParams,
 }
 
 impl MatmulParams {
-    pub fn new(d: MatmulDims, has_bias: bool, activation: Activation) -> Self {
+    /// A product of `d`, with `bias`, `activation` and `dropout` in its store.
+    pub fn new(
+        d: MatmulDims,
+        has_bias: bool,
+        activation: Activation,
+        dropout: Option<EpilogueDropout>,
+    ) -> Self {
         MatmulParams {
             m: d.m as u32,
             n: d.n as u32,
@@ -163,6 +198,8 @@ impl MatmulParams {
             trans_b: u32::from(d.trans_b),
             has_bias: u32::from(has_bias),
             relu: u32::from(activation == Activation::Relu),
+            dropout: u32::from(dropout.is_some()),
+            mask: dropout.map_or_else(MaskParams::zeroed, MaskParams::new),
         }
     }
 }

@@ -210,6 +210,21 @@ fn dropout_masks_are_identical() {
 }
 
 #[test]
+fn the_dense_layers_fused_dropout_draws_the_same_mask() {
+    let Some(gpu) = gpu() else { return };
+    let (x, w, b) = (randn(&[13, 37], 30), randn(&[29, 37], 31), randn(&[29], 32));
+    let mask = kiln_tensor::DropoutMask::new(77).starting_at(1000);
+    let fused = |t: &[Tensor]| t[0].linear_relu_dropout(&t[1], Some(&t[2]), 0.4, mask);
+    let zeros = |t: &Tensor| t.to_vec().unwrap().iter().map(|&v| v == 0.0).collect::<Vec<_>>();
+    let on = |device: &Device| [&x, &w, &b].map(|t| t.to_device(device).unwrap());
+    let (c, g) = (fused(&on(&cpu())), fused(&on(&gpu)));
+    assert_eq!(zeros(&g), zeros(&c), "the same elements are dropped or clipped");
+    let unfused = x.linear_relu(&w, Some(&b)).dropout_with(0.4, mask);
+    assert_eq!(zeros(&c), zeros(&unfused));
+    parity("linear+relu+dropout", &gpu, vec![x, w, b], fused);
+}
+
+#[test]
 fn creation_readback_and_copies() {
     let Some(gpu) = gpu() else { return };
     assert_eq!(Tensor::full([1001], 2.5, &gpu).to_vec().unwrap(), vec![2.5; 1001]);

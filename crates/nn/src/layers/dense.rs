@@ -3,7 +3,7 @@
 use kiln_tensor::{Shape, Tensor};
 
 use super::{visit_weight_and_bias, visit_weight_and_bias_mut};
-use crate::{Initializer, Mode, Module, NnError, Result, SummaryStyle};
+use crate::{Dropout, Initializer, Mode, Module, NnError, Result, SummaryStyle};
 
 /// Fully connected layer; PyTorch's `nn.Linear` (weight `[out, in]`).
 ///
@@ -53,6 +53,18 @@ impl Module for Dense {
 
     fn forward_relu(&self, x: &Tensor, _mode: Mode) -> Option<Tensor> {
         Some(x.linear_relu(&self.weight, self.bias.as_ref()))
+    }
+
+    fn forward_relu_dropout(
+        &self,
+        x: &Tensor,
+        _mode: Mode,
+        dropout: &Dropout,
+        dropout_mode: Mode,
+    ) -> Option<Tensor> {
+        let output = Shape::from([x.dims()[0], self.weight.dims()[0]]);
+        let mask = dropout.mask(&output, dropout_mode)?;
+        Some(x.linear_relu_dropout(&self.weight, self.bias.as_ref(), dropout.p(), mask))
     }
 
     fn output_shape(&self, input: &Shape) -> Result<Shape> {

@@ -31,19 +31,38 @@ impl Dropout {
         assert!((0.0..1.0).contains(&p), "Dropout: p must be in [0, 1), got {p}");
         Dropout { p }
     }
+
+    /// The drop probability.
+    pub fn p(&self) -> f32 {
+        self.p
+    }
+
+    /// The mask window for an output of shape `output` (batch first) in `mode`: the
+    /// step's seed, starting at the first sample's place in the global batch; `None`
+    /// in evaluation, where dropout is the identity.
+    pub fn mask(&self, output: &Shape, mode: Mode) -> Option<DropoutMask> {
+        match mode {
+            Mode::Train { seed, first_sample } => {
+                let per_sample = output.dims().iter().skip(1).product::<usize>() as u64;
+                let first_index = u32::try_from(first_sample * per_sample)
+                    .expect("Dropout: the global batch has more than 2^32 activations");
+                Some(DropoutMask::new(seed).starting_at(first_index))
+            }
+            Mode::Eval => None,
+        }
+    }
 }
 
 impl Module for Dropout {
     fn forward(&self, x: &Tensor, mode: Mode) -> Tensor {
-        match mode {
-            Mode::Train { seed, first_sample } => {
-                let per_sample = x.shape().dims().iter().skip(1).product::<usize>() as u64;
-                let first_index = u32::try_from(first_sample * per_sample)
-                    .expect("Dropout: the global batch has more than 2^32 activations");
-                x.dropout_with(self.p, DropoutMask::new(seed).starting_at(first_index))
-            }
-            Mode::Eval => x.clone(),
+        match self.mask(x.shape(), mode) {
+            Some(mask) => x.dropout_with(self.p, mask),
+            None => x.clone(),
         }
+    }
+
+    fn as_dropout(&self) -> Option<&Dropout> {
+        Some(self)
     }
 
     fn output_shape(&self, input: &Shape) -> Result<Shape> {

@@ -59,18 +59,37 @@ impl Sequential {
     }
 }
 
+impl Sequential {
+    /// Child `i` on `h` fused with the ReLU (and the dropout) after it, and how many
+    /// children that output covers; `None` where nothing fuses.
+    fn fused_forward(&self, i: usize, h: &Tensor, mode: Mode) -> Option<(Tensor, usize)> {
+        let child = &self.children[i].1;
+        if !self.children.get(i + 1).is_some_and(|(_, next)| next.is_relu()) {
+            return None;
+        }
+        let dropout = self.children.get(i + 2).and_then(|(_, next)| next.as_dropout());
+        if let Some(fused) =
+            dropout.and_then(|d| child.forward_relu_dropout(h, mode.child(i), d, mode.child(i + 2)))
+        {
+            return Some((fused, 3));
+        }
+        child.forward_relu(h, mode.child(i)).map(|fused| (fused, 2))
+    }
+}
+
 impl Module for Sequential {
     /// Runs the children in order; a child that a [`crate::ReLU`] follows and that has
-    /// a fused form ([`Module::forward_relu`]) runs with the ReLU as one op.
+    /// a fused form runs with the ReLU as one op ([`Module::forward_relu`]), and with
+    /// the [`crate::Dropout`] after that ReLU too in training
+    /// ([`Module::forward_relu_dropout`]).
     fn forward(&self, x: &Tensor, mode: Mode) -> Tensor {
         let mut h = x.clone();
         let mut i = 0;
         while let Some((_, child)) = self.children.get(i) {
-            let relu_follows = self.children.get(i + 1).is_some_and(|(_, next)| next.is_relu());
-            match relu_follows.then(|| child.forward_relu(&h, mode.child(i))).flatten() {
-                Some(fused) => {
+            match self.fused_forward(i, &h, mode) {
+                Some((fused, covered)) => {
                     h = fused;
-                    i += 2;
+                    i += covered;
                 }
                 None => {
                     h = child.forward(&h, mode.child(i));

@@ -1,13 +1,13 @@
 //! Elementwise kernels on the GPU: fill, unary ops and their gradients, broadcasting binary
 //! ops, dropout.
 
-use kiln_tensor::{BinaryOp, DropoutMask, Shape, StorageRef, UnaryOp};
+use kiln_tensor::{BinaryOp, DropoutMask, EpilogueDropout, Shape, StorageRef, UnaryOp};
 
 use crate::backend::{WIDTH, WgpuBackend};
 use crate::gpu::grid;
 use crate::kernels::Kernel;
 use crate::op_codes::{BinaryCode, UnaryCode};
-use crate::params::{DropoutParams, ElementwiseParams};
+use crate::params::{DropoutParams, ElementwiseParams, MaskParams};
 
 impl WgpuBackend {
     /// Records [`kiln_tensor::Backend::full`].
@@ -93,14 +93,7 @@ impl WgpuBackend {
     pub(crate) fn record_dropout(&self, x: &StorageRef, p: f32, mask: DropoutMask) -> StorageRef {
         let n = x.len();
         let out = self.f32s(n, "dropout");
-        let params = DropoutParams {
-            n: n as u32,
-            seed_lo: mask.seed as u32,
-            seed_hi: (mask.seed >> 32) as u32,
-            first_index: mask.first_index,
-            threshold: p * (1u32 << 24) as f32,
-            scale: 1.0 / (1.0 - p),
-        };
+        let params = DropoutParams { n: n as u32, mask: MaskParams::new(EpilogueDropout { p, mask }) };
         self.gpu.dispatch(Kernel::Dropout, "dropout", &params, &[Some(x), Some(&out)], grid(n, WIDTH));
         out
     }

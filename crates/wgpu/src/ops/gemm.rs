@@ -1,7 +1,7 @@
 //! Matrix products on the GPU: the tiled GEMM (and its narrow variant for few rows), with
 //! bias and ReLU fused into the store for dense layers.
 
-use kiln_tensor::{Activation, MatmulDims, StorageRef};
+use kiln_tensor::{Activation, EpilogueDropout, MatmulDims, StorageRef};
 
 use crate::backend::{WIDTH, WgpuBackend};
 use crate::gemm_tiles::{GemmPass, GemmTile};
@@ -10,19 +10,18 @@ use crate::kernels::Kernel;
 use crate::params::MatmulParams;
 
 impl WgpuBackend {
-    /// `op(A)·op(B)`, plus `bias[n]` on every row when given, through `activation`, in
-    /// one dispatch.
-    pub(crate) fn matmul_then(
+    /// `op(A)·op(B)` of `d`, plus `bias[n]` on every row when given, with the store
+    /// `params` describes (their activation and dropout), in one dispatch.
+    fn matmul_then(
         &self,
         a: &StorageRef,
         b: &StorageRef,
         bias: Option<&StorageRef>,
         d: MatmulDims,
-        activation: Activation,
+        params: MatmulParams,
         op: &str,
     ) -> StorageRef {
         let out = self.f32s(d.m * d.n, op);
-        let params = MatmulParams::new(d, bias.is_some(), activation);
         let bindings = [Some(a), Some(b), bias, Some(&out)];
         let fixed = GemmTile::default_for(d.m);
         self.record_tiled(GemmPass::Matmul, fixed, [d.m, d.n, d.k], op, &params, &bindings);
@@ -56,7 +55,8 @@ impl WgpuBackend {
 
     /// Records [`kiln_tensor::Backend::matmul`].
     pub(crate) fn record_matmul(&self, a: &StorageRef, b: &StorageRef, d: MatmulDims) -> StorageRef {
-        self.matmul_then(a, b, None, d, Activation::Identity, "matmul")
+        let params = MatmulParams::new(d, false, Activation::Identity, None);
+        self.matmul_then(a, b, None, d, params, "matmul")
     }
 
     /// Records [`kiln_tensor::Backend::linear`].
@@ -67,7 +67,9 @@ impl WgpuBackend {
         bias: Option<&StorageRef>,
         dims: MatmulDims,
         activation: Activation,
+        dropout: Option<EpilogueDropout>,
     ) -> StorageRef {
-        self.matmul_then(x, weight, bias, dims, activation, "linear")
+        let params = MatmulParams::new(dims, bias.is_some(), activation, dropout);
+        self.matmul_then(x, weight, bias, dims, params, "linear")
     }
 }
