@@ -10,8 +10,9 @@
 // invocations with 4×4 outputs (64×64 tiles) by default, 1×4 (16×64) for products with
 // few rows, 4×64 invocations (tall tiles) for products with few columns, and the larger
 // shapes the autotuner tries. Each output sums over K in the same order whatever the
-// shape (double-buffered or not), so those give the same bits. With SPLITS > 1 (split-K, for long K and a small C) the
-// workgroups along z also split K into SPLITS slices, each writing its partial sums to
+// shape (double-buffered or not), so those give the same bits. Both operand tiles are
+// staged and read as vec4 (quads of 4 rows of A, of 4 columns of B). With SPLITS > 1
+// (split-K, for long K and a small C) the workgroups along z also split K into SPLITS slices, each writing its partial sums to
 // `partial`, and `split_k_sum` adds the slices in order and stores C: another rounding,
 // the same for every run. The host declares `partial` (the family's last binding).
 // Column tiles run along x and spill into z (a dimension holds at most 65,535
@@ -27,39 +28,52 @@ const BUFFERS: u32 = 1u;
 const TILE_M: u32 = WG_Y * ROWS;
 const TILE_N: u32 = WG_X * COLS;
 const TILE_K: u32 = 16u;
-// Operand elements each of the 256 invocations stages per K step.
-const A_LOADS: u32 = TILE_M * TILE_K / 256u;
-const B_LOADS: u32 = TILE_N * TILE_K / 256u;
+// Operand tiles are staged and read as vec4: A as quads of 4 rows, B as quads of 4
+// columns, so the inner loop reads one vec4 per 4 outputs instead of 4 scalars.
+const A_QUADS: u32 = TILE_M * TILE_K / 4u;
+const B_QUADS: u32 = TILE_N * TILE_K / 4u;
 // vec4 accumulators per invocation.
 const ACC: u32 = ROWS * COLS / 4u;
 
-var<workgroup> tile_a: array<f32, BUFFERS * TILE_K * TILE_M>; // [BUFFERS][TILE_K][TILE_M]
-var<workgroup> tile_b: array<f32, BUFFERS * TILE_K * TILE_N>; // [BUFFERS][TILE_K][TILE_N]
+var<workgroup> tile_a: array<vec4<f32>, BUFFERS * A_QUADS>; // [BUFFERS][TILE_K][TILE_M / 4]
+var<workgroup> tile_b: array<vec4<f32>, BUFFERS * B_QUADS>; // [BUFFERS][TILE_K][TILE_N / 4]
 
-// Stages the operand tiles of the K step at k0 (zeros past the slice's end) into
-// buffer `buf`.
-fn stage(buf: u32, k0: u32, k_end: u32, row0: u32, col0: u32, li: u32) {
-    for (var i = 0u; i < A_LOADS; i++) {
-        let e = li + i * 256u;
-        // A: consecutive invocations take consecutive k (row-major A reads contiguously).
-        let am = e / TILE_K;
-        let ak = e % TILE_K;
-        var av = 0.0;
-        if (row0 + am < params.m && k0 + ak < k_end) {
-            av = load_a(row0 + am, k0 + ak);
-        }
-        tile_a[(buf * TILE_K + ak) * TILE_M + am] = av;
+// A[m, k], zero outside the product and past the slice's end.
+fn a_or_zero(m: u32, k: u32, k_end: u32) -> f32 {
+    if (m < params.m && k < k_end) {
+        return load_a(m, k);
     }
-    for (var i = 0u; i < B_LOADS; i++) {
-        let e = li + i * 256u;
-        // B: consecutive invocations take consecutive n.
-        let bk = e / TILE_N;
-        let bn = e % TILE_N;
-        var bv = 0.0;
-        if (k0 + bk < k_end && col0 + bn < params.n) {
-            bv = load_b(k0 + bk, col0 + bn);
-        }
-        tile_b[(buf * TILE_K + bk) * TILE_N + bn] = bv;
+    return 0.0;
+}
+
+// B[k, n], zero outside the product and past the slice's end.
+fn b_or_zero(k: u32, n: u32, k_end: u32) -> f32 {
+    if (k < k_end && n < params.n) {
+        return load_b(k, n);
+    }
+    return 0.0;
+}
+
+// Stages the operand tiles of the K step at k0 into buffer `buf`, one quad per
+// invocation and round.
+fn stage(buf: u32, k0: u32, k_end: u32, row0: u32, col0: u32, li: u32) {
+    for (var e = li; e < A_QUADS; e += 256u) {
+        // A: consecutive invocations take consecutive k (row-major A reads contiguously).
+        let ak = e % TILE_K;
+        let m = row0 + (e / TILE_K) * 4u;
+        let k = k0 + ak;
+        tile_a[(buf * TILE_K + ak) * (TILE_M / 4u) + e / TILE_K] = vec4<f32>(
+            a_or_zero(m, k, k_end), a_or_zero(m + 1u, k, k_end),
+            a_or_zero(m + 2u, k, k_end), a_or_zero(m + 3u, k, k_end));
+    }
+    for (var e = li; e < B_QUADS; e += 256u) {
+        // B: consecutive invocations take consecutive quads of n.
+        let bk = e / (TILE_N / 4u);
+        let n = col0 + (e % (TILE_N / 4u)) * 4u;
+        let k = k0 + bk;
+        tile_b[buf * B_QUADS + e] = vec4<f32>(
+            b_or_zero(k, n, k_end), b_or_zero(k, n + 1u, k_end),
+            b_or_zero(k, n + 2u, k_end), b_or_zero(k, n + 3u, k_end));
     }
 }
 
@@ -84,13 +98,27 @@ fn tiled_gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) gro
             stage(1u - cur, next, k_end, row0, col0, li);
         }
         for (var kk = 0u; kk < TILE_K; kk++) {
+            // This invocation's ROWS values of A: whole quads, then (ROWS < 4) one
+            // component each.
+            let a_row = (cur * TILE_K + kk) * (TILE_M / 4u);
+            var a_vals: array<f32, ROWS>;
+            for (var q = 0u; q < ROWS / 4u; q++) {
+                let quad = tile_a[a_row + lid.y * (ROWS / 4u) + q];
+                a_vals[4u * q] = quad.x;
+                a_vals[4u * q + 1u] = quad.y;
+                a_vals[4u * q + 2u] = quad.z;
+                a_vals[4u * q + 3u] = quad.w;
+            }
+            for (var i = ROWS / 4u * 4u; i < ROWS; i++) {
+                let m = lid.y * ROWS + i;
+                a_vals[i] = tile_a[a_row + m / 4u][m % 4u];
+            }
+            let b_row = (cur * TILE_K + kk) * (TILE_N / 4u) + lid.x * (COLS / 4u);
             for (var c = 0u; c < COLS / 4u; c++) {
-                let at = (cur * TILE_K + kk) * TILE_N + lid.x * COLS + c * 4u;
-                let b = vec4<f32>(tile_b[at], tile_b[at + 1u], tile_b[at + 2u], tile_b[at + 3u]);
+                let b = tile_b[b_row + c];
                 for (var i = 0u; i < ROWS; i++) {
                     let slot = i * (COLS / 4u) + c;
-                    let a = tile_a[(cur * TILE_K + kk) * TILE_M + lid.y * ROWS + i];
-                    acc[slot] = fma(vec4<f32>(a), b, acc[slot]);
+                    acc[slot] = fma(vec4<f32>(a_vals[i]), b, acc[slot]);
                 }
             }
         }
