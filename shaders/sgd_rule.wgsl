@@ -1,4 +1,4 @@
-// PyTorch's SGD rule for one element, shared by the `sgd` and `sgd_pair` kernels:
+// PyTorch's SGD rule for one element, shared by the `sgd` and `sgd_group` kernels:
 // d = g + wd·p; v = μ·v + d; p −= lr·(nesterov ? d + μ·v : v); without momentum
 // p −= lr·d. Returns (new parameter, new velocity; the old one without momentum).
 fn sgd_element(p: f32, g: f32, v_old: f32, lr: f32, momentum: f32, weight_decay: f32,

@@ -87,6 +87,8 @@ pub struct Gpu {
     errors: Arc<Mutex<Vec<String>>>,
     /// Timestamp queries, where the adapter has them.
     timestamps: Option<TimestampQueries>,
+    /// Parameter tensors one SGD dispatch updates on this adapter.
+    pub sgd_group_size: u32,
 }
 
 fn device_error(message: impl Into<String>) -> KilnError {
@@ -178,7 +180,7 @@ impl Gpu {
         };
         let storage_usage =
             wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
-        let dummies = (0..6)
+        let dummies = (0..crate::sgd_group::GROUP_SLOTS.len())
             .map(|_| {
                 device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some("kiln unused binding"),
@@ -232,6 +234,7 @@ impl Gpu {
             dummies,
             errors,
             timestamps,
+            sgd_group_size: crate::sgd_group::group_size(limits.max_storage_buffers_per_shader_stage),
             summary,
             device,
             queue,

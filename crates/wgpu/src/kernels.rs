@@ -38,7 +38,8 @@ pub enum Kernel {
     PoolForward,
     PoolBackward,
     Sgd,
-    SgdPair,
+    /// SGD on this many tensors in one dispatch (`sgd_group.rs`).
+    SgdGroup(u32),
     Adam,
     /// A pass on the tiled GEMM, compiled for a tile shape.
     Gemm(GemmPass, GemmTile),
@@ -55,7 +56,6 @@ const DROPOUT_MASK: &str = include_str!("../../../shaders/dropout_mask.wgsl");
 const REDUCE: &str = include_str!("../../../shaders/reduce.wgsl");
 const POOL: &str = include_str!("../../../shaders/pool.wgsl");
 const OPTIM: &str = include_str!("../../../shaders/optim.wgsl");
-const OPTIM_PAIR: &str = include_str!("../../../shaders/optim_pair.wgsl");
 const SGD_RULE: &str = include_str!("../../../shaders/sgd_rule.wgsl");
 const GEMM_TILE: &str = include_str!("../../../shaders/gemm_tile.wgsl");
 const MATMUL: &str = include_str!("../../../shaders/matmul.wgsl");
@@ -74,6 +74,8 @@ enum Piece {
     OpCodes,
     /// The tiled GEMM compiled for the kernel's tile shape.
     TiledGemm,
+    /// The SGD group kernel generated for the kernel's group size.
+    SgdGroup,
 }
 
 /// A kernel family: the pieces of its WGSL module, in order, and its storage bindings
@@ -94,10 +96,13 @@ const REDUCE_FAMILY: Family =
 const POOL_FAMILY: Family = Family { pieces: &[File(INDEX), File(POOL)], slots: &[Read, Read, Write, Write] };
 const OPTIM_FAMILY: Family =
     Family { pieces: &[File(INDEX), File(SGD_RULE), File(OPTIM)], slots: &[Read, Write, Write, Write] };
-const SGD_PAIR_FAMILY: Family = Family {
-    pieces: &[File(INDEX), File(SGD_RULE), File(OPTIM_PAIR)],
-    slots: &[Read, Write, Write, Read, Write, Write],
-};
+/// The SGD group of `tensors` tensors: three bindings each.
+fn sgd_group_family(tensors: u32) -> Family {
+    Family {
+        pieces: &[File(INDEX), File(SGD_RULE), Piece::SgdGroup],
+        slots: &crate::sgd_group::GROUP_SLOTS[..3 * tensors as usize],
+    }
+}
 // The GEMM families' last binding is split-K's `partial`.
 const MATMUL_FAMILY: Family = Family {
     pieces: &[File(DROPOUT_MASK), File(MATMUL), TiledGemm],
@@ -152,7 +157,7 @@ impl Kernel {
             PoolBackward => (POOL_FAMILY, "max_pool_backward"),
             Sgd => (OPTIM_FAMILY, "sgd"),
             Adam => (OPTIM_FAMILY, "adam"),
-            SgdPair => (SGD_PAIR_FAMILY, "sgd_pair"),
+            SgdGroup(tensors) => (sgd_group_family(tensors), "sgd_group"),
             Gemm(pass, _) => (gemm_family(pass), "tiled_gemm"),
             GemmSplitSum(pass, _) => (gemm_family(pass), "split_k_sum"),
             FmaPeak => (FMA_PEAK_FAMILY, "fma_peak"),
@@ -169,7 +174,7 @@ impl Kernel {
             SumAxis | ChannelSum | MaxAxis | MaxAxisBackward | Softmax | SoftmaxBackward
             | CrossEntropyRows | Mean | CrossEntropyBackward => "reduce",
             PoolForward | PoolBackward => "max_pool",
-            Sgd | SgdPair | Adam => "optimizer",
+            Sgd | SgdGroup(_) | Adam => "optimizer",
             Gemm(pass, _) | GemmSplitSum(pass, _) => pass.name(),
             FmaPeak => "fma_peak",
         }
@@ -193,6 +198,10 @@ impl Kernel {
                 let tile = self.tile().expect("only GEMM kernels include the tiled GEMM");
                 tile.source(GEMM_TILE, family.slots.len())
             }
+            Piece::SgdGroup => match self {
+                Kernel::SgdGroup(tensors) => crate::sgd_group::source(tensors),
+                _ => unreachable!("only the SGD group kernel includes its generated source"),
+            },
         };
         family.pieces.iter().map(text).collect::<Vec<_>>().join("\n")
     }

@@ -40,6 +40,7 @@ mod op_codes;
 mod ops;
 mod params;
 mod peak;
+mod sgd_group;
 mod timestamps;
 
 use std::sync::{Arc, OnceLock};

@@ -277,17 +277,21 @@ pub struct OptimParams {
     pub bias2: f32,
 }
 
-/// `Params` of `optim_pair.wgsl`: SGD on two tensors in one dispatch.
+/// `Params` of the generated SGD group kernel (`sgd_group.rs`): a group of tensors in
+/// one dispatch.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
-pub struct SgdPairParams {
-    pub n0: u32,
-    pub n1: u32,
+pub struct SgdGroupParams {
     pub use_velocity: u32,
     pub nesterov: u32,
     pub lr: f32,
     pub momentum: f32,
     pub weight_decay: f32,
+    /// Tensors in this dispatch (the kernel may be compiled for more).
+    pub tensors: u32,
+    pub pad: [u32; 2],
+    /// Where each tensor's elements end in the concatenation of the group's tensors.
+    pub ends: [u32; crate::sgd_group::MAX_GROUP as usize],
 }
 
 /// `Params` of `fma_peak.wgsl`.

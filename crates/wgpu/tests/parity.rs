@@ -279,8 +279,9 @@ fn optimizer_updates() {
 }
 
 /// A whole model's SGD step (`Sgd::step`, which hands the backend all parameters at
-/// once and lets wgpu update them two per dispatch): three parameters, so one pair and
-/// one single, with plain SGD, momentum and Nesterov, three steps each.
+/// once and lets wgpu update up to 8 per dispatch): eleven parameters of several sizes,
+/// so a full group and a partial one (on adapters with 24 storage bindings per stage),
+/// with plain SGD, momentum and Nesterov, three steps each.
 #[test]
 fn a_whole_model_sgd_step_matches_the_cpu() {
     use kiln_nn::{Dense, Initializer, Mode, Module, Optimizer, ReLU, Sequential, Sgd};
@@ -288,10 +289,13 @@ fn a_whole_model_sgd_step_matches_the_cpu() {
     for (momentum, nesterov) in [(0.0, false), (0.9, false), (0.9, true)] {
         let run = |device: &Device| {
             let mut init = Initializer::new(device, 3);
-            let model = Sequential::new()
-                .push(Dense::new(&mut init, 13, 7))
-                .push(ReLU)
-                .push(Dense::new(&mut init, 7, 3).without_bias());
+            let mut model = Sequential::new().push(Dense::new(&mut init, 13, 7)).push(ReLU);
+            for width in [9, 6, 11, 7] {
+                let inputs = model.output_shape(&[13].into()).unwrap().dims()[0];
+                model = model.push(Dense::new(&mut init, inputs, width)).push(ReLU);
+            }
+            let model = model.push(Dense::new(&mut init, 7, 3).without_bias());
+            assert_eq!(model.named_parameters().len(), 11);
             let mut sgd =
                 Sgd::new(0.1).with_momentum(momentum).with_nesterov(nesterov).with_weight_decay(0.01);
             let x = randn(&[5, 13], 40).to_device(device).unwrap();

@@ -1,11 +1,12 @@
-//! Fused optimizer updates on the GPU: SGD (one or two tensors per dispatch) and Adam.
+//! Fused optimizer updates on the GPU: SGD (one tensor, or a group of up to 8 per
+//! dispatch) and Adam.
 
 use kiln_tensor::{AdamStep, SgdStep, SgdTarget, StorageRef};
 
 use crate::backend::{WIDTH, WgpuBackend};
 use crate::gpu::grid;
 use crate::kernels::Kernel;
-use crate::params::{OptimParams, SgdPairParams};
+use crate::params::{OptimParams, SgdGroupParams};
 
 impl WgpuBackend {
     /// Records [`kiln_tensor::Backend::sgd_update`].
@@ -30,34 +31,39 @@ impl WgpuBackend {
         self.gpu.dispatch(Kernel::Sgd, "sgd", &params, &bindings, grid(n, WIDTH));
     }
 
-    /// Records [`kiln_tensor::Backend::sgd_update_all`].
+    /// Records [`kiln_tensor::Backend::sgd_update_all`]: one dispatch per group of as
+    /// many tensors as the adapter's bindings allow (at most 8).
     pub(crate) fn record_sgd_update_all(&self, targets: &[SgdTarget<'_>], s: SgdStep) {
-        for pair in targets.chunks(2) {
-            let [first, second] = pair else {
-                let t = &pair[0];
+        let size = self.gpu.sgd_group_size;
+        if size == 1 {
+            for t in targets {
                 self.record_sgd_update(t.param, t.grad, t.velocity, s);
-                continue;
-            };
-            debug_assert_eq!(first.velocity.is_some(), second.velocity.is_some(), "one SGD step, one config");
-            let (n0, n1) = (first.param.len(), second.param.len());
-            let params = SgdPairParams {
-                n0: n0 as u32,
-                n1: n1 as u32,
-                use_velocity: u32::from(first.velocity.is_some()),
+            }
+            return;
+        }
+        for group in targets.chunks(size as usize) {
+            let with_velocity = group[0].velocity.is_some();
+            debug_assert!(
+                group.iter().all(|t| t.velocity.is_some() == with_velocity),
+                "one SGD step, one config"
+            );
+            let mut params = SgdGroupParams {
+                use_velocity: u32::from(with_velocity),
                 nesterov: u32::from(s.nesterov),
                 lr: s.lr,
                 momentum: s.momentum,
                 weight_decay: s.weight_decay,
+                tensors: group.len() as u32,
+                ..bytemuck::Zeroable::zeroed()
             };
-            let bindings = [
-                Some(first.grad),
-                Some(first.param),
-                first.velocity,
-                Some(second.grad),
-                Some(second.param),
-                second.velocity,
-            ];
-            self.gpu.dispatch(Kernel::SgdPair, "sgd", &params, &bindings, grid(n0 + n1, WIDTH));
+            let mut end = 0;
+            for (slot, t) in params.ends.iter_mut().zip(group) {
+                end += t.param.len();
+                *slot = end as u32;
+            }
+            let bindings: Vec<Option<&StorageRef>> =
+                group.iter().flat_map(|t| [Some(t.grad), Some(t.param), t.velocity]).collect();
+            self.gpu.dispatch(Kernel::SgdGroup(size), "sgd", &params, &bindings, grid(end, WIDTH));
         }
     }
 
