@@ -12,6 +12,9 @@
 //! - Convolutions are implicit GEMMs (im2col computed on the fly inside the tiled GEMM
 //!   kernel), so no unrolled matrix is ever stored; pooling and conv input gradients are
 //!   gathers, so no atomics are needed.
+//! - GEMM tile shapes are autotuned per adapter (GPU timestamps where the adapter has
+//!   them) and cached on disk; [`WgpuBackend::start_kernel_timing`] and
+//!   [`WgpuBackend::kernel_times`] give any stretch of work's GPU time per kernel family.
 //! - Errors wgpu reports (validation, out of memory, device lost) are collected and
 //!   returned as [`kiln_tensor::KilnError::Device`] from the next read or
 //!   `synchronize`, naming the op.
