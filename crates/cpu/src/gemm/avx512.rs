@@ -1,9 +1,10 @@
-//! The AVX-512 micro-kernel: a 12×32 block of `C` from two consecutive packed `A`
+//! The AVX-512 micro-kernels: a 12×32 block of `C` from two consecutive packed `A`
 //! panels (6 rows each) and two consecutive packed `B` panels (16 columns each), held
-//! in twenty-four 16-lane registers for the whole `k` loop. It reads the same packed
-//! layout as the 6×16 kernels, so packing (and the convolutions that pack their own
-//! panels) is shared; tiles smaller than 12×32 at the edges of a block go to the AVX2
-//! kernel, which every AVX-512 CPU also runs.
+//! in twenty-four 16-lane registers for the whole `k` loop, and a 6×32 one (one `A`
+//! panel, twelve registers) for the rows left below the last 12-row tile. They read the
+//! same packed layout as the 6×16 kernels, so packing (and the convolutions that pack
+//! their own panels) is shared; tiles narrower than 32 columns at the edges of a block
+//! go to the AVX2 kernel, which every AVX-512 CPU also runs.
 //!
 //! Each entry of `C` is the same chain of fused multiply-adds, in the same order, as in
 //! the AVX2 kernel, so both kernels give bit-identical results.
@@ -17,7 +18,8 @@ pub const WIDE_MR: usize = 2 * MR;
 /// Columns of `C` one call produces: two `B` panels.
 pub const WIDE_NR: usize = 2 * NR;
 
-/// Whether this CPU can run [`kernel`] (and the AVX2 kernel used at the edges).
+/// Whether this CPU can run [`kernel`] and [`pair_kernel`] (and the AVX2 kernel used at
+/// the edges).
 pub fn available() -> bool {
     is_x86_feature_detected!("avx512f") && super::avx2::available()
 }
@@ -80,6 +82,65 @@ pub unsafe fn kernel(
     }
     for r in 0..WIDE_MR {
         // SAFETY: row `r` of the caller's WIDE_MR×WIDE_NR block.
+        unsafe {
+            let row = c.add(r * rsc);
+            let (mut lo, mut hi) = (acc[2 * r], acc[2 * r + 1]);
+            if accumulate {
+                lo = _mm512_add_ps(lo, _mm512_loadu_ps(row));
+                hi = _mm512_add_ps(hi, _mm512_loadu_ps(row.add(NR)));
+            }
+            _mm512_storeu_ps(row, lo);
+            _mm512_storeu_ps(row.add(NR), hi);
+        }
+    }
+}
+
+/// See [`super::packed::PairKernel`]: the `MR×WIDE_NR` product of one packed `A` panel
+/// and two packed `B` panels (the second `b_next` floats after the first) over `k`
+/// steps, stored into `c` (row stride `rsc`), added to what is there when `accumulate`.
+///
+/// # Safety
+/// The CPU must support AVX-512F ([`available`]); the `A` panel and both `B` panels must
+/// hold `k` steps, and `c` an `MR×WIDE_NR` block with row stride `rsc`.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn pair_kernel(
+    k: usize,
+    a: *const f32,
+    b: *const f32,
+    b_next: usize,
+    c: *mut f32,
+    rsc: usize,
+    accumulate: bool,
+) {
+    let mut acc = [_mm512_setzero_ps(); 2 * MR];
+    let step = |acc: &mut [__m512; 2 * MR], a: *const f32, b: *const f32| {
+        // SAFETY: the caller guarantees MR values of the A panel and NR of both B
+        // panels at this step.
+        unsafe {
+            let b0 = _mm512_loadu_ps(b);
+            let b1 = _mm512_loadu_ps(b.add(b_next));
+            for r in 0..MR {
+                let ar = _mm512_set1_ps(*a.add(r));
+                acc[2 * r] = _mm512_fmadd_ps(ar, b0, acc[2 * r]);
+                acc[2 * r + 1] = _mm512_fmadd_ps(ar, b1, acc[2 * r + 1]);
+            }
+        }
+    };
+    let (mut a, mut b) = (a, b);
+    for _ in 0..k / 2 {
+        // SAFETY: two of the caller's `k` steps.
+        unsafe {
+            step(&mut acc, a, b);
+            step(&mut acc, a.add(MR), b.add(NR));
+            a = a.add(2 * MR);
+            b = b.add(2 * NR);
+        }
+    }
+    if k % 2 == 1 {
+        step(&mut acc, a, b);
+    }
+    for r in 0..MR {
+        // SAFETY: row `r` of the caller's MR×WIDE_NR block.
         unsafe {
             let row = c.add(r * rsc);
             let (mut lo, mut hi) = (acc[2 * r], acc[2 * r + 1]);

@@ -12,6 +12,7 @@ mod avx2;
 mod avx512;
 mod packed;
 mod portable;
+mod transpose;
 
 use std::sync::OnceLock;
 
@@ -30,7 +31,8 @@ const PARALLEL_MIN_WORK: usize = 1 << 20;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GemmKernel {
     /// Twenty-four 16-lane AVX-512 registers holding a 12×32 tile (two by two packed
-    /// panels), with the AVX2 kernel for the tiles at block edges.
+    /// panels), a 6×32 one for the rows below the last 12-row tile, and the AVX2 kernel
+    /// for tiles narrower than 32 columns.
     #[cfg(target_arch = "x86_64")]
     Avx512,
     /// Twelve 8-lane AVX2 registers updated with fused multiply-adds.
@@ -106,10 +108,14 @@ impl GemmKernel {
     fn kernels(self) -> packed::Kernels {
         match self {
             #[cfg(target_arch = "x86_64")]
-            GemmKernel::Avx512 => packed::Kernels { tile: avx2::kernel, wide: Some(avx512::kernel) },
+            GemmKernel::Avx512 => packed::Kernels {
+                tile: avx2::kernel,
+                wide: Some(avx512::kernel),
+                pair: Some(avx512::pair_kernel),
+            },
             #[cfg(target_arch = "x86_64")]
-            GemmKernel::Avx2Fma => packed::Kernels { tile: avx2::kernel, wide: None },
-            GemmKernel::Portable => packed::Kernels { tile: portable::kernel, wide: None },
+            GemmKernel::Avx2Fma => packed::Kernels { tile: avx2::kernel, wide: None, pair: None },
+            GemmKernel::Portable => packed::Kernels { tile: portable::kernel, wide: None, pair: None },
         }
     }
 }
@@ -170,12 +176,8 @@ impl Strided<'_> {
                 }
             }
         } else if self.row_stride == 1 {
-            for j in 0..cols {
-                let start = self.offset + first_row + (first_col + j) * self.col_stride;
-                for (p, value) in self.data[start..start + rows].iter().enumerate() {
-                    panel[p * width + j] = *value;
-                }
-            }
+            let start = self.offset + first_row + first_col * self.col_stride;
+            transpose::gather_columns(self.data, [start, self.col_stride], [rows, cols], width, panel);
         } else {
             for j in 0..cols {
                 for p in 0..rows {

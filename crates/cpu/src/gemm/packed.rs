@@ -38,14 +38,26 @@ pub type MicroKernel = unsafe fn(usize, *const f32, *const f32, *mut f32, usize,
 /// As for [`MicroKernel`], for all four panels and the `2MR×2NR` block.
 pub type WideKernel = unsafe fn(usize, *const f32, usize, *const f32, usize, *mut f32, usize, bool);
 
+/// A pair kernel: the `MR×2NR` block of `C` from one `A` panel and two consecutive `B`
+/// panels (the second `b_next` floats after the first): `(k, a, b, b_next, c, row
+/// stride, accumulate)`.
+///
+/// # Safety
+/// As for [`MicroKernel`], for the three panels and the `MR×2NR` block.
+pub type PairKernel = unsafe fn(usize, *const f32, *const f32, usize, *mut f32, usize, bool);
+
 /// The kernels one GEMM runs: the `MR×NR` tile kernel, and a wide one that covers
-/// two by two panels at once wherever a whole `2MR×2NR` tile fits.
+/// two by two panels at once wherever a whole `2MR×2NR` tile fits, with a pair kernel
+/// for the rows below the last whole wide tile.
 #[derive(Clone, Copy)]
 pub struct Kernels {
     /// One `MR×NR` tile.
     pub tile: MicroKernel,
     /// Two by two panels, when the CPU has such a kernel.
     pub wide: Option<WideKernel>,
+    /// One `A` panel by two `B` panels, when the CPU has such a kernel (used with
+    /// `wide`).
+    pub pair: Option<PairKernel>,
 }
 
 /// How the columns of an output matrix lie in memory.
@@ -242,10 +254,46 @@ fn macro_kernel(
             ir += 2 * MR;
         }
         for rest in (ir..mc).step_by(MR) {
-            tile(rest, jr);
-            tile(rest, jr + NR);
+            match kernels.pair {
+                Some(pair) => pair_tile(pair, [rest, jr], [mc, kc], a_pack, b_pack, c, accumulate),
+                None => {
+                    tile(rest, jr);
+                    tile(rest, jr + NR);
+                }
+            }
         }
         jr += 2 * NR;
+    }
+}
+
+/// One `MR×2NR` tile at rows `ir`, columns `jr` of the block, whose `2NR` columns exist
+/// (see [`macro_kernel`]); with fewer than `MR` rows left, or columns that are not
+/// contiguous in memory, it is computed into a small buffer and its valid part copied
+/// out.
+fn pair_tile(
+    pair: PairKernel,
+    [ir, jr]: [usize; 2],
+    [mc, kc]: [usize; 2],
+    a_pack: &[f32],
+    b_pack: &[f32],
+    c: OutputBlock,
+    accumulate: bool,
+) {
+    let rows = MR.min(mc - ir);
+    let a_panel = &a_pack[ir * kc..(ir + MR) * kc];
+    let b_panels = &b_pack[jr * kc..(jr + 2 * NR) * kc];
+    // SAFETY: the A panel and both B panels hold kc steps each (sliced above); the tile
+    // lies inside the caller's block, and one that is short of rows or not contiguous
+    // is computed into `edge`. The kernel matches the CPU (see `gemm`).
+    unsafe {
+        let (out, contiguous) = c.run(ir, jr);
+        if rows == MR && contiguous >= 2 * NR {
+            pair(kc, a_panel.as_ptr(), b_panels.as_ptr(), NR * kc, out, c.row_stride, accumulate);
+            return;
+        }
+        let mut edge = [0.0f32; MR * 2 * NR];
+        pair(kc, a_panel.as_ptr(), b_panels.as_ptr(), NR * kc, edge.as_mut_ptr(), 2 * NR, false);
+        c.store([ir, jr], [rows, 2 * NR], &edge, 2 * NR, accumulate);
     }
 }
 
