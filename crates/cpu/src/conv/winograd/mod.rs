@@ -17,7 +17,7 @@ mod transforms;
 use kiln_tensor::{Activation, Conv2dGeometry};
 use rayon::prelude::*;
 
-use crate::gemm::{Left, NR, OutputLayout, PackB, PackedA, Strided, gemm_packed};
+use crate::gemm::{GemmKernel, Left, NR, OutputLayout, PackB, PackedA, Strided, gemm_packed};
 use crate::memory::HostMemory;
 use crate::scratch::with_scratch;
 use transforms::{Algorithm as Transformed, F2x3, F2x5, LANES, Lanes, gather, times, times_transposed};
@@ -188,6 +188,7 @@ impl PackB for TransformedTiles<'_> {
 /// Writes `V[ξ] = (Bᵀ·d·B)[ξ]` for every channel and tile of `images` into `v` (`N²`
 /// matrices in `layout`). Per channel and row of tiles, `Bᵀ·d` runs over whole input
 /// rows at once, then `·B` over the tiles of the row.
+#[inline(always)]
 fn transform_input<const N: usize, const R: usize, A: Transformed<N, R>>(
     input: &TiledInput,
     images: std::ops::Range<usize>,
@@ -227,6 +228,7 @@ fn transform_input<const N: usize, const R: usize, A: Transformed<N, R>>(
 /// Turns the `N²` products (a channel's products for every position side by side) into
 /// the NCHW output of `images` (`Aᵀ·m·A`, plus the bias, through `activation`), keeping
 /// the pixels inside the plane.
+#[inline(always)]
 fn transform_output<const N: usize, const R: usize, A: Transformed<N, R>>(
     Products { m, columns: stride }: Products,
     bias: Option<&[f32]>,
@@ -342,7 +344,10 @@ fn forward_with<const N: usize, const R: usize, A: Transformed<N, R>>(
             let v_len = layout.len(N * N, [c, columns]);
             with_scratch(v_len + N * N * o * columns, |scratch| {
                 let (v, m) = scratch.split_at_mut(v_len);
-                transform_input::<N, R, A>(&input, images, c, layout, v);
+                vectorized(
+                    #[inline(always)]
+                    || transform_input::<N, R, A>(&input, images, c, layout, v),
+                );
                 for (channel, tile) in (0..c).flat_map(|channel| (tiles..columns).map(move |t| (channel, t)))
                 {
                     let at = layout.index(N * N, [c, columns], 0, channel, tile);
@@ -362,12 +367,33 @@ fn forward_with<const N: usize, const R: usize, A: Transformed<N, R>>(
                     );
                 }
                 let products = Products { m, columns };
-                transform_output::<N, R, A>(products, bias, activation, g, &input, count, out_group);
+                vectorized(
+                    #[inline(always)]
+                    || transform_output::<N, R, A>(products, bias, activation, g, &input, count, out_group),
+                );
             });
         },
     );
     mem.recycle(input.data);
     out
+}
+
+/// Runs `work` compiled for AVX-512F when the process's GEMM kernel is the AVX-512 one
+/// (the transforms' 16-lane values then take one register instead of four), else for
+/// the build's baseline. `work` and the transforms it calls are inlined into the
+/// AVX-512 copy (`#[inline(always)]`); the arithmetic is the same, so are the results.
+#[inline(always)]
+fn vectorized<T>(work: impl FnOnce() -> T) -> T {
+    #[cfg(target_arch = "x86_64")]
+    if GemmKernel::detect() == GemmKernel::Avx512 {
+        #[target_feature(enable = "avx512f")]
+        fn with_avx512<T>(work: impl FnOnce() -> T) -> T {
+            work()
+        }
+        // SAFETY: the AVX-512 GEMM kernel is only chosen on CPUs that run AVX-512F.
+        return unsafe { with_avx512(work) };
+    }
+    work()
 }
 
 /// Images per group: about [`TARGET_TILES`] tiles, and at least one group per thread.
@@ -380,6 +406,7 @@ fn images_per_group(g: &Conv2dGeometry, per_image: usize) -> usize {
 /// of `dy` into `dm` (`O × N² × tiles`: row `o` of position ξ's `[O, tiles]` matrix at
 /// `(o·N² + ξ)·tiles`). Pixels past the plane's edge had no output, so their gradient
 /// is zero.
+#[inline(always)]
 fn transform_output_gradient<const N: usize, const R: usize, A: Transformed<N, R>>(
     dy: &[f32],
     g: &Conv2dGeometry,
@@ -480,9 +507,15 @@ fn backward_weight_with<const N: usize, const R: usize, A: Transformed<N, R>>(
                 let v_len = layout.len(N * N, [c, tiles]);
                 with_scratch(v_len + N * N * o * tiles, |scratch| {
                     let (v, dm) = scratch.split_at_mut(v_len);
-                    transform_input::<N, R, A>(&input, images.clone(), c, layout, v);
+                    vectorized(
+                        #[inline(always)]
+                        || transform_input::<N, R, A>(&input, images.clone(), c, layout, v),
+                    );
                     let dy = &dy[images.start * out_image..images.end * out_image];
-                    transform_output_gradient::<N, R, A>(dy, g, &input, images.len(), dm);
+                    vectorized(
+                        #[inline(always)]
+                        || transform_output_gradient::<N, R, A>(dy, g, &input, images.len(), dm),
+                    );
                     for xi in 0..N * N {
                         let left = Strided {
                             data: dm,
