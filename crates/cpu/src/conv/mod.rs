@@ -92,7 +92,7 @@ pub fn forward(
         let width = count * p.plane;
         let patches = Patches(PatchSource { input: &input, first_image: images.start, geometry: g });
         let layout = OutputLayout::ImagePlanes { plane: p.plane };
-        gemm_packed(o, p.patch, width, Left::Packed(&weights), &patches, out_group, layout, false);
+        gemm_packed(o, p.patch, width, Left::Packed(weights.view()), &patches, out_group, layout, false);
         if bias.is_some() || activation != Activation::Identity {
             for (i, plane) in out_group.chunks_mut(p.plane).enumerate() {
                 let b = bias.map_or(0.0, |bias| bias[i % o]);

@@ -201,7 +201,7 @@ pub enum Left<'a> {
     /// Packed on the fly.
     Strided(&'a Strided<'a>),
     /// Already packed.
-    Packed(&'a PackedA),
+    Packed(PackedView<'a>),
 }
 
 /// A left-hand matrix packed once into the layout the GEMM reads, so GEMMs that share
@@ -216,6 +216,42 @@ impl PackedA {
     /// Packs the `rows×depth` matrix `a`.
     pub fn new(a: &Strided, rows: usize, depth: usize) -> Self {
         PackedA { data: packed::pack_whole_a(a, rows, depth), rows, depth }
+    }
+
+    /// The packed matrix as a GEMM's left-hand side.
+    pub fn view(&self) -> PackedView<'_> {
+        PackedView { data: &self.data, rows: self.rows, depth: self.depth }
+    }
+}
+
+/// A `rows×depth` left-hand matrix in the packed layout, borrowed: from a [`PackedA`],
+/// or written in that layout by its producer ([`PackedView::index`]), which then skips
+/// packing altogether.
+#[derive(Clone, Copy)]
+pub struct PackedView<'a> {
+    data: &'a [f32],
+    rows: usize,
+    depth: usize,
+}
+
+impl<'a> PackedView<'a> {
+    /// `data` as a packed `rows×depth` matrix: element `(i, k)` at
+    /// [`PackedView::index`], rows past `rows` up to the next multiple of [`MR`]
+    /// present (their products are discarded). Panics if `data` is shorter than
+    /// [`PackedView::len`].
+    pub fn new(data: &'a [f32], rows: usize, depth: usize) -> Self {
+        assert!(data.len() >= Self::len(rows, depth), "packed A: {} floats for {rows}x{depth}", data.len());
+        PackedView { data, rows, depth }
+    }
+
+    /// Floats a packed `rows×depth` matrix takes.
+    pub fn len(rows: usize, depth: usize) -> usize {
+        rows.next_multiple_of(MR) * depth
+    }
+
+    /// Where element `(i, k)` of a packed `rows×depth` matrix lies.
+    pub fn index(rows: usize, depth: usize, i: usize, k: usize) -> usize {
+        packed::packed_a_index(rows, depth, i, k)
     }
 }
 
@@ -303,7 +339,7 @@ pub fn gemm_packed(
     layout: OutputLayout,
     accumulate: bool,
 ) {
-    if let Left::Packed(packed) = a {
+    if let Left::Packed(packed) = &a {
         assert!(packed.rows == m && packed.depth == k, "gemm: packed A is not {m}x{k}");
     }
     if m == 0 || n == 0 {

@@ -326,6 +326,15 @@ fn narrow_tile(
     }
 }
 
+/// Where element `(i, p)` of an `m×k` matrix lies once packed by [`pack_whole_a`]: in
+/// the depth block starting at `pc` (a multiple of `KC`, `kc` deep), the `MR`-row panel
+/// holding row `i`, step `p − pc`.
+pub fn packed_a_index(m: usize, k: usize, i: usize, p: usize) -> usize {
+    let pc = p / KC * KC;
+    let kc = KC.min(k - pc);
+    pc * m.next_multiple_of(MR) + (i - i % MR) * kc + (p - pc) * MR + i % MR
+}
+
 /// All of the `m×k` matrix `a`, packed block by block in the order [`gemm`] reads them:
 /// the `(pc, ic)` block starts at `pc·m′ + ic·kc` (`m′` is `m` rounded up to [`MR`]).
 pub fn pack_whole_a(a: &Strided, m: usize, k: usize) -> Vec<f32> {

@@ -92,10 +92,33 @@ fn a_prepacked_left_matrix_gives_the_same_product() {
     let right = Strided { data: &b, offset: 0, row_stride: n, col_stride: 1 };
     let packed = PackedA::new(&left, m, k);
     let mut c = vec![f32::NAN; m * n];
-    gemm_packed(m, k, n, Left::Packed(&packed), &right, &mut c, OutputLayout::RowMajor { ldc: n }, false);
+    gemm_packed(
+        m,
+        k,
+        n,
+        Left::Packed(packed.view()),
+        &right,
+        &mut c,
+        OutputLayout::RowMajor { ldc: n },
+        false,
+    );
     let (exact, scale) = reference(&a, &b, d);
     for (i, ((got, want), s)) in c.iter().zip(&exact).zip(&scale).enumerate() {
         assert!((f64::from(*got) - want).abs() <= 1e-6 * s + 1e-7, "entry {i} is {got}, expected {want}");
+    }
+}
+
+#[test]
+fn a_packed_element_lies_where_its_index_says() {
+    // Ragged in rows (not a multiple of MR) and in depth (not a multiple of KC).
+    let (m, k) = (103, 530);
+    let a = values(m * k, 7);
+    let packed = PackedA::new(&Strided { data: &a, offset: 0, row_stride: k, col_stride: 1 }, m, k);
+    assert_eq!(packed.data.len(), PackedView::len(m, k));
+    for i in 0..m {
+        for p in 0..k {
+            assert_eq!(packed.data[PackedView::index(m, k, i, p)], a[i * k + p], "element ({i}, {p})");
+        }
     }
 }
 

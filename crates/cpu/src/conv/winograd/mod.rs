@@ -17,7 +17,7 @@ mod transforms;
 use kiln_tensor::{Activation, Conv2dGeometry};
 use rayon::prelude::*;
 
-use crate::gemm::{GemmKernel, Left, NR, OutputLayout, PackB, PackedA, Strided, gemm_packed};
+use crate::gemm::{GemmKernel, Left, MR, NR, OutputLayout, PackB, PackedA, PackedView, Strided, gemm_packed};
 use crate::memory::HostMemory;
 use crate::scratch::with_scratch;
 use transforms::{Algorithm as Transformed, F2x3, F2x5, LANES, Lanes, gather, times, times_transposed};
@@ -359,7 +359,7 @@ fn forward_with<const N: usize, const R: usize, A: Transformed<N, R>>(
                         o,
                         c,
                         columns,
-                        Left::Packed(u),
+                        Left::Packed(u.view()),
                         &v,
                         &mut m[xi * columns..],
                         OutputLayout::RowMajor { ldc: N * N * columns },
@@ -403,37 +403,50 @@ fn images_per_group(g: &Conv2dGeometry, per_image: usize) -> usize {
 }
 
 /// Writes `dM[ξ] = (A·dY·Aᵀ)[ξ]` for every output channel and tile of the `count` images
-/// of `dy` into `dm` (`O × N² × tiles`: row `o` of position ξ's `[O, tiles]` matrix at
-/// `(o·N² + ξ)·tiles`). Pixels past the plane's edge had no output, so their gradient
-/// is zero.
+/// of `dy` into `dm`: `N²` matrices `[O, tiles]`, `stride` floats apart, each already in
+/// the GEMM's packed left-hand layout ([`PackedView`]), so the weight gradient's GEMMs
+/// skip packing them. Channels go `MR` at a time ([`PackedView`]'s panel height) and
+/// tile by tile, so each position's writes advance through its panel in order. Pixels
+/// past the plane's edge had no output, so their gradient is zero.
 #[inline(always)]
 fn transform_output_gradient<const N: usize, const R: usize, A: Transformed<N, R>>(
     dy: &[f32],
     g: &Conv2dGeometry,
     input: &TiledInput,
     count: usize,
-    dm: &mut [f32],
+    (dm, stride): (&mut [f32], usize),
 ) {
     let o = g.out_channels;
     let (oh, ow) = (g.out_h(), g.out_w());
     let per_image = input.per_image();
     let tiles = count * per_image;
+    // Rows past `o` in the last panel only produce discarded rows of dU: zero them.
+    for padding in o..o.next_multiple_of(MR) {
+        for tile in 0..tiles {
+            let at = PackedView::index(o, tiles, padding, tile);
+            (0..N * N).for_each(|xi| dm[xi * stride + at] = 0.0);
+        }
+    }
     for j in 0..count {
-        for channel in 0..o {
-            let plane = &dy[(j * o + channel) * oh * ow..][..oh * ow];
-            let at = |y: usize, x: usize| if y < oh && x < ow { plane[y * ow + x] } else { 0.0 };
+        for first in (0..o).step_by(MR) {
             for ty in 0..input.tiles_h {
                 for tx in 0..input.tiles_w {
                     let (y, x) = (M * ty, M * tx);
-                    // A·dY, column by column: N×M.
-                    let columns: [[f32; N]; M] = gather(|dx| {
-                        times_transposed(&A::TRANSFORMS.output, &gather(|dy| at(y + dy, x + dx)))
-                    });
                     let tile = j * per_image + ty * input.tiles_w + tx;
-                    for row in 0..N {
-                        let values = times_transposed(&A::TRANSFORMS.output, &gather(|dx| columns[dx][row]));
-                        for (col, value) in values.into_iter().enumerate() {
-                            dm[(channel * N * N + row * N + col) * tiles + tile] = value;
+                    for channel in first..o.min(first + MR) {
+                        let plane = &dy[(j * o + channel) * oh * ow..][..oh * ow];
+                        let at = |y: usize, x: usize| if y < oh && x < ow { plane[y * ow + x] } else { 0.0 };
+                        // A·dY, column by column: N×M.
+                        let columns: [[f32; N]; M] = gather(|dx| {
+                            times_transposed(&A::TRANSFORMS.output, &gather(|dy| at(y + dy, x + dx)))
+                        });
+                        let index = PackedView::index(o, tiles, channel, tile);
+                        for row in 0..N {
+                            let values =
+                                times_transposed(&A::TRANSFORMS.output, &gather(|dx| columns[dx][row]));
+                            for (col, value) in values.into_iter().enumerate() {
+                                dm[(row * N + col) * stride + index] = value;
+                            }
                         }
                     }
                 }
@@ -505,7 +518,8 @@ fn backward_weight_with<const N: usize, const R: usize, A: Transformed<N, R>>(
                 let tiles = images.len() * per_image;
                 let layout = TileLayout::TileRows;
                 let v_len = layout.len(N * N, [c, tiles]);
-                with_scratch(v_len + N * N * o * tiles, |scratch| {
+                let dm_stride = PackedView::len(o, tiles) + SKEW;
+                with_scratch(v_len + N * N * dm_stride, |scratch| {
                     let (v, dm) = scratch.split_at_mut(v_len);
                     vectorized(
                         #[inline(always)]
@@ -514,15 +528,10 @@ fn backward_weight_with<const N: usize, const R: usize, A: Transformed<N, R>>(
                     let dy = &dy[images.start * out_image..images.end * out_image];
                     vectorized(
                         #[inline(always)]
-                        || transform_output_gradient::<N, R, A>(dy, g, &input, images.len(), dm),
+                        || transform_output_gradient::<N, R, A>(dy, g, &input, images.len(), (dm, dm_stride)),
                     );
                     for xi in 0..N * N {
-                        let left = Strided {
-                            data: dm,
-                            offset: xi * tiles,
-                            row_stride: N * N * tiles,
-                            col_stride: 1,
-                        };
+                        let left = PackedView::new(&dm[xi * dm_stride..], o, tiles);
                         let right =
                             TransformedTiles { data: v, layout, positions: N * N, xi, size: [c, tiles] };
                         let out = &mut du[xi * du_stride..][..o * c];
@@ -530,7 +539,7 @@ fn backward_weight_with<const N: usize, const R: usize, A: Transformed<N, R>>(
                             o,
                             tiles,
                             c,
-                            Left::Strided(&left),
+                            Left::Packed(left),
                             &right,
                             out,
                             OutputLayout::RowMajor { ldc: c },
