@@ -35,6 +35,36 @@ fn window_max(
     (best, at as i32)
 }
 
+/// [`window_max`] of a whole `K×K` window at `first` (its top-left index), with the
+/// window's size known to the compiler and each row scanned on its own (selects, no
+/// branches), so the compare chain is `K + K − 1` long instead of `K²`. Rows after the
+/// first start from −∞: a NaN only wins in the window's first position, as in the
+/// direct scan, and a later row takes over only with a strictly larger value.
+#[inline(always)]
+fn whole_window_max<const K: usize>(plane: &[f32], in_w: usize, first: usize) -> (f32, i32) {
+    let window = &plane[first..first + (K - 1) * in_w + K];
+    let row_max = |h: usize, start: (f32, usize)| {
+        let (mut best, mut at) = start;
+        for w in 0..K {
+            let v = window[h * in_w + w];
+            let better = v > best;
+            best = if better { v } else { best };
+            at = if better { h * in_w + w } else { at };
+        }
+        (best, at)
+    };
+    let rows: [(f32, usize); K] = std::array::from_fn(|h| {
+        row_max(h, if h == 0 { (window[0], 0) } else { (f32::NEG_INFINITY, h * in_w) })
+    });
+    let (mut best, mut at) = rows[0];
+    for &(v, i) in &rows[1..] {
+        let better = v > best;
+        best = if better { v } else { best };
+        at = if better { i } else { at };
+    }
+    (best, (first + at) as i32)
+}
+
 /// Pooled values and the argmax of each output within its input plane.
 pub fn forward(mem: &HostMemory, x: &[f32], g: &Pool2dGeometry) -> (Vec<f32>, Vec<i32>) {
     let (oh, ow) = (g.out_h(), g.out_w());
@@ -50,7 +80,12 @@ pub fn forward(mem: &HostMemory, x: &[f32], g: &Pool2dGeometry) -> (Vec<f32>, Ve
                 let rows = window(y, g, g.in_h);
                 let out = y * ow..(y + 1) * ow;
                 for ((v, i), cols) in vals[out.clone()].iter_mut().zip(&mut idxs[out]).zip(&columns) {
-                    (*v, *i) = window_max(input, g.in_w, rows.clone(), cols.clone());
+                    let whole = rows.len() == 3 && cols.len() == 3 && g.kernel == 3;
+                    (*v, *i) = if whole {
+                        whole_window_max::<3>(input, g.in_w, rows.start * g.in_w + cols.start)
+                    } else {
+                        window_max(input, g.in_w, rows.clone(), cols.clone())
+                    };
                 }
             }
         },
@@ -72,4 +107,35 @@ pub fn backward(mem: &HostMemory, grad: &[f32], argmax: &[i32], g: &Pool2dGeomet
         }
     });
     dx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_whole_window_finds_what_the_general_scan_finds_ties_and_nans_included() {
+        let in_w = 5;
+        // Few distinct values (ties, as after a ReLU), NaNs and infinities, at every
+        // offset of a 3×3 window in a 5×5 plane.
+        let cases: Vec<Vec<f32>> = (0..200u32)
+            .map(|seed| {
+                (0..25u32)
+                    .map(|i| match (i * 7919 + seed * 104_729) % 29 {
+                        0 => f32::NAN,
+                        1 => f32::NEG_INFINITY,
+                        r => (r % 4) as f32,
+                    })
+                    .collect()
+            })
+            .collect();
+        for plane in &cases {
+            for first in [0, 1, 2, 5, 7, 10, 12] {
+                let (top, left) = (first / in_w, first % in_w);
+                let (v, i) = whole_window_max::<3>(plane, in_w, first);
+                let (want_v, want_i) = window_max(plane, in_w, top..top + 3, left..left + 3);
+                assert_eq!((v.to_bits(), i), (want_v.to_bits(), want_i), "{plane:?} at {first}");
+            }
+        }
+    }
 }
