@@ -1,6 +1,6 @@
-//! Winograd convolutions for stride-1 3×3 and 5×5 kernels: each 2×2 block of output
-//! pixels comes from an `N×N` input tile through `N²` products instead of `4·R²`:
-//! F(2×2, 3×3) does 16 products instead of 36 (2.25× less GEMM work; AlexNet's
+//! Winograd convolutions for stride-1 3×3 and 5×5 kernels: each `M×M` block of output
+//! pixels comes from an `N×N` input tile through `N²` products instead of `M²·R²`:
+//! F(4×4, 3×3) does 36 products instead of 144 (4× less GEMM work; AlexNet's
 //! conv3–conv5), F(2×2, 5×5) 36 instead of 100 (2.78×; conv2). Forward pass, input
 //! gradient (through the flipped-kernel form, itself a forward convolution) and weight
 //! gradient all run this way.
@@ -17,13 +17,10 @@ mod transforms;
 use kiln_tensor::{Activation, Conv2dGeometry};
 use rayon::prelude::*;
 
-use crate::gemm::{GemmKernel, Left, MR, NR, OutputLayout, PackB, PackedA, PackedView, Strided, gemm_packed};
+use crate::gemm::{GemmKernel, Left, MR, NR, OutputLayout, PackB, PackedView, gemm_packed};
 use crate::memory::HostMemory;
 use crate::scratch::with_scratch;
-use transforms::{Algorithm as Transformed, F2x3, F2x5, LANES, Lanes, gather, times, times_transposed};
-
-/// Output pixels per tile side, in both algorithms.
-const M: usize = 2;
+use transforms::{Algorithm as Transformed, F2x5, F4x3, LANES, Lanes, gather, times, times_transposed};
 
 /// Output columns (tiles) a group's GEMMs aim for.
 const TARGET_TILES: usize = 256;
@@ -39,8 +36,8 @@ const MIN_CHANNELS: usize = 16;
 /// A Winograd algorithm Kiln runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Algorithm {
-    /// F(2×2, 3×3): 4×4 tiles, 16 products.
-    F2x3,
+    /// F(4×4, 3×3): 6×6 tiles, 36 products.
+    F4x3,
     /// F(2×2, 5×5): 6×6 tiles, 36 products.
     F2x5,
 }
@@ -49,7 +46,7 @@ pub enum Algorithm {
 /// 1, padding below the kernel size, and enough channels.
 pub fn algorithm(g: &Conv2dGeometry) -> Option<Algorithm> {
     let algorithm = match (g.kernel_h, g.kernel_w) {
-        (3, 3) => Algorithm::F2x3,
+        (3, 3) => Algorithm::F4x3,
         (5, 5) => Algorithm::F2x5,
         _ => return None,
     };
@@ -63,28 +60,52 @@ pub fn algorithm(g: &Conv2dGeometry) -> Option<Algorithm> {
     fits.then_some(algorithm)
 }
 
-/// `U[ξ] = G·g·Gᵀ` for every kernel, as `N²` packed `[O, C]` matrices.
-fn transform_weights<const N: usize, const R: usize, A: Transformed<N, R>>(
+/// The transformed weights `U[ξ]`: `N²` `[O, C]` matrices in the GEMM's packed
+/// left-hand layout, `stride` floats apart in one buffer from the device's memory.
+struct TransformedWeights {
+    data: Vec<f32>,
+    stride: usize,
+    o: usize,
+    c: usize,
+}
+
+impl TransformedWeights {
+    /// `U[ξ]` as a GEMM's left-hand side.
+    fn at(&self, xi: usize) -> Left<'_> {
+        Left::Packed(PackedView::new(&self.data[xi * self.stride..], self.o, self.c))
+    }
+}
+
+/// `U[ξ] = G·g·Gᵀ` for every kernel, written straight into the packed layout (no
+/// intermediate matrices, no second packing pass).
+fn transform_weights<const N: usize, const M: usize, const R: usize, A: Transformed<N, M, R>>(
+    mem: &HostMemory,
     w: &[f32],
     o: usize,
     c: usize,
-) -> Vec<PackedA> {
-    let stride = o * c + SKEW;
-    let mut u = vec![0.0f32; N * N * stride];
+) -> TransformedWeights {
+    let stride = PackedView::len(o, c) + SKEW;
+    let mut u = mem.take(N * N * stride);
+    // Rows past `o` in the last panel only produce discarded rows: zero them.
+    for row in o..o.next_multiple_of(MR) {
+        for channel in 0..c {
+            let at = PackedView::index(o, c, row, channel);
+            (0..N * N).for_each(|xi| u[xi * stride + at] = 0.0);
+        }
+    }
     for (oc, g) in w.chunks_exact(R * R).enumerate() {
+        let at = PackedView::index(o, c, oc / c, oc % c);
         // G·g, column by column: N×R.
         let columns: [[f32; N]; R] = gather(|col| times(&A::TRANSFORMS.kernel, &gather(|k| g[k * R + col])));
         // (G·g)·Gᵀ, row by row: N×N.
         for row in 0..N {
             let values = times(&A::TRANSFORMS.kernel, &gather(|k| columns[k][row]));
             for (col, v) in values.into_iter().enumerate() {
-                u[(row * N + col) * stride + oc] = v;
+                u[(row * N + col) * stride + at] = v;
             }
         }
     }
-    u.chunks_exact(stride)
-        .map(|m| PackedA::new(&Strided { data: &m[..o * c], offset: 0, row_stride: c, col_stride: 1 }, o, c))
-        .collect()
+    TransformedWeights { data: u, stride, o, c }
 }
 
 /// The input zero-padded so that every `N×N` tile lies inside: the convolution's
@@ -100,10 +121,11 @@ struct TiledInput {
 }
 
 impl TiledInput {
-    /// The padded input of `g` for tiles of `n` pixels a side.
-    fn new(mem: &HostMemory, x: &[f32], g: &Conv2dGeometry, n: usize) -> Self {
-        let (tiles_h, tiles_w) = (g.out_h().div_ceil(M), g.out_w().div_ceil(M));
-        let (height, width) = (M * tiles_h + n - M, M * tiles_w + n - M);
+    /// The padded input of `g` for tiles of `n` pixels a side producing `m×m` output
+    /// blocks.
+    fn new(mem: &HostMemory, x: &[f32], g: &Conv2dGeometry, [n, m]: [usize; 2]) -> Self {
+        let (tiles_h, tiles_w) = (g.out_h().div_ceil(m), g.out_w().div_ceil(m));
+        let (height, width) = (m * tiles_h + n - m, m * tiles_w + n - m);
         let mut data = mem.zeroed(g.batch * g.in_channels * height * width);
         data.par_chunks_mut(height * width).zip(x.par_chunks(g.in_h * g.in_w)).for_each(|(out, plane)| {
             for (y, row) in plane.chunks(g.in_w).enumerate() {
@@ -189,7 +211,7 @@ impl PackB for TransformedTiles<'_> {
 /// matrices in `layout`). Per channel and row of tiles, `Bᵀ·d` runs over whole input
 /// rows at once, then `·B` over the tiles of the row.
 #[inline(always)]
-fn transform_input<const N: usize, const R: usize, A: Transformed<N, R>>(
+fn transform_input<const N: usize, const M: usize, const R: usize, A: Transformed<N, M, R>>(
     input: &TiledInput,
     images: std::ops::Range<usize>,
     c: usize,
@@ -229,7 +251,7 @@ fn transform_input<const N: usize, const R: usize, A: Transformed<N, R>>(
 /// the NCHW output of `images` (`Aᵀ·m·A`, plus the bias, through `activation`), keeping
 /// the pixels inside the plane.
 #[inline(always)]
-fn transform_output<const N: usize, const R: usize, A: Transformed<N, R>>(
+fn transform_output<const N: usize, const M: usize, const R: usize, A: Transformed<N, M, R>>(
     Products { m, columns: stride }: Products,
     bias: Option<&[f32]>,
     activation: Activation,
@@ -312,13 +334,13 @@ pub fn forward(
     activation: Activation,
 ) -> Vec<f32> {
     match algorithm {
-        Algorithm::F2x3 => forward_with::<4, 3, F2x3>(mem, x, w, bias, g, activation),
-        Algorithm::F2x5 => forward_with::<6, 5, F2x5>(mem, x, w, bias, g, activation),
+        Algorithm::F4x3 => forward_with::<6, 4, 3, F4x3>(mem, x, w, bias, g, activation),
+        Algorithm::F2x5 => forward_with::<6, 2, 5, F2x5>(mem, x, w, bias, g, activation),
     }
 }
 
 /// [`forward`] with the algorithm `A`.
-fn forward_with<const N: usize, const R: usize, A: Transformed<N, R>>(
+fn forward_with<const N: usize, const M: usize, const R: usize, A: Transformed<N, M, R>>(
     mem: &HostMemory,
     x: &[f32],
     w: &[f32],
@@ -327,8 +349,8 @@ fn forward_with<const N: usize, const R: usize, A: Transformed<N, R>>(
     activation: Activation,
 ) -> Vec<f32> {
     let (o, c) = (g.out_channels, g.in_channels);
-    let u = transform_weights::<N, R, A>(w, o, c);
-    let input = TiledInput::new(mem, x, g, N);
+    let u = transform_weights::<N, M, R, A>(mem, w, o, c);
+    let input = TiledInput::new(mem, x, g, [N, M]);
     let per_image = input.per_image();
     let group = images_per_group(g, per_image);
     let out_image = o * g.out_h() * g.out_w();
@@ -346,20 +368,20 @@ fn forward_with<const N: usize, const R: usize, A: Transformed<N, R>>(
                 let (v, m) = scratch.split_at_mut(v_len);
                 vectorized(
                     #[inline(always)]
-                    || transform_input::<N, R, A>(&input, images, c, layout, v),
+                    || transform_input::<N, M, R, A>(&input, images, c, layout, v),
                 );
                 for (channel, tile) in (0..c).flat_map(|channel| (tiles..columns).map(move |t| (channel, t)))
                 {
                     let at = layout.index(N * N, [c, columns], 0, channel, tile);
                     (0..N * N).for_each(|xi| v[at + xi * NR] = 0.0);
                 }
-                for (xi, u) in u.iter().enumerate() {
+                for xi in 0..N * N {
                     let v = TransformedTiles { data: v, layout, positions: N * N, xi, size: [c, columns] };
                     gemm_packed(
                         o,
                         c,
                         columns,
-                        Left::Packed(u.view()),
+                        u.at(xi),
                         &v,
                         &mut m[xi * columns..],
                         OutputLayout::RowMajor { ldc: N * N * columns },
@@ -369,12 +391,17 @@ fn forward_with<const N: usize, const R: usize, A: Transformed<N, R>>(
                 let products = Products { m, columns };
                 vectorized(
                     #[inline(always)]
-                    || transform_output::<N, R, A>(products, bias, activation, g, &input, count, out_group),
+                    || {
+                        transform_output::<N, M, R, A>(
+                            products, bias, activation, g, &input, count, out_group,
+                        )
+                    },
                 );
             });
         },
     );
     mem.recycle(input.data);
+    mem.recycle(u.data);
     out
 }
 
@@ -409,7 +436,7 @@ fn images_per_group(g: &Conv2dGeometry, per_image: usize) -> usize {
 /// tile by tile, so each position's writes advance through its panel in order. Pixels
 /// past the plane's edge had no output, so their gradient is zero.
 #[inline(always)]
-fn transform_output_gradient<const N: usize, const R: usize, A: Transformed<N, R>>(
+fn transform_output_gradient<const N: usize, const M: usize, const R: usize, A: Transformed<N, M, R>>(
     dy: &[f32],
     g: &Conv2dGeometry,
     input: &TiledInput,
@@ -457,7 +484,7 @@ fn transform_output_gradient<const N: usize, const R: usize, A: Transformed<N, R
 
 /// `dW = Gᵀ·dU·G` for every kernel, from the `N²` matrices `dU[ξ]` (`[O, C]`,
 /// `stride` apart).
-fn weight_gradient_from<const N: usize, const R: usize, A: Transformed<N, R>>(
+fn weight_gradient_from<const N: usize, const M: usize, const R: usize, A: Transformed<N, M, R>>(
     du: &[f32],
     o: usize,
     c: usize,
@@ -490,20 +517,20 @@ pub fn backward_weight(
     g: &Conv2dGeometry,
 ) -> Vec<f32> {
     match algorithm {
-        Algorithm::F2x3 => backward_weight_with::<4, 3, F2x3>(mem, x, dy, g),
-        Algorithm::F2x5 => backward_weight_with::<6, 5, F2x5>(mem, x, dy, g),
+        Algorithm::F4x3 => backward_weight_with::<6, 4, 3, F4x3>(mem, x, dy, g),
+        Algorithm::F2x5 => backward_weight_with::<6, 2, 5, F2x5>(mem, x, dy, g),
     }
 }
 
 /// [`backward_weight`] with the algorithm `A`.
-fn backward_weight_with<const N: usize, const R: usize, A: Transformed<N, R>>(
+fn backward_weight_with<const N: usize, const M: usize, const R: usize, A: Transformed<N, M, R>>(
     mem: &HostMemory,
     x: &[f32],
     dy: &[f32],
     g: &Conv2dGeometry,
 ) -> Vec<f32> {
     let (o, c) = (g.out_channels, g.in_channels);
-    let input = TiledInput::new(mem, x, g, N);
+    let input = TiledInput::new(mem, x, g, [N, M]);
     let per_image = input.per_image();
     let group = images_per_group(g, per_image);
     let groups = super::image_groups(g.batch, group);
@@ -523,12 +550,20 @@ fn backward_weight_with<const N: usize, const R: usize, A: Transformed<N, R>>(
                     let (v, dm) = scratch.split_at_mut(v_len);
                     vectorized(
                         #[inline(always)]
-                        || transform_input::<N, R, A>(&input, images.clone(), c, layout, v),
+                        || transform_input::<N, M, R, A>(&input, images.clone(), c, layout, v),
                     );
                     let dy = &dy[images.start * out_image..images.end * out_image];
                     vectorized(
                         #[inline(always)]
-                        || transform_output_gradient::<N, R, A>(dy, g, &input, images.len(), (dm, dm_stride)),
+                        || {
+                            transform_output_gradient::<N, M, R, A>(
+                                dy,
+                                g,
+                                &input,
+                                images.len(),
+                                (dm, dm_stride),
+                            )
+                        },
                     );
                     for xi in 0..N * N {
                         let left = PackedView::new(&dm[xi * dm_stride..], o, tiles);
@@ -553,7 +588,7 @@ fn backward_weight_with<const N: usize, const R: usize, A: Transformed<N, R>>(
         .collect();
     mem.recycle(input.data);
     let du = super::sum_in_order(mem, partials, N * N * du_stride);
-    let dw = weight_gradient_from::<N, R, A>(&du, o, c, du_stride);
+    let dw = weight_gradient_from::<N, M, R, A>(&du, o, c, du_stride);
     mem.recycle(du);
     dw
 }
