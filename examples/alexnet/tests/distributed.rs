@@ -217,7 +217,8 @@ mod with_mpi {
         let ours: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
         assert_eq!(
             ours,
-            ["error: the batch size 63 does not divide evenly over 2 processes; use a multiple of 2"]
+            ["error: the batch size 63 does not divide evenly over 2 processes; use a multiple of 2"],
+            "{stderr}"
         );
 
         let alone = Command::new(BINARY).arg("--distributed").output().unwrap();
