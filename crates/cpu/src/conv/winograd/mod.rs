@@ -196,13 +196,19 @@ struct TransformedTiles<'a> {
 impl PackB for TransformedTiles<'_> {
     fn pack(&self, first_row: usize, rows: usize, first_col: usize, cols: usize, panel: &mut [f32]) {
         debug_assert!(first_col.is_multiple_of(NR) && cols <= NR);
+        if rows == 0 {
+            return;
+        }
+        let (c, t) = match self.layout {
+            TileLayout::ChannelRows => (first_row, first_col),
+            TileLayout::TileRows => (first_col, first_row),
+        };
+        let start = self.layout.index(self.positions, self.size, self.xi, c, t);
+        // In both layouts the matrix's next row lies one block of all positions further.
+        let stride = self.positions * NR;
+        let source = &self.data[start..start + (rows - 1) * stride + NR];
         for (p, out) in panel.chunks_exact_mut(NR).take(rows).enumerate() {
-            let (c, t) = match self.layout {
-                TileLayout::ChannelRows => (first_row + p, first_col),
-                TileLayout::TileRows => (first_col, first_row + p),
-            };
-            let start = self.layout.index(self.positions, self.size, self.xi, c, t);
-            out.copy_from_slice(&self.data[start..start + NR]);
+            out.copy_from_slice(&source[p * stride..p * stride + NR]);
         }
     }
 }
