@@ -290,8 +290,11 @@ pub struct SgdGroupParams {
     /// Tensors in this dispatch (the kernel may be compiled for more).
     pub tensors: u32,
     pub pad: [u32; 2],
-    /// Where each tensor's elements end in the concatenation of the group's tensors.
+    /// Where each tensor's workgroups end (each tensor has its elements rounded up to
+    /// whole workgroups).
     pub ends: [u32; crate::sgd_group::MAX_GROUP as usize],
+    /// Each tensor's elements.
+    pub lens: [u32; crate::sgd_group::MAX_GROUP as usize],
 }
 
 /// `Params` of `fma_peak.wgsl`.

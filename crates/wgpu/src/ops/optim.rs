@@ -57,13 +57,14 @@ impl WgpuBackend {
                 ..bytemuck::Zeroable::zeroed()
             };
             let mut end = 0;
-            for (slot, t) in params.ends.iter_mut().zip(group) {
-                end += t.param.len();
+            for ((slot, len), t) in params.ends.iter_mut().zip(&mut params.lens).zip(group) {
+                end += t.param.len().div_ceil(WIDTH);
                 *slot = end as u32;
+                *len = t.param.len() as u32;
             }
             let bindings: Vec<Option<&StorageRef>> =
                 group.iter().flat_map(|t| [Some(t.grad), Some(t.param), t.velocity]).collect();
-            self.gpu.dispatch(Kernel::SgdGroup(size), "sgd", &params, &bindings, grid(end, WIDTH));
+            self.gpu.dispatch(Kernel::SgdGroup(size), "sgd", &params, &bindings, grid(end, 1));
         }
     }
 
