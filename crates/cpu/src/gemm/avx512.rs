@@ -44,55 +44,8 @@ pub unsafe fn kernel(
     rsc: usize,
     accumulate: bool,
 ) {
-    for r in 0..WIDE_MR {
-        // Start fetching the C tile now; the k loop hides the latency.
-        // SAFETY: prefetching never faults; the addresses are the caller's tile.
-        unsafe {
-            _mm_prefetch::<_MM_HINT_T0>(c.add(r * rsc).cast());
-            _mm_prefetch::<_MM_HINT_T0>(c.add(r * rsc + WIDE_NR - 1).cast());
-        }
-    }
-    let mut acc = [_mm512_setzero_ps(); 2 * WIDE_MR];
-    let step = |acc: &mut [__m512; 2 * WIDE_MR], a: *const f32, b: *const f32| {
-        // SAFETY: the caller guarantees MR values of both A panels and NR of both B
-        // panels at this step.
-        unsafe {
-            let b0 = _mm512_loadu_ps(b);
-            let b1 = _mm512_loadu_ps(b.add(b_next));
-            for r in 0..WIDE_MR {
-                let value = if r < MR { a.add(r) } else { a.add(a_next + r - MR) };
-                let ar = _mm512_set1_ps(*value);
-                acc[2 * r] = _mm512_fmadd_ps(ar, b0, acc[2 * r]);
-                acc[2 * r + 1] = _mm512_fmadd_ps(ar, b1, acc[2 * r + 1]);
-            }
-        }
-    };
-    let (mut a, mut b) = (a, b);
-    for _ in 0..k / 2 {
-        // SAFETY: two of the caller's `k` steps.
-        unsafe {
-            step(&mut acc, a, b);
-            step(&mut acc, a.add(MR), b.add(NR));
-            a = a.add(2 * MR);
-            b = b.add(2 * NR);
-        }
-    }
-    if k % 2 == 1 {
-        step(&mut acc, a, b);
-    }
-    for r in 0..WIDE_MR {
-        // SAFETY: row `r` of the caller's WIDE_MR×WIDE_NR block.
-        unsafe {
-            let row = c.add(r * rsc);
-            let (mut lo, mut hi) = (acc[2 * r], acc[2 * r + 1]);
-            if accumulate {
-                lo = _mm512_add_ps(lo, _mm512_loadu_ps(row));
-                hi = _mm512_add_ps(hi, _mm512_loadu_ps(row.add(NR)));
-            }
-            _mm512_storeu_ps(row, lo);
-            _mm512_storeu_ps(row.add(NR), hi);
-        }
-    }
+    // SAFETY: the caller's guarantees, for two A panels.
+    unsafe { rows_by_32::<WIDE_MR>(k, [a, a.add(a_next)], b, b_next, c, rsc, accumulate) }
 }
 
 /// See [`super::packed::PairKernel`]: the `MR×WIDE_NR` product of one packed `A` panel
@@ -112,42 +65,65 @@ pub unsafe fn pair_kernel(
     rsc: usize,
     accumulate: bool,
 ) {
-    let mut acc = [_mm512_setzero_ps(); 2 * MR];
-    let step = |acc: &mut [__m512; 2 * MR], a: *const f32, b: *const f32| {
-        // SAFETY: the caller guarantees MR values of the A panel and NR of both B
+    // SAFETY: the caller's guarantees, for one A panel (rows past MR are never read).
+    unsafe { rows_by_32::<MR>(k, [a, a], b, b_next, c, rsc, accumulate) }
+}
+
+/// The `ROWS×WIDE_NR` block of `C` (`ROWS` is `MR` or `WIDE_MR`) from the `A` panels
+/// `a` (rows past `MR` come from the second) and two `B` panels, in `2·ROWS` registers
+/// for the whole `k` loop.
+///
+/// # Safety
+/// As for [`kernel`], for `ROWS` rows.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn rows_by_32<const ROWS: usize>(
+    k: usize,
+    a: [*const f32; 2],
+    b: *const f32,
+    b_next: usize,
+    c: *mut f32,
+    rsc: usize,
+    accumulate: bool,
+) {
+    for r in 0..ROWS {
+        // Start fetching the C tile now; the k loop hides the latency.
+        // SAFETY: prefetching never faults; the addresses are the caller's tile.
+        unsafe {
+            _mm_prefetch::<_MM_HINT_T0>(c.add(r * rsc).cast());
+            _mm_prefetch::<_MM_HINT_T0>(c.add(r * rsc + WIDE_NR - 1).cast());
+        }
+    }
+    let mut acc = [[_mm512_setzero_ps(); 2]; ROWS];
+    let step = |acc: &mut [[__m512; 2]; ROWS], offset: usize| {
+        // SAFETY: the caller guarantees MR values of the A panels and NR of both B
         // panels at this step.
         unsafe {
-            let b0 = _mm512_loadu_ps(b);
-            let b1 = _mm512_loadu_ps(b.add(b_next));
-            for r in 0..MR {
-                let ar = _mm512_set1_ps(*a.add(r));
-                acc[2 * r] = _mm512_fmadd_ps(ar, b0, acc[2 * r]);
-                acc[2 * r + 1] = _mm512_fmadd_ps(ar, b1, acc[2 * r + 1]);
+            let b0 = _mm512_loadu_ps(b.add(offset * NR));
+            let b1 = _mm512_loadu_ps(b.add(b_next + offset * NR));
+            for (r, row) in acc.iter_mut().enumerate() {
+                let ar = _mm512_set1_ps(*a[r / MR].add(offset * MR + r % MR));
+                row[0] = _mm512_fmadd_ps(ar, b0, row[0]);
+                row[1] = _mm512_fmadd_ps(ar, b1, row[1]);
             }
         }
     };
-    let (mut a, mut b) = (a, b);
-    for _ in 0..k / 2 {
-        // SAFETY: two of the caller's `k` steps.
-        unsafe {
-            step(&mut acc, a, b);
-            step(&mut acc, a.add(MR), b.add(NR));
-            a = a.add(2 * MR);
-            b = b.add(2 * NR);
-        }
+    for p in (0..k / 2 * 2).step_by(2) {
+        step(&mut acc, p);
+        step(&mut acc, p + 1);
     }
     if k % 2 == 1 {
-        step(&mut acc, a, b);
+        step(&mut acc, k - 1);
     }
-    for r in 0..MR {
-        // SAFETY: row `r` of the caller's MR×WIDE_NR block.
+    for (r, [lo, hi]) in acc.into_iter().enumerate() {
+        // SAFETY: row `r` of the caller's ROWS×WIDE_NR block.
         unsafe {
             let row = c.add(r * rsc);
-            let (mut lo, mut hi) = (acc[2 * r], acc[2 * r + 1]);
-            if accumulate {
-                lo = _mm512_add_ps(lo, _mm512_loadu_ps(row));
-                hi = _mm512_add_ps(hi, _mm512_loadu_ps(row.add(NR)));
-            }
+            let (lo, hi) = if accumulate {
+                (_mm512_add_ps(lo, _mm512_loadu_ps(row)), _mm512_add_ps(hi, _mm512_loadu_ps(row.add(NR))))
+            } else {
+                (lo, hi)
+            };
             _mm512_storeu_ps(row, lo);
             _mm512_storeu_ps(row.add(NR), hi);
         }
