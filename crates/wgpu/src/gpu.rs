@@ -342,11 +342,6 @@ impl Gpu {
         self.recorder.lock().expect("recorder lock").counters
     }
 
-    /// Whether the adapter has timestamp queries (GPU timings).
-    pub fn has_timestamps(&self) -> bool {
-        self.timestamps.is_some()
-    }
-
     /// Opens a timing window: from now on every dispatch is stamped (up to
     /// [`crate::timestamps::TIMED_DISPATCHES`]). False, and nothing opened, without
     /// timestamp queries or while a window is open.
