@@ -173,7 +173,7 @@ pub struct MatmulParams {
     pub k: u32,
     pub trans_a: u32,
     pub trans_b: u32,
-    /// 1: add bias[n] to every row.
+    /// 1: add `bias[n]` to every row.
     pub has_bias: u32,
     /// 1: ReLU in the store.
     pub relu: u32,
