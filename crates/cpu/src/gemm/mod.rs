@@ -127,6 +127,14 @@ pub trait PackB: Sync {
     /// panel past `cols` are zeroed by the caller first; an implementation may
     /// overwrite them, since they only produce columns of `C` the GEMM discards.
     fn pack(&self, first_row: usize, rows: usize, first_col: usize, cols: usize, panel: &mut [f32]);
+
+    /// Writes rows `first_row..first_row + rows` of columns `first_col..first_col + cols`
+    /// as consecutive `NR`-column panels (panel `t` at `out[t·rows·NR..]`), zero past
+    /// the last column: [`PackB::pack`] panel by panel, unless the source has a faster
+    /// order for a whole block.
+    fn pack_block(&self, first_row: usize, rows: usize, first_col: usize, cols: usize, out: &mut [f32]) {
+        packed::pack_panels(self, [first_row, rows], [first_col, cols], out);
+    }
 }
 
 /// A matrix stored in a slice with element strides (a transposed matrix swaps them).
@@ -191,6 +199,28 @@ impl Strided<'_> {
 impl PackB for Strided<'_> {
     fn pack(&self, first_row: usize, rows: usize, first_col: usize, cols: usize, panel: &mut [f32]) {
         self.interleave([first_row, rows], [first_col, cols], NR, panel);
+    }
+
+    /// Row by row for a row-major matrix: each source row is read once, front to back,
+    /// and dealt out 16 floats to a panel. Panel by panel, every panel would read one
+    /// 64-byte piece of each of `rows` rows a whole row apart (a new page per row for a
+    /// wide matrix: a dense layer's weight in its input gradient).
+    fn pack_block(&self, first_row: usize, rows: usize, first_col: usize, cols: usize, out: &mut [f32]) {
+        if self.col_stride != 1 {
+            return packed::pack_panels(self, [first_row, rows], [first_col, cols], out);
+        }
+        for p in 0..rows {
+            let source = &self.data[self.offset + (first_row + p) * self.row_stride + first_col..][..cols];
+            for (t, chunk) in source.chunks(NR).enumerate() {
+                let target = &mut out[(t * rows + p) * NR..][..NR];
+                if chunk.len() == NR {
+                    target.copy_from_slice(chunk);
+                } else {
+                    target[..chunk.len()].copy_from_slice(chunk);
+                    target[chunk.len()..].fill(0.0);
+                }
+            }
+        }
     }
 }
 

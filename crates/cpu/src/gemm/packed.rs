@@ -374,11 +374,22 @@ fn pack_a(a: &Strided, ic: usize, pc: usize, mc: usize, kc: usize, out: &mut [f3
 /// Packs rows `pc..pc+kc`, columns `jc..jc+nc` of `B` into `NR`-column panels, zero past
 /// the last column.
 fn pack_b(b: &impl PackB, pc: usize, jc: usize, kc: usize, nc: usize, out: &mut [f32]) {
-    for (t, panel) in out[..nc.next_multiple_of(NR) * kc].chunks_exact_mut(NR * kc).enumerate() {
-        let cols = NR.min(nc - t * NR);
-        if cols < NR {
+    b.pack_block(pc, kc, jc, nc, out);
+}
+
+/// [`PackB::pack_block`] panel by panel: each panel zeroed where it is ragged, then
+/// filled by [`PackB::pack`].
+pub fn pack_panels<B: PackB + ?Sized>(
+    b: &B,
+    [first_row, rows]: [usize; 2],
+    [first_col, cols]: [usize; 2],
+    out: &mut [f32],
+) {
+    for (t, panel) in out[..cols.next_multiple_of(NR) * rows].chunks_exact_mut(NR * rows).enumerate() {
+        let width = NR.min(cols - t * NR);
+        if width < NR {
             panel.fill(0.0);
         }
-        b.pack(pc, kc, jc + t * NR, cols, panel);
+        b.pack(first_row, rows, first_col + t * NR, width, panel);
     }
 }
