@@ -247,7 +247,15 @@ fn model_figures(device: &Device, args: &Args, n: usize) -> (String, Option<Step
         loss.item().expect("loss readback");
         step += 1;
     };
-    let train = best_of(device, args.steps, &mut train_step);
+    // Bytes the CPU device took from the system in the last timed step: buffers its
+    // cache could not serve, each costing page faults and zeroing.
+    let fresh_bytes = || device.cpu_backend().map(|cpu| cpu.memory().fresh_bytes());
+    let mut last_step_fresh = None;
+    let train = best_of(device, args.steps, || {
+        let before = fresh_bytes();
+        train_step();
+        last_step_fresh = fresh_bytes().zip(before).map(|(after, before)| after - before);
+    });
     let work = wgpu_backend(device).map(|gpu| {
         let before = gpu.counters();
         let timing = gpu.start_kernel_timing();
@@ -260,9 +268,10 @@ fn model_figures(device: &Device, args: &Args, n: usize) -> (String, Option<Step
         no_grad(|| model.forward(&x, Mode::Eval)).argmax(1).to_vec_i32().expect("readback");
     });
     let figures = format!(
-        "{{\"batch\": {n}, \"train_step_s\": {train:.4}, \"train_images_per_s\": {:.2}, \"inference_s\": {infer:.4}, \"inference_images_per_s\": {:.2}}}",
+        "{{\"batch\": {n}, \"train_step_s\": {train:.4}, \"train_images_per_s\": {:.2}, \"inference_s\": {infer:.4}, \"inference_images_per_s\": {:.2}, \"fresh_mib_per_train_step\": {}}}",
         n as f64 / train,
-        n as f64 / infer
+        n as f64 / infer,
+        last_step_fresh.map_or("null".into(), |bytes| json_number(bytes as f64 / (1 << 20) as f64))
     );
     (figures, work)
 }

@@ -16,7 +16,7 @@ use kiln_tensor::{Activation, Conv2dGeometry};
 use rayon::prelude::*;
 
 use crate::gemm::{Left, OutputLayout, PackedA, Strided, gemm_packed};
-use crate::memory::HostMemory;
+use crate::memory::{HostMemory, Scratch};
 use crate::scratch::with_scratch;
 use patches::{PaddedInput, PatchSource, Patches, PatchesTransposed};
 
@@ -163,10 +163,10 @@ pub fn backward_weight(
     // sum; the task sums are added in order, so the result does not depend on timing.
     let groups = p.groups(g.batch);
     let per_task = groups.len().div_ceil(rayon::current_num_threads()).max(1);
-    let partials: Vec<Vec<f32>> = groups
+    let partials: Vec<Scratch> = groups
         .par_chunks(per_task)
         .map(|share| {
-            let mut acc = mem.take(o * p.patch);
+            let mut acc = mem.scratch(o * p.patch);
             for (i, images) in share.iter().enumerate() {
                 let count = images.len();
                 let width = count * p.plane;
@@ -199,7 +199,7 @@ pub fn backward_weight(
             acc
         })
         .collect();
-    let dw = sum_in_order(mem, partials, o * p.patch);
+    let dw = sum_in_order(mem, partials, o * p.patch).into_vec();
     let db = with_bias.then(|| bias_gradient(grad, g));
     (dw, db)
 }
@@ -210,15 +210,14 @@ fn image_groups(batch: usize, group: usize) -> Vec<std::ops::Range<usize>> {
 }
 
 /// The sum of per-task partial results (each `len` long), added in task order so the
-/// result does not depend on timing; the partials' buffers return to `mem`.
-fn sum_in_order(mem: &HostMemory, partials: Vec<Vec<f32>>, len: usize) -> Vec<f32> {
+/// result does not depend on timing; the other partials' buffers return to `mem`.
+fn sum_in_order<'m>(mem: &'m HostMemory, partials: Vec<Scratch<'m>>, len: usize) -> Scratch<'m> {
     let mut partials = partials.into_iter();
-    let mut sum = partials.next().unwrap_or_else(|| vec![0.0; len]);
+    let mut sum = partials.next().unwrap_or_else(|| mem.scratch_zeroed(len));
     for partial in partials {
         sum.par_chunks_mut(1 << 14).zip(partial.par_chunks(1 << 14)).for_each(|(sum, part)| {
             sum.iter_mut().zip(part).for_each(|(a, b)| *a += b);
         });
-        mem.recycle(partial);
     }
     sum
 }

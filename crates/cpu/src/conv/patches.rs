@@ -6,25 +6,38 @@
 //! one output row read evenly spaced (with stride 1, consecutive) input elements. A
 //! panel row is therefore a few short copies, with no bounds checks or divisions.
 
-use std::borrow::Cow;
-
 use kiln_tensor::Conv2dGeometry;
 use rayon::prelude::*;
 
 use crate::gemm::{NR, PackB};
-use crate::memory::HostMemory;
+use crate::memory::{HostMemory, Scratch};
 
 /// A batch zero-padded on every side by the convolution's padding.
 pub struct PaddedInput<'a> {
-    data: Cow<'a, [f32]>,
+    data: Padded<'a>,
     /// Padded width.
     width: usize,
     /// Elements per padded image.
     image: usize,
     /// Offset of each patch row's first element within an image.
     tap_offsets: Vec<usize>,
-    /// Where the padded copy's buffer returns.
-    memory: &'a HostMemory,
+}
+
+/// The input itself when the convolution has no padding, else a padded copy.
+enum Padded<'a> {
+    Borrowed(&'a [f32]),
+    Copied(Scratch<'a>),
+}
+
+impl std::ops::Deref for Padded<'_> {
+    type Target = [f32];
+
+    fn deref(&self) -> &[f32] {
+        match self {
+            Padded::Borrowed(data) => data,
+            Padded::Copied(data) => data,
+        }
+    }
 }
 
 impl<'a> PaddedInput<'a> {
@@ -32,9 +45,9 @@ impl<'a> PaddedInput<'a> {
     pub fn new(memory: &'a HostMemory, x: &'a [f32], g: &Conv2dGeometry) -> Self {
         let (height, width) = (g.in_h + 2 * g.padding.0, g.in_w + 2 * g.padding.1);
         let data = if g.padding == (0, 0) {
-            Cow::Borrowed(x)
+            Padded::Borrowed(x)
         } else {
-            let mut padded = memory.zeroed(g.batch * g.in_channels * height * width);
+            let mut padded = memory.scratch_zeroed(g.batch * g.in_channels * height * width);
             padded.par_chunks_mut(height * width).zip(x.par_chunks(g.in_h * g.in_w)).for_each(
                 |(out, plane)| {
                     for (y, row) in plane.chunks(g.in_w).enumerate() {
@@ -43,7 +56,7 @@ impl<'a> PaddedInput<'a> {
                     }
                 },
             );
-            Cow::Owned(padded)
+            Padded::Copied(padded)
         };
         let mut tap_offsets = Vec::with_capacity(g.in_channels * g.kernel_h * g.kernel_w);
         for c in 0..g.in_channels {
@@ -51,15 +64,7 @@ impl<'a> PaddedInput<'a> {
                 tap_offsets.extend((0..g.kernel_w).map(|kw| (c * height + kh) * width + kw));
             }
         }
-        PaddedInput { data, width, image: g.in_channels * height * width, tap_offsets, memory }
-    }
-}
-
-impl Drop for PaddedInput<'_> {
-    fn drop(&mut self) {
-        if let Cow::Owned(padded) = &mut self.data {
-            self.memory.recycle(std::mem::take(padded));
-        }
+        PaddedInput { data, width, image: g.in_channels * height * width, tap_offsets }
     }
 }
 

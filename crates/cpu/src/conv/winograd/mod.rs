@@ -18,7 +18,7 @@ use kiln_tensor::{Activation, Conv2dGeometry};
 use rayon::prelude::*;
 
 use crate::gemm::{GemmKernel, Left, MR, NR, OutputLayout, PackB, PackedView, gemm_packed};
-use crate::memory::HostMemory;
+use crate::memory::{HostMemory, Scratch};
 use crate::scratch::with_scratch;
 use transforms::{Algorithm as Transformed, F2x5, F4x3, LANES, Lanes, gather, times, times_transposed};
 
@@ -62,14 +62,14 @@ pub fn algorithm(g: &Conv2dGeometry) -> Option<Algorithm> {
 
 /// The transformed weights `U[ξ]`: `N²` `[O, C]` matrices in the GEMM's packed
 /// left-hand layout, `stride` floats apart in one buffer from the device's memory.
-struct TransformedWeights {
-    data: Vec<f32>,
+struct TransformedWeights<'m> {
+    data: Scratch<'m>,
     stride: usize,
     o: usize,
     c: usize,
 }
 
-impl TransformedWeights {
+impl TransformedWeights<'_> {
     /// `U[ξ]` as a GEMM's left-hand side.
     fn at(&self, xi: usize) -> Left<'_> {
         Left::Packed(PackedView::new(&self.data[xi * self.stride..], self.o, self.c))
@@ -78,14 +78,14 @@ impl TransformedWeights {
 
 /// `U[ξ] = G·g·Gᵀ` for every kernel, written straight into the packed layout (no
 /// intermediate matrices, no second packing pass).
-fn transform_weights<const N: usize, const M: usize, const R: usize, A: Transformed<N, M, R>>(
-    mem: &HostMemory,
+fn transform_weights<'m, const N: usize, const M: usize, const R: usize, A: Transformed<N, M, R>>(
+    mem: &'m HostMemory,
     w: &[f32],
     o: usize,
     c: usize,
-) -> TransformedWeights {
+) -> TransformedWeights<'m> {
     let stride = PackedView::len(o, c) + SKEW;
-    let mut u = mem.take(N * N * stride);
+    let mut u = mem.scratch(N * N * stride);
     // Rows past `o` in the last panel only produce discarded rows: zero them.
     for row in o..o.next_multiple_of(MR) {
         for channel in 0..c {
@@ -108,10 +108,11 @@ fn transform_weights<const N: usize, const M: usize, const R: usize, A: Transfor
     TransformedWeights { data: u, stride, o, c }
 }
 
-/// The input zero-padded so that every `N×N` tile lies inside: the convolution's
-/// padding before, and after enough to complete the last tile.
-struct TiledInput {
-    data: Vec<f32>,
+/// How the input is cut into `N×N` tiles: each image plane zero-padded so that every
+/// tile lies inside (the convolution's padding before, and after enough to complete the
+/// last tile). A group's images are padded into scratch just before their transform.
+#[derive(Clone, Copy, Debug)]
+struct Tiling {
     /// Padded plane height and width.
     height: usize,
     width: usize,
@@ -120,28 +121,40 @@ struct TiledInput {
     tiles_w: usize,
 }
 
-impl TiledInput {
-    /// The padded input of `g` for tiles of `n` pixels a side producing `m×m` output
-    /// blocks.
-    fn new(mem: &HostMemory, x: &[f32], g: &Conv2dGeometry, [n, m]: [usize; 2]) -> Self {
+impl Tiling {
+    /// The tiling of `g` for tiles of `n` pixels a side producing `m×m` output blocks.
+    fn new(g: &Conv2dGeometry, [n, m]: [usize; 2]) -> Self {
         let (tiles_h, tiles_w) = (g.out_h().div_ceil(m), g.out_w().div_ceil(m));
-        let (height, width) = (m * tiles_h + n - m, m * tiles_w + n - m);
-        let mut data = mem.zeroed(g.batch * g.in_channels * height * width);
-        data.par_chunks_mut(height * width).zip(x.par_chunks(g.in_h * g.in_w)).for_each(|(out, plane)| {
-            for (y, row) in plane.chunks(g.in_w).enumerate() {
-                let (py, px) = (y + g.padding.0, g.padding.1);
-                if py < height {
-                    let len = g.in_w.min(width - px);
-                    out[py * width + px..py * width + px + len].copy_from_slice(&row[..len]);
-                }
-            }
-        });
-        TiledInput { data, height, width, tiles_h, tiles_w }
+        Tiling { height: m * tiles_h + n - m, width: m * tiles_w + n - m, tiles_h, tiles_w }
     }
 
     /// Tiles per image plane.
     fn per_image(&self) -> usize {
         self.tiles_h * self.tiles_w
+    }
+
+    /// Floats of one padded plane.
+    fn plane(&self) -> usize {
+        self.height * self.width
+    }
+
+    /// Writes the padded planes of `x` (whole NCHW images of `g`) into `out`.
+    fn pad(&self, g: &Conv2dGeometry, x: &[f32], out: &mut [f32]) {
+        let (height, width) = (self.height, self.width);
+        for (out, plane) in out.chunks_exact_mut(self.plane()).zip(x.chunks_exact(g.in_h * g.in_w)) {
+            let rows_before = g.padding.0.min(height);
+            out[..rows_before * width].fill(0.0);
+            let mut filled = rows_before;
+            for row in plane.chunks_exact(g.in_w).take(height - rows_before) {
+                let line = &mut out[filled * width..][..width];
+                let (px, len) = (g.padding.1, g.in_w.min(width - g.padding.1));
+                line[..px].fill(0.0);
+                line[px..px + len].copy_from_slice(&row[..len]);
+                line[px + len..].fill(0.0);
+                filled += 1;
+            }
+            out[filled * width..].fill(0.0);
+        }
     }
 }
 
@@ -213,24 +226,25 @@ impl PackB for TransformedTiles<'_> {
     }
 }
 
-/// Writes `V[ξ] = (Bᵀ·d·B)[ξ]` for every channel and tile of `images` into `v` (`N²`
-/// matrices in `layout`). Per channel and row of tiles, `Bᵀ·d` runs over whole input
-/// rows at once, then `·B` over the tiles of the row.
+/// Writes `V[ξ] = (Bᵀ·d·B)[ξ]` for every channel and tile of the `count` padded images
+/// in `padded` into `v` (`N²` matrices in `layout`). Per channel and row of tiles, `Bᵀ·d`
+/// runs over whole input rows at once, then `·B` over the tiles of the row.
 #[inline(always)]
 fn transform_input<const N: usize, const M: usize, const R: usize, A: Transformed<N, M, R>>(
-    input: &TiledInput,
-    images: std::ops::Range<usize>,
+    input: &Tiling,
+    padded: &[f32],
+    count: usize,
     c: usize,
     layout: TileLayout,
     v: &mut [f32],
 ) {
     let per_image = input.per_image();
-    let tiles = images.len() * per_image;
-    let (plane, width) = (input.height * input.width, input.width);
+    let tiles = count * per_image;
+    let (plane, width) = (input.plane(), input.width);
     let mut columns = vec![[0.0f32; N]; width];
-    for (j, image) in images.enumerate() {
+    for j in 0..count {
         for channel in 0..c {
-            let source = &input.data[(image * c + channel) * plane..][..plane];
+            let source = &padded[(j * c + channel) * plane..][..plane];
             for ty in 0..input.tiles_h {
                 let rows: [&[f32]; N] = gather(|i| &source[(M * ty + i) * width..][..width]);
                 // Bᵀ·d for every input column of this row of tiles.
@@ -262,7 +276,7 @@ fn transform_output<const N: usize, const M: usize, const R: usize, A: Transform
     bias: Option<&[f32]>,
     activation: Activation,
     g: &Conv2dGeometry,
-    input: &TiledInput,
+    input: &Tiling,
     count: usize,
     out: &mut [f32],
 ) {
@@ -356,9 +370,10 @@ fn forward_with<const N: usize, const M: usize, const R: usize, A: Transformed<N
 ) -> Vec<f32> {
     let (o, c) = (g.out_channels, g.in_channels);
     let u = transform_weights::<N, M, R, A>(mem, w, o, c);
-    let input = TiledInput::new(mem, x, g, [N, M]);
+    let input = Tiling::new(g, [N, M]);
     let per_image = input.per_image();
     let group = images_per_group(g, per_image);
+    let in_image = c * g.in_h * g.in_w;
     let out_image = o * g.out_h() * g.out_w();
     let mut out = mem.take(g.batch * out_image);
     out.par_chunks_mut(group * out_image).zip(super::image_groups(g.batch, group)).for_each(
@@ -370,11 +385,14 @@ fn forward_with<const N: usize, const M: usize, const R: usize, A: Transformed<N
             let columns = tiles.next_multiple_of(2 * NR);
             let layout = TileLayout::ChannelRows;
             let v_len = layout.len(N * N, [c, columns]);
-            with_scratch(v_len + N * N * o * columns, |scratch| {
-                let (v, m) = scratch.split_at_mut(v_len);
+            let padded_len = count * c * input.plane();
+            with_scratch(padded_len + v_len + N * N * o * columns, |scratch| {
+                let (padded, rest) = scratch.split_at_mut(padded_len);
+                let (v, m) = rest.split_at_mut(v_len);
+                input.pad(g, &x[images.start * in_image..images.end * in_image], padded);
                 vectorized(
                     #[inline(always)]
-                    || transform_input::<N, M, R, A>(&input, images, c, layout, v),
+                    || transform_input::<N, M, R, A>(&input, padded, count, c, layout, v),
                 );
                 for (channel, tile) in (0..c).flat_map(|channel| (tiles..columns).map(move |t| (channel, t)))
                 {
@@ -406,8 +424,6 @@ fn forward_with<const N: usize, const M: usize, const R: usize, A: Transformed<N
             });
         },
     );
-    mem.recycle(input.data);
-    mem.recycle(u.data);
     out
 }
 
@@ -445,7 +461,7 @@ fn images_per_group(g: &Conv2dGeometry, per_image: usize) -> usize {
 fn transform_output_gradient<const N: usize, const M: usize, const R: usize, A: Transformed<N, M, R>>(
     dy: &[f32],
     g: &Conv2dGeometry,
-    input: &TiledInput,
+    input: &Tiling,
     count: usize,
     (dm, stride): (&mut [f32], usize),
 ) {
@@ -536,27 +552,31 @@ fn backward_weight_with<const N: usize, const M: usize, const R: usize, A: Trans
     g: &Conv2dGeometry,
 ) -> Vec<f32> {
     let (o, c) = (g.out_channels, g.in_channels);
-    let input = TiledInput::new(mem, x, g, [N, M]);
+    let input = Tiling::new(g, [N, M]);
     let per_image = input.per_image();
     let group = images_per_group(g, per_image);
     let groups = super::image_groups(g.batch, group);
     let per_task = groups.len().div_ceil(rayon::current_num_threads()).max(1);
+    let in_image = c * g.in_h * g.in_w;
     let out_image = o * g.out_h() * g.out_w();
     let du_stride = o * c + SKEW;
-    let partials: Vec<Vec<f32>> = groups
+    let partials: Vec<Scratch> = groups
         .par_chunks(per_task)
         .map(|share| {
-            let mut du = mem.take(N * N * du_stride);
+            let mut du = mem.scratch(N * N * du_stride);
             for (i, images) in share.iter().enumerate() {
                 let tiles = images.len() * per_image;
                 let layout = TileLayout::TileRows;
                 let v_len = layout.len(N * N, [c, tiles]);
                 let dm_stride = PackedView::len(o, tiles) + SKEW;
-                with_scratch(v_len + N * N * dm_stride, |scratch| {
-                    let (v, dm) = scratch.split_at_mut(v_len);
+                let padded_len = images.len() * c * input.plane();
+                with_scratch(padded_len + v_len + N * N * dm_stride, |scratch| {
+                    let (padded, rest) = scratch.split_at_mut(padded_len);
+                    let (v, dm) = rest.split_at_mut(v_len);
+                    input.pad(g, &x[images.start * in_image..images.end * in_image], padded);
                     vectorized(
                         #[inline(always)]
-                        || transform_input::<N, M, R, A>(&input, images.clone(), c, layout, v),
+                        || transform_input::<N, M, R, A>(&input, padded, images.len(), c, layout, v),
                     );
                     let dy = &dy[images.start * out_image..images.end * out_image];
                     vectorized(
@@ -592,9 +612,6 @@ fn backward_weight_with<const N: usize, const M: usize, const R: usize, A: Trans
             du
         })
         .collect();
-    mem.recycle(input.data);
     let du = super::sum_in_order(mem, partials, N * N * du_stride);
-    let dw = weight_gradient_from::<N, M, R, A>(&du, o, c, du_stride);
-    mem.recycle(du);
-    dw
+    weight_gradient_from::<N, M, R, A>(&du, o, c, du_stride)
 }
