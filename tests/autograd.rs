@@ -1,5 +1,6 @@
 //! The tape's contract: gradients of reused tensors add up, `no_grad` records nothing,
-//! constants get no gradient, and errors name what was wrong.
+//! constants get no gradient, gradients computed in place never touch a tensor the
+//! caller holds, and errors name what was wrong.
 
 #[macro_use]
 mod common;
@@ -15,6 +16,21 @@ test_on_every_device! {
         let y = x.mul(&x).add(&(&x * 3.0)).sum();
         let grads = y.backward();
         assert_eq!(grads.get(&x).unwrap().to_vec().unwrap(), vec![5.0, -1.0, 4.0]);
+    }
+
+    fn a_gradient_the_caller_holds_is_never_overwritten() {
+        let x = Tensor::from_vec([4], vec![-1.0, 2.0, -3.0, 4.0], &device()).with_requires_grad();
+        let seed = Tensor::from_vec([4], vec![10.0, 20.0, 30.0, 40.0], &device());
+        let grads = x.relu().backward_with(&seed);
+        assert_eq!(grads.get(&x).unwrap().to_vec().unwrap(), vec![0.0, 20.0, 0.0, 40.0]);
+        assert_eq!(seed.to_vec().unwrap(), vec![10.0, 20.0, 30.0, 40.0], "the seed is unchanged");
+        // Through a chain, the intermediate gradients belong to the tape and may be reused.
+        let grads = x.mul_scalar(2.0).relu().tanh().sum().backward();
+        let expected: Vec<f32> = [-1.0f32, 2.0, -3.0, 4.0]
+            .iter()
+            .map(|&v| if v > 0.0 { 2.0 * (1.0 - (2.0 * v).tanh().powi(2)) } else { 0.0 })
+            .collect();
+        assert_close("chain gradient", &grads.get(&x).unwrap().to_vec().unwrap(), &expected, 1e-6);
     }
 
     fn no_grad_records_nothing() {

@@ -56,21 +56,77 @@ pub fn unary(mem: &HostMemory, op: UnaryOp, x: &[f32]) -> Vec<f32> {
     }
 }
 
-/// `grad · op'(x)`, using the output `y` where it is cheaper.
+/// `grad · op'(x)`, using the output `y` where it is cheaper, in a new buffer.
 pub fn unary_backward(mem: &HostMemory, op: UnaryOp, x: &[f32], y: &[f32], grad: &[f32]) -> Vec<f32> {
+    gradient_rule(op, x, y, FreshGradient { mem, grad })
+}
+
+/// [`unary_backward`] written over `grad` itself.
+pub fn unary_backward_in_place(op: UnaryOp, x: &[f32], y: &[f32], grad: &mut [f32]) {
+    gradient_rule(op, x, y, InPlaceGradient(grad))
+}
+
+/// Where a gradient rule's values go: each elementwise rule is written once, in
+/// [`gradient_rule`], and runs as a vectorized loop for either target.
+trait GradientTarget {
+    type Output;
+    /// `f(g)` for each gradient value `g`.
+    fn map(self, f: impl Fn(f32) -> f32 + Sync) -> Self::Output;
+    /// `f(s, g)` for each value `s` of `saved` (the op's input or output) and gradient
+    /// value `g`.
+    fn map_with(self, saved: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Self::Output;
+}
+
+/// A new buffer from `mem`, next to the incoming gradient.
+struct FreshGradient<'a> {
+    mem: &'a HostMemory,
+    grad: &'a [f32],
+}
+
+impl GradientTarget for FreshGradient<'_> {
+    type Output = Vec<f32>;
+
+    fn map(self, f: impl Fn(f32) -> f32 + Sync) -> Vec<f32> {
+        map1(self.mem, self.grad, f)
+    }
+
+    fn map_with(self, saved: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
+        map2(self.mem, saved, self.grad, f)
+    }
+}
+
+/// The incoming gradient's own buffer.
+struct InPlaceGradient<'a>(&'a mut [f32]);
+
+impl GradientTarget for InPlaceGradient<'_> {
+    type Output = ();
+
+    fn map(self, f: impl Fn(f32) -> f32 + Sync) {
+        self.0.par_chunks_mut(CHUNK).for_each(|grad| grad.iter_mut().for_each(|g| *g = f(*g)));
+    }
+
+    fn map_with(self, saved: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) {
+        self.0.par_chunks_mut(CHUNK).zip(saved.par_chunks(CHUNK)).for_each(|(grad, saved)| {
+            grad.iter_mut().zip(saved).for_each(|(g, s)| *g = f(*s, *g));
+        });
+    }
+}
+
+/// `grad · op'(x)` for every element, into `target`.
+fn gradient_rule<T: GradientTarget>(op: UnaryOp, x: &[f32], y: &[f32], target: T) -> T::Output {
     match op {
-        UnaryOp::Neg => map1(mem, grad, |g| -g),
-        UnaryOp::Relu => map2(mem, x, grad, |x, g| if x > 0.0 { g } else { 0.0 }),
-        UnaryOp::Sigmoid => map2(mem, y, grad, |y, g| g * y * (1.0 - y)),
-        UnaryOp::Tanh => map2(mem, y, grad, |y, g| g * (1.0 - y * y)),
-        UnaryOp::Exp => map2(mem, y, grad, |y, g| g * y),
-        UnaryOp::Log => map2(mem, x, grad, |x, g| g / x),
-        UnaryOp::Sqrt => map2(mem, y, grad, |y, g| g * 0.5 / y),
-        UnaryOp::Powf(p) => map2(mem, x, grad, |x, g| g * p * x.powf(p - 1.0)),
-        UnaryOp::MulScalar(s) => map1(mem, grad, |g| g * s),
-        UnaryOp::AddScalar(_) => map1(mem, grad, |g| g),
+        UnaryOp::Neg => target.map(|g| -g),
+        UnaryOp::Relu => target.map_with(x, |x, g| if x > 0.0 { g } else { 0.0 }),
+        UnaryOp::Sigmoid => target.map_with(y, |y, g| g * y * (1.0 - y)),
+        UnaryOp::Tanh => target.map_with(y, |y, g| g * (1.0 - y * y)),
+        UnaryOp::Exp => target.map_with(y, |y, g| g * y),
+        UnaryOp::Log => target.map_with(x, |x, g| g / x),
+        UnaryOp::Sqrt => target.map_with(y, |y, g| g * 0.5 / y),
+        UnaryOp::Powf(p) => target.map_with(x, |x, g| g * p * x.powf(p - 1.0)),
+        UnaryOp::MulScalar(s) => target.map(|g| g * s),
+        UnaryOp::AddScalar(_) => target.map(|g| g),
         UnaryOp::Clamp { min, max } => {
-            map2(mem, x, grad, |x, g| if (min..=max).contains(&x) { g } else { 0.0 })
+            target.map_with(x, |x, g| if (min..=max).contains(&x) { g } else { 0.0 })
         }
     }
 }

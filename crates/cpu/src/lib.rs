@@ -188,6 +188,23 @@ impl Backend for CpuBackend {
         self.f32(dx)
     }
 
+    fn unary_backward_owned(
+        &self,
+        op: UnaryOp,
+        x: &StorageRef,
+        y: &StorageRef,
+        grad: StorageRef,
+    ) -> StorageRef {
+        // Only reference to the gradient (so not `x` or `y` either): overwrite it.
+        if Arc::strong_count(&grad) == 1 && Arc::weak_count(&grad) == 0 {
+            self.run(|_| {
+                elementwise::unary_backward_in_place(op, &read_f32(x), &read_f32(y), &mut write_f32(&grad))
+            });
+            return grad;
+        }
+        self.unary_backward(op, x, y, &grad)
+    }
+
     fn binary(
         &self,
         op: BinaryOp,

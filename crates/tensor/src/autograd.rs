@@ -13,8 +13,10 @@ use crate::{Tensor, TensorId};
 /// How one op turns the gradient of its output into gradients of its inputs.
 pub(crate) trait BackwardRule: Send + Sync {
     /// Gradients for each input, in order (`None` where an input needs none). Runs with
-    /// recording off. `inputs` and `output` are the tensors of the forward call.
-    fn backward(&self, inputs: &[Tensor], output: &Tensor, grad: &Tensor) -> Vec<Option<Tensor>>;
+    /// recording off. `inputs` and `output` are the tensors of the forward call; `grad`
+    /// is handed over, so a rule may compute an input's gradient in its buffer when
+    /// nothing else holds it ([`Tensor::into_storage`]).
+    fn backward(&self, inputs: &[Tensor], output: &Tensor, grad: Tensor) -> Vec<Option<Tensor>>;
 }
 
 /// One tape entry: the inputs of an op and its backward rule.
@@ -116,7 +118,7 @@ pub(crate) fn run_backward(root: &Tensor, seed: Tensor) -> Gradients {
         for tensor in tape_in_reverse(root) {
             let Some(grad) = pending.remove(&tensor.id()) else { continue };
             let entry = tensor.tape_entry().expect("the tape holds only recorded tensors");
-            let input_grads = entry.rule.backward(&entry.inputs, &tensor, &grad);
+            let input_grads = entry.rule.backward(&entry.inputs, &tensor, grad);
             for (input, input_grad) in entry.inputs.iter().zip(input_grads) {
                 let Some(input_grad) = input_grad else { continue };
                 if !input.requires_grad() {

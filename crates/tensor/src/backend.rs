@@ -290,6 +290,18 @@ pub trait Backend: Send + Sync + Debug {
     fn unary(&self, op: UnaryOp, x: &StorageRef) -> StorageRef;
     /// The gradient of `y = op(x)`: `grad · op'(x)` (backends may use `y` where cheaper).
     fn unary_backward(&self, op: UnaryOp, x: &StorageRef, y: &StorageRef, grad: &StorageRef) -> StorageRef;
+    /// [`Backend::unary_backward`] with the gradient handed over: where `grad` is the
+    /// only reference to its storage, a backend may write the result into it instead of
+    /// allocating. By default it allocates, as `unary_backward` does.
+    fn unary_backward_owned(
+        &self,
+        op: UnaryOp,
+        x: &StorageRef,
+        y: &StorageRef,
+        grad: StorageRef,
+    ) -> StorageRef {
+        self.unary_backward(op, x, y, &grad)
+    }
     /// `a op b` with NumPy broadcasting of `a_shape` and `b_shape` to `out_shape`.
     fn binary(
         &self,

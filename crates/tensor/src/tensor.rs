@@ -163,6 +163,16 @@ impl Tensor {
         &self.0.storage
     }
 
+    /// The device storage, handed over: when nothing else holds this tensor, the
+    /// returned reference is the storage's only one, so a backend may write into it
+    /// (e.g. a gradient computed in the buffer of the gradient it came from).
+    pub(crate) fn into_storage(self) -> StorageRef {
+        match Arc::try_unwrap(self.0) {
+            Ok(inner) => inner.storage,
+            Err(shared) => shared.storage.clone(),
+        }
+    }
+
     /// Whether gradients flow to or through this tensor.
     pub fn requires_grad(&self) -> bool {
         self.0.requires_grad

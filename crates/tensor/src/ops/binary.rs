@@ -9,7 +9,8 @@ use crate::{BinaryOp, Tensor};
 struct BinaryBackward(BinaryOp);
 
 impl BackwardRule for BinaryBackward {
-    fn backward(&self, inputs: &[Tensor], output: &Tensor, grad: &Tensor) -> Vec<Option<Tensor>> {
+    fn backward(&self, inputs: &[Tensor], output: &Tensor, grad: Tensor) -> Vec<Option<Tensor>> {
+        let grad = &grad;
         let (a, b) = (&inputs[0], &inputs[1]);
         let (ga, gb) = match self.0 {
             BinaryOp::Add => (grad.clone(), grad.clone()),

@@ -28,7 +28,7 @@ struct Conv2dBackward {
 }
 
 impl BackwardRule for Conv2dBackward {
-    fn backward(&self, inputs: &[Tensor], output: &Tensor, grad: &Tensor) -> Vec<Option<Tensor>> {
+    fn backward(&self, inputs: &[Tensor], output: &Tensor, grad: Tensor) -> Vec<Option<Tensor>> {
         let (x, w) = (&inputs[0], &inputs[1]);
         let backend = x.device().backend();
         let grad = &through_activation(self.activation, output, grad);

@@ -13,7 +13,8 @@ struct DropoutBackward {
 }
 
 impl BackwardRule for DropoutBackward {
-    fn backward(&self, _inputs: &[Tensor], _output: &Tensor, grad: &Tensor) -> Vec<Option<Tensor>> {
+    fn backward(&self, _inputs: &[Tensor], _output: &Tensor, grad: Tensor) -> Vec<Option<Tensor>> {
+        let grad = &grad;
         let storage = grad.device().backend().dropout(grad.storage(), self.p, self.mask);
         vec![Some(Tensor::from_storage(storage, grad.shape().clone(), grad.device()))]
     }

@@ -12,13 +12,13 @@ struct LinearBackward {
 }
 
 impl BackwardRule for LinearBackward {
-    fn backward(&self, inputs: &[Tensor], output: &Tensor, grad: &Tensor) -> Vec<Option<Tensor>> {
+    fn backward(&self, inputs: &[Tensor], output: &Tensor, grad: Tensor) -> Vec<Option<Tensor>> {
         let (x, w) = (&inputs[0], &inputs[1]);
         // Dropout's gradient is the same mask on the upstream gradient; the ReLU's mask
         // then comes from the saved output, which is positive exactly where the ReLU
         // passed a value and dropout kept it.
         let grad = match self.dropout {
-            Some(EpilogueDropout { p, mask }) => &grad.dropout_with(p, mask),
+            Some(EpilogueDropout { p, mask }) => grad.dropout_with(p, mask),
             None => grad,
         };
         let grad = &through_activation(self.activation, output, grad);

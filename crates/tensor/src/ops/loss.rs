@@ -10,7 +10,8 @@ struct CrossEntropyBackward {
 }
 
 impl BackwardRule for CrossEntropyBackward {
-    fn backward(&self, inputs: &[Tensor], _output: &Tensor, grad: &Tensor) -> Vec<Option<Tensor>> {
+    fn backward(&self, inputs: &[Tensor], _output: &Tensor, grad: Tensor) -> Vec<Option<Tensor>> {
+        let grad = &grad;
         let (logits, labels) = (&inputs[0], &inputs[1]);
         let (n, classes) = (logits.dims()[0], logits.dims()[1]);
         let storage = logits.device().backend().cross_entropy_backward(

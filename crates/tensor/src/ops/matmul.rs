@@ -11,7 +11,8 @@ struct MatmulBackward {
 }
 
 impl BackwardRule for MatmulBackward {
-    fn backward(&self, inputs: &[Tensor], _output: &Tensor, grad: &Tensor) -> Vec<Option<Tensor>> {
+    fn backward(&self, inputs: &[Tensor], _output: &Tensor, grad: Tensor) -> Vec<Option<Tensor>> {
+        let grad = &grad;
         let (a, b) = (&inputs[0], &inputs[1]);
         let (ta, tb) = (self.trans_a, self.trans_b);
         // dop(A) = dC·op(B)ᵀ and dop(B) = op(A)ᵀ·dC, stored back in A's and B's layouts.

@@ -37,15 +37,10 @@ fn expect_same_device(op: &str, a: &Tensor, b: &Tensor) {
 /// The gradient of a fused op's pre-activation from the gradient of its output `grad`:
 /// unchanged for [`Activation::Identity`]; for ReLU, passed where the saved `output` is
 /// positive (which is where its input was) and zero elsewhere.
-fn through_activation(activation: Activation, output: &Tensor, grad: &Tensor) -> Tensor {
+fn through_activation(activation: Activation, output: &Tensor, grad: Tensor) -> Tensor {
     match activation {
-        Activation::Identity => grad.clone(),
-        Activation::Relu => {
-            let backend = output.device().backend();
-            let storage =
-                backend.unary_backward(UnaryOp::Relu, output.storage(), output.storage(), grad.storage());
-            Tensor::from_storage(storage, grad.shape().clone(), output.device())
-        }
+        Activation::Identity => grad,
+        Activation::Relu => grad.unary_gradient(UnaryOp::Relu, output, output),
     }
 }
 

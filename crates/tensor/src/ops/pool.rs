@@ -11,7 +11,8 @@ struct MaxPool2dBackward {
 }
 
 impl BackwardRule for MaxPool2dBackward {
-    fn backward(&self, inputs: &[Tensor], _output: &Tensor, grad: &Tensor) -> Vec<Option<Tensor>> {
+    fn backward(&self, inputs: &[Tensor], _output: &Tensor, grad: Tensor) -> Vec<Option<Tensor>> {
+        let grad = &grad;
         let x = &inputs[0];
         let storage = x.device().backend().max_pool2d_backward(grad.storage(), &self.argmax, &self.geo);
         vec![Some(Tensor::from_storage(storage, x.shape().clone(), x.device()))]

@@ -10,7 +10,8 @@ struct SumAxisBackward {
 }
 
 impl BackwardRule for SumAxisBackward {
-    fn backward(&self, inputs: &[Tensor], _output: &Tensor, grad: &Tensor) -> Vec<Option<Tensor>> {
+    fn backward(&self, inputs: &[Tensor], _output: &Tensor, grad: Tensor) -> Vec<Option<Tensor>> {
+        let grad = &grad;
         let x = &inputs[0];
         let kept = grad.reshape(x.shape().reduced(self.axis, true));
         vec![Some(kept.broadcast_to(x.shape().clone()))]
@@ -23,7 +24,8 @@ struct MaxAxisBackward {
 }
 
 impl BackwardRule for MaxAxisBackward {
-    fn backward(&self, inputs: &[Tensor], _output: &Tensor, grad: &Tensor) -> Vec<Option<Tensor>> {
+    fn backward(&self, inputs: &[Tensor], _output: &Tensor, grad: Tensor) -> Vec<Option<Tensor>> {
+        let grad = &grad;
         let x = &inputs[0];
         let split = x.shape().split_at_axis(self.axis);
         let storage = x.device().backend().max_axis_backward(grad.storage(), &self.argmax, split);

@@ -8,7 +8,8 @@ use crate::{Shape, Tensor};
 struct ReshapeBackward;
 
 impl BackwardRule for ReshapeBackward {
-    fn backward(&self, inputs: &[Tensor], _output: &Tensor, grad: &Tensor) -> Vec<Option<Tensor>> {
+    fn backward(&self, inputs: &[Tensor], _output: &Tensor, grad: Tensor) -> Vec<Option<Tensor>> {
+        let grad = &grad;
         vec![Some(grad.reshape(inputs[0].shape().clone()))]
     }
 }
@@ -16,7 +17,8 @@ impl BackwardRule for ReshapeBackward {
 struct BroadcastBackward;
 
 impl BackwardRule for BroadcastBackward {
-    fn backward(&self, inputs: &[Tensor], _output: &Tensor, grad: &Tensor) -> Vec<Option<Tensor>> {
+    fn backward(&self, inputs: &[Tensor], _output: &Tensor, grad: Tensor) -> Vec<Option<Tensor>> {
+        let grad = &grad;
         vec![Some(grad.sum_to(inputs[0].shape()))]
     }
 }

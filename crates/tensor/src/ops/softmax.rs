@@ -11,7 +11,8 @@ struct SoftmaxBackward {
 }
 
 impl BackwardRule for SoftmaxBackward {
-    fn backward(&self, inputs: &[Tensor], output: &Tensor, grad: &Tensor) -> Vec<Option<Tensor>> {
+    fn backward(&self, inputs: &[Tensor], output: &Tensor, grad: Tensor) -> Vec<Option<Tensor>> {
+        let grad = &grad;
         let x = &inputs[0];
         let split = x.shape().split_at_axis(self.axis);
         let storage =

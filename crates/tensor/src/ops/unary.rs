@@ -8,11 +8,20 @@ use crate::{Tensor, UnaryOp};
 struct UnaryBackward(UnaryOp);
 
 impl BackwardRule for UnaryBackward {
-    fn backward(&self, inputs: &[Tensor], output: &Tensor, grad: &Tensor) -> Vec<Option<Tensor>> {
-        let x = &inputs[0];
+    fn backward(&self, inputs: &[Tensor], output: &Tensor, grad: Tensor) -> Vec<Option<Tensor>> {
+        vec![Some(grad.unary_gradient(self.0, &inputs[0], output))]
+    }
+}
+
+impl Tensor {
+    /// The gradient of `y = op(x)` from this gradient of `y`: `self · op'(x)`, computed
+    /// in this gradient's buffer where the backend can and nothing else holds it (the
+    /// backward pass then allocates nothing for it).
+    pub(crate) fn unary_gradient(self, op: UnaryOp, x: &Tensor, y: &Tensor) -> Tensor {
+        let device = x.device().clone();
         let storage =
-            x.device().backend().unary_backward(self.0, x.storage(), output.storage(), grad.storage());
-        vec![Some(Tensor::from_storage(storage, x.shape().clone(), x.device()))]
+            device.backend().unary_backward_owned(op, x.storage(), y.storage(), self.into_storage());
+        Tensor::from_storage(storage, x.shape().clone(), &device)
     }
 }
 
