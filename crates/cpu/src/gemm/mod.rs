@@ -283,6 +283,29 @@ impl<'a> PackedView<'a> {
     pub fn index(rows: usize, depth: usize, i: usize, k: usize) -> usize {
         packed::packed_a_index(rows, depth, i, k)
     }
+
+    /// `data` (at least [`PackedView::len`] long) cut into its [`PackedPanel`]s, in
+    /// layout order: pieces that parallel tasks can write independently.
+    pub fn panels_mut(data: &mut [f32], rows: usize, depth: usize) -> Vec<PackedPanel<'_>> {
+        packed::packed_a_panels(data, rows, depth)
+    }
+}
+
+/// One [`MR`]-row panel of one depth block of a packed left-hand matrix
+/// ([`PackedView::panels_mut`]).
+pub struct PackedPanel<'a> {
+    /// The matrix row of the panel's row 0.
+    pub first_row: usize,
+    /// The matrix columns (depth) the panel holds.
+    pub depth: std::ops::Range<usize>,
+    data: &'a mut [f32],
+}
+
+impl PackedPanel<'_> {
+    /// Sets element `(first_row + r, depth.start + k)`.
+    pub fn set(&mut self, r: usize, k: usize, value: f32) {
+        self.data[k * MR + r] = value;
+    }
 }
 
 /// Which threads one GEMM uses.

@@ -6,7 +6,7 @@
 
 use std::cell::RefCell;
 
-use super::{GemmKernel, Left, MR, NR, PackB, Strided};
+use super::{GemmKernel, Left, MR, NR, PackB, PackedPanel, Strided};
 
 /// Most depth of one packed block (the `k` slice one kernel call runs over).
 const KC: usize = 256;
@@ -342,6 +342,23 @@ pub fn packed_a_index(m: usize, k: usize, i: usize, p: usize) -> usize {
     let pc = p / block * block;
     let kc = block.min(k - pc);
     pc * m.next_multiple_of(MR) + (i - i % MR) * kc + (p - pc) * MR + i % MR
+}
+
+/// The packed `m×k` matrix in `data` cut into its panels, one per depth block and
+/// `MR` rows, in the order [`packed_a_index`] lays them out.
+pub fn packed_a_panels(data: &mut [f32], m: usize, k: usize) -> Vec<PackedPanel<'_>> {
+    let block = depth_block(k);
+    let mut rest = &mut data[..m.next_multiple_of(MR) * k];
+    let mut panels = Vec::new();
+    for pc in (0..k).step_by(block) {
+        let kc = block.min(k - pc);
+        for first_row in (0..m).step_by(MR) {
+            let (panel, tail) = rest.split_at_mut(MR * kc);
+            panels.push(PackedPanel { first_row, depth: pc..pc + kc, data: panel });
+            rest = tail;
+        }
+    }
+    panels
 }
 
 /// All of the `m×k` matrix `a`, packed block by block in the order [`gemm`] reads them:

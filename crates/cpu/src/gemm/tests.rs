@@ -122,6 +122,30 @@ fn a_packed_element_lies_where_its_index_says() {
     }
 }
 
+#[test]
+fn panels_written_apart_make_the_packed_matrix() {
+    let (m, k) = (103, 530);
+    let a = values(m * k, 7);
+    let packed = PackedA::new(&Strided { data: &a, offset: 0, row_stride: k, col_stride: 1 }, m, k);
+    let mut written = vec![f32::NAN; PackedView::len(m, k)];
+    for mut panel in PackedView::panels_mut(&mut written, m, k) {
+        for r in 0..MR {
+            for (step, p) in panel.depth.clone().enumerate() {
+                let i = panel.first_row + r;
+                panel.set(r, step, if i < m { a[i * k + p] } else { 0.0 });
+            }
+        }
+    }
+    let rows = |data: &[f32]| -> Vec<f32> {
+        (0..m)
+            .flat_map(|i| (0..k).map(move |p| (i, p)))
+            .map(|(i, p)| data[PackedView::index(m, k, i, p)])
+            .collect()
+    };
+    assert_eq!(rows(&written), rows(&packed.data), "every element where the index says");
+    assert!(written.iter().all(|v| !v.is_nan()), "the panels cover the whole layout");
+}
+
 /// Every x86 SIMD kernel computes each entry as the same chain of fused multiply-adds,
 /// so the AVX-512 and AVX2 kernels agree bit for bit (what keeps runs reproducible
 /// across these CPUs). On a CPU without AVX-512 only the AVX2 kernel is compared with

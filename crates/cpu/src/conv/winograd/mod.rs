@@ -17,7 +17,7 @@ mod transforms;
 use kiln_tensor::{Activation, Conv2dGeometry};
 use rayon::prelude::*;
 
-use crate::gemm::{GemmKernel, Left, MR, NR, OutputLayout, PackB, PackedView, gemm_packed};
+use crate::gemm::{GemmKernel, Left, MR, NR, OutputLayout, PackB, PackedPanel, PackedView, gemm_packed};
 use crate::memory::{HostMemory, Scratch};
 use crate::scratch::with_scratch;
 use transforms::{Algorithm as Transformed, F2x5, F4x3, LANES, Lanes, gather, times, times_transposed};
@@ -77,7 +77,9 @@ impl TransformedWeights<'_> {
 }
 
 /// `U[ξ] = G·g·Gᵀ` for every kernel, written straight into the packed layout (no
-/// intermediate matrices, no second packing pass).
+/// intermediate matrices, no second packing pass), in parallel: each task owns one
+/// packed panel (rows of output channels × a depth block of input channels) in all `N²`
+/// matrices.
 fn transform_weights<'m, const N: usize, const M: usize, const R: usize, A: Transformed<N, M, R>>(
     mem: &'m HostMemory,
     w: &[f32],
@@ -86,25 +88,34 @@ fn transform_weights<'m, const N: usize, const M: usize, const R: usize, A: Tran
 ) -> TransformedWeights<'m> {
     let stride = PackedView::len(o, c) + SKEW;
     let mut u = mem.scratch(N * N * stride);
-    // Rows past `o` in the last panel only produce discarded rows: zero them.
-    for row in o..o.next_multiple_of(MR) {
-        for channel in 0..c {
-            let at = PackedView::index(o, c, row, channel);
-            (0..N * N).for_each(|xi| u[xi * stride + at] = 0.0);
-        }
+    // The same panel of every position's matrix, gathered per task.
+    let mut tasks: Vec<Vec<PackedPanel>> = Vec::new();
+    for matrix in u.chunks_exact_mut(stride) {
+        let panels = PackedView::panels_mut(matrix, o, c);
+        tasks.resize_with(panels.len(), Vec::new);
+        tasks.iter_mut().zip(panels).for_each(|(task, panel)| task.push(panel));
     }
-    for (oc, g) in w.chunks_exact(R * R).enumerate() {
-        let at = PackedView::index(o, c, oc / c, oc % c);
-        // G·g, column by column: N×R.
-        let columns: [[f32; N]; R] = gather(|col| times(&A::TRANSFORMS.kernel, &gather(|k| g[k * R + col])));
-        // (G·g)·Gᵀ, row by row: N×N.
-        for row in 0..N {
-            let values = times(&A::TRANSFORMS.kernel, &gather(|k| columns[k][row]));
-            for (col, v) in values.into_iter().enumerate() {
-                u[(row * N + col) * stride + at] = v;
+    tasks.into_par_iter().for_each(|mut positions| {
+        let (first_row, depth) = (positions[0].first_row, positions[0].depth.clone());
+        for r in 0..MR {
+            let oc = first_row + r;
+            for (k, channel) in depth.clone().enumerate() {
+                // Rows past `o` in the last panel only produce discarded rows: zeros.
+                let values: [[f32; N]; N] = if oc < o {
+                    let g = &w[(oc * c + channel) * R * R..][..R * R];
+                    // G·g, column by column: N×R; then (G·g)·Gᵀ, row by row: N×N.
+                    let columns: [[f32; N]; R] =
+                        gather(|col| times(&A::TRANSFORMS.kernel, &gather(|k| g[k * R + col])));
+                    gather(|row| times(&A::TRANSFORMS.kernel, &gather(|k| columns[k][row])))
+                } else {
+                    [[0.0; N]; N]
+                };
+                for (panel, value) in positions.iter_mut().zip(values.iter().flatten()) {
+                    panel.set(r, k, *value);
+                }
             }
         }
-    }
+    });
     TransformedWeights { data: u, stride, o, c }
 }
 
