@@ -167,6 +167,38 @@ impl Tiling {
             out[filled * width..].fill(0.0);
         }
     }
+
+    /// Floats of one image's padded input: its channels in blocks of [`LANES`] (the
+    /// last block filled up with zero channels).
+    fn blocked_image(&self, channels: usize) -> usize {
+        channels.div_ceil(LANES) * self.plane() * LANES
+    }
+
+    /// Writes the padded input of `x` (whole NCHW images of `g`) into `out`, channel
+    /// blocked (`[image][block][y][x][lane]`, [`Tiling::blocked_image`] floats per
+    /// image): the input transform then loads one pixel of [`LANES`] channels as one
+    /// vector and transforms as many channels with each operation.
+    fn pad_blocked(&self, g: &Conv2dGeometry, x: &[f32], out: &mut [f32]) {
+        let c = g.in_channels;
+        let width = self.width;
+        out.fill(0.0);
+        for (padded, image) in
+            out.chunks_exact_mut(self.blocked_image(c)).zip(x.chunks_exact(c * g.in_h * g.in_w))
+        {
+            for (channel, plane) in image.chunks_exact(g.in_h * g.in_w).enumerate() {
+                let block = &mut padded[(channel / LANES) * self.plane() * LANES..][..self.plane() * LANES];
+                let lane = channel % LANES;
+                for (y, row) in
+                    plane.chunks_exact(g.in_w).enumerate().take(self.height.saturating_sub(g.padding.0))
+                {
+                    let line = &mut block[(y + g.padding.0) * width * LANES..][..width * LANES];
+                    for (value, x) in row.iter().zip(g.padding.1..width) {
+                        line[x * LANES + lane] = *value;
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// How the transformed input tiles of a group are stored: in the GEMM's packed-panel
@@ -238,15 +270,16 @@ impl PackB for TransformedTiles<'_> {
 }
 
 /// Writes `V[ξ] = (Bᵀ·d·B)[ξ]` for every channel and tile of the `count` padded images
-/// in `padded` into `v` (`N²` matrices in `layout`). Per channel and row of tiles, `Bᵀ·d`
-/// runs over whole input rows at once, then `·B` over the tiles of the row.
+/// in `padded` ([`Tiling::pad`]) into `v` (`N²` matrices in [`TileLayout::ChannelRows`],
+/// the forward pass's), one channel at a time: each tile's values land in consecutive
+/// cache lines of its channel's row. Per channel and row of tiles, `Bᵀ·d` runs over
+/// whole input rows at once, then `·B` over the tiles of the row.
 #[inline(always)]
-fn transform_input<const N: usize, const M: usize, const R: usize, A: Transformed<N, M, R>>(
+fn transform_input_by_channel<const N: usize, const M: usize, const R: usize, A: Transformed<N, M, R>>(
     input: &Tiling,
     padded: &[f32],
     count: usize,
     c: usize,
-    layout: TileLayout,
     v: &mut [f32],
 ) {
     let per_image = input.per_image();
@@ -264,13 +297,60 @@ fn transform_input<const N: usize, const M: usize, const R: usize, A: Transforme
                 }
                 for tx in 0..input.tiles_w {
                     let tile = j * per_image + ty * input.tiles_w + tx;
-                    let at = layout.index(N * N, [c, tiles], 0, channel, tile);
+                    let at = TileLayout::ChannelRows.index(N * N, [c, tiles], 0, channel, tile);
                     let window = &columns[M * tx..M * tx + N];
                     for row in 0..N {
                         let values = times(&A::TRANSFORMS.input, &gather(|k| window[k][row]));
                         for (col, value) in values.into_iter().enumerate() {
                             v[at + (row * N + col) * NR] = value;
                         }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Writes `V[ξ] = (Bᵀ·d·B)[ξ]` for every channel and tile of the `count` images in
+/// `padded` ([`Tiling::pad_blocked`]) into `v` (`N²` matrices in
+/// [`TileLayout::TileRows`], the weight gradient's), [`LANES`] channels at once: one
+/// vector operation per value of a channel block, one vector store per position (a
+/// panel row holds [`NR`] = [`LANES`] channels). Per channel block and row of tiles,
+/// `Bᵀ·d` runs over whole input rows, then `·B` over the tiles of the row.
+#[inline(always)]
+fn transform_input_by_channel_block<
+    const N: usize,
+    const M: usize,
+    const R: usize,
+    A: Transformed<N, M, R>,
+>(
+    input: &Tiling,
+    padded: &[f32],
+    count: usize,
+    c: usize,
+    v: &mut [f32],
+) {
+    let per_image = input.per_image();
+    let tiles = count * per_image;
+    let width = input.width;
+    let mut columns = vec![[Lanes::ZERO; N]; width];
+    for (j, image) in padded.chunks_exact(input.blocked_image(c)).take(count).enumerate() {
+        for (block, source) in image.chunks_exact(input.plane() * LANES).enumerate() {
+            let first_channel = block * LANES;
+            for ty in 0..input.tiles_h {
+                let rows: [&[f32]; N] = gather(|i| &source[(M * ty + i) * width * LANES..][..width * LANES]);
+                // Bᵀ·d for every input column of this row of tiles.
+                for (x, column) in columns.iter_mut().enumerate() {
+                    *column = times(&A::TRANSFORMS.input, &gather(|i| Lanes::load(&rows[i][x * LANES..])));
+                }
+                for tx in 0..input.tiles_w {
+                    let tile = j * per_image + ty * input.tiles_w + tx;
+                    let window = &columns[M * tx..M * tx + N];
+                    let transformed: [[Lanes; N]; N] =
+                        gather(|row| times(&A::TRANSFORMS.input, &gather(|k| window[k][row])));
+                    for (xi, value) in transformed.iter().flatten().enumerate() {
+                        let at = TileLayout::TileRows.index(N * N, [c, tiles], xi, first_channel, tile);
+                        v[at..at + LANES].copy_from_slice(&value.0);
                     }
                 }
             }
@@ -403,7 +483,7 @@ fn forward_with<const N: usize, const M: usize, const R: usize, A: Transformed<N
                 input.pad(g, &x[images.start * in_image..images.end * in_image], padded);
                 vectorized(
                     #[inline(always)]
-                    || transform_input::<N, M, R, A>(&input, padded, count, c, layout, v),
+                    || transform_input_by_channel::<N, M, R, A>(&input, padded, count, c, v),
                 );
                 for (channel, tile) in (0..c).flat_map(|channel| (tiles..columns).map(move |t| (channel, t)))
                 {
@@ -580,14 +660,14 @@ fn backward_weight_with<const N: usize, const M: usize, const R: usize, A: Trans
                 let layout = TileLayout::TileRows;
                 let v_len = layout.len(N * N, [c, tiles]);
                 let dm_stride = PackedView::len(o, tiles) + SKEW;
-                let padded_len = images.len() * c * input.plane();
+                let padded_len = images.len() * input.blocked_image(c);
                 with_scratch(padded_len + v_len + N * N * dm_stride, |scratch| {
                     let (padded, rest) = scratch.split_at_mut(padded_len);
                     let (v, dm) = rest.split_at_mut(v_len);
-                    input.pad(g, &x[images.start * in_image..images.end * in_image], padded);
+                    input.pad_blocked(g, &x[images.start * in_image..images.end * in_image], padded);
                     vectorized(
                         #[inline(always)]
-                        || transform_input::<N, M, R, A>(&input, padded, images.len(), c, layout, v),
+                        || transform_input_by_channel_block::<N, M, R, A>(&input, padded, images.len(), c, v),
                     );
                     let dy = &dy[images.start * out_image..images.end * out_image];
                     vectorized(

@@ -107,6 +107,9 @@ pub struct Lanes(pub [f32; LANES]);
 pub const LANES: usize = 16;
 
 impl Lanes {
+    /// Zero in every lane.
+    pub const ZERO: Lanes = Lanes([0.0; LANES]);
+
     /// The first `LANES` values of `values`, or all of them followed by zeros when
     /// there are fewer.
     #[inline(always)]
