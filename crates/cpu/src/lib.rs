@@ -11,7 +11,7 @@
 //! otherwise). Convolutions are implicit GEMMs: the
 //! im2col matrix is packed straight into the GEMM's panels, never materialized.
 //! Stride-1 3×3 and 5×5 convolutions with at least 16 channels in and out run as
-//! Winograd F(4×4, 3×3) and F(2×2, 5×5) (4× and 2.78× less GEMM work) in the forward
+//! Winograd F(4×4, 3×3) and F(3×3, 5×5) (4× and 4.6× less GEMM work) in the forward
 //! pass and both gradients.
 //!
 //! ```

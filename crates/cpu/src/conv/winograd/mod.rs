@@ -1,7 +1,7 @@
 //! Winograd convolutions for stride-1 3×3 and 5×5 kernels: each `M×M` block of output
 //! pixels comes from an `N×N` input tile through `N²` products instead of `M²·R²`:
 //! F(4×4, 3×3) does 36 products instead of 144 (4× less GEMM work; AlexNet's
-//! conv3–conv5), F(2×2, 5×5) 36 instead of 100 (2.78×; conv2). Forward pass, input
+//! conv3–conv5), F(3×3, 5×5) 49 instead of 225 (4.6×; conv2). Forward pass, input
 //! gradient (through the flipped-kernel form, itself a forward convolution) and weight
 //! gradient all run this way.
 //!
@@ -20,7 +20,7 @@ use rayon::prelude::*;
 use crate::gemm::{GemmKernel, Left, MR, NR, OutputLayout, PackB, PackedPanel, PackedView, gemm_packed};
 use crate::memory::{HostMemory, Scratch};
 use crate::scratch::with_scratch;
-use transforms::{Algorithm as Transformed, F2x5, F4x3, LANES, Lanes, gather, times, times_transposed};
+use transforms::{Algorithm as Transformed, F3x5, F4x3, LANES, Lanes, gather, times, times_transposed};
 
 /// Output columns (tiles) a group's GEMMs aim for.
 const TARGET_TILES: usize = 256;
@@ -43,8 +43,8 @@ const MIN_CHANNELS: usize = 16;
 pub enum Algorithm {
     /// F(4×4, 3×3): 6×6 tiles, 36 products.
     F4x3,
-    /// F(2×2, 5×5): 6×6 tiles, 36 products.
-    F2x5,
+    /// F(3×3, 5×5): 7×7 tiles, 49 products.
+    F3x5,
 }
 
 /// The algorithm that runs convolution `g`, if any: square 3×3 or 5×5 kernels, stride
@@ -52,7 +52,7 @@ pub enum Algorithm {
 pub fn algorithm(g: &Conv2dGeometry) -> Option<Algorithm> {
     let algorithm = match (g.kernel_h, g.kernel_w) {
         (3, 3) => Algorithm::F4x3,
-        (5, 5) => Algorithm::F2x5,
+        (5, 5) => Algorithm::F3x5,
         _ => return None,
     };
     let fits = g.stride == (1, 1)
@@ -451,7 +451,7 @@ pub fn forward(
 ) -> Vec<f32> {
     match algorithm {
         Algorithm::F4x3 => forward_with::<6, 4, 3, F4x3>(mem, x, w, bias, g, activation),
-        Algorithm::F2x5 => forward_with::<6, 2, 5, F2x5>(mem, x, w, bias, g, activation),
+        Algorithm::F3x5 => forward_with::<7, 3, 5, F3x5>(mem, x, w, bias, g, activation),
     }
 }
 
@@ -658,7 +658,7 @@ pub fn backward_weight(
 ) -> Vec<f32> {
     match algorithm {
         Algorithm::F4x3 => backward_weight_with::<6, 4, 3, F4x3>(mem, x, dy, g),
-        Algorithm::F2x5 => backward_weight_with::<6, 2, 5, F2x5>(mem, x, dy, g),
+        Algorithm::F3x5 => backward_weight_with::<7, 3, 5, F3x5>(mem, x, dy, g),
     }
 }
 

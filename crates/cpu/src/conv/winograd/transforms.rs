@@ -1,4 +1,4 @@
-//! The transforms of the Winograd algorithms Kiln runs: F(4×4, 3×3) and F(2×2, 5×5),
+//! The transforms of the Winograd algorithms Kiln runs: F(4×4, 3×3) and F(3×3, 5×5),
 //! as constant matrices, and the small matrix–vector products the convolution applies
 //! them with. The products are written once for every algorithm; each algorithm is a
 //! type whose transforms are an associated constant ([`Algorithm::TRANSFORMS`]), so in
@@ -34,20 +34,59 @@ impl Algorithm<6, 4, 3> for F4x3 {
     const TRANSFORMS: Transforms<6, 4, 3> = F4X3;
 }
 
-/// F(2×2, 5×5) (see [`F2X5`]).
-pub struct F2x5;
+/// F(3×3, 5×5) (see [`F3X5`]).
+pub struct F3x5;
 
-impl Algorithm<6, 2, 5> for F2x5 {
-    const TRANSFORMS: Transforms<6, 2, 5> = F2X5;
+impl Algorithm<7, 3, 5> for F3x5 {
+    const TRANSFORMS: Transforms<7, 3, 5> = F3X5;
 }
 
+/// The transforms of F(3×3, 5×5), interpolating at 0, 1, −1, 2, −2, 1/2 and ∞
+/// (Toom–Cook, derived and checked with sympy; the rows of `Bᵀ` whose coefficients had
+/// fractions scaled to integers and their `G` rows divided by as much, so the fractions
+/// sit in the kernel transform, which runs once per call): 7×7 tiles give 3×3 outputs,
+/// 49 products for 9 outputs where the direct convolution needs 225 (4.6× less GEMM
+/// work; F(2×2, 5×5), which Kiln ran before, needs 36 per 4: 2.78×).
+const F3X5: Transforms<7, 3, 5> = Transforms {
+    input: [
+        [-4.0, 8.0, 5.0, -10.0, -1.0, 2.0, 0.0],
+        [0.0, 4.0, -4.0, -9.0, 1.0, 2.0, 0.0],
+        [0.0, -4.0, 12.0, -7.0, -3.0, 2.0, 0.0],
+        [0.0, 2.0, -3.0, -4.0, 3.0, 2.0, 0.0],
+        [0.0, -2.0, 5.0, 0.0, -5.0, 2.0, 0.0],
+        [0.0, 4.0, 0.0, -5.0, 0.0, 1.0, 0.0],
+        [0.0, -4.0, 8.0, 5.0, -10.0, -1.0, 2.0],
+    ],
+    kernel: [
+        [-1.0 / 4.0, 0.0, 0.0, 0.0, 0.0],
+        [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
+        [1.0 / 18.0, -1.0 / 18.0, 1.0 / 18.0, -1.0 / 18.0, 1.0 / 18.0],
+        [1.0 / 72.0, 1.0 / 36.0, 1.0 / 18.0, 1.0 / 9.0, 2.0 / 9.0],
+        [-1.0 / 120.0, 1.0 / 60.0, -1.0 / 30.0, 1.0 / 15.0, -2.0 / 15.0],
+        [32.0 / 45.0, 16.0 / 45.0, 8.0 / 45.0, 4.0 / 45.0, 2.0 / 45.0],
+        [0.0, 0.0, 0.0, 0.0, 1.0 / 2.0],
+    ],
+    output: [
+        [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0],
+        [0.0, 1.0, -1.0, 2.0, -2.0, 1.0 / 2.0, 0.0],
+        [0.0, 1.0, 1.0, 4.0, 4.0, 1.0 / 4.0, 1.0],
+    ],
+};
+
 /// The transforms of F(4×4, 3×3) (Lavin & Gray's), interpolating at 0, 1, −1, 2, −2
-/// and ∞ like [`F2X5`], with the same input transform: 6×6 tiles give 4×4 outputs, 36
+/// and ∞: 6×6 tiles give 4×4 outputs, 36
 /// products for 16 outputs where F(2×2, 3×3) needs 64 (1.78× less GEMM work, and fewer
 /// transformed values per output). The larger coefficients (up to 8 in `Aᵀ`) cost
 /// precision; the tests bound it.
 const F4X3: Transforms<6, 4, 3> = Transforms {
-    input: F2X5.input,
+    input: [
+        [4.0, 0.0, -5.0, 0.0, 1.0, 0.0],
+        [0.0, -4.0, -4.0, 1.0, 1.0, 0.0],
+        [0.0, 4.0, -4.0, -1.0, 1.0, 0.0],
+        [0.0, -2.0, -1.0, 2.0, 1.0, 0.0],
+        [0.0, 2.0, -1.0, -2.0, 1.0, 0.0],
+        [0.0, 4.0, 0.0, -5.0, 0.0, 1.0],
+    ],
     kernel: [
         [1.0 / 4.0, 0.0, 0.0],
         [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
@@ -62,29 +101,6 @@ const F4X3: Transforms<6, 4, 3> = Transforms {
         [0.0, 1.0, 1.0, 4.0, 4.0, 0.0],
         [0.0, 1.0, -1.0, 8.0, -8.0, 1.0],
     ],
-};
-
-/// The transforms of F(2×2, 5×5), interpolating at 0, 1, −1, 2, −2 and ∞ (Toom–Cook; the fractions go
-/// into the kernel transform, which runs once per call, so the input transform's
-/// coefficients are small integers).
-const F2X5: Transforms<6, 2, 5> = Transforms {
-    input: [
-        [4.0, 0.0, -5.0, 0.0, 1.0, 0.0],
-        [0.0, -4.0, -4.0, 1.0, 1.0, 0.0],
-        [0.0, 4.0, -4.0, -1.0, 1.0, 0.0],
-        [0.0, -2.0, -1.0, 2.0, 1.0, 0.0],
-        [0.0, 2.0, -1.0, -2.0, 1.0, 0.0],
-        [0.0, 4.0, 0.0, -5.0, 0.0, 1.0],
-    ],
-    kernel: [
-        [1.0 / 4.0, 0.0, 0.0, 0.0, 0.0],
-        [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
-        [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
-        [1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0, 1.0 / 3.0, 2.0 / 3.0],
-        [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0, -1.0 / 3.0, 2.0 / 3.0],
-        [0.0, 0.0, 0.0, 0.0, 1.0],
-    ],
-    output: [[1.0, 1.0, 1.0, 1.0, 1.0, 0.0], [0.0, 1.0, -1.0, 2.0, -2.0, 1.0]],
 };
 
 /// What the transforms compute on: one value, or [`Lanes`] of several tiles at once.
@@ -258,14 +274,14 @@ mod tests {
     #[test]
     fn every_algorithm_computes_the_correlation() {
         correlates(&F4X3);
-        correlates(&F2X5);
+        correlates(&F3X5);
     }
 
     #[test]
     fn the_transposed_product_is_the_product_with_the_transpose() {
-        let x = [1.0, -2.0];
-        let direct = times_transposed(&F2X5.output, &x);
-        let columns: [[f32; 2]; 6] = std::array::from_fn(|j| [F2X5.output[0][j], F2X5.output[1][j]]);
+        let x = [1.0, -2.0, 3.0];
+        let direct = times_transposed(&F3X5.output, &x);
+        let columns: [[f32; 3]; 7] = std::array::from_fn(|j| std::array::from_fn(|i| F3X5.output[i][j]));
         assert_eq!(direct, times(&columns, &x));
     }
 }
