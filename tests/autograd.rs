@@ -33,6 +33,21 @@ test_on_every_device! {
         assert_close("chain gradient", &grads.get(&x).unwrap().to_vec().unwrap(), &expected, 1e-6);
     }
 
+    fn max_pool_without_a_tape_gives_the_recorded_values() {
+        // Inference skips the argmax; the values must not change. Plane sizes with
+        // whole and clamped windows, kernels 3 and 2, padding.
+        for (dims, kernel, stride, padding) in
+            [([2, 3, 9, 11], 3, 2, 0), ([1, 2, 8, 5], 3, 2, 1), ([2, 2, 6, 6], 2, 2, 0)]
+        {
+            let x = randn(&dims, 31).with_requires_grad();
+            let recorded = x.max_pool2d(kernel, stride, padding);
+            assert!(recorded.requires_grad());
+            let inference = no_grad(|| x.max_pool2d(kernel, stride, padding));
+            assert!(!inference.requires_grad());
+            assert_eq!(inference.to_vec().unwrap(), recorded.to_vec().unwrap(), "{dims:?} k{kernel}");
+        }
+    }
+
     fn no_grad_records_nothing() {
         let w = randn(&[4, 3], 1).with_requires_grad();
         let before = kiln::tensor::live_tape_entries();

@@ -345,6 +345,10 @@ impl Backend for CpuBackend {
         (self.f32(values), self.i32(argmax))
     }
 
+    fn max_pool2d_values(&self, x: &StorageRef, geo: &Pool2dGeometry) -> StorageRef {
+        self.f32(self.run(|mem| pool::forward_values(mem, &read_f32(x), geo)))
+    }
+
     fn max_pool2d_backward(
         &self,
         grad: &StorageRef,

@@ -193,6 +193,11 @@ impl HostMemory {
         vec![0.0; len]
     }
 
+    /// [`HostMemory::take`] for `i32` data (indices): the same buffers, as `i32`.
+    pub(crate) fn take_i32(&self, len: usize) -> Vec<i32> {
+        bytemuck::allocation::cast_vec(self.take(len))
+    }
+
     /// A buffer of `len` zeros.
     pub(crate) fn zeroed(&self, len: usize) -> Vec<f32> {
         let mut buffer = self.take(len);
@@ -231,6 +236,13 @@ impl HostMemory {
             buffer.resize(capacity, 0.0);
             cache.insert(buffer);
         }
+    }
+}
+
+impl HostMemory {
+    /// [`HostMemory::recycle`] for `i32` data.
+    pub(crate) fn recycle_i32(&self, buffer: Vec<i32>) {
+        self.recycle(bytemuck::allocation::cast_vec(buffer));
     }
 }
 
@@ -295,6 +307,20 @@ mod tests {
         assert_eq!(memory.held_bytes(), 0, "a buffer handed to a tensor is no longer scratch");
         memory.recycle(tensor_data);
         assert_eq!(memory.cached_bytes(), LEN * 4);
+    }
+
+    #[test]
+    fn index_buffers_share_the_cache() {
+        let memory = HostMemory::default();
+        let indices = memory.take_i32(LEN);
+        memory.add_live(LEN * 4);
+        memory.remove_live(LEN * 4);
+        memory.recycle_i32(indices);
+        assert_eq!(memory.cached_bytes(), LEN * 4, "a dropped index buffer is cached");
+        let fresh = memory.fresh_bytes();
+        let values = memory.take(LEN);
+        assert_eq!(memory.fresh_bytes(), fresh, "and serves the next f32 request");
+        assert_eq!(values.len(), LEN);
     }
 
     #[test]

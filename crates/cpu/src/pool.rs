@@ -67,30 +67,64 @@ fn whole_window_max<const K: usize>(plane: &[f32], in_w: usize, first: usize) ->
 
 /// Pooled values and the argmax of each output within its input plane.
 pub fn forward(mem: &HostMemory, x: &[f32], g: &Pool2dGeometry) -> (Vec<f32>, Vec<i32>) {
-    let (oh, ow) = (g.out_h(), g.out_w());
-    let (plane_in, plane_out) = (g.in_h * g.in_w, oh * ow);
-    let planes = g.batch * g.channels;
-    let mut values = mem.take(planes * plane_out);
-    let mut argmax = vec![0i32; planes * plane_out];
-    let columns: Vec<std::ops::Range<usize>> = (0..ow).map(|x_out| window(x_out, g, g.in_w)).collect();
+    let plane_out = g.out_h() * g.out_w();
+    let len = g.batch * g.channels * plane_out;
+    let (mut values, mut argmax) = (mem.take(len), mem.take_i32(len));
+    let columns = column_windows(g);
     values.par_chunks_mut(plane_out).zip(argmax.par_chunks_mut(plane_out)).enumerate().for_each(
-        |(p, (vals, idxs))| {
-            let input = &x[p * plane_in..(p + 1) * plane_in];
-            for y in 0..oh {
-                let rows = window(y, g, g.in_h);
-                let out = y * ow..(y + 1) * ow;
-                for ((v, i), cols) in vals[out.clone()].iter_mut().zip(&mut idxs[out]).zip(&columns) {
-                    let whole = rows.len() == 3 && cols.len() == 3 && g.kernel == 3;
-                    (*v, *i) = if whole {
-                        whole_window_max::<3>(input, g.in_w, rows.start * g.in_w + cols.start)
-                    } else {
-                        window_max(input, g.in_w, rows.clone(), cols.clone())
-                    };
-                }
-            }
+        |(p, (values, argmax))| {
+            pool_plane(plane(x, g, p), g, &columns, |out, (value, at)| {
+                values[out] = value;
+                argmax[out] = at;
+            });
         },
     );
     (values, argmax)
+}
+
+/// Pooled values alone, for a pass nobody differentiates: no argmax stored (and, for
+/// whole windows, none computed).
+pub fn forward_values(mem: &HostMemory, x: &[f32], g: &Pool2dGeometry) -> Vec<f32> {
+    let plane_out = g.out_h() * g.out_w();
+    let mut values = mem.take(g.batch * g.channels * plane_out);
+    let columns = column_windows(g);
+    values.par_chunks_mut(plane_out).enumerate().for_each(|(p, values)| {
+        pool_plane(plane(x, g, p), g, &columns, |out, (value, _)| values[out] = value);
+    });
+    values
+}
+
+/// The input columns each output column's windows cover.
+fn column_windows(g: &Pool2dGeometry) -> Vec<std::ops::Range<usize>> {
+    (0..g.out_w()).map(|x_out| window(x_out, g, g.in_w)).collect()
+}
+
+/// Input plane `p` of `x`.
+fn plane<'a>(x: &'a [f32], g: &Pool2dGeometry, p: usize) -> &'a [f32] {
+    &x[p * g.in_h * g.in_w..][..g.in_h * g.in_w]
+}
+
+/// Hands `store` each output of one plane (its index in the output plane) with its
+/// value and argmax.
+#[inline(always)]
+fn pool_plane(
+    input: &[f32],
+    g: &Pool2dGeometry,
+    columns: &[std::ops::Range<usize>],
+    mut store: impl FnMut(usize, (f32, i32)),
+) {
+    for y in 0..g.out_h() {
+        let rows = window(y, g, g.in_h);
+        for (x, cols) in columns.iter().enumerate() {
+            let whole = rows.len() == 3 && cols.len() == 3 && g.kernel == 3;
+            let result = if whole {
+                whole_window_max::<3>(input, g.in_w, rows.start * g.in_w + cols.start)
+            } else {
+                window_max(input, g.in_w, rows.clone(), cols.clone())
+            };
+            store(y * columns.len() + x, result);
+        }
+    }
 }
 
 /// Adds each output gradient at its argmax.

@@ -1,6 +1,6 @@
 //! `CpuStorage`: tensor memory in host RAM. Each storage counts its bytes in its
-//! device's [`HostMemory`] and hands its buffer back to that device's cache when it is
-//! dropped.
+//! device's [`HostMemory`] and hands its buffer (f32 or i32) back to that device's
+//! cache when it is dropped.
 
 use std::any::Any;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -29,9 +29,12 @@ pub struct CpuStorage {
 impl Drop for CpuStorage {
     fn drop(&mut self) {
         self.memory.remove_live(self.len() * 4);
-        if let Values::F32(data) = &mut self.values {
-            let data = data.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner());
-            self.memory.recycle(std::mem::take(data));
+        match &mut self.values {
+            Values::F32(data) => {
+                let data = data.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner());
+                self.memory.recycle(std::mem::take(data));
+            }
+            Values::I32(data) => self.memory.recycle_i32(std::mem::take(data)),
         }
     }
 }

@@ -389,6 +389,12 @@ pub trait Backend: Send + Sync + Debug {
     /// Max-pool forward: the pooled values and, per output, the position of its maximum
     /// within its input plane (`h · in_w + w`, i32).
     fn max_pool2d(&self, x: &StorageRef, geo: &Pool2dGeometry) -> (StorageRef, StorageRef);
+    /// [`Backend::max_pool2d`]'s values alone, for a pass nobody differentiates
+    /// (inference): backends may skip finding and storing the argmax. By default it
+    /// computes both and drops the argmax.
+    fn max_pool2d_values(&self, x: &StorageRef, geo: &Pool2dGeometry) -> StorageRef {
+        self.max_pool2d(x, geo).0
+    }
     /// Max-pool backward: each output gradient added at its argmax.
     fn max_pool2d_backward(&self, grad: &StorageRef, argmax: &StorageRef, geo: &Pool2dGeometry)
     -> StorageRef;

@@ -36,7 +36,16 @@ impl Tensor {
         );
         let geo =
             Pool2dGeometry { batch: d[0], channels: d[1], in_h: d[2], in_w: d[3], kernel, stride, padding };
-        let (values, argmax) = self.device().backend().max_pool2d(self.storage(), &geo);
+        let backend = self.device().backend();
+        if !(crate::autograd::is_recording() && self.requires_grad()) {
+            // Nothing will differentiate this: no argmax to find or keep.
+            return Tensor::from_storage(
+                backend.max_pool2d_values(self.storage(), &geo),
+                geo.output_shape(),
+                self.device(),
+            );
+        }
+        let (values, argmax) = backend.max_pool2d(self.storage(), &geo);
         Tensor::from_op(values, geo.output_shape(), &[self], MaxPool2dBackward { geo, argmax })
     }
 }
