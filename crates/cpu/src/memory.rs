@@ -49,8 +49,7 @@ impl Cache {
     fn take_fitting(&mut self, len: usize) -> Option<Vec<f32>> {
         let largest = len + (len >> FIT_SLACK_SHIFT);
         let (&capacity, _) = self.by_capacity.range(len..=largest).next()?;
-        let buffer = self.remove(capacity);
-        Some(buffer)
+        Some(self.remove(capacity))
     }
 
     /// Removes one buffer of `capacity` (which must be cached).
@@ -237,9 +236,7 @@ impl HostMemory {
             cache.insert(buffer);
         }
     }
-}
 
-impl HostMemory {
     /// [`HostMemory::recycle`] for `i32` data.
     pub(crate) fn recycle_i32(&self, buffer: Vec<i32>) {
         self.recycle(bytemuck::allocation::cast_vec(buffer));
@@ -258,6 +255,11 @@ impl Scratch<'_> {
     /// The buffer itself, no longer counted as scratch: for a result that becomes a
     /// tensor (which counts it as live).
     pub(crate) fn into_vec(mut self) -> Vec<f32> {
+        self.release()
+    }
+
+    /// Takes the buffer out (leaving an empty one) and stops counting it.
+    fn release(&mut self) -> Vec<f32> {
         let buffer = std::mem::take(&mut self.buffer);
         self.memory.scratch.fetch_sub(buffer.len() * 4, Ordering::Relaxed);
         buffer
@@ -280,8 +282,7 @@ impl DerefMut for Scratch<'_> {
 
 impl Drop for Scratch<'_> {
     fn drop(&mut self) {
-        let buffer = std::mem::take(&mut self.buffer);
-        self.memory.scratch.fetch_sub(buffer.len() * 4, Ordering::Relaxed);
+        let buffer = self.release();
         self.memory.recycle(buffer);
     }
 }

@@ -482,8 +482,8 @@ fn forward_with<const N: usize, const M: usize, const R: usize, A: Transformed<N
             let layout = TileLayout::ChannelRows;
             let v_len = layout.len(N * N, [c, columns]);
             let padded_len = count * c * input.plane();
-            let run = product_run(N * N, o).min(columns);
-            with_scratch(padded_len + v_len + N * N * o * run, |scratch| {
+            let run_length = product_run(N * N, o).min(columns);
+            with_scratch(padded_len + v_len + N * N * o * run_length, |scratch| {
                 let (padded, rest) = scratch.split_at_mut(padded_len);
                 let (v, m) = rest.split_at_mut(v_len);
                 input.pad(g, &x[images.start * in_image..images.end * in_image], padded);
@@ -498,11 +498,11 @@ fn forward_with<const N: usize, const M: usize, const R: usize, A: Transformed<N
                 }
                 // The products of a run of tiles at a time, so that they stay in cache
                 // until the output transform reads them.
-                for first in (0..columns).step_by(run) {
-                    let width = run.min(columns - first);
+                for first in (0..columns).step_by(run_length) {
+                    let width = run_length.min(columns - first);
                     let tiles_in_run = first..tiles.min(first + width);
-                    // ChannelRows: the run's panels start this far into `v`.
-                    let v = &v[(first / NR) * c * N * N * NR..];
+                    // The run's panels (whole ones: `first` is a multiple of NR).
+                    let v = &v[layout.index(N * N, [c, columns], 0, 0, first)..];
                     for xi in 0..N * N {
                         let v = TransformedTiles { data: v, layout, positions: N * N, xi, size: [c, width] };
                         gemm_packed(
