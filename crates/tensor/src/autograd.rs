@@ -32,6 +32,7 @@ static LIVE_ENTRIES: AtomicUsize = AtomicUsize::new(0);
 impl TapeEntry {
     pub(crate) fn new(inputs: Vec<Tensor>, rule: Box<dyn BackwardRule>) -> Self {
         LIVE_ENTRIES.fetch_add(1, Ordering::Relaxed);
+        RECORDED_ON_THIS_THREAD.with(|count| count.set(count.get() + 1));
         TapeEntry { seq: NEXT_SEQ.fetch_add(1, Ordering::Relaxed), inputs, rule }
     }
 }
@@ -43,13 +44,22 @@ impl Drop for TapeEntry {
 }
 
 /// Number of tape entries alive in the process: a step that leaks nothing returns this
-/// to where it started once its tensors are dropped.
+/// to where it started once its tensors are dropped. Other threads' steps count too; to
+/// check what one piece of code records, use [`tape_entries_recorded_on_this_thread`].
 pub fn live_tape_entries() -> usize {
     LIVE_ENTRIES.load(Ordering::Relaxed)
 }
 
+/// Number of tape entries this thread has ever recorded (never decreases): code that
+/// records nothing, such as a [`no_grad`] evaluation, leaves it unchanged whatever
+/// other threads do meanwhile.
+pub fn tape_entries_recorded_on_this_thread() -> u64 {
+    RECORDED_ON_THIS_THREAD.with(Cell::get)
+}
+
 thread_local! {
     static RECORDING: Cell<bool> = const { Cell::new(true) };
+    static RECORDED_ON_THIS_THREAD: Cell<u64> = const { Cell::new(0) };
 }
 
 /// Whether ops on this thread are recorded (false inside [`no_grad`]).

@@ -20,7 +20,9 @@ mod rng;
 mod shape;
 mod tensor;
 
-pub use autograd::{Gradients, is_recording, live_tape_entries, no_grad};
+pub use autograd::{
+    Gradients, is_recording, live_tape_entries, no_grad, tape_entries_recorded_on_this_thread,
+};
 pub use backend::{
     Activation, AdamStep, Backend, BinaryOp, Conv2dGeometry, EpilogueDropout, MatmulDims, Pool2dGeometry,
     SgdStep, SgdTarget, Storage, StorageRef, UnaryOp,
