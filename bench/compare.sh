@@ -5,13 +5,25 @@
 #
 #   bench/compare.sh [ROUNDS=3] [BATCH=128] [IMAGE=224] [THREADS=2] [OUT_DIR=bench/results]
 #
+# ISA=avx2 limits all three to AVX2 + FMA on an AVX-512 CPU, to measure what an
+# AVX2-only machine would see: Kiln's GEMM kernel (KILN_GEMM_KERNEL), oneDNN in
+# TensorFlow and PyTorch (ONEDNN_MAX_CPU_ISA), PyTorch's ATen kernels
+# (ATEN_CPU_CAPABILITY) and MKL (MKL_ENABLE_INSTRUCTIONS). Each line records the ISA.
+#
 # Needs: pip install -r bench/requirements.txt (a framework that is missing is skipped).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3} batch=${2:-128} image=${3:-224} threads=${4:-2} out=${5:-bench/results}
+isa=${ISA:-native}
+case $isa in
+  native) suffix= ;;
+  avx2) suffix=-avx2
+    export KILN_GEMM_KERNEL=avx2 ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 ;;
+  *) echo "compare.sh: ISA must be native or avx2, not '$isa'" >&2; exit 2 ;;
+esac
 mkdir -p "$out"
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
-log="$out/compare-$stamp.jsonl"
+log="$out/compare-$stamp$suffix.jsonl"
 cargo build --release -p kiln-bench >/dev/null
 
 frameworks=(kiln)
@@ -27,7 +39,7 @@ for round in $(seq "$rounds"); do
       tensorflow) line=$(python3 bench/tensorflow_alexnet.py --batch "$batch" --image-size "$image" \
               --threads "$threads" --steps 2) ;;
     esac
-    echo "{\"round\": $round, \"framework\": \"$fw\", \"result\": $line}" | tee -a "$log"
+    echo "{\"round\": $round, \"framework\": \"$fw\", \"isa\": \"$isa\", \"result\": $line}" | tee -a "$log"
   done
 done
 
