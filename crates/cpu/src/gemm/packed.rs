@@ -236,34 +236,37 @@ fn macro_kernel(
     };
     let mut jr = 0;
     while jr < nc {
-        let Some(wide) = kernels.wide.filter(|_| nc - jr >= 2 * NR) else {
+        // Two B panels from `jr` exist when more than NR columns are left; the second
+        // may be ragged (zero-padded by the packing).
+        let Some(wide) = kernels.wide.filter(|_| nc - jr > NR) else {
             (0..mc).step_by(MR).for_each(|ir| tile(ir, jr));
             jr += NR;
             continue;
         };
+        let cols = (2 * NR).min(nc - jr);
         let mut ir = 0;
         while mc - ir >= 2 * MR {
-            // SAFETY: two whole A panels from `ir` and two whole B panels from `jr`
-            // (checked above), each `kc` steps; the 2MR×2NR tile lies inside the
-            // caller's block, and the kernel matches the CPU (see `gemm`).
+            // SAFETY: two whole A panels from `ir` and two B panels from `jr` (checked
+            // above), each `kc` steps; the 2MR×cols tile lies inside the caller's block
+            // (a ragged or non-contiguous one is computed into `edge`), and the kernel
+            // matches the CPU (see `gemm`).
             unsafe {
                 let a = a_pack[ir * kc..(ir + 2 * MR) * kc].as_ptr();
                 let b = b_pack[jr * kc..(jr + 2 * NR) * kc].as_ptr();
                 let (out, contiguous) = c.run(ir, jr);
-                if contiguous >= 2 * NR {
+                if cols == 2 * NR && contiguous >= 2 * NR {
                     wide(kc, a, MR * kc, b, NR * kc, out, c.row_stride, accumulate);
                 } else {
-                    tile(ir, jr);
-                    tile(ir, jr + NR);
-                    tile(ir + MR, jr);
-                    tile(ir + MR, jr + NR);
+                    let mut edge = [0.0f32; 4 * MR * NR];
+                    wide(kc, a, MR * kc, b, NR * kc, edge.as_mut_ptr(), 2 * NR, false);
+                    c.store([ir, jr], [2 * MR, cols], &edge, 2 * NR, accumulate);
                 }
             }
             ir += 2 * MR;
         }
         for rest in (ir..mc).step_by(MR) {
             match kernels.pair {
-                Some(pair) => pair_tile(pair, [rest, jr], [mc, kc], a_pack, b_pack, c, accumulate),
+                Some(pair) => pair_tile(pair, [rest, jr], [mc, kc, nc], a_pack, b_pack, c, accumulate),
                 None => {
                     tile(rest, jr);
                     tile(rest, jr + NR);
@@ -274,20 +277,20 @@ fn macro_kernel(
     }
 }
 
-/// One `MR×2NR` tile at rows `ir`, columns `jr` of the block, whose `2NR` columns exist
-/// (see [`macro_kernel`]); with fewer than `MR` rows left, or columns that are not
-/// contiguous in memory, it is computed into a small buffer and its valid part copied
-/// out.
+/// One `MR×2NR` tile at rows `ir`, columns `jr` of the block, whose two B panels exist
+/// (see [`macro_kernel`]); with fewer than `MR` rows or `2NR` columns left, or columns
+/// that are not contiguous in memory, it is computed into a small buffer and its valid
+/// part copied out.
 fn pair_tile(
     pair: PairKernel,
     [ir, jr]: [usize; 2],
-    [mc, kc]: [usize; 2],
+    [mc, kc, nc]: [usize; 3],
     a_pack: &[f32],
     b_pack: &[f32],
     c: OutputBlock,
     accumulate: bool,
 ) {
-    let rows = MR.min(mc - ir);
+    let (rows, cols) = (MR.min(mc - ir), (2 * NR).min(nc - jr));
     let a_panel = &a_pack[ir * kc..(ir + MR) * kc];
     let b_panels = &b_pack[jr * kc..(jr + 2 * NR) * kc];
     // SAFETY: the A panel and both B panels hold kc steps each (sliced above); the tile
@@ -295,13 +298,13 @@ fn pair_tile(
     // is computed into `edge`. The kernel matches the CPU (see `gemm`).
     unsafe {
         let (out, contiguous) = c.run(ir, jr);
-        if rows == MR && contiguous >= 2 * NR {
+        if rows == MR && cols == 2 * NR && contiguous >= 2 * NR {
             pair(kc, a_panel.as_ptr(), b_panels.as_ptr(), NR * kc, out, c.row_stride, accumulate);
             return;
         }
         let mut edge = [0.0f32; MR * 2 * NR];
         pair(kc, a_panel.as_ptr(), b_panels.as_ptr(), NR * kc, edge.as_mut_ptr(), 2 * NR, false);
-        c.store([ir, jr], [rows, 2 * NR], &edge, 2 * NR, accumulate);
+        c.store([ir, jr], [rows, cols], &edge, 2 * NR, accumulate);
     }
 }
 

@@ -38,8 +38,11 @@ fn kernels() -> Vec<GemmKernel> {
 
 #[test]
 fn every_kernel_matches_the_float64_product() {
-    // Ragged 6×16 tiles, whole and ragged 12×32 (wide) tiles, several KC, MC and NC blocks.
+    // Ragged 6×16 tiles, whole and ragged 12×32 (wide) tiles (conv1's weight gradient
+    // has 121 columns: 3 wide tiles and one 25 columns wide), several KC, MC and NC
+    // blocks.
     let shapes = [
+        (24, 9, 121),
         (1, 1, 1),
         (7, 5, 17),
         (6, 16, 16),
@@ -157,7 +160,7 @@ fn the_simd_kernels_agree_bit_for_bit() {
         [GemmKernel::Avx512, GemmKernel::Avx2Fma].into_iter().filter(|k| k.is_available()).collect();
     eprintln!("comparing {simd:?}");
     let Some((&first, rest)) = simd.split_first() else { return };
-    for (m, k, n) in [(12, 7, 32), (97, 257, 2050), (25, 600, 65)] {
+    for (m, k, n) in [(12, 7, 32), (97, 257, 2050), (25, 600, 65), (30, 11, 121)] {
         for (trans_a, trans_b) in [(false, false), (true, true)] {
             let d = MatmulDims { m, k, n, trans_a, trans_b };
             let a = values(m * k, 11);
@@ -180,7 +183,9 @@ fn the_simd_kernels_agree_bit_for_bit() {
 /// accumulating.
 #[test]
 fn image_plane_output_matches_the_row_major_product() {
-    for (m, k, plane, images) in [(13, 9, 7, 5), (25, 40, 144, 3), (12, 300, 33, 4), (30, 17, 676, 2)] {
+    for (m, k, plane, images) in
+        [(13, 9, 7, 5), (25, 40, 144, 3), (12, 300, 33, 4), (30, 17, 676, 2), (24, 20, 29, 3)]
+    {
         let n = plane * images;
         let a = values(m * k, 21);
         let b = values(k * n, 22);
