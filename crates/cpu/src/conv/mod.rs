@@ -18,7 +18,7 @@ use rayon::prelude::*;
 use crate::gemm::{Left, OutputLayout, PackedA, Strided, gemm_packed};
 use crate::memory::{HostMemory, Scratch};
 use crate::scratch::with_scratch;
-use patches::{PaddedInput, PatchSource, Patches, PatchesTransposed};
+use patches::{InputLayout, PaddedInput, PatchSource, Patches, PatchesTransposed};
 
 /// Columns a group's GEMM aims for; more adds memory without adding speed.
 const TARGET_COLUMNS: usize = 1024;
@@ -85,7 +85,7 @@ pub fn forward(
     let p = Plan::new(g);
     let o = g.out_channels;
     let weights = PackedA::new(&row_major(w, p.patch), o, p.patch);
-    let input = PaddedInput::new(mem, x, g);
+    let input = PaddedInput::new(mem, x, g, InputLayout::Phases);
     let mut out = mem.take(g.batch * p.out_image);
     out.par_chunks_mut(p.group * p.out_image).zip(p.groups(g.batch)).for_each(|(out_group, images)| {
         let count = images.len();
@@ -158,7 +158,7 @@ pub fn backward_weight(
     }
     let p = Plan::new(g);
     let o = g.out_channels;
-    let input = PaddedInput::new(mem, x, g);
+    let input = PaddedInput::new(mem, x, g, InputLayout::Rows);
     // Each task runs a fixed, contiguous share of the groups, accumulating into its own
     // sum; the task sums are added in order, so the result does not depend on timing.
     let groups = p.groups(g.batch);

@@ -3,8 +3,10 @@
 //! through kernel tap `(kh, kw)`, column `(image, y, x)` one output pixel. The input is
 //! first zero-padded ([`PaddedInput`]), so every entry is a plain load: entry `(row,
 //! column)` sits at `tap_offset[row] + pixel_offset[column]`, and consecutive pixels of
-//! one output row read evenly spaced (with stride 1, consecutive) input elements. A
-//! panel row is therefore a few short copies, with no bounds checks or divisions.
+//! one output row read evenly spaced input elements — consecutive ones with stride 1,
+//! or when a strided convolution's input is split by stride phase
+//! ([`InputLayout::Phases`]). A panel row is therefore a few short copies, with no
+//! bounds checks or divisions.
 
 use kiln_tensor::Conv2dGeometry;
 use rayon::prelude::*;
@@ -12,18 +14,34 @@ use rayon::prelude::*;
 use crate::gemm::{NR, PackB};
 use crate::memory::{HostMemory, Scratch};
 
-/// A batch zero-padded on every side by the convolution's padding.
+/// How [`PaddedInput`] lays out each padded channel plane.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InputLayout {
+    /// Row after row, as the input is: the taps of one kernel row read consecutive
+    /// elements (what the weight gradient's transposed panels copy at once).
+    Rows,
+    /// Split into `stride_h·stride_w` phase planes, phase `(a, b)` holding the padded
+    /// elements `(y, x)` with `y % stride_h = a` and `x % stride_w = b`: consecutive
+    /// output pixels read consecutive elements whatever the stride (what the forward
+    /// pass's panels copy at once). The same as `Rows` for stride 1.
+    Phases,
+}
+
+/// A batch zero-padded on every side by the convolution's padding, in an
+/// [`InputLayout`].
 pub struct PaddedInput<'a> {
     data: Padded<'a>,
-    /// Padded width.
-    width: usize,
     /// Elements per padded image.
     image: usize,
+    /// Distance between the elements that vertically adjacent output pixels read.
+    row_step: usize,
+    /// Distance between the elements that horizontally adjacent output pixels read.
+    col_step: usize,
     /// Offset of each patch row's first element within an image.
     tap_offsets: Vec<usize>,
 }
 
-/// The input itself when the convolution has no padding, else a padded copy.
+/// The input itself when it needs no copy, else a padded (or phase-split) copy.
 enum Padded<'a> {
     Borrowed(&'a [f32]),
     Copied(Scratch<'a>),
@@ -41,30 +59,64 @@ impl std::ops::Deref for Padded<'_> {
 }
 
 impl<'a> PaddedInput<'a> {
-    /// Pads `x` for convolution `g` (borrowing it when there is no padding).
-    pub fn new(memory: &'a HostMemory, x: &'a [f32], g: &Conv2dGeometry) -> Self {
+    /// Pads `x` for convolution `g` in `layout` (borrowing it when that changes
+    /// nothing: no padding, and rows or stride 1).
+    pub fn new(memory: &'a HostMemory, x: &'a [f32], g: &Conv2dGeometry, layout: InputLayout) -> Self {
         let (height, width) = (g.in_h + 2 * g.padding.0, g.in_w + 2 * g.padding.1);
-        let data = if g.padding == (0, 0) {
+        let (sh, sw) = match layout {
+            InputLayout::Rows => (1, 1),
+            InputLayout::Phases => g.stride,
+        };
+        // Phase planes: `(phase_h, phase_w)` elements each, `sh·sw` of them per channel.
+        let (phase_h, phase_w) = (height.div_ceil(sh), width.div_ceil(sw));
+        let plane = sh * sw * phase_h * phase_w;
+        let data = if g.padding == (0, 0) && (sh, sw) == (1, 1) {
             Padded::Borrowed(x)
         } else {
-            let mut padded = memory.scratch_zeroed(g.batch * g.in_channels * height * width);
-            padded.par_chunks_mut(height * width).zip(x.par_chunks(g.in_h * g.in_w)).for_each(
-                |(out, plane)| {
-                    for (y, row) in plane.chunks(g.in_w).enumerate() {
-                        let start = (y + g.padding.0) * width + g.padding.1;
-                        out[start..start + g.in_w].copy_from_slice(row);
+            let mut padded = memory.scratch(g.batch * g.in_channels * plane);
+            padded.par_chunks_mut(plane).zip(x.par_chunks(g.in_h * g.in_w)).for_each(|(out, source)| {
+                // Every element is written (zero where it is padding or past the
+                // padded plane), so the scratch needs no zeroing first.
+                let mut rows = out.chunks_exact_mut(phase_w);
+                for a in 0..sh {
+                    for b in 0..sw {
+                        // Phase columns `px` with `px·sw + b` inside the unpadded input.
+                        let first = g.padding.1.saturating_sub(b).div_ceil(sw);
+                        let end = (g.padding.1 + g.in_w).saturating_sub(b).div_ceil(sw).min(phase_w);
+                        for py in 0..phase_h {
+                            let row = rows.next().expect("phase rows");
+                            let y = (py * sh + a).checked_sub(g.padding.0).filter(|&y| y < g.in_h);
+                            let Some(y) = y.filter(|_| first < end) else {
+                                row.fill(0.0);
+                                continue;
+                            };
+                            row[..first].fill(0.0);
+                            row[end..].fill(0.0);
+                            let x = first * sw + b - g.padding.1;
+                            let source = source[y * g.in_w + x..].iter().step_by(sw);
+                            row[first..end].iter_mut().zip(source).for_each(|(o, v)| *o = *v);
+                        }
                     }
-                },
-            );
+                }
+            });
             Padded::Copied(padded)
         };
         let mut tap_offsets = Vec::with_capacity(g.in_channels * g.kernel_h * g.kernel_w);
         for c in 0..g.in_channels {
             for kh in 0..g.kernel_h {
-                tap_offsets.extend((0..g.kernel_w).map(|kw| (c * height + kh) * width + kw));
+                tap_offsets.extend((0..g.kernel_w).map(|kw| {
+                    let phase = (c * sh + kh % sh) * sw + kw % sw;
+                    (phase * phase_h + kh / sh) * phase_w + kw / sw
+                }));
             }
         }
-        PaddedInput { data, width, image: g.in_channels * height * width, tap_offsets }
+        PaddedInput {
+            data,
+            image: g.in_channels * plane,
+            row_step: g.stride.0 / sh * phase_w,
+            col_step: g.stride.1 / sw,
+            tap_offsets,
+        }
     }
 }
 
@@ -109,15 +161,15 @@ impl PatchSource<'_> {
             let (image, within) = (self.first_image + pixel / plane, pixel % plane);
             let (y, x) = (within / ow, within % ow);
             let len = (ow - x).min(count - at);
-            let offset = image * self.input.image + y * g.stride.0 * self.input.width + x * g.stride.1;
+            let offset = image * self.input.image + y * self.input.row_step + x * self.input.col_step;
             f(Run { offset, len, at });
             at += len;
         }
     }
 
-    /// The `len` input elements from `start` on, `stride` apart.
+    /// The `len` input elements that consecutive output pixels read, from `start` on.
     fn elements(&self, start: usize, len: usize) -> impl Iterator<Item = &f32> {
-        let stride = self.geometry.stride.1;
+        let stride = self.input.col_step;
         self.input.data[start..start + (len - 1) * stride + 1].iter().step_by(stride)
     }
 }
@@ -132,6 +184,12 @@ fn copy_16(source: &[f32], target: &mut [f32]) {
 }
 
 impl PackB for Patches<'_> {
+    /// Tap by tap: a panel row is one tap seen from the panel's pixels, which come in
+    /// runs along output rows. With consecutive pixels reading consecutive elements
+    /// (stride 1, or [`InputLayout::Phases`]), each run is one fixed 16-float move
+    /// straight into the panel: its spill lands on entries a later run or row
+    /// overwrites (or past `cols`), and only where a move would leave the panel or the
+    /// input is it cut to length.
     fn pack(&self, first_row: usize, rows: usize, first_col: usize, cols: usize, panel: &mut [f32]) {
         let mut runs = [Run::default(); NR];
         let mut count = 0;
@@ -141,42 +199,71 @@ impl PackB for Patches<'_> {
         });
         let taps = &self.0.input.tap_offsets[first_row..first_row + rows];
         let data = &self.0.input.data;
-        let unit_stride = self.0.geometry.stride.1 == 1;
-        for (out, tap) in panel.chunks_exact_mut(NR).zip(taps) {
-            // Runs are assembled in `row` with fixed 16-float copies (`copy_16`).
-            // A copy may spill past its run: the next run overwrites the spill, and only
-            // the first `cols` entries reach the panel.
-            let mut row = [0.0f32; 2 * NR];
+        let consecutive = self.0.input.col_step == 1;
+        let panel = &mut panel[..rows * NR];
+        for (p, tap) in taps.iter().enumerate() {
             for run in &runs[..count] {
-                let start = tap + run.offset;
-                match data.get(start..start + NR) {
-                    Some(source) if unit_stride => copy_16(source, &mut row[run.at..run.at + NR]),
+                let (start, at) = (tap + run.offset, p * NR + run.at);
+                match (data.get(start..start + NR), panel.get_mut(at..at + NR)) {
+                    (Some(source), Some(target)) if consecutive => copy_16(source, target),
                     _ => {
-                        let target = &mut row[run.at..run.at + run.len];
+                        let target = &mut panel[at..at + run.len];
                         target.iter_mut().zip(self.0.elements(start, run.len)).for_each(|(o, v)| *o = *v);
                     }
                 }
             }
-            // All NR entries, also past `cols` when the panel is ragged: those feed only
-            // columns of C that the GEMM discards, and one fixed-size copy keeps the
-            // compiler from turning this into a `memcpy` call.
-            copy_16(&row[..NR], out);
         }
     }
 }
 
-impl PackB for PatchesTransposed<'_> {
-    fn pack(&self, first_row: usize, rows: usize, first_col: usize, cols: usize, panel: &mut [f32]) {
-        let mut runs = Vec::with_capacity(rows.div_ceil(self.0.geometry.out_w()) + 1);
-        self.0.runs(first_row, rows, |run| runs.push(run));
-        let taps = &self.0.input.tap_offsets[first_col..first_col + cols];
-        for (j, tap) in taps.iter().enumerate() {
-            for run in &runs {
-                let column = &mut panel[run.at * NR + j..];
-                for (t, value) in self.0.elements(tap + run.offset, run.len).enumerate() {
-                    column[t * NR] = *value;
-                }
+/// Consecutive patch rows `at..at + len` of a panel that read consecutive input
+/// elements (the taps of one kernel row): one pixel's values for them are one copy.
+#[derive(Clone, Copy, Default)]
+struct Segment {
+    at: usize,
+    len: usize,
+    tap: usize,
+}
+
+/// The panel columns `taps` (tap offsets) cut into [`Segment`]s, in order.
+fn segments(taps: &[usize]) -> ([Segment; NR], usize) {
+    let mut segments = [Segment::default(); NR];
+    let mut count: usize = 0;
+    for (j, &tap) in taps.iter().enumerate() {
+        match count.checked_sub(1).map(|last| &mut segments[last]) {
+            Some(last) if last.tap + last.len == tap => last.len += 1,
+            _ => {
+                segments[count] = Segment { at: j, len: 1, tap };
+                count += 1;
             }
         }
+    }
+    (segments, count)
+}
+
+impl PackB for PatchesTransposed<'_> {
+    /// Pixel by pixel: a panel row is the pixel's value under each of the panel's
+    /// taps, which come in runs of consecutive input elements (a kernel row). Each
+    /// segment is one fixed 16-float move straight into the panel; its spill lands
+    /// on entries a later segment or row overwrites (or past `cols`), and only where
+    /// a move would leave the panel or the input is it cut to length.
+    fn pack(&self, first_row: usize, rows: usize, first_col: usize, cols: usize, panel: &mut [f32]) {
+        let (segments, count) = segments(&self.0.input.tap_offsets[first_col..first_col + cols]);
+        let segments = &segments[..count];
+        let data = &self.0.input.data;
+        let stride = self.0.input.col_step;
+        let panel = &mut panel[..rows * NR];
+        self.0.runs(first_row, rows, |run| {
+            for t in 0..run.len {
+                let (pixel, row) = (run.offset + t * stride, (run.at + t) * NR);
+                for segment in segments {
+                    let (start, at) = (pixel + segment.tap, row + segment.at);
+                    match (data.get(start..start + NR), panel.get_mut(at..at + NR)) {
+                        (Some(source), Some(target)) => copy_16(source, target),
+                        _ => panel[at..at + segment.len].copy_from_slice(&data[start..start + segment.len]),
+                    }
+                }
+            }
+        });
     }
 }
