@@ -24,6 +24,21 @@ fn per_lane<T: Send + Copy + Default>(
     out
 }
 
+/// The sum of contiguous `values` in sixteen running sums (element `i` into sum
+/// `i % 16`) added up in a fixed order at the end: the additions vectorize instead of
+/// waiting on each other, and every run gives the same result.
+pub fn sum_contiguous(values: &[f32]) -> f32 {
+    const LANES: usize = 16;
+    let mut sums = [0.0f32; LANES];
+    let chunks = values.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        sums.iter_mut().zip(chunk).for_each(|(sum, v)| *sum += v);
+    }
+    sums.iter_mut().zip(rest).for_each(|(sum, v)| *sum += v);
+    sums.iter().sum()
+}
+
 /// Sum over the middle axis.
 pub fn sum_axis(x: &[f32], split: AxisSplit) -> Vec<f32> {
     per_lane(split, |at| (0..split.len).map(|l| x[at(l)]).sum())

@@ -17,6 +17,7 @@ use rayon::prelude::*;
 
 use crate::gemm::{Left, OutputLayout, PackedA, Strided, gemm_packed};
 use crate::memory::{HostMemory, Scratch};
+use crate::reduce::sum_contiguous;
 use crate::scratch::with_scratch;
 use patches::{InputLayout, PaddedInput, PatchSource, Patches, PatchesTransposed};
 
@@ -228,7 +229,7 @@ fn bias_gradient(grad: &[f32], g: &Conv2dGeometry) -> Vec<f32> {
     let out_image = g.out_channels * plane;
     (0..g.out_channels)
         .into_par_iter()
-        .map(|c| (0..g.batch).map(|n| grad[n * out_image + c * plane..][..plane].iter().sum::<f32>()).sum())
+        .map(|c| (0..g.batch).map(|n| sum_contiguous(&grad[n * out_image + c * plane..][..plane])).sum())
         .collect()
 }
 
