@@ -183,6 +183,17 @@ fn copy_16(source: &[f32], target: &mut [f32]) {
     *target = *source;
 }
 
+/// Copies the `len` (at most [`NR`]) floats at `data[start..]` to `panel[at..]`: as one
+/// [`copy_16`] when both slices have 16 floats there (the caller overwrites or ignores
+/// the spill past `len`), else exactly `len`.
+#[inline(always)]
+fn copy_run(data: &[f32], start: usize, panel: &mut [f32], at: usize, len: usize) {
+    match (data.get(start..start + NR), panel.get_mut(at..at + NR)) {
+        (Some(source), Some(target)) => copy_16(source, target),
+        _ => panel[at..at + len].copy_from_slice(&data[start..start + len]),
+    }
+}
+
 impl PackB for Patches<'_> {
     /// Tap by tap: a panel row is one tap seen from the panel's pixels, which come in
     /// runs along output rows. With consecutive pixels reading consecutive elements
@@ -204,12 +215,11 @@ impl PackB for Patches<'_> {
         for (p, tap) in taps.iter().enumerate() {
             for run in &runs[..count] {
                 let (start, at) = (tap + run.offset, p * NR + run.at);
-                match (data.get(start..start + NR), panel.get_mut(at..at + NR)) {
-                    (Some(source), Some(target)) if consecutive => copy_16(source, target),
-                    _ => {
-                        let target = &mut panel[at..at + run.len];
-                        target.iter_mut().zip(self.0.elements(start, run.len)).for_each(|(o, v)| *o = *v);
-                    }
+                if consecutive {
+                    copy_run(data, start, panel, at, run.len);
+                } else {
+                    let target = &mut panel[at..at + run.len];
+                    target.iter_mut().zip(self.0.elements(start, run.len)).for_each(|(o, v)| *o = *v);
                 }
             }
         }
@@ -257,11 +267,7 @@ impl PackB for PatchesTransposed<'_> {
             for t in 0..run.len {
                 let (pixel, row) = (run.offset + t * stride, (run.at + t) * NR);
                 for segment in segments {
-                    let (start, at) = (pixel + segment.tap, row + segment.at);
-                    match (data.get(start..start + NR), panel.get_mut(at..at + NR)) {
-                        (Some(source), Some(target)) => copy_16(source, target),
-                        _ => panel[at..at + segment.len].copy_from_slice(&data[start..start + segment.len]),
-                    }
+                    copy_run(data, pixel + segment.tap, panel, row + segment.at, segment.len);
                 }
             }
         });
