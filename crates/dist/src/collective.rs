@@ -17,6 +17,10 @@ pub trait Collective {
     fn broadcast_f32(&self, values: &mut [f32]);
     /// Replaces `bytes` on every process by rank 0's (the length follows rank 0's).
     fn broadcast_bytes(&self, bytes: &mut Vec<u8>);
+    /// Returns once every process has called it: what processes that end together call
+    /// before exiting, so that none exits (and has its launcher end the others) while
+    /// another is still writing its last words.
+    fn barrier(&self);
     /// Ends every process of the run with exit code `code`: what a process that hit an
     /// error calls, so that no other process waits forever in a collective.
     fn abort(&self, code: i32) -> !;
@@ -42,6 +46,8 @@ impl Collective for SingleProcess {
     fn broadcast_f32(&self, _values: &mut [f32]) {}
 
     fn broadcast_bytes(&self, _bytes: &mut Vec<u8>) {}
+
+    fn barrier(&self) {}
 
     fn abort(&self, code: i32) -> ! {
         std::process::exit(code)

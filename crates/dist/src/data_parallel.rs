@@ -141,6 +141,31 @@ impl DataParallel {
         self.timed(|| self.collective.broadcast_bytes(bytes));
     }
 
+    /// Waits until every process has reached this call.
+    pub fn barrier(&self) {
+        self.timed(|| self.collective.barrier());
+    }
+
+    /// Rank 0's outcome of `check` on every process: rank 0 runs it (the others do not)
+    /// and sends its error, if any, to the others, so that every process fails alike
+    /// and none waits in a collective for a process that stopped. For checks only rank
+    /// 0 can make, such as whether its output files can be written.
+    pub fn rank0_check(
+        &self,
+        check: impl FnOnce() -> std::result::Result<(), String>,
+    ) -> std::result::Result<(), String> {
+        // Empty: rank 0's check passed; otherwise a marker byte and the message.
+        let mut outcome = match self.is_root().then(check) {
+            Some(Err(message)) => [b"!", message.as_bytes()].concat(),
+            _ => Vec::new(),
+        };
+        self.broadcast_bytes(&mut outcome);
+        match outcome.split_first() {
+            Some((_, message)) => Err(String::from_utf8_lossy(message).into_owned()),
+            None => Ok(()),
+        }
+    }
+
     /// Ends every process of the run with exit code `code`.
     pub fn abort(&self, code: i32) -> ! {
         self.collective.abort(code)

@@ -63,7 +63,15 @@ impl Collective for MpiWorld {
         let mut len = bytes.len() as u64;
         root.broadcast_into(&mut len);
         bytes.resize(len as usize, 0);
-        root.broadcast_into(&mut bytes[..]);
+        // Every process now knows the length; MPI refuses an empty vector's dangling
+        // buffer, and there is nothing to send anyway.
+        if len > 0 {
+            root.broadcast_into(&mut bytes[..]);
+        }
+    }
+
+    fn barrier(&self) {
+        self.world.barrier();
     }
 
     fn abort(&self, code: i32) -> ! {

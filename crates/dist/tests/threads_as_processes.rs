@@ -75,6 +75,10 @@ impl Collective for Threads {
         *bytes = root.into_iter().map(|b| b as u8).collect();
     }
 
+    fn barrier(&self) {
+        self.barrier.wait();
+    }
+
     fn abort(&self, code: i32) -> ! {
         std::process::exit(code)
     }
@@ -146,5 +150,30 @@ fn three_shards_average_to_the_whole_batch_gradients() {
             let scale = w.iter().map(|a| a.abs()).fold(0.0f32, f32::max);
             assert!(worst <= 1e-5 * scale.max(1.0), "shard gradients differ by {worst} (scale {scale})");
         }
+    }
+}
+
+#[test]
+fn rank0_check_gives_every_process_rank_0s_outcome_and_runs_only_there() {
+    let handles: Vec<_> = Threads::world(3)
+        .into_iter()
+        .map(|threads| {
+            std::thread::spawn(move || {
+                let rank = threads.rank;
+                let parallel = DataParallel::new(Box::new(threads));
+                let passed = parallel.rank0_check(|| Ok(()));
+                let failed = parallel.rank0_check(|| {
+                    assert_eq!(rank, 0, "only rank 0 runs the check");
+                    Err("the checkpoint path is a directory".to_string())
+                });
+                parallel.barrier();
+                (passed, failed)
+            })
+        })
+        .collect();
+    for handle in handles {
+        let (passed, failed) = handle.join().unwrap();
+        assert_eq!(passed, Ok(()));
+        assert_eq!(failed, Err("the checkpoint path is a directory".to_string()));
     }
 }

@@ -248,6 +248,16 @@ fn save_errors_say_saving_failed_and_leave_nothing_behind() {
 }
 
 #[test]
+fn a_directory_at_the_checkpoint_path_is_refused_by_the_writability_check() {
+    let dir = temp_path("a-directory.safetensors");
+    std::fs::create_dir_all(&dir).unwrap();
+    let err = checkpoint::ensure_writable(&dir).unwrap_err().to_string();
+    assert!(err.starts_with(&format!("cannot save the checkpoint {}", dir.display())), "{err}");
+    assert!(err.contains("is a directory"), "{err}");
+    assert!(temporary_files(&dir).is_empty(), "the check leaves no file");
+}
+
+#[test]
 fn temporary_files_of_dead_writers_are_cleaned_and_concurrent_saves_both_succeed() {
     let path = temp_path("shared.safetensors");
     let dead = path.with_file_name(".shared.safetensors.kiln-tmp-4000000000-1f");

@@ -5,27 +5,14 @@ use kiln_dist::{DataParallel, SingleProcess};
 
 use crate::args::Args;
 
-/// Why the run's processes could not be joined.
-pub struct JoinError {
-    /// The one-line message.
-    pub message: String,
-    /// Whether this process is the one to print it (every process of the run fails
-    /// alike; only rank 0, or a process that could not learn its rank, says so).
-    pub report: bool,
-}
-
 /// The run's processes: a single one unless `--distributed`. Fails with a one-line
-/// message when `--distributed` cannot work (no MPI in this build, no MPI launcher, a
-/// batch that does not split evenly).
-pub fn join(args: &Args, batch_size: usize) -> Result<DataParallel, JoinError> {
+/// message when `--distributed` cannot work (no MPI in this build, no MPI launcher);
+/// every process fails alike, before any process knows its rank.
+pub fn join(args: &Args) -> Result<DataParallel, String> {
     if !args.distributed {
         return Ok(DataParallel::new(Box::new(SingleProcess)));
     }
-    let parallel = DataParallel::new(mpi_world().map_err(|message| JoinError { message, report: true })?);
-    parallel
-        .check_batch_size(batch_size)
-        .map_err(|err| JoinError { message: err.to_string(), report: parallel.is_root() })?;
-    Ok(parallel)
+    Ok(DataParallel::new(mpi_world()?))
 }
 
 #[cfg(feature = "mpi")]

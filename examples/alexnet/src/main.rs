@@ -10,10 +10,12 @@ mod memory;
 mod plots;
 mod recipe;
 mod report;
+mod signals;
 mod train;
 
+use std::io::Write;
+use std::path::Path;
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use clap::Parser;
@@ -23,13 +25,13 @@ use kiln_nn::{Adam, Init, Initializer, Module, Optimizer, Sgd, checkpoint, model
 use kiln_tensor::Shape;
 
 use crate::args::{Args, InitChoice, OptimizerChoice};
-use crate::cluster::JoinError;
 use crate::recipe::{Output, Recipe, Sampling};
 use crate::report::{final_report, open_metrics};
+use crate::signals::StopSignals;
 use crate::train::{Ending, Paused, Splits, Trainer, load_model};
 
-/// Exit status of a run stopped by Ctrl-C (128 + SIGINT, as shells report it).
-const INTERRUPTED: u8 = 130;
+/// Exit status of a run refused before it started (flags, settings).
+const USAGE: u8 = 2;
 
 fn main() -> ExitCode {
     quiet_vulkan_device_select();
@@ -40,53 +42,82 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(err) => {
-            eprintln!("{}", one_line(&err.render().to_string()));
+            write_line(&one_line(&err.render().to_string()));
             return ExitCode::from(2);
         }
     };
     let recipe = match args.validate() {
         Ok(recipe) => recipe,
         Err(message) => {
-            eprintln!("error: {message}");
-            return ExitCode::from(2);
+            write_error(&message);
+            return ExitCode::from(USAGE);
         }
     };
-    let parallel = match cluster::join(&args, recipe.batch_size) {
+    let parallel = match cluster::join(&args) {
         Ok(parallel) => parallel,
-        Err(JoinError { message, report }) => {
-            if report {
-                eprintln!("error: {message}");
-            }
-            return ExitCode::from(2);
+        Err(message) => {
+            write_error(&message);
+            return ExitCode::from(USAGE);
         }
     };
-    match run(&args, &recipe, &parallel) {
-        Ok(Outcome::Done) => ExitCode::SUCCESS,
-        Ok(Outcome::Diverged(message)) => {
-            if parallel.is_root() {
-                eprintln!("error: {message}");
-            }
-            ExitCode::FAILURE
+    if let Err(err) = parallel.check_batch_size(recipe.batch_size) {
+        return exit_together(&parallel, &err.to_string(), USAGE);
+    }
+    let signals = match StopSignals::install() {
+        Ok(signals) => signals,
+        Err(message) if parallel.size() > 1 => abort(&parallel, &message),
+        Err(message) => {
+            write_error(&message);
+            return ExitCode::FAILURE;
         }
+    };
+    match run(&args, &recipe, &parallel, &signals) {
+        Ok(Outcome::Done) => ExitCode::SUCCESS,
+        Ok(Outcome::Refused(message) | Outcome::Diverged(message)) => exit_together(&parallel, &message, 1),
         Ok(Outcome::Paused(Paused { message, interrupted })) => {
             if parallel.is_root() {
-                eprintln!("{message}");
+                write_line(&message);
             }
-            // A data-parallel pause is requested (SIGUSR1) and saved by every process
-            // together: a success, which mpirun reports without alarm.
-            ExitCode::from(if interrupted && parallel.size() == 1 { INTERRUPTED } else { 0 })
+            let status = if interrupted { signals.exit_status(parallel.size()) } else { 0 };
+            ExitCode::from(status)
         }
-        Err(message) if parallel.size() > 1 => {
-            // The other processes may be waiting in a collective for this one: end
-            // them all rather than leave any hanging.
-            eprintln!("error (rank {} of {}): {message}", parallel.rank(), parallel.size());
-            parallel.abort(1)
-        }
+        Err(message) if parallel.size() > 1 => abort(&parallel, &message),
         Err(message) => {
-            eprintln!("error: {message}");
+            write_error(&message);
             ExitCode::FAILURE
         }
     }
+}
+
+/// Writes `line` and a newline to stderr in one write, so that nothing (such as an MPI
+/// launcher's banner about another process) lands inside the line.
+fn write_line(line: &str) {
+    // Nothing is left to tell the user if stderr itself is gone.
+    let _ = std::io::stderr().lock().write_all(format!("{line}\n").as_bytes());
+}
+
+/// Writes `error: {message}` as one line (see [`write_line`]).
+fn write_error(message: &str) {
+    write_line(&format!("error: {message}"));
+}
+
+/// Ends a run on an error that every process found alike: rank 0 alone reports it,
+/// and no process exits before that line is written (an MPI launcher ends the other
+/// processes as soon as one exits with an error).
+fn exit_together(parallel: &DataParallel, message: &str, status: u8) -> ExitCode {
+    if parallel.is_root() {
+        write_error(message);
+    }
+    parallel.barrier();
+    ExitCode::from(status)
+}
+
+/// Ends every process of a data-parallel run on this process's own error: the others
+/// may be waiting in a collective for this one, so they are ended rather than left
+/// hanging.
+fn abort(parallel: &DataParallel, message: &str) -> ! {
+    write_line(&format!("error (rank {} of {}): {message}", parallel.rank(), parallel.size()));
+    parallel.abort(1)
 }
 
 /// Mesa's Vulkan device-select layer prints `error: XDG_RUNTIME_DIR is invalid or not
@@ -101,9 +132,10 @@ fn quiet_vulkan_device_select() {
 }
 
 /// Checks the files the run reads and writes before any expensive work: the
-/// checkpoint to resume or evaluate exists, and the checkpoint, metrics and plots
-/// locations are writable (without truncating an existing metrics file: that happens
-/// only when training starts).
+/// checkpoint to resume or evaluate exists, and every file the run may write (the
+/// checkpoint, the best checkpoint beside it, the metrics, both plots) can be created
+/// and is not a directory. An existing metrics file is not truncated here: that happens
+/// only when training starts.
 fn check_files(args: &Args) -> Result<(), String> {
     if (args.resume || args.eval_only) && !args.checkpoint.is_file() {
         let flag = if args.resume { "--resume" } else { "--eval-only" };
@@ -112,8 +144,10 @@ fn check_files(args: &Args) -> Result<(), String> {
             args.checkpoint.display()
         ));
     }
+    let writable = |path: &Path| checkpoint::ensure_writable(path).map_err(|err| err.to_string());
     if !args.eval_only {
-        checkpoint::ensure_writable(&args.checkpoint).map_err(|err| err.to_string())?;
+        writable(&args.checkpoint)?;
+        writable(&train::best_checkpoint_path(&args.checkpoint))?;
         if let Some(path) = &args.metrics {
             open_metrics(path, true)?;
         }
@@ -121,25 +155,22 @@ fn check_files(args: &Args) -> Result<(), String> {
     let plots = args.plots_dir();
     std::fs::create_dir_all(&plots)
         .map_err(|err| format!("cannot create the plots directory {}: {err}", plots.display()))?;
-    checkpoint::ensure_writable(&plots.join(plots::CONFUSION_FILE)).map_err(|err| format!("--plots: {err}"))
+    let mut plot_files = vec![plots::CONFUSION_FILE];
+    if !args.eval_only {
+        plot_files.push(plots::TRAINING_FILE);
+    }
+    for file in plot_files {
+        let path = plots.join(file);
+        checkpoint::ensure_writable(&path)
+            .map_err(|err| format!("--plots: cannot write {}: {}", path.display(), io_reason(&err)))?;
+    }
+    Ok(())
 }
 
-/// Makes Ctrl-C and SIGUSR1 set `flag` (the run then stops at the next batch, saving
-/// what is worth saving); a second Ctrl-C exits at once, which loses nothing either,
-/// since checkpoints are replaced atomically. Under `mpirun`, Ctrl-C reaches only the
-/// launcher, which ends every process at once; SIGUSR1 sent to `mpirun` is forwarded to
-/// every process, which then pause together.
-fn handle_ctrl_c(flag: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Result<(), String> {
-    #[cfg(unix)]
-    signal_hook::flag::register(signal_hook::consts::SIGUSR1, flag.clone())
-        .map_err(|err| format!("cannot install the SIGUSR1 handler: {err}"))?;
-    ctrlc::set_handler(move || {
-        if flag.swap(true, Ordering::Relaxed) {
-            eprintln!("interrupted twice: exiting without saving");
-            std::process::exit(INTERRUPTED.into());
-        }
-    })
-    .map_err(|err| format!("cannot install the Ctrl-C handler: {err}"))
+/// The underlying reason of a failed writability check, without the checkpoint wording.
+fn io_reason(err: &kiln_nn::NnError) -> String {
+    use std::error::Error;
+    err.source().map(ToString::to_string).unwrap_or_else(|| err.to_string())
 }
 
 /// "1 epoch", "5 epochs".
@@ -204,15 +235,23 @@ enum Outcome {
     Paused(Paused),
     /// Training stopped on a non-finite loss, on every process alike.
     Diverged(String),
+    /// The run was refused before any work, on every process alike (an output file
+    /// that cannot be written, a checkpoint to resume that does not exist).
+    Refused(String),
 }
 
 /// Runs the command. In a data-parallel run every process runs it; only rank 0 checks
 /// and writes files and prints. `Err` is this process's own failure (in a
 /// data-parallel run, the others may not have failed).
-fn run(args: &Args, recipe: &Recipe, parallel: &DataParallel) -> Result<Outcome, String> {
+fn run(
+    args: &Args,
+    recipe: &Recipe,
+    parallel: &DataParallel,
+    signals: &StopSignals,
+) -> Result<Outcome, String> {
     let root = parallel.is_root();
-    if root {
-        check_files(args)?;
+    if let Err(message) = parallel.rank0_check(|| check_files(args)) {
+        return Ok(Outcome::Refused(message));
     }
     let (device, device_line) = device::pick(args.backend, args.threads, parallel)?;
     let scheme = match recipe.init {
@@ -255,8 +294,8 @@ fn run(args: &Args, recipe: &Recipe, parallel: &DataParallel) -> Result<Outcome,
 
     let mut trainer =
         Trainer::new(args, recipe, parallel, device, model, optimizer(recipe), Splits { train, test });
+    trainer.interrupted = signals.stop.clone();
     let confusion_png = args.plots_dir().join(plots::CONFUSION_FILE);
-    handle_ctrl_c(trainer.interrupted.clone())?;
     let interrupted_evaluation =
         || Paused { message: "interrupted during evaluation: nothing to save".into(), interrupted: true };
     if args.eval_only {

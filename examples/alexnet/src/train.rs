@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -59,6 +59,20 @@ pub struct Paused {
     pub interrupted: bool,
 }
 
+/// The checkpoint at --checkpoint that this run wrote or resumed from.
+#[derive(Clone, Copy, Debug)]
+struct SavedCheckpoint {
+    /// The step it was saved at.
+    step: usize,
+    /// Whether its model has given a finite loss (the next step's training loss, or the
+    /// test loss at the end of an epoch). Finite numbers in the file are not enough: a
+    /// model that diverged can be finite and still give NaN on the next batch.
+    loss_checked: bool,
+}
+
+/// Metadata key saying whether a checkpoint's model has given a finite loss.
+const LOSS_CHECKED: &str = "loss_checked";
+
 /// Metadata key of the seconds already spent on the epoch in progress.
 const EPOCH_SECONDS: &str = "epoch_seconds";
 
@@ -100,7 +114,12 @@ pub struct Trainer<'a> {
     tally: Tally,
     /// Training seconds the epoch in progress had before this run resumed it.
     carried_seconds: f64,
-    last_saved_step: Option<usize>,
+    /// The checkpoint on disk, when this run saved or resumed one.
+    last_saved: Option<SavedCheckpoint>,
+    /// A --checkpoint-every save is waiting for the next step's loss: it is written
+    /// once that loss shows the model finite, so that a run that diverges never leaves
+    /// a checkpoint of the diverged model behind.
+    save_waiting: bool,
 }
 
 /// The dropout seed of step `step`: fixed by the run seed, so a resumed run draws the
@@ -135,7 +154,8 @@ impl<'a> Trainer<'a> {
             history: History::default(),
             tally: Tally::default(),
             carried_seconds: 0.0,
-            last_saved_step: None,
+            last_saved: None,
+            save_waiting: false,
         }
     }
 
@@ -153,17 +173,21 @@ impl<'a> Trainer<'a> {
     }
 
     /// Saves model, optimizer, position and the epoch's running sums to --checkpoint,
-    /// `epoch_seconds` being the training time of the epoch in progress. A model that
-    /// became non-finite is not saved: that ends training with the divergence message.
-    fn save(&mut self, epoch_seconds: f64) -> Result<(), String> {
+    /// `epoch_seconds` being the training time of the epoch in progress, and whether
+    /// the model has given a finite loss. A model that became non-finite is not saved:
+    /// that ends training with the divergence message.
+    fn save(&mut self, epoch_seconds: f64, loss_checked: bool) -> Result<(), String> {
+        self.save_waiting = false;
+        let saved = SavedCheckpoint { step: self.position.step, loss_checked };
         if !self.parallel.is_root() {
-            self.last_saved_step = Some(self.position.step);
+            self.last_saved = Some(saved);
             return Ok(());
         }
         let mut meta = self.run_settings();
         meta.insert("epoch".into(), self.position.epoch.to_string());
         meta.insert("batch".into(), self.position.batch.to_string());
         meta.insert("step".into(), self.position.step.to_string());
+        meta.insert(LOSS_CHECKED.into(), loss_checked.to_string());
         if self.tally.seen() > 0 {
             self.tally.write_metadata(&mut meta);
             meta.insert(EPOCH_SECONDS.into(), epoch_seconds.to_string());
@@ -171,7 +195,7 @@ impl<'a> Trainer<'a> {
         self.history.write_metadata(&mut meta);
         match checkpoint::save(&self.args.checkpoint, &self.model, Some(self.optimizer.as_ref()), &meta) {
             Ok(()) => {
-                self.last_saved_step = Some(self.position.step);
+                self.last_saved = Some(saved);
                 Ok(())
             }
             Err(NnError::NonFinite { name, .. }) => {
@@ -207,8 +231,19 @@ impl<'a> Trainer<'a> {
         self.tally = Tally::from_metadata(&meta).map_err(|err| format!("cannot resume: {err}"))?;
         self.history = History::from_metadata(&meta).map_err(|err| format!("cannot resume: {err}"))?;
         self.carried_seconds = meta.get(EPOCH_SECONDS).and_then(|v| v.parse().ok()).unwrap_or(0.0);
-        self.last_saved_step = Some(self.position.step);
+        let loss_checked = meta.get(LOSS_CHECKED).is_some_and(|v| v == "true");
+        self.last_saved = Some(SavedCheckpoint { step: self.position.step, loss_checked });
         Ok(())
+    }
+
+    /// Called when the model as it is now (before this step's update) gave a finite
+    /// loss: marks the checkpoint on disk as checked when it holds this model, and
+    /// writes a --checkpoint-every save that was waiting for this loss.
+    fn model_gave_finite_loss(&mut self, epoch_seconds: f64) -> Result<(), String> {
+        if let Some(saved) = self.last_saved.as_mut().filter(|saved| saved.step == self.position.step) {
+            saved.loss_checked = true;
+        }
+        if self.save_waiting { self.save(epoch_seconds, true) } else { Ok(()) }
     }
 
     /// How training epochs are cut into batches.
@@ -233,11 +268,9 @@ impl<'a> Trainer<'a> {
         Shard::new(self.parallel.rank(), self.parallel.size())
     }
 
-    /// The best checkpoint's path: `{stem}-best.safetensors` beside --checkpoint.
-    pub fn best_checkpoint_path(&self) -> std::path::PathBuf {
-        let path = &self.args.checkpoint;
-        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-        path.with_file_name(format!("{stem}-best.safetensors"))
+    /// The best checkpoint's path for this run's --checkpoint.
+    pub fn best_checkpoint_path(&self) -> PathBuf {
+        best_checkpoint_path(&self.args.checkpoint)
     }
 
     /// Saves the model (without optimizer state) to the best checkpoint (rank 0 only).
@@ -297,6 +330,8 @@ impl<'a> Trainer<'a> {
                         self.position.step + 1
                     ))));
                 }
+                self.model_gave_finite_loss(epoch_seconds(self.carried_seconds))
+                    .inspect_err(|_| bar.abandon())?;
                 self.parallel
                     .average_gradients(&self.model, &mut grads, share)
                     .map_err(|err| err.to_string())?;
@@ -314,7 +349,7 @@ impl<'a> Trainer<'a> {
                 bar.set_message(bar_message(&self.tally, speed));
                 if self.recipe.checkpoint_every.is_some_and(|every| self.position.step.is_multiple_of(every))
                 {
-                    self.save(epoch_seconds(self.carried_seconds)).inspect_err(|_| bar.abandon())?;
+                    self.save_waiting = true;
                 }
                 let out_of_steps = self.args.max_steps.is_some_and(|max| steps_this_run >= max);
                 if out_of_steps || interrupted > 0.0 {
@@ -361,7 +396,8 @@ impl<'a> Trainer<'a> {
             if improved {
                 self.save_best(&point)?;
             }
-            self.save(0.0)?;
+            // The finite test loss above is this model's check.
+            self.save(0.0, true)?;
             if root {
                 plots::training(&self.args.plots_dir().join(plots::TRAINING_FILE), &self.history)?;
             }
@@ -393,7 +429,9 @@ impl<'a> Trainer<'a> {
 
     /// Saves a checkpoint and describes the pause (`why`: what stopped the run).
     fn pause(&mut self, why: &str, epoch_seconds: f64, interrupted: bool) -> Result<Ending, String> {
-        self.save(epoch_seconds)?;
+        // Saved before a loss of this model was seen: the run that resumes it checks it
+        // on its first step.
+        self.save(epoch_seconds, false)?;
         let message = format!(
             "{why}: checkpoint saved to {} at epoch {}, batch {} (step {}); continue with --resume",
             self.args.checkpoint.display(),
@@ -406,10 +444,16 @@ impl<'a> Trainer<'a> {
 
     /// The message for a run that diverged (`what` says how it showed).
     fn diverged(&self, what: &str) -> String {
-        let checkpoint = match self.last_saved_step {
-            Some(step) => format!(
-                "the last good checkpoint, {} (step {step}), is intact",
-                self.args.checkpoint.display()
+        let path = self.args.checkpoint.display();
+        let checkpoint = match self.last_saved {
+            Some(SavedCheckpoint { step, loss_checked: true }) => {
+                format!("the last good checkpoint, {path} (step {step}), is intact")
+            }
+            // Only a checkpoint saved by a pause is unchecked, and the first step of the
+            // run that resumes it checks it: this is that step.
+            Some(SavedCheckpoint { step, loss_checked: false }) => format!(
+                "the checkpoint {path} (step {step}) was saved by a pause before any loss of its model was seen, \
+                 and that model gives this loss: it is not a good checkpoint; start a new run"
             ),
             None => "no checkpoint had been saved yet".to_string(),
         };
@@ -482,6 +526,12 @@ fn summed(
     }
     let tally = if sums[3] > 0.0 { Tally::default() } else { Tally::from_sums([sums[0], sums[1], sums[2]]) };
     (tally, total)
+}
+
+/// The best checkpoint's path: `{stem}-best.safetensors` beside `checkpoint`.
+pub fn best_checkpoint_path(checkpoint: &Path) -> PathBuf {
+    let stem = checkpoint.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    checkpoint.with_file_name(format!("{stem}-best.safetensors"))
 }
 
 /// How a checkpoint's metadata describes the input standardization.

@@ -10,8 +10,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{BINARY, ScratchDir, data_dir, field, temp_dir, tensors};
-use safetensors::tensor::SafeTensors;
+use common::{BINARY, ScratchDir, data_dir, field, saved_metadata, temp_dir, tensors};
 
 /// The binary with the environment of a newcomer's shell on a headless machine: no
 /// dataset variable, and no `NODEVICE_SELECT` silencing Mesa's device-select layer.
@@ -343,18 +342,11 @@ fn plain_sgd_run(data: &Path, dir: &Path, extra: &[&str]) -> Vec<String> {
 fn a_diverging_run_stops_and_keeps_the_last_good_checkpoint() {
     let Some(data) = data_dir() else { return };
     let dir = temp_dir("nan");
-    let output = run_strings(&plain_sgd_run(&data, &dir, &["--lr", "10000", "--checkpoint-every", "1"]));
+    let output = run_strings(&plain_sgd_run(&data, &dir, &["--lr", "10", "--checkpoint-every", "1"]));
     assert_eq!(output.status.code(), Some(1));
     let err = stderr(&output);
     assert!(err.contains("the loss became") && err.contains("is intact"), "{err}");
     assert!(!tensors(&dir.join("alexnet.safetensors")).is_empty(), "the last good checkpoint loads");
-}
-
-/// The metadata entry `key` of a checkpoint.
-fn saved_metadata(path: &Path, key: &str) -> String {
-    let bytes = std::fs::read(path).unwrap();
-    let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
-    header.metadata().as_ref().unwrap()[key].clone()
 }
 
 /// The training step a checkpoint was saved at, from its metadata.
@@ -380,7 +372,7 @@ fn parameters_that_become_nan_are_never_saved() {
     ));
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     let err = stderr(&output);
-    assert!(err.contains("became NaN or infinite by step 3"), "{err}");
+    assert!(err.contains("the loss became") && err.contains("at step 4"), "{err}");
     assert!(err.contains("the last good checkpoint") && err.contains("(step 2), is intact"), "{err}");
     assert!(std::fs::read(&checkpoint).unwrap() == good, "the file on disk is the last finite state");
     for (name, bytes) in tensors(&checkpoint) {
@@ -430,6 +422,133 @@ fn the_notebook_recipe_trains_in_draws_and_scores_5000_random_test_images() {
     assert!(loss > 0.5 && loss < 20.0, "Keras' loss of sigmoid outputs: {loss}");
 }
 
+/// Waits until `path` exists (a checkpoint the running binary saves).
+fn wait_for(path: &Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !path.exists() {
+        assert!(std::time::Instant::now() < deadline, "{} never appeared", path.display());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sigterm_saves_a_checkpoint_as_ctrl_c_does_and_exits_with_143() {
+    let Some(data) = data_dir() else { return };
+    let dir = temp_dir("sigterm");
+    let checkpoint = dir.join("alexnet.safetensors");
+    let args = plain_sgd_run(&data, &dir, &["--checkpoint-every", "1", "--threads", "1"]);
+    let child = command(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(&checkpoint);
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(143), "128 + SIGTERM: {err}");
+    assert!(
+        err.contains("interrupted: checkpoint saved to") && err.contains("continue with --resume"),
+        "{err}"
+    );
+    let step = saved_step(&checkpoint);
+    assert!(err.contains(&format!("(step {step})")), "the message names the saved step {step}: {err}");
+
+    let mut resume = args.clone();
+    resume.push("--resume".into());
+    let output = run_strings(&resume);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(String::from_utf8_lossy(&output.stdout).contains(&format!("(step {step})")));
+}
+
+/// The path in `the last good checkpoint, PATH (step N), is intact`.
+fn good_checkpoint_named_in(err: &str) -> std::path::PathBuf {
+    let start =
+        err.find("the last good checkpoint, ").unwrap_or_else(|| panic!("no good checkpoint named: {err}"));
+    let rest = &err[start + "the last good checkpoint, ".len()..];
+    std::path::PathBuf::from(&rest[..rest.find(" (step ").unwrap()])
+}
+
+/// The test loss an `--eval-only` report prints: `(loss X)`.
+fn reported_test_loss(stdout: &str) -> f64 {
+    let start = stdout.find("(loss ").unwrap_or_else(|| panic!("no test loss in {stdout}")) + "(loss ".len();
+    let text = &stdout[start..start + stdout[start..].find(')').unwrap()];
+    text.parse().unwrap_or_else(|_| panic!("test loss `{text}`"))
+}
+
+#[test]
+fn the_checkpoint_called_good_after_a_divergence_evaluates_finite_and_trains_on() {
+    let Some(data) = data_dir() else { return };
+    let dir = temp_dir("good-after-divergence");
+    let small = ["--train-limit", "256", "--lr", "0.01"];
+    let output = run_strings(&plain_sgd_run(&data, &dir, &small));
+    assert!(output.status.success(), "{}", stderr(&output));
+
+    // An absurd rate: the first update leaves weights that are finite but broken, and
+    // a later step's loss is NaN.
+    let diverge =
+        ["--train-limit", "256", "--epochs", "2", "--lr", "1e6", "--checkpoint-every", "1", "--resume"];
+    let output = run_strings(&plain_sgd_run(&data, &dir, &diverge));
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let good = good_checkpoint_named_in(&stderr(&output));
+
+    let good_path = good.display().to_string();
+    let output = run_strings(&plain_sgd_run(
+        &data,
+        &dir,
+        &["--train-limit", "256", "--checkpoint", &good_path, "--eval-only"],
+    ));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let loss = reported_test_loss(&String::from_utf8_lossy(&output.stdout));
+    assert!(loss.is_finite() && loss < 10.0, "the good checkpoint's test loss is {loss}");
+
+    let calm =
+        ["--train-limit", "256", "--epochs", "2", "--lr", "0.001", "--checkpoint", &good_path, "--resume"];
+    let output = run_strings(&plain_sgd_run(&data, &dir, &calm));
+    assert!(
+        output.status.success(),
+        "resuming the good checkpoint with a lower rate trains on: {}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn an_output_path_that_is_a_directory_is_refused_before_training() {
+    let dir = temp_dir("directory-outputs");
+    let taken = dir.join("taken");
+    std::fs::create_dir_all(&taken).unwrap();
+    let checkpoint = dir.join("alexnet.safetensors").display().to_string();
+    let base = ["--backend", "cpu", "--image-size", "67"];
+    let cases: [(Vec<String>, &Path); 4] = [
+        (vec!["--checkpoint".into(), taken.display().to_string()], &taken),
+        (
+            vec!["--checkpoint".into(), dir.join("run.safetensors").display().to_string()],
+            &dir.join("run-best.safetensors"),
+        ),
+        (
+            vec!["--checkpoint".into(), checkpoint.clone(), "--metrics".into(), taken.display().to_string()],
+            &taken,
+        ),
+        (
+            vec!["--checkpoint".into(), checkpoint.clone(), "--plots".into(), dir.display().to_string()],
+            &dir.join("training.png"),
+        ),
+    ];
+    for (flags, directory) in &cases {
+        std::fs::create_dir_all(directory).unwrap();
+        let mut args: Vec<&str> = base.to_vec();
+        args.extend(flags.iter().map(String::as_str));
+        let started = std::time::Instant::now();
+        let output = run(&args);
+        let err = stderr(&output);
+        assert_one_line_error(&output, 1, &directory.display().to_string());
+        assert!(err.contains("directory"), "{flags:?}: {err}");
+        assert!(output.stdout.is_empty(), "{flags:?}: nothing runs before the check");
+        assert!(started.elapsed().as_secs() < 10, "{flags:?} is refused at once");
+    }
+}
+
 /// Sends SIGINT to process `pid`.
 fn interrupt(pid: u32) {
     let status = Command::new("kill").args(["-INT", &pid.to_string()]).status().unwrap();
@@ -446,7 +565,7 @@ fn ctrl_c_during_evaluation_stops_promptly_and_resume_finishes_the_epoch() {
     let args = plain_sgd_run(
         &data,
         &dir,
-        &["--batch-size", "128", "--train-limit", "128", "--test-limit", "3000", "--checkpoint-every", "1"],
+        &["--batch-size", "128", "--train-limit", "256", "--test-limit", "10000", "--checkpoint-every", "1"],
     );
     let mut args = args;
     args.extend(["--threads".to_string(), "1".to_string(), "--metrics".to_string(), metrics_path]);
@@ -455,12 +574,10 @@ fn ctrl_c_during_evaluation_stops_promptly_and_resume_finishes_the_epoch() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // The only training step saves a checkpoint; evaluation of 3,000 images follows.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while !checkpoint.exists() {
-        assert!(std::time::Instant::now() < deadline, "the first step never finished");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    // The first step's checkpoint is written once the second step's loss shows its
+    // model finite; the second step's update and evaluation of 10,000 images follow.
+    wait_for(&checkpoint);
+    std::thread::sleep(std::time::Duration::from_millis(500));
     interrupt(child.id());
     let signalled = std::time::Instant::now();
     let output = child.wait_with_output().unwrap();

@@ -191,6 +191,58 @@ mod with_mpi {
         assert!(stderr.contains("interrupted: checkpoint saved"), "{stderr}");
     }
 
+    /// The processes whose parent is `parent` (the ranks `mpirun` started).
+    fn children(parent: u32) -> Vec<u32> {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+            // `pid (comm) state ppid ...`; comm may hold spaces, so read after the `)`.
+            let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 1..].split_whitespace().collect();
+            if fields.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(parent) {
+                found.push(entry.file_name().to_string_lossy().parse().unwrap());
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn sigterm_to_every_process_stops_them_at_one_step_and_rank_0_saves() {
+        let Some(data) = data_dir() else { return };
+        let dir = temp_dir("dist-sigterm");
+        let mut args = settings(&data, &dir);
+        args.extend(["--checkpoint-every".into(), "1".into()]);
+        let child = mpirun_command(2)
+            .args(&args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect(NO_MPIRUN);
+        let checkpoint = dir.join("alexnet.safetensors");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while !checkpoint.exists() {
+            assert!(std::time::Instant::now() < deadline, "the first step never finished");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        // What a scheduler does (Slurm signals every task): each process gets SIGTERM.
+        let ranks = children(child.id());
+        assert_eq!(ranks.len(), 2, "mpirun started 2 processes: {ranks:?}");
+        for rank in ranks {
+            let status = Command::new("kill").args(["-TERM", &rank.to_string()]).status().unwrap();
+            assert!(status.success());
+        }
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(143), "{stderr}");
+        assert_eq!(stderr.matches("continue with --resume").count(), 1, "rank 0 alone says so: {stderr}");
+        assert!(stderr.contains("interrupted: checkpoint saved"), "{stderr}");
+        assert!(!stderr.contains("MPI_ABORT"), "the processes stopped together: {stderr}");
+        let step = crate::common::saved_metadata(&checkpoint, "step");
+        assert!(stderr.contains(&format!("(step {step})")), "{stderr}");
+        let mut resumed = settings(&data, &dir);
+        resumed.push("--resume".into());
+        succeeded("resuming after SIGTERM", &mpirun(2, &resumed));
+    }
+
     #[test]
     fn a_diverging_distributed_run_stops_every_process_with_one_message() {
         let Some(data) = data_dir() else { return };
@@ -207,19 +259,45 @@ mod with_mpi {
         assert!(!stderr.contains("MPI_ABORT"), "a shared stop ends cleanly, without aborting: {stderr}");
     }
 
+    /// The lines of `output`'s stderr that start with `error`, and the whole stderr.
+    fn error_lines(output: &Output) -> (Vec<String>, String) {
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        (stderr.lines().filter(|l| l.starts_with("error")).map(String::from).collect(), stderr)
+    }
+
     #[test]
     fn impossible_distributed_settings_are_one_line_errors() {
         let Some(data) = data_dir() else { return };
         let dir = temp_dir("dist-errors");
-        let output = mpirun(2, &settings_with(&data, &dir, 63, 1));
+        // Every process finds this error; which exits first is up to the scheduler, so
+        // the run is repeated: rank 0 alone must report it, whole, every time.
+        for attempt in 1..=20 {
+            let output = mpirun(2, &settings_with(&data, &dir, 63, 1));
+            assert_eq!(output.status.code(), Some(2), "attempt {attempt}");
+            let (ours, stderr) = error_lines(&output);
+            assert_eq!(
+                ours,
+                ["error: the batch size 63 does not divide evenly over 2 processes; use a multiple of 2"],
+                "attempt {attempt}: {stderr}"
+            );
+        }
+
+        // An error only rank 0 can see (its output path is a directory) ends every
+        // process alike, reported once, without aborting.
+        let taken = dir.join("taken");
+        std::fs::create_dir_all(&taken).unwrap();
+        let mut args = settings(&data, &dir);
+        let at = args.iter().position(|a| a == "--checkpoint").unwrap();
+        args[at + 1] = taken.display().to_string();
+        let output = mpirun(2, &args);
         assert!(!output.status.success());
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let ours: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
-        assert_eq!(
-            ours,
-            ["error: the batch size 63 does not divide evenly over 2 processes; use a multiple of 2"],
+        let (ours, stderr) = error_lines(&output);
+        assert_eq!(ours.len(), 1, "{stderr}");
+        assert!(
+            ours[0].starts_with("error: cannot save the checkpoint") && ours[0].contains("is a directory"),
             "{stderr}"
         );
+        assert!(!stderr.contains("MPI_ABORT"), "{stderr}");
 
         let alone = Command::new(BINARY).arg("--distributed").output().unwrap();
         assert_eq!(alone.status.code(), Some(2));

@@ -68,8 +68,15 @@ fn create_parent(path: &Path) -> io::Result<()> {
 }
 
 /// Fails unless a file can be created beside `path` (its directory is created if
-/// needed): the check to run before hours of work whose result goes to `path`.
+/// needed) and `path` itself is not a directory, which no rename can replace: the
+/// check to run before hours of work whose result goes to `path`.
 pub fn ensure_writable(path: &Path) -> io::Result<()> {
+    if path.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::IsADirectory,
+            "it is a directory; name a file (inside it, or elsewhere) instead",
+        ));
+    }
     create_parent(path)?;
     let (temp, file) = create_temp(path)?;
     drop(file);

@@ -67,3 +67,10 @@ pub fn tensors(path: &Path) -> Vec<(String, Vec<u8>)> {
     all.sort_by(|a, b| a.0.cmp(&b.0));
     all
 }
+
+/// The metadata entry `key` of a checkpoint.
+pub fn saved_metadata(path: &Path, key: &str) -> String {
+    let bytes = std::fs::read(path).unwrap();
+    let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
+    header.metadata().as_ref().unwrap()[key].clone()
+}
