@@ -1,7 +1,7 @@
 //! Elementwise kernels: unary functions and their gradients, broadcasting binary
 //! arithmetic, broadcast copies and dropout, each parallel over chunks.
 
-use kiln_tensor::{BinaryOp, DropoutMask, Shape, UnaryOp};
+use kiln_tensor::{BinaryOp, DropoutMask, GradientSource, Shape, UnaryGradientKernel, UnaryKernel, UnaryOp};
 use rayon::prelude::*;
 
 use crate::memory::HostMemory;
@@ -41,92 +41,88 @@ fn map2(mem: &HostMemory, a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sy
 
 /// `op(x)` elementwise.
 pub fn unary(mem: &HostMemory, op: UnaryOp, x: &[f32]) -> Vec<f32> {
-    match op {
-        UnaryOp::Neg => map1(mem, x, |v| -v),
-        UnaryOp::Relu => map1(mem, x, |v| v.max(0.0)),
-        UnaryOp::Sigmoid => map1(mem, x, |v| 1.0 / (1.0 + (-v).exp())),
-        UnaryOp::Tanh => map1(mem, x, f32::tanh),
-        UnaryOp::Exp => map1(mem, x, f32::exp),
-        UnaryOp::Log => map1(mem, x, f32::ln),
-        UnaryOp::Sqrt => map1(mem, x, f32::sqrt),
-        UnaryOp::Powf(p) => map1(mem, x, |v| v.powf(p)),
-        UnaryOp::MulScalar(s) => map1(mem, x, |v| v * s),
-        UnaryOp::AddScalar(s) => map1(mem, x, |v| v + s),
-        UnaryOp::Clamp { min, max } => map1(mem, x, |v| v.max(min).min(max)),
-    }
+    op.forward(FreshValues { mem, x })
 }
 
 /// `grad · op'(x)`, using the output `y` where it is cheaper, in a new buffer.
 pub fn unary_backward(mem: &HostMemory, op: UnaryOp, x: &[f32], y: &[f32], grad: &[f32]) -> Vec<f32> {
-    gradient_rule(op, x, y, FreshGradient { mem, grad })
+    op.gradient(FreshGradient { mem, saved: Saved { x, y }, grad })
 }
 
 /// [`unary_backward`] written over `grad` itself.
 pub fn unary_backward_in_place(op: UnaryOp, x: &[f32], y: &[f32], grad: &mut [f32]) {
-    gradient_rule(op, x, y, InPlaceGradient(grad))
+    op.gradient(InPlaceGradient { saved: Saved { x, y }, grad })
 }
 
-/// Where a gradient rule's values go: each elementwise rule is written once, in
-/// [`gradient_rule`], and runs as a vectorized loop for either target.
-trait GradientTarget {
-    type Output;
-    /// `f(g)` for each gradient value `g`.
-    fn map(self, f: impl Fn(f32) -> f32 + Sync) -> Self::Output;
-    /// `f(s, g)` for each value `s` of `saved` (the op's input or output) and gradient
-    /// value `g`.
-    fn map_with(self, saved: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Self::Output;
-}
-
-/// A new buffer from `mem`, next to the incoming gradient.
-struct FreshGradient<'a> {
+/// A unary op's values in a new buffer from `mem`.
+struct FreshValues<'a> {
     mem: &'a HostMemory,
-    grad: &'a [f32],
+    x: &'a [f32],
 }
 
-impl GradientTarget for FreshGradient<'_> {
+impl UnaryKernel for FreshValues<'_> {
     type Output = Vec<f32>;
 
     fn map(self, f: impl Fn(f32) -> f32 + Sync) -> Vec<f32> {
-        map1(self.mem, self.grad, f)
-    }
-
-    fn map_with(self, saved: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
-        map2(self.mem, saved, self.grad, f)
+        map1(self.mem, self.x, f)
     }
 }
 
-/// The incoming gradient's own buffer.
-struct InPlaceGradient<'a>(&'a mut [f32]);
+/// The values a gradient rule may read besides the upstream gradient.
+#[derive(Clone, Copy)]
+struct Saved<'a> {
+    x: &'a [f32],
+    y: &'a [f32],
+}
 
-impl GradientTarget for InPlaceGradient<'_> {
+impl<'a> Saved<'a> {
+    /// The buffer a rule reads, `None` when it reads neither.
+    fn of(self, source: GradientSource) -> Option<&'a [f32]> {
+        match source {
+            GradientSource::Input => Some(self.x),
+            GradientSource::Output => Some(self.y),
+            GradientSource::Nothing => None,
+        }
+    }
+}
+
+/// A gradient in a new buffer from `mem`, next to the incoming gradient.
+struct FreshGradient<'a> {
+    mem: &'a HostMemory,
+    saved: Saved<'a>,
+    grad: &'a [f32],
+}
+
+impl UnaryGradientKernel for FreshGradient<'_> {
+    type Output = Vec<f32>;
+
+    fn map(self, source: GradientSource, f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
+        match self.saved.of(source) {
+            Some(saved) => map2(self.mem, saved, self.grad, f),
+            None => map1(self.mem, self.grad, |g| f(0.0, g)),
+        }
+    }
+}
+
+/// A gradient written over the incoming gradient's own buffer.
+struct InPlaceGradient<'a> {
+    saved: Saved<'a>,
+    grad: &'a mut [f32],
+}
+
+impl UnaryGradientKernel for InPlaceGradient<'_> {
     type Output = ();
 
-    fn map(self, f: impl Fn(f32) -> f32 + Sync) {
-        self.0.par_chunks_mut(CHUNK).for_each(|grad| grad.iter_mut().for_each(|g| *g = f(*g)));
-    }
-
-    fn map_with(self, saved: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) {
-        self.0.par_chunks_mut(CHUNK).zip(saved.par_chunks(CHUNK)).for_each(|(grad, saved)| {
-            grad.iter_mut().zip(saved).for_each(|(g, s)| *g = f(*s, *g));
-        });
-    }
-}
-
-/// `grad · op'(x)` for every element, into `target`.
-fn gradient_rule<T: GradientTarget>(op: UnaryOp, x: &[f32], y: &[f32], target: T) -> T::Output {
-    match op {
-        UnaryOp::Neg => target.map(|g| -g),
-        UnaryOp::Relu => target.map_with(x, |x, g| if x > 0.0 { g } else { 0.0 }),
-        UnaryOp::Sigmoid => target.map_with(y, |y, g| g * y * (1.0 - y)),
-        UnaryOp::Tanh => target.map_with(y, |y, g| g * (1.0 - y * y)),
-        UnaryOp::Exp => target.map_with(y, |y, g| g * y),
-        UnaryOp::Log => target.map_with(x, |x, g| g / x),
-        UnaryOp::Sqrt => target.map_with(y, |y, g| g * 0.5 / y),
-        UnaryOp::Powf(p) => target.map_with(x, |x, g| g * p * x.powf(p - 1.0)),
-        UnaryOp::MulScalar(s) => target.map(|g| g * s),
-        UnaryOp::AddScalar(_) => target.map(|g| g),
-        UnaryOp::Clamp { min, max } => {
-            target.map_with(x, |x, g| if (min..=max).contains(&x) { g } else { 0.0 })
+    fn map(self, source: GradientSource, f: impl Fn(f32, f32) -> f32 + Sync) {
+        match self.saved.of(source) {
+            Some(saved) => {
+                self.grad.par_chunks_mut(CHUNK).zip(saved.par_chunks(CHUNK)).for_each(|(grad, saved)| {
+                    grad.iter_mut().zip(saved).for_each(|(g, s)| *g = f(*s, *g));
+                })
+            }
+            None => {
+                self.grad.par_chunks_mut(CHUNK).for_each(|grad| grad.iter_mut().for_each(|g| *g = f(0.0, *g)))
+            }
         }
     }
 }

@@ -20,7 +20,7 @@ fn an_unshared_gradient_is_reused_and_a_shared_one_is_not() {
 
     let grad = backend.upload_f32(vec![10.0, 20.0, 30.0, 40.0]);
     let held = grad.clone();
-    let dx = backend.unary_backward_owned(UnaryOp::MulScalar(2.0), &x, &x, grad);
+    let dx = backend.unary_backward_owned(UnaryOp::MulScalar { factor: 2.0 }, &x, &x, grad);
     assert!(!Arc::ptr_eq(&dx, &held), "a shared gradient gets a new buffer");
     assert_eq!(values(&dx), vec![20.0, 40.0, 60.0, 80.0]);
     assert_eq!(values(&held), vec![10.0, 20.0, 30.0, 40.0], "and stays as it was");

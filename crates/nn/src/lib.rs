@@ -6,8 +6,10 @@
 //!
 //! - [`Module`]: `forward(x, mode)`, named parameters (PyTorch's names), output shapes
 //!   without running, and a Keras-style [`Summary`].
-//! - Layers: [`Conv2d`], [`MaxPool2d`], [`Dense`], [`Dropout`], [`Flatten`], [`ReLU`],
-//!   [`Sigmoid`], [`Tanh`], [`Sequential`]; the notebook's AlexNet in [`models`].
+//! - Layers: [`Conv2d`], [`MaxPool2d`], [`Dense`], [`Dropout`], [`Flatten`],
+//!   [`Sequential`]; activations [`ReLU`], [`Sigmoid`], [`Tanh`], [`GELU`], [`SiLU`],
+//!   [`LeakyReLU`], [`Softplus`], [`ELU`], [`Identity`]; the notebook's AlexNet in
+//!   [`models`].
 //! - [`Initializer`] with [`Init`] schemes (Glorot, He, zeros), seeded.
 //! - [`Optimizer`]s [`Sgd`] and [`Adam`] (and AdamW); per-step [`LrSchedule`]s: constant,
 //!   step, multi-step, cosine, one-cycle, and linear [`Warmup`] before any of them.
@@ -27,7 +29,7 @@ mod summary;
 
 pub use error::{NnError, Result};
 pub use init::{Init, Initializer};
-pub use layers::{Conv2d, Dense, Dropout, Flatten, MaxPool2d, ReLU, Sequential, Sigmoid, Tanh};
+pub use layers::*;
 pub use metrics::ConfusionMatrix;
 pub use mode::Mode;
 pub use module::{Module, SummaryStyle};

@@ -6,7 +6,7 @@ use std::any::Any;
 use std::fmt::Debug;
 use std::sync::Arc;
 
-use crate::{AxisSplit, DType, DropoutMask, Result, Shape};
+use crate::{AxisSplit, DType, DropoutMask, Result, Shape, UnaryOp};
 
 /// Memory owned by one backend. Backends downcast through [`Storage::as_any`] to their
 /// own type; storage from another backend is a bug and panics.
@@ -81,39 +81,6 @@ impl EpilogueDropout {
     pub fn apply(self, i: u32, v: f32) -> f32 {
         if self.mask.keeps(i, self.p) { v * self.scale() } else { 0.0 }
     }
-}
-
-/// Elementwise functions of one input.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum UnaryOp {
-    /// `-x`
-    Neg,
-    /// `max(x, 0)`
-    Relu,
-    /// `1 / (1 + e^-x)`
-    Sigmoid,
-    /// `tanh(x)`
-    Tanh,
-    /// `e^x`
-    Exp,
-    /// natural logarithm
-    Log,
-    /// square root
-    Sqrt,
-    /// `x^p` for a scalar exponent
-    Powf(f32),
-    /// `x * s` for a scalar
-    MulScalar(f32),
-    /// `x + s` for a scalar
-    AddScalar(f32),
-    /// `min(max(x, min), max)`; the gradient passes where `min ≤ x ≤ max` (as in
-    /// TensorFlow's `clip_by_value`)
-    Clamp {
-        /// Lower bound.
-        min: f32,
-        /// Upper bound.
-        max: f32,
-    },
 }
 
 /// Elementwise functions of two inputs (broadcast to a common shape).

@@ -19,13 +19,14 @@ mod ops;
 mod rng;
 mod shape;
 mod tensor;
+mod unary_ops;
 
 pub use autograd::{
     Gradients, is_recording, live_tape_entries, no_grad, tape_entries_recorded_on_this_thread,
 };
 pub use backend::{
     Activation, AdamStep, Backend, BinaryOp, Conv2dGeometry, EpilogueDropout, MatmulDims, Pool2dGeometry,
-    SgdStep, SgdTarget, Storage, StorageRef, UnaryOp,
+    SgdStep, SgdTarget, Storage, StorageRef,
 };
 pub use device::Device;
 pub use dtype::DType;
@@ -34,3 +35,7 @@ pub use ops::Size2d;
 pub use rng::{DropoutMask, Rng, dropout_hash, dropout_keeps};
 pub use shape::{AxisSplit, Shape};
 pub use tensor::{Tensor, TensorId};
+pub use unary_ops::{
+    GradientSource, UNARY_DEFINITIONS, UnaryDefinition, UnaryDomain, UnaryGradientKernel, UnaryKernel,
+    UnaryOp, erf, wgsl_prelude,
+};

@@ -70,7 +70,7 @@ const CONV_WEIGHT_GRAD: &str = include_str!("../../../shaders/conv2d_weight_grad
 enum Piece {
     /// A shader file.
     File(&'static str),
-    /// The op-code `const` declarations generated from `op_codes.rs`.
+    /// The elementwise ops' generated WGSL (`op_codes.rs`): op codes and unary functions.
     OpCodes,
     /// The tiled GEMM compiled for the kernel's tile shape.
     TiledGemm,
@@ -193,7 +193,7 @@ impl Kernel {
         let (family, _) = self.spec();
         let text = |piece: &Piece| match *piece {
             File(text) => text.to_string(),
-            OpCodes => crate::op_codes::wgsl_constants(),
+            OpCodes => crate::op_codes::wgsl_source(),
             TiledGemm => {
                 let tile = self.tile().expect("only GEMM kernels include the tiled GEMM");
                 tile.source(GEMM_TILE, family.slots.len())
@@ -312,7 +312,11 @@ mod tests {
     #[test]
     fn every_elementwise_kernel_gets_the_op_codes() {
         for kernel in [Kernel::Fill, Kernel::Unary, Kernel::UnaryBackward, Kernel::Binary] {
-            assert!(kernel.source().contains("const UNARY_CLAMP: u32"), "{kernel:?}");
+            let source = kernel.source();
+            assert!(
+                source.contains("fn apply_unary(op: u32") && source.contains("const BINARY_ADD"),
+                "{kernel:?}"
+            );
         }
     }
 }

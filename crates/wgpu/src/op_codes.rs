@@ -1,74 +1,10 @@
-//! Op codes shared by Rust and WGSL. Each enum names its codes once; the WGSL `const`
-//! declarations the shaders `switch` on are generated from these enums when a pipeline
-//! is built ([`wgsl_constants`]), so no code is a bare literal on either side.
+//! The elementwise ops' WGSL, generated from Rust when a pipeline is built
+//! ([`wgsl_source`]): the unary functions come from kiln-tensor's table of unary ops
+//! (`UNARY_DEFINITIONS`: one `switch` case per op, its code being its place in the
+//! table), the binary op codes from [`BinaryCode`]. No code is a bare literal on either
+//! side, and a code a `switch` does not know yields NaN, never another op's result.
 
-use kiln_tensor::{BinaryOp, UnaryOp};
-
-/// The unary kernels' op codes (`elementwise.wgsl`: `unary`, `unary_backward`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u32)]
-pub enum UnaryCode {
-    Neg,
-    Relu,
-    Sigmoid,
-    Tanh,
-    Exp,
-    Log,
-    Sqrt,
-    Powf,
-    MulScalar,
-    AddScalar,
-    Clamp,
-}
-
-impl UnaryCode {
-    const ALL: [UnaryCode; 11] = [
-        UnaryCode::Neg,
-        UnaryCode::Relu,
-        UnaryCode::Sigmoid,
-        UnaryCode::Tanh,
-        UnaryCode::Exp,
-        UnaryCode::Log,
-        UnaryCode::Sqrt,
-        UnaryCode::Powf,
-        UnaryCode::MulScalar,
-        UnaryCode::AddScalar,
-        UnaryCode::Clamp,
-    ];
-
-    /// The code of `op` and its operands (`scalar`, `bound` of the parameter block).
-    pub fn of(op: UnaryOp) -> (UnaryCode, [f32; 2]) {
-        match op {
-            UnaryOp::Neg => (UnaryCode::Neg, [0.0; 2]),
-            UnaryOp::Relu => (UnaryCode::Relu, [0.0; 2]),
-            UnaryOp::Sigmoid => (UnaryCode::Sigmoid, [0.0; 2]),
-            UnaryOp::Tanh => (UnaryCode::Tanh, [0.0; 2]),
-            UnaryOp::Exp => (UnaryCode::Exp, [0.0; 2]),
-            UnaryOp::Log => (UnaryCode::Log, [0.0; 2]),
-            UnaryOp::Sqrt => (UnaryCode::Sqrt, [0.0; 2]),
-            UnaryOp::Powf(p) => (UnaryCode::Powf, [p, 0.0]),
-            UnaryOp::MulScalar(s) => (UnaryCode::MulScalar, [s, 0.0]),
-            UnaryOp::AddScalar(s) => (UnaryCode::AddScalar, [s, 0.0]),
-            UnaryOp::Clamp { min, max } => (UnaryCode::Clamp, [min, max]),
-        }
-    }
-
-    fn wgsl_name(self) -> &'static str {
-        match self {
-            UnaryCode::Neg => "UNARY_NEG",
-            UnaryCode::Relu => "UNARY_RELU",
-            UnaryCode::Sigmoid => "UNARY_SIGMOID",
-            UnaryCode::Tanh => "UNARY_TANH",
-            UnaryCode::Exp => "UNARY_EXP",
-            UnaryCode::Log => "UNARY_LOG",
-            UnaryCode::Sqrt => "UNARY_SQRT",
-            UnaryCode::Powf => "UNARY_POWF",
-            UnaryCode::MulScalar => "UNARY_MUL_SCALAR",
-            UnaryCode::AddScalar => "UNARY_ADD_SCALAR",
-            UnaryCode::Clamp => "UNARY_CLAMP",
-        }
-    }
-}
+use kiln_tensor::{BinaryOp, UNARY_DEFINITIONS, wgsl_prelude};
 
 /// The binary kernel's op codes (`elementwise.wgsl`: `binary`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,12 +43,32 @@ impl BinaryCode {
     }
 }
 
-/// The WGSL `const` declarations of every op code, prepended to the elementwise
-/// shader.
-pub fn wgsl_constants() -> String {
-    let unary = UnaryCode::ALL.iter().map(|&c| (c.wgsl_name(), c as u32));
-    let binary = BinaryCode::ALL.iter().map(|&c| (c.wgsl_name(), c as u32));
-    unary.chain(binary).map(|(name, code)| format!("const {name}: u32 = {code}u;\n")).collect()
+/// A quiet NaN that the compiler cannot fold away (its bits include the op code): what
+/// a `switch` returns for a code it does not know.
+const UNKNOWN_CODE_NAN: &str = "bitcast<f32>(UNKNOWN_CODE_NAN_BASE | op)";
+
+/// The generated WGSL prepended to `elementwise.wgsl`: the binary op codes, the unary
+/// definitions' prelude, and `apply_unary(op, v, p0, p1)` and
+/// `unary_gradient(op, x, y, g, p0, p1)` with one case per unary op.
+pub fn wgsl_source() -> String {
+    let mut text: String =
+        BinaryCode::ALL.iter().map(|&c| format!("const {}: u32 = {}u;\n", c.wgsl_name(), c as u32)).collect();
+    text += &format!("const UNKNOWN_CODE_NAN_BASE: u32 = 0x7fc00000u;\n{}", wgsl_prelude());
+    let cases = |expression: fn(&kiln_tensor::UnaryDefinition) -> &'static str| -> String {
+        UNARY_DEFINITIONS
+            .iter()
+            .map(|d| format!("        case {}u: {{ return {}; }} // {}\n", d.code, expression(d), d.name))
+            .collect()
+    };
+    text += &format!(
+        "fn apply_unary(op: u32, v: f32, p0: f32, p1: f32) -> f32 {{\n    switch op {{\n{}        default: {{ return {UNKNOWN_CODE_NAN}; }}\n    }}\n}}\n",
+        cases(|d| d.wgsl_forward)
+    );
+    text += &format!(
+        "fn unary_gradient(op: u32, x: f32, y: f32, g: f32, p0: f32, p1: f32) -> f32 {{\n    switch op {{\n{}        default: {{ return {UNKNOWN_CODE_NAN}; }}\n    }}\n}}\n",
+        cases(|d| d.wgsl_gradient)
+    );
+    text
 }
 
 #[cfg(test)]
@@ -120,15 +76,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_code_is_declared_once_with_its_value() {
-        let text = wgsl_constants();
-        assert_eq!(text.lines().count(), UnaryCode::ALL.len() + BinaryCode::ALL.len());
-        assert!(
-            text.contains("const UNARY_NEG: u32 = 0u;") && text.contains("const UNARY_CLAMP: u32 = 10u;")
-        );
-        assert!(text.contains("const BINARY_BROADCAST_COPY: u32 = 4u;"));
-        for (i, code) in UnaryCode::ALL.iter().enumerate() {
-            assert_eq!(*code as usize, i, "UnaryCode::ALL lists the codes in order");
+    fn every_unary_op_has_a_case_in_both_functions_and_unknown_codes_are_nan() {
+        let text = wgsl_source();
+        for definition in UNARY_DEFINITIONS {
+            let case = format!("case {}u: {{ return ", definition.code);
+            assert_eq!(text.matches(&case).count(), 2, "{} forward and gradient", definition.name);
         }
+        assert_eq!(text.matches(&format!("default: {{ return {UNKNOWN_CODE_NAN}; }}")).count(), 2);
+        assert!(text.contains("const BINARY_BROADCAST_COPY: u32 = 4u;"));
+        assert!(text.contains("fn erf_approx(x: f32) -> f32"));
     }
 }

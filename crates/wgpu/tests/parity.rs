@@ -106,44 +106,19 @@ fn broadcasting_arithmetic() {
     parity("reshape", &gpu, vec![randn(&[3, 5, 7], 8)], |x| x[0].reshape([7, 15]).flatten(0));
 }
 
-/// Every unary op, forward and derivative, on the GPU against the CPU: the ten
-/// derivatives are written once in Rust and once in WGSL, so this is the test that
-/// fails when the two disagree. The match lists every `UnaryOp`: a new op does not
-/// compile until it is added here.
+/// Every unary op of the table, forward and derivative, on the GPU against the CPU:
+/// each formula is written once in Rust and once in WGSL (`unary_ops.rs`), so this is
+/// the test that fails when the two disagree. It walks `UnaryOp::examples()`, so a new
+/// op is tested by being added to the table.
 #[test]
 fn unary_functions() {
     let Some(gpu) = gpu() else { return };
     let shape = [3, 5, 7, 11];
-    let any = randn(&shape, 9);
-    let positive = uniform(&shape, 0.5, 2.0, 10);
-    let ops = [
-        UnaryOp::Neg,
-        UnaryOp::Relu,
-        UnaryOp::Sigmoid,
-        UnaryOp::Tanh,
-        UnaryOp::Exp,
-        UnaryOp::Log,
-        UnaryOp::Sqrt,
-        UnaryOp::Powf(2.5),
-        UnaryOp::MulScalar(3.0),
-        UnaryOp::AddScalar(2.0),
-        UnaryOp::Clamp { min: -0.45, max: 0.95 },
-    ];
-    for op in ops {
-        let (input, apply): (&Tensor, fn(&Tensor) -> Tensor) = match op {
-            UnaryOp::Neg => (&any, |x| x.neg()),
-            UnaryOp::Relu => (&any, |x| x.relu()),
-            UnaryOp::Sigmoid => (&any, |x| x.sigmoid()),
-            UnaryOp::Tanh => (&any, |x| x.tanh()),
-            UnaryOp::Exp => (&any, |x| x.exp()),
-            UnaryOp::Log => (&positive, |x| x.log()),
-            UnaryOp::Sqrt => (&positive, |x| x.sqrt()),
-            UnaryOp::Powf(_) => (&positive, |x| x.powf(2.5)),
-            UnaryOp::MulScalar(_) => (&any, |x| x * 3.0),
-            UnaryOp::AddScalar(_) => (&any, |x| x + 2.0),
-            UnaryOp::Clamp { .. } => (&any, |x| x.clamp(-0.45, 0.95)),
-        };
-        parity(&format!("{op:?}"), &gpu, vec![input.clone()], |x| apply(&x[0]));
+    for (op, domain) in UnaryOp::examples() {
+        let mut values = randn(&shape, 9).mul_scalar(2.0).to_vec().unwrap();
+        domain.place(&mut values, 0.1);
+        let input = Tensor::from_vec(shape.to_vec(), values, &cpu());
+        parity(&format!("{op:?}"), &gpu, vec![input], move |x| x[0].unary(op));
     }
 }
 

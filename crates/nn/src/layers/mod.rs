@@ -9,7 +9,7 @@ mod flatten;
 mod pool;
 mod sequential;
 
-pub use activation::{ReLU, Sigmoid, Tanh};
+pub use activation::*;
 pub use conv::Conv2d;
 pub use dense::Dense;
 pub use dropout::Dropout;

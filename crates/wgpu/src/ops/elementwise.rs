@@ -6,7 +6,7 @@ use kiln_tensor::{BinaryOp, DropoutMask, EpilogueDropout, Shape, StorageRef, Una
 use crate::backend::{WIDTH, WgpuBackend};
 use crate::gpu::grid;
 use crate::kernels::Kernel;
-use crate::op_codes::{BinaryCode, UnaryCode};
+use crate::op_codes::BinaryCode;
 use crate::params::{DropoutParams, ElementwiseParams, MaskParams};
 
 impl WgpuBackend {
@@ -20,10 +20,14 @@ impl WgpuBackend {
 
     /// Records [`kiln_tensor::Backend::unary`].
     pub(crate) fn record_unary(&self, op: UnaryOp, x: &StorageRef) -> StorageRef {
+        self.record_unary_code(op.code(), op.parameters(), x)
+    }
+
+    /// The unary kernel with op code `code` and parameters `[scalar, bound]`.
+    fn record_unary_code(&self, code: u32, [scalar, bound]: [f32; 2], x: &StorageRef) -> StorageRef {
         let n = x.len();
         let out = self.f32s(n, "unary");
-        let (code, [scalar, bound]) = UnaryCode::of(op);
-        let params = ElementwiseParams::unary(n, code as u32, scalar, bound);
+        let params = ElementwiseParams::unary(n, code, scalar, bound);
         self.gpu.dispatch(
             Kernel::Unary,
             "unary",
@@ -44,8 +48,8 @@ impl WgpuBackend {
     ) -> StorageRef {
         let n = x.len();
         let out = self.f32s(n, "unary backward");
-        let (code, [scalar, bound]) = UnaryCode::of(op);
-        let params = ElementwiseParams::unary(n, code as u32, scalar, bound);
+        let [scalar, bound] = op.parameters();
+        let params = ElementwiseParams::unary(n, op.code(), scalar, bound);
         let bindings = [Some(x), Some(y), Some(grad), Some(&out)];
         self.gpu.dispatch(Kernel::UnaryBackward, "unary backward", &params, &bindings, grid(n, WIDTH));
         out
@@ -96,5 +100,29 @@ impl WgpuBackend {
         let params = DropoutParams { n: n as u32, mask: MaskParams::new(EpilogueDropout { p, mask }) };
         self.gpu.dispatch(Kernel::Dropout, "dropout", &params, &[Some(x), Some(&out)], grid(n, WIDTH));
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kiln_tensor::{Backend, Tensor, UNARY_DEFINITIONS};
+
+    use crate::WgpuBackend;
+
+    #[test]
+    fn an_op_code_outside_the_table_gives_nan_not_another_op() {
+        let device = match crate::shared() {
+            Ok((device, _)) => device,
+            Err(err) if std::env::var_os("CI").is_some() => panic!("CI needs a GPU adapter: {err}"),
+            Err(err) => return eprintln!("skipping: {err}"),
+        };
+        let backend = device.backend().as_any().downcast_ref::<WgpuBackend>().expect("a wgpu device");
+        let x = Tensor::from_vec([3], vec![-1.0, 0.5, 2.0], &device);
+        let unknown = UNARY_DEFINITIONS.len() as u32;
+        let out = backend.record_unary_code(unknown, [1.0, 2.0], x.storage());
+        let values = backend.to_vec_f32(&out).unwrap();
+        assert!(values.iter().all(|v| v.is_nan()), "{values:?}");
+        let known = backend.record_unary_code(unknown - 1, [1.0, 2.0], x.storage());
+        assert!(backend.to_vec_f32(&known).unwrap().iter().all(|v| v.is_finite()), "the last code is an op");
     }
 }
