@@ -58,3 +58,40 @@ loss = F.cross_entropy(logits, labels)
 loss.backward()
 print("cross-entropy", f"{loss.item():.7e}")
 print("  grad", pick(logits.grad, [0, 1, 9, 10, 19]))
+
+# Every unary op of Kiln's table (crates/tensor/src/unary_ops.rs, UnaryOp::examples()
+# with the same parameters), forward and gradient of y.sum(), on
+# x[i] = 3·sin(0.37·i + 0.1), i < 24 (|x| + 0.5 for ops defined on positive inputs).
+# Printed as the Rust table ACTIVATIONS of tests/reference_values.rs.
+ACTIVATION_PICKS = [0, 3, 7, 12, 18, 23]
+activations = [
+    ("neg", False, torch.neg),
+    ("relu", False, F.relu),
+    ("sigmoid", False, torch.sigmoid),
+    ("tanh", False, torch.tanh),
+    ("exp", False, torch.exp),
+    ("log", True, torch.log),
+    ("sqrt", True, torch.sqrt),
+    ("powf", True, lambda t: torch.pow(t, 2.5)),
+    ("mul_scalar", False, lambda t: t * 3.0),
+    ("add_scalar", False, lambda t: t + 2.0),
+    ("clamp", False, lambda t: torch.clamp(t, -0.45, 0.95)),
+    ("abs", False, torch.abs),
+    ("gelu", False, F.gelu),
+    ("gelu_tanh", False, lambda t: F.gelu(t, approximate="tanh")),
+    ("silu", False, F.silu),
+    ("leaky_relu", False, lambda t: F.leaky_relu(t, 0.1)),
+    ("softplus", False, F.softplus),
+    ("elu", False, lambda t: F.elu(t, 1.5)),
+]
+print("const ACTIVATIONS: &[(&str, [(usize, f32, f32); 6])] = &[")
+for name, positive, f in activations:
+    x = 3 * x_of([24])
+    if positive:
+        x = x.abs() + 0.5
+    x.requires_grad_()
+    y = f(x)
+    y.sum().backward()
+    rows = ", ".join(f"({i}, {y[i].item():.8e}, {x.grad[i].item():.8e})" for i in ACTIVATION_PICKS)
+    print(f'    ("{name}", [{rows}]),')
+print("];")
