@@ -95,3 +95,28 @@ for name, positive, f in activations:
     rows = ", ".join(f"({i}, {y[i].item():.8e}, {x.grad[i].item():.8e})" for i in ACTIVATION_PICKS)
     print(f'    ("{name}", [{rows}]),')
 print("];")
+
+# Losses between a prediction and a target of one shape (mean reduction), their
+# gradients for the prediction, and average pooling; printed for
+# tests/reference_values.rs (losses_and_avg_pool_match_pytorch).
+pred = (3 * x_of([4, 6])).requires_grad_()
+target = w_of([4, 6]) * 4
+probability = (w_of([4, 6]) + 0.5).clamp(0, 1)
+for name, f in [
+    ("mse_loss", lambda p: F.mse_loss(p, target)),
+    ("l1_loss", lambda p: F.l1_loss(p, target)),
+    ("huber_loss", lambda p: F.huber_loss(p, target, delta=1.0)),
+    ("bce_with_logits", lambda p: F.binary_cross_entropy_with_logits(p, probability)),
+]:
+    pred.grad = None
+    loss = f(pred)
+    loss.backward()
+    print(name, f"{loss.item():.8e}", "grad", pick(pred.grad, [0, 5, 11, 17, 23]))
+
+x = x_of([2, 3, 7, 9])
+y = F.avg_pool2d(x, 3, 2, 1)
+print("avg-pool 3/2 pad 1", list(y.shape), "sum", f"{y.sum().item():.7e}")
+print("  ", pick(y, [0, 7, 33, 79, 101]))
+y = F.adaptive_avg_pool2d(x, 1)
+print("global avg-pool", list(y.shape), "sum", f"{y.sum().item():.7e}")
+print("  ", pick(y, [0, 2, 5]))

@@ -9,6 +9,7 @@ struct Params {
     rank: u32,
     scalar: f32,
     bound: f32,
+    offset: u32,
     out_dims: array<vec4<u32>, 2>,
     a_strides: array<vec4<u32>, 2>,
     b_strides: array<vec4<u32>, 2>,
@@ -82,5 +83,38 @@ fn binary(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups:
         case BINARY_DIV: { out[i] = a / in1[ib]; }
         case BINARY_BROADCAST_COPY: { out[i] = a; }
         default: { out[i] = bitcast<f32>(UNKNOWN_CODE_NAN_BASE | params.op); }
+    }
+}
+
+// Storage index of element `i` of a strided view: `offset + Σ coord·stride`, the view's
+// dimensions in `out_dims` and strides in `a_strides`.
+fn view_index(i: u32) -> u32 {
+    var rest = i;
+    var index = params.offset;
+    for (var axis = i32(params.rank) - 1; axis >= 0; axis--) {
+        let d = dim_of(params.out_dims, u32(axis));
+        index += (rest % d) * dim_of(params.a_strides, u32(axis));
+        rest = rest / d;
+    }
+    return index;
+}
+
+// in0 = the viewed buffer; out = the view's elements, contiguous.
+@compute @workgroup_size(256)
+fn gather_view(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+               @builtin(local_invocation_index) li: u32) {
+    let i = flat_index(wg, groups, li);
+    if (i < params.n) {
+        out[i] = in0[view_index(i)];
+    }
+}
+
+// in0 = the values, contiguous; out = the buffer the view is written into.
+@compute @workgroup_size(256)
+fn scatter_view(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+                @builtin(local_invocation_index) li: u32) {
+    let i = flat_index(wg, groups, li);
+    if (i < params.n) {
+        out[view_index(i)] = in0[i];
     }
 }

@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use kiln::prelude::*;
-use kiln::tensor::{DropoutMask, UnaryOp};
+use kiln::tensor::{DropoutMask, UnaryOp, Variance};
 
 /// One convolution configuration: input `[n, c, h, w]`, `o` filters of `k×k`.
 fn conv_case(
@@ -168,5 +168,53 @@ test_on_every_device! {
             let h = t[0].conv2d(&t[1], None, 2, 1).tanh().flatten(1);
             h.matmul_with(&t[2], false, true).cross_entropy(&t[3])
         });
+    }
+
+    fn views_permute_narrow_cat_stack_split() {
+        let x = randn(&[3, 5, 7], 21);
+        check_gradients("permute", [x.clone()], |t| t[0].permute(&[2, 0, 1]));
+        check_gradients("transpose", [x.clone()], |t| t[0].transpose(0, 2));
+        check_gradients("narrow middle", [x.clone()], |t| t[0].narrow(1, 1, 3));
+        check_gradients("narrow last", [x.clone()], |t| t[0].narrow(2, 4, 3));
+        let (a, b) = (randn(&[3, 2, 7], 22), randn(&[3, 4, 7], 23));
+        check_gradients("cat axis 1", [a.clone(), b.clone()], |t| Tensor::cat(&[&t[0], &t[1]], 1));
+        check_gradients("cat axis 0", [x.clone(), randn(&[2, 5, 7], 24)], |t| Tensor::cat(&[&t[0], &t[1]], 0));
+        let c = randn(&[3, 2, 7], 25);
+        check_gradients("stack", [a.clone(), c], |t| Tensor::stack(&[&t[0], &t[1]], 1));
+        // Each piece weighted differently, so every piece's gradient path is checked.
+        check_gradients("split", [x.clone()], |t| {
+            let pieces = t[0].split(2, 1);
+            assert_eq!(pieces.iter().map(|p| p.dims()[1]).collect::<Vec<_>>(), [2, 2, 1]);
+            Tensor::cat(&[&pieces[2], &pieces[0].mul_scalar(2.0), &pieces[1].exp()], 1)
+        });
+        check_gradients("chunk", [x], |t| {
+            let pieces = t[0].chunk(3, 2);
+            assert_eq!(pieces.iter().map(|p| p.dims()[2]).collect::<Vec<_>>(), [3, 3, 1]);
+            pieces[0].mul(&pieces[1]).add(&pieces[2])
+        });
+    }
+
+    fn reductions_over_several_axes() {
+        let x = randn(&[3, 5, 4, 2], 26);
+        check_gradients("sum_axes", [x.clone()], |t| t[0].sum_axes(&[0, 2], false));
+        check_gradients("mean_axes keepdim", [x.clone()], |t| t[0].mean_axes(&[1, 3], true));
+        check_gradients("var_axes population", [x.clone()], |t| t[0].var_axes(&[0, 2, 3], Variance::Population, false));
+        check_gradients("var_axes sample", [x.clone()], |t| t[0].var_axes(&[3], Variance::Sample, true));
+        check_gradients("min_axis", [distinct(&[3, 5, 4], 27)], |t| t[0].min_axis(1, false));
+    }
+
+    fn losses_and_average_pooling() {
+        // The target stays at least 0.1 from the prediction: |d| has a kink at 0.
+        let prediction = randn(&[4, 6], 28).mul_scalar(2.0);
+        let target = prediction.sub(&away_from_zero(&[4, 6], 29));
+        let probability = uniform(&[4, 6], 0.0, 1.0, 30);
+        check_gradients("mse_loss", [prediction.clone(), target.clone()], |t| t[0].mse_loss(&t[1]));
+        check_gradients("l1_loss", [prediction.clone(), target.clone()], |t| t[0].l1_loss(&t[1]));
+        check_gradients("huber_loss", [prediction.clone(), target], |t| t[0].huber_loss(&t[1], 0.7));
+        check_gradients("bce_with_logits", [prediction, probability], |t| t[0].bce_with_logits(&t[1]));
+        let x = randn(&[2, 3, 7, 9], 31);
+        check_gradients("avg_pool2d 3/2 pad 1", [x.clone()], |t| t[0].avg_pool2d(3, 2, 1));
+        check_gradients("avg_pool2d 2/2", [x.clone()], |t| t[0].avg_pool2d(2, 2, 0));
+        check_gradients("global_avg_pool2d", [x], |t| t[0].global_avg_pool2d());
     }
 }

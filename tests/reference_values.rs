@@ -12,7 +12,7 @@ mod common;
 
 use common::*;
 use kiln::prelude::*;
-use kiln::tensor::{UnaryDomain, UnaryOp};
+use kiln::tensor::{UnaryDomain, UnaryOp, Variance};
 
 /// `x[i] = sin(0.37·i + 0.1)` of `shape`, computed in f64 as Python does.
 fn sine_input(shape: &[usize]) -> Tensor {
@@ -199,6 +199,81 @@ test_on_every_device! {
                 assert!(close(grad[i], want_grad), "{name}' [{i}]: {} vs PyTorch {want_grad}", grad[i]);
             }
         }
+    }
+
+    /// PyTorch's semantics of the view ops on `arange`, worked by hand.
+    fn views_by_hand() {
+        let x = Tensor::from_vec([2, 3, 4], (0..24).map(|v| v as f32).collect(), &device());
+        let p = x.permute(&[2, 0, 1]);
+        assert_eq!(p.dims(), [4, 2, 3]);
+        assert_eq!(p.to_vec().unwrap()[..7], [0.0, 4.0, 8.0, 12.0, 16.0, 20.0, 1.0]);
+        assert_eq!(x.transpose(0, 1).to_vec().unwrap()[..8], [0.0, 1.0, 2.0, 3.0, 12.0, 13.0, 14.0, 15.0]);
+        let n = x.narrow(2, 1, 2);
+        assert_eq!(n.dims(), [2, 3, 2]);
+        assert_eq!(n.to_vec().unwrap(), [1.0, 2.0, 5.0, 6.0, 9.0, 10.0, 13.0, 14.0, 17.0, 18.0, 21.0, 22.0]);
+        let two = Tensor::from_vec([2, 1], vec![-1.0, -2.0], &device());
+        let three = Tensor::from_vec([2, 2], vec![7.0, 8.0, 9.0, 10.0], &device());
+        assert_eq!(Tensor::cat(&[&two, &three], 1).to_vec().unwrap(), [-1.0, 7.0, 8.0, -2.0, 9.0, 10.0]);
+        let stacked = Tensor::stack(&[&three, &three.neg()], 0);
+        assert_eq!(stacked.dims(), [2, 2, 2]);
+        assert_eq!(stacked.to_vec().unwrap(), [7.0, 8.0, 9.0, 10.0, -7.0, -8.0, -9.0, -10.0]);
+        let pieces = x.chunk(2, 1);
+        assert_eq!(pieces.iter().map(|p| p.dims().to_vec()).collect::<Vec<_>>(), [vec![2, 2, 4], vec![2, 1, 4]]);
+        assert_eq!(pieces[1].to_vec().unwrap(), [8.0, 9.0, 10.0, 11.0, 20.0, 21.0, 22.0, 23.0]);
+    }
+
+    #[should_panic(expected = "cat: shape [2, 3] does not join shape [2, 1] along axis 0")]
+    fn cat_mismatch_names_both_shapes() {
+        let a = Tensor::zeros([2, 1], &device());
+        let _ = Tensor::cat(&[&a, &Tensor::zeros([2, 3], &device())], 0);
+    }
+
+    #[should_panic(expected = "narrow: positions 2..5 of axis 1 are outside shape [2, 4]")]
+    fn narrow_outside_names_the_shape() {
+        let _ = Tensor::zeros([2, 4], &device()).narrow(1, 2, 3);
+    }
+
+    /// `torch.var(x, dim, correction)` and friends on a small case worked by hand.
+    fn several_axis_reductions_by_hand() {
+        let x = Tensor::from_vec([2, 2, 2], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0], &device());
+        assert_eq!(x.sum_axes(&[0, 2], false).to_vec().unwrap(), [14.0, 22.0]);
+        assert_eq!(x.mean_axes(&[1, 2], true).dims(), [2, 1, 1]);
+        assert_eq!(x.mean_axes(&[1, 2], true).to_vec().unwrap(), [2.5, 6.5]);
+        // Values 1, 2, 3, 4: mean 2.5, squared deviations sum to 5.
+        let population = x.var_axes(&[1, 2], Variance::Population, false).to_vec().unwrap();
+        let sample = x.var_axes(&[1, 2], Variance::Sample, false).to_vec().unwrap();
+        assert!((population[0] - 1.25).abs() < 1e-6 && (sample[0] - 5.0 / 3.0).abs() < 1e-6, "{population:?} {sample:?}");
+        assert_eq!(x.min_axis(2, false).to_vec().unwrap(), [1.0, 3.0, 5.0, 7.0]);
+        assert_eq!(x.argmin(0).to_vec_i32().unwrap(), [0, 0, 0, 0]);
+    }
+
+    /// The regression and binary losses (mean reduction) and their gradients, and
+    /// average pooling, against PyTorch 2.15 (`scripts/torch_reference_values.py`).
+    fn losses_and_avg_pool_match_pytorch() {
+        let target = cosine_weight(&[4, 6]).mul_scalar(4.0);
+        let probability = cosine_weight(&[4, 6]).add_scalar(0.5).clamp(0.0, 1.0);
+        type Loss = fn(&Tensor, &Tensor, &Tensor) -> Tensor;
+        let cases: [(&str, Loss, f32, [f32; 5]); 4] = [
+            ("mse_loss", |p, t, _| p.mse_loss(t), 6.078_446_87, [-1.417_083_1e-1, 9.015_250_2e-2, -2.729_560_7e-1, 7.577_948_3e-2, 3.183_490_9e-1]),
+            ("l1_loss", |p, t, _| p.l1_loss(t), 2.066_176_65, [-4.166_666_8e-2, 4.166_666_8e-2, -4.166_666_8e-2, 4.166_666_8e-2, 4.166_666_8e-2]),
+            ("huber_loss", |p, t, _| p.huber_loss(t, 1.0), 1.606_443_29, [-4.166_666_8e-2, 4.166_666_8e-2, -4.166_666_8e-2, 3.788_974_1e-2, 4.166_666_8e-2]),
+            ("bce_with_logits", |p, _, q| p.bce_with_logits(q), 1.126_282_33, [-1.773_665_1e-2, 6.541_833_3e-4, -2.522_408_2e-2, 9.444_323_4e-3, 3.366_892_4e-2]),
+        ];
+        for (name, loss, want, want_grad) in cases {
+            let prediction = sine_input(&[4, 6]).mul_scalar(3.0).with_requires_grad();
+            let value = loss(&prediction, &target, &probability);
+            let grad = value.backward().get(&prediction).unwrap().to_vec().unwrap();
+            let value = value.item().unwrap();
+            assert!((value - want).abs() < 1e-5 * want.abs(), "{name}: {value} vs PyTorch {want}");
+            for (&i, want) in [0, 5, 11, 17, 23].iter().zip(want_grad) {
+                assert!((grad[i] - want).abs() < 1e-6, "{name} grad[{i}]: {} vs PyTorch {want}", grad[i]);
+            }
+        }
+        let x = sine_input(&[2, 3, 7, 9]);
+        let picks = [(0, -3.817_376_5e-2), (7, -2.844_370_6e-1), (33, -2.914_523_5e-1), (79, 5.676_017_6e-4), (101, 1.914_991_3e-2)];
+        assert_reference("avg_pool2d 3/2 pad 1", &x.avg_pool2d(3, 2, 1), &[2, 3, 4, 5], -1.150_878_9, &picks);
+        let picks = [(0, 5.725_417_7e-2), (2, -6.803_038e-2), (5, -4.316_404_8e-2)];
+        assert_reference("global_avg_pool2d", &x.global_avg_pool2d(), &[2, 3, 1, 1], 4.187_376_4e-2, &picks);
     }
 
     fn clamp_by_hand() {

@@ -32,6 +32,7 @@ mod pool;
 mod reduce;
 mod scratch;
 mod storage;
+mod strided;
 #[cfg(test)]
 mod test_values;
 
@@ -42,7 +43,7 @@ use rayon::prelude::*;
 
 use kiln_tensor::{
     Activation, AdamStep, AxisSplit, Backend, BinaryOp, Conv2dGeometry, Device, DropoutMask, EpilogueDropout,
-    KilnError, MatmulDims, Pool2dGeometry, Result, SgdStep, Shape, StorageRef, UnaryOp,
+    KilnError, MatmulDims, Pool2dGeometry, Result, SgdStep, Shape, StorageRef, StridedView, UnaryOp,
 };
 
 pub use gemm::GemmKernel;
@@ -221,6 +222,14 @@ impl Backend for CpuBackend {
 
     fn broadcast_to(&self, x: &StorageRef, shape: &Shape, out_shape: &Shape) -> StorageRef {
         self.f32(self.run(|mem| elementwise::broadcast_to(mem, &read_f32(x), shape, out_shape)))
+    }
+
+    fn gather_view(&self, x: &StorageRef, view: &StridedView) -> StorageRef {
+        self.f32(self.run(|mem| strided::gather(mem, &read_f32(x), view)))
+    }
+
+    fn scatter_view(&self, dst: &StorageRef, view: &StridedView, src: &StorageRef) {
+        strided::scatter(&mut write_f32(dst), view, &read_f32(src));
     }
 
     fn sum_axis(&self, x: &StorageRef, split: AxisSplit) -> StorageRef {

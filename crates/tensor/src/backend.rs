@@ -83,6 +83,27 @@ impl EpilogueDropout {
     }
 }
 
+/// A strided window onto a tensor's storage: element `[c₀, c₁, …]` of the window (of
+/// `dims`, row-major) is storage element `offset + Σ cₖ·strides[k]`. Permutations,
+/// slices and the slots of a concatenation are such windows; [`Backend::gather_view`]
+/// and [`Backend::scatter_view`] copy through them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StridedView {
+    /// The window's dimensions.
+    pub dims: Vec<usize>,
+    /// Storage elements between neighbours along each dimension.
+    pub strides: Vec<usize>,
+    /// Storage element of the window's first element.
+    pub offset: usize,
+}
+
+impl StridedView {
+    /// Number of elements in the window.
+    pub fn numel(&self) -> usize {
+        self.dims.iter().product()
+    }
+}
+
 /// Elementwise functions of two inputs (broadcast to a common shape).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BinaryOp {
@@ -281,6 +302,11 @@ pub trait Backend: Send + Sync + Debug {
     ) -> StorageRef;
     /// Copies `x` of `shape` broadcast to `out_shape`.
     fn broadcast_to(&self, x: &StorageRef, shape: &Shape, out_shape: &Shape) -> StorageRef;
+    /// The f32 elements of `x` in `view`, as a new contiguous buffer of `view.dims`.
+    fn gather_view(&self, x: &StorageRef, view: &StridedView) -> StorageRef;
+    /// Writes contiguous f32 `src` (`view.dims`) into `dst` at `view`, in place; `dst`
+    /// must be a buffer no tensor shares yet (an op's fresh output).
+    fn scatter_view(&self, dst: &StorageRef, view: &StridedView, src: &StorageRef);
 
     /// Sums `[outer, len, inner]` over the middle axis into `[outer, inner]`.
     fn sum_axis(&self, x: &StorageRef, split: AxisSplit) -> StorageRef;

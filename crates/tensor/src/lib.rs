@@ -26,12 +26,12 @@ pub use autograd::{
 };
 pub use backend::{
     Activation, AdamStep, Backend, BinaryOp, Conv2dGeometry, EpilogueDropout, MatmulDims, Pool2dGeometry,
-    SgdStep, SgdTarget, Storage, StorageRef,
+    SgdStep, SgdTarget, Storage, StorageRef, StridedView,
 };
 pub use device::Device;
 pub use dtype::DType;
 pub use error::{KilnError, Result};
-pub use ops::Size2d;
+pub use ops::{Size2d, Variance};
 pub use rng::{DropoutMask, Rng, dropout_hash, dropout_keeps};
 pub use shape::{AxisSplit, Shape};
 pub use tensor::{Tensor, TensorId};

@@ -4,7 +4,7 @@
 
 use kiln_tensor::{
     Activation, AdamStep, AxisSplit, Backend, BinaryOp, Conv2dGeometry, DType, DropoutMask, EpilogueDropout,
-    MatmulDims, Pool2dGeometry, Result, SgdStep, SgdTarget, Shape, StorageRef, UnaryOp,
+    MatmulDims, Pool2dGeometry, Result, SgdStep, SgdTarget, Shape, StorageRef, StridedView, UnaryOp,
 };
 
 use crate::gpu::{Gpu, WorkCounters};
@@ -147,6 +147,14 @@ impl Backend for WgpuBackend {
 
     fn broadcast_to(&self, x: &StorageRef, shape: &Shape, out_shape: &Shape) -> StorageRef {
         self.record_broadcast_to(x, shape, out_shape)
+    }
+
+    fn gather_view(&self, x: &StorageRef, view: &StridedView) -> StorageRef {
+        self.record_gather_view(x, view)
+    }
+
+    fn scatter_view(&self, dst: &StorageRef, view: &StridedView, src: &StorageRef) {
+        self.record_scatter_view(dst, view, src)
     }
 
     fn sum_axis(&self, x: &StorageRef, split: AxisSplit) -> StorageRef {

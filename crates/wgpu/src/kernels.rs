@@ -25,6 +25,10 @@ pub enum Kernel {
     Unary,
     UnaryBackward,
     Binary,
+    /// A strided window copied out to a contiguous buffer.
+    GatherView,
+    /// A contiguous buffer copied into a strided window.
+    ScatterView,
     Dropout,
     SumAxis,
     ChannelSum,
@@ -143,6 +147,8 @@ impl Kernel {
             Unary => (ELEMENTWISE_FAMILY, "unary"),
             UnaryBackward => (ELEMENTWISE_FAMILY, "unary_backward"),
             Binary => (ELEMENTWISE_FAMILY, "binary"),
+            GatherView => (ELEMENTWISE_FAMILY, "gather_view"),
+            ScatterView => (ELEMENTWISE_FAMILY, "scatter_view"),
             Dropout => (DROPOUT_FAMILY, "dropout"),
             SumAxis => (REDUCE_FAMILY, "sum_axis"),
             ChannelSum => (REDUCE_FAMILY, "channel_sum"),
@@ -169,7 +175,7 @@ impl Kernel {
     pub fn family(self) -> &'static str {
         use Kernel::*;
         match self {
-            Fill | Unary | UnaryBackward | Binary => "elementwise",
+            Fill | Unary | UnaryBackward | Binary | GatherView | ScatterView => "elementwise",
             Dropout => "dropout",
             SumAxis | ChannelSum | MaxAxis | MaxAxisBackward | Softmax | SoftmaxBackward
             | CrossEntropyRows | Mean | CrossEntropyBackward => "reduce",

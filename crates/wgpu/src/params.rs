@@ -4,7 +4,7 @@
 
 use bytemuck::{Pod, Zeroable};
 use kiln_tensor::{
-    Activation, AxisSplit, Conv2dGeometry, EpilogueDropout, MatmulDims, Pool2dGeometry, Shape,
+    Activation, AxisSplit, Conv2dGeometry, EpilogueDropout, MatmulDims, Pool2dGeometry, Shape, StridedView,
 };
 
 /// Largest rank the broadcasting kernel takes.
@@ -25,8 +25,10 @@ pub struct ElementwiseParams {
     pub scalar: f32,
     /// Clamp's upper bound.
     pub bound: f32,
+    /// A strided view's first storage element.
+    pub offset: u32,
     /// WGSL aligns the arrays below to 16 bytes.
-    pub _align: [u32; 3],
+    pub _align: [u32; 2],
     pub out_dims: [u32; MAX_RANK],
     pub a_strides: [u32; MAX_RANK],
     pub b_strides: [u32; MAX_RANK],
@@ -43,24 +45,43 @@ impl ElementwiseParams {
         ElementwiseParams { n: n as u32, op, scalar, bound, ..Default::default() }
     }
 
+    /// A copy through `view`: its dimensions in `out_dims`, its strides in `a_strides`.
+    pub fn view(view: &StridedView) -> Self {
+        assert!(
+            view.dims.len() <= MAX_RANK,
+            "the wgpu backend copies views of up to {MAX_RANK} dimensions, got {:?}",
+            view.dims
+        );
+        ElementwiseParams {
+            n: view.numel() as u32,
+            rank: view.dims.len() as u32,
+            offset: view.offset as u32,
+            out_dims: padded(&view.dims),
+            a_strides: padded(&view.strides),
+            ..Default::default()
+        }
+    }
+
     /// A binary op broadcasting `a` and `b` to `out`.
     pub fn broadcast(op: u32, a: &Shape, b: &Shape, out: &Shape) -> Self {
         assert!(out.rank() <= MAX_RANK, "the wgpu backend broadcasts up to {MAX_RANK} dimensions, got {out}");
-        let padded = |v: Vec<usize>| {
-            let mut words = [0u32; MAX_RANK];
-            words.iter_mut().zip(v).for_each(|(w, x)| *w = x as u32);
-            words
-        };
         ElementwiseParams {
             n: out.numel() as u32,
             op,
             rank: out.rank() as u32,
-            out_dims: padded(out.dims().to_vec()),
-            a_strides: padded(a.broadcast_strides(out)),
-            b_strides: padded(b.broadcast_strides(out)),
+            out_dims: padded(out.dims()),
+            a_strides: padded(&a.broadcast_strides(out)),
+            b_strides: padded(&b.broadcast_strides(out)),
             ..Default::default()
         }
     }
+}
+
+/// `values` as the kernel's fixed-size array of dimensions or strides, zero-padded.
+fn padded(values: &[usize]) -> [u32; MAX_RANK] {
+    let mut words = [0u32; MAX_RANK];
+    words.iter_mut().zip(values).for_each(|(w, &x)| *w = x as u32);
+    words
 }
 
 /// A dropout mask as `dropout_mask.wgsl` reads it: the last five fields of

@@ -1,6 +1,7 @@
 //! The differentiable ops, one family a file, each with its forward and its backward
 //! rule side by side. Shape mistakes panic with a message naming the op and the shapes.
 
+mod avg_pool;
 mod binary;
 mod conv;
 mod dropout;
@@ -11,11 +12,15 @@ mod matmul;
 mod operators;
 mod pool;
 mod reduce;
+mod reduce_axes;
+mod regression_loss;
 mod reshape;
 mod softmax;
 mod unary;
+mod views;
 
 pub use conv::Size2d;
+pub use reduce_axes::Variance;
 
 use crate::{Activation, DType, Tensor, UnaryOp};
 

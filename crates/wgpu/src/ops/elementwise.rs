@@ -1,7 +1,7 @@
 //! Elementwise kernels on the GPU: fill, unary ops and their gradients, broadcasting binary
 //! ops, dropout.
 
-use kiln_tensor::{BinaryOp, DropoutMask, EpilogueDropout, Shape, StorageRef, UnaryOp};
+use kiln_tensor::{BinaryOp, DropoutMask, EpilogueDropout, Shape, StorageRef, StridedView, UnaryOp};
 
 use crate::backend::{WIDTH, WgpuBackend};
 use crate::gpu::grid;
@@ -76,6 +76,28 @@ impl WgpuBackend {
             grid(n, WIDTH),
         );
         out
+    }
+
+    /// Records [`kiln_tensor::Backend::gather_view`].
+    pub(crate) fn record_gather_view(&self, x: &StorageRef, view: &StridedView) -> StorageRef {
+        let n = view.numel();
+        let out = self.f32s(n, "gather_view");
+        let params = ElementwiseParams::view(view);
+        self.gpu.dispatch(
+            Kernel::GatherView,
+            "gather_view",
+            &params,
+            &[Some(x), None, None, Some(&out)],
+            grid(n, WIDTH),
+        );
+        out
+    }
+
+    /// Records [`kiln_tensor::Backend::scatter_view`].
+    pub(crate) fn record_scatter_view(&self, dst: &StorageRef, view: &StridedView, src: &StorageRef) {
+        let params = ElementwiseParams::view(view);
+        let bindings = [Some(src), None, None, Some(dst)];
+        self.gpu.dispatch(Kernel::ScatterView, "scatter_view", &params, &bindings, grid(view.numel(), WIDTH));
     }
 
     /// Records [`kiln_tensor::Backend::broadcast_to`].
