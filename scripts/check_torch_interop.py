@@ -5,6 +5,9 @@
    (`features`/`classifier` nn.Sequential pair) and compares its own output.
 2. PyTorch saves its (fresh) weights; Kiln loads them and runs the same input;
    the outputs are compared.
+3. Both directions again for a small model of the newer layers (BatchNorm2d with
+   running statistics from a training pass, GELU, AvgPool2d, GroupNorm,
+   AdaptiveAvgPool2d, LayerNorm, SiLU).
 
 Run by hand where PyTorch is installed:
     pip install torch safetensors
@@ -49,6 +52,41 @@ def kiln(command, directory):
     )
 
 
+def torch_layers():
+    nn = torch.nn
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.GELU(), nn.AvgPool2d(2, 2),
+        nn.GroupNorm(2, 4), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 6),
+        nn.LayerNorm([6]), nn.SiLU(),
+    ).eval()
+
+
+def check_layers(d, directory):
+    """Kiln's layers model into PyTorch (strict) and PyTorch's into Kiln."""
+    kiln("export-layers", directory)
+    # Kiln's layer indices: conv 0, batch norm 1, GELU 2, pool 3, group norm 4, ...
+    model = torch_layers()
+    model.load_state_dict(load_file(d / "kiln_layers.safetensors"), strict=True)
+    io = load_file(d / "kiln_layers_io.safetensors")
+    with torch.no_grad():
+        kiln_to_torch = (model(io["input"]) - io["output"]).abs().max().item()
+    print(f"Kiln layers checkpoint -> PyTorch (strict=True): max |Δ| = {kiln_to_torch:.3e}")
+
+    fresh = torch_layers().train()
+    with torch.no_grad():
+        fresh(torch.randn(5, 1, 8, 8) * 2 + 1)  # running statistics off their defaults
+    fresh.eval()
+    save_file(fresh.state_dict(), d / "torch_layers.safetensors")
+    save_file({"input": io["input"]}, d / "torch_layers_io.safetensors")
+    kiln("import-layers", directory)
+    with torch.no_grad():
+        torch_out = fresh(io["input"])
+    kiln_out = load_file(d / "kiln_on_torch_layers.safetensors")["output"]
+    torch_to_kiln = (torch_out - kiln_out).abs().max().item()
+    print(f"PyTorch layers -> Kiln: max |Δ| = {torch_to_kiln:.3e}")
+    return kiln_to_torch, torch_to_kiln
+
+
 def main():
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as directory:
@@ -73,7 +111,9 @@ def main():
         torch_to_kiln = (torch_out - kiln_out).abs().max().item()
         print(f"PyTorch weights -> Kiln: max |Δ| of logits = {torch_to_kiln:.3e}")
 
-    ok = kiln_to_torch < 1e-4 and torch_to_kiln < 1e-4
+        layers_kiln_to_torch, layers_torch_to_kiln = check_layers(d, directory)
+
+    ok = max(kiln_to_torch, torch_to_kiln, layers_kiln_to_torch, layers_torch_to_kiln) < 1e-4
     print("OK" if ok else "MISMATCH")
     sys.exit(0 if ok else 1)
 

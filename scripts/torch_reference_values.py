@@ -120,3 +120,19 @@ print("  ", pick(y, [0, 7, 33, 79, 101]))
 y = F.adaptive_avg_pool2d(x, 1)
 print("global avg-pool", list(y.shape), "sum", f"{y.sum().item():.7e}")
 print("  ", pick(y, [0, 2, 5]))
+
+# Normalization layers with their default parameters (weight 1, bias 0): BatchNorm2d's
+# training output and running statistics after that step, then its evaluation output;
+# GroupNorm(2, 4) and LayerNorm([9]) outputs. For tests/reference_values.rs.
+x = 2 * x_of([2, 4, 3, 3]) + 0.5
+bn = torch.nn.BatchNorm2d(4).train()
+y = bn(x)
+print("batch norm train", list(y.shape), "sum", f"{y.sum().item():.7e}", pick(y, [0, 10, 37, 71]))
+print("  running mean", pick(bn.running_mean, [0, 1, 2, 3]))
+print("  running var", pick(bn.running_var, [0, 1, 2, 3]))
+y = bn.eval()(x)
+print("batch norm eval sum", f"{y.sum().item():.7e}", pick(y, [0, 10, 37, 71]))
+y = torch.nn.GroupNorm(2, 4)(x)
+print("group norm", pick(y, [0, 10, 37, 71]))
+y = torch.nn.LayerNorm([9])(x.reshape(8, 9))
+print("layer norm", pick(y, [0, 10, 37, 71]))

@@ -217,4 +217,18 @@ test_on_every_device! {
         check_gradients("avg_pool2d 2/2", [x.clone()], |t| t[0].avg_pool2d(2, 2, 0));
         check_gradients("global_avg_pool2d", [x], |t| t[0].global_avg_pool2d());
     }
+
+    fn normalization_layers() {
+        use kiln::nn::{BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm, Mode, Module};
+        let x = randn(&[3, 4, 5, 3], 32).mul_scalar(1.5).add_scalar(0.3);
+        let bn = BatchNorm2d::new(&device(), 4);
+        check_gradients("batch norm 2d, training", [x.clone()], |t| bn.forward(&t[0], Mode::train(0)));
+        check_gradients("batch norm 2d, evaluation", [x.clone()], |t| bn.forward(&t[0], Mode::Eval));
+        let bn1 = BatchNorm1d::new(&device(), 5);
+        check_gradients("batch norm 1d", [randn(&[6, 5], 33)], |t| bn1.forward(&t[0], Mode::train(0)));
+        let group = GroupNorm::new(&device(), 2, 4);
+        check_gradients("group norm", [x.clone()], |t| group.forward(&t[0], Mode::Eval));
+        let layer = LayerNorm::new(&device(), &[5, 3]);
+        check_gradients("layer norm", [x], |t| layer.forward(&t[0], Mode::Eval));
+    }
 }

@@ -11,6 +11,7 @@
 mod common;
 
 use common::*;
+use kiln::nn::{BatchNorm2d, GroupNorm, LayerNorm, Mode, Module};
 use kiln::prelude::*;
 use kiln::tensor::{UnaryDomain, UnaryOp, Variance};
 
@@ -274,6 +275,31 @@ test_on_every_device! {
         assert_reference("avg_pool2d 3/2 pad 1", &x.avg_pool2d(3, 2, 1), &[2, 3, 4, 5], -1.150_878_9, &picks);
         let picks = [(0, 5.725_417_7e-2), (2, -6.803_038e-2), (5, -4.316_404_8e-2)];
         assert_reference("global_avg_pool2d", &x.global_avg_pool2d(), &[2, 3, 1, 1], 4.187_376_4e-2, &picks);
+    }
+
+    /// BatchNorm2d (training output, running statistics after the step, evaluation
+    /// output), GroupNorm and LayerNorm against PyTorch 2.15's `torch.nn` layers with
+    /// their default parameters.
+    fn normalization_layers_match_pytorch() {
+        let x = sine_input(&[2, 4, 3, 3]).mul_scalar(2.0).add_scalar(0.5);
+        let close = |name: &str, y: &Tensor, picks: &[(usize, f32)]| {
+            let values = y.to_vec().unwrap();
+            for &(i, want) in picks {
+                assert!((values[i] - want).abs() < 2e-5 * (1.0 + want.abs()), "{name}[{i}]: {} vs PyTorch {want}", values[i]);
+            }
+        };
+        let bn = BatchNorm2d::new(&device(), 4);
+        let train = bn.forward(&x, Mode::train(0));
+        close("batch norm train", &train, &[(0, -8.985_187_4e-1), (10, -2.735_783_8e-1), (37, 9.073_791_5e-1), (71, 2.003_869_1)]);
+        let (mean, var) = bn.running_stats();
+        close("running mean", &mean, &[(0, 1.536_050_0e-1), (1, -4.388_536_1e-2), (2, 1.308_429_1e-1), (3, -1.493_921_1e-2)]);
+        close("running var", &var, &[(0, 9.917_433_9e-1), (1, 1.014_795_7), (2, 1.042_163_6), (3, 1.070_006_8)]);
+        let eval = bn.forward(&x, Mode::Eval);
+        close("batch norm eval", &eval, &[(0, 5.483_274_5e-1), (10, -6.748_529_7e-1), (37, 2.236_315_7), (71, 2.324_711_6)]);
+        let group = GroupNorm::new(&device(), 2, 4).forward(&x, Mode::Eval);
+        close("group norm", &group, &[(0, 1.367_699_4e-1), (10, -8.988_016_8e-1), (37, 1.266_575_5), (71, 1.237_199_5)]);
+        let layer = LayerNorm::new(&device(), &[9]).forward(&x.reshape([8, 9]), Mode::Eval);
+        close("layer norm", &layer, &[(0, -1.514_656_5), (10, -6.260_197_6e-2), (37, 9.085_307_1e-1), (71, 1.533_719_8)]);
     }
 
     fn clamp_by_hand() {

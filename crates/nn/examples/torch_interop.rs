@@ -6,12 +6,19 @@
 //! - `import DIR`: loads `DIR/torch_alexnet.safetensors` (saved by PyTorch) and
 //!   `DIR/torch_io.safetensors` (`input`), writes Kiln's output to
 //!   `DIR/kiln_on_torch_weights.safetensors`.
+//! - `export-layers DIR` and `import-layers DIR`: the same for a small model of the
+//!   newer layers (BatchNorm2d after a training step, GELU, AvgPool2d, GroupNorm,
+//!   AdaptiveAvgPool2d, LayerNorm, SiLU), files `*_layers.safetensors` and
+//!   `*_layers_io.safetensors`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use kiln_cpu::CpuDevice;
-use kiln_nn::{Initializer, Mode, Module, Optimizer, Sequential, Sgd, checkpoint, models};
+use kiln_nn::{
+    AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, Dense, Flatten, GELU, GroupNorm, Initializer,
+    LayerNorm, Mode, Module, Optimizer, Sequential, Sgd, SiLU, checkpoint, models,
+};
 use kiln_tensor::{Device, Tensor};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
@@ -65,12 +72,50 @@ fn import(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
     write_tensors(&dir.join("kiln_on_torch_weights.safetensors"), &[("output", &y)])
 }
 
+/// The layers model; `scripts/check_torch_interop.py` builds the same in PyTorch.
+fn layers_model(seed: u64) -> Sequential {
+    let device = Device::cpu();
+    let mut init = Initializer::new(&device, seed);
+    Sequential::new()
+        .push(Conv2d::new(&mut init, 1, 4, 3).with_padding(1))
+        .push(BatchNorm2d::new(&device, 4))
+        .push(GELU::default())
+        .push(AvgPool2d::new(2, 2))
+        .push(GroupNorm::new(&device, 2, 4))
+        .push(AdaptiveAvgPool2d::new(1))
+        .push(Flatten)
+        .push(Dense::new(&mut init, 4, 6))
+        .push(LayerNorm::new(&device, &[6]))
+        .push(SiLU)
+}
+
+fn export_layers(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    let model = layers_model(3);
+    let device = Device::cpu();
+    let x = Tensor::randn([3, 1, 8, 8], 0.5, 2.0, 4, &device);
+    // A training pass moves BatchNorm's running statistics off their initial values.
+    model.forward(&x, Mode::train(1));
+    checkpoint::save(&dir.join("kiln_layers.safetensors"), &model, None, &BTreeMap::new())?;
+    let y = model.forward(&x, Mode::Eval);
+    write_tensors(&dir.join("kiln_layers_io.safetensors"), &[("input", &x), ("output", &y)])
+}
+
+fn import_layers(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    let mut model = layers_model(98);
+    checkpoint::load(&dir.join("torch_layers.safetensors"), &mut model, None)?;
+    let x = read_tensor(&dir.join("torch_layers_io.safetensors"), "input")?;
+    let y = model.forward(&x, Mode::Eval);
+    write_tensors(&dir.join("kiln_on_torch_layers.safetensors"), &[("output", &y)])
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let result = match (args.get(1).map(String::as_str), args.get(2)) {
         (Some("export"), Some(dir)) => export(&PathBuf::from(dir)),
         (Some("import"), Some(dir)) => import(&PathBuf::from(dir)),
-        _ => Err("usage: torch_interop export|import DIR".into()),
+        (Some("export-layers"), Some(dir)) => export_layers(&PathBuf::from(dir)),
+        (Some("import-layers"), Some(dir)) => import_layers(&PathBuf::from(dir)),
+        _ => Err("usage: torch_interop export|import|export-layers|import-layers DIR".into()),
     };
     if let Err(err) = result {
         eprintln!("error: {err}");

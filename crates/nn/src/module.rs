@@ -87,6 +87,21 @@ pub trait Module: Send + Sync {
     /// Calls `f` with the full name and a mutable handle of every parameter.
     fn visit_parameters_mut(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, &mut Tensor)) {}
 
+    /// Calls `f` with the full name of every buffer: state saved and loaded with the
+    /// parameters but not trained, such as BatchNorm's running statistics (PyTorch's
+    /// `register_buffer`). Containers pass it on to their children.
+    fn visit_buffers(&self, _prefix: &str, _f: &mut dyn FnMut(&str, &Tensor)) {}
+
+    /// Calls `f` with the full name and a mutable handle of every buffer.
+    fn visit_buffers_mut(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, &mut Tensor)) {}
+
+    /// `(name, buffer)` pairs in a fixed order.
+    fn named_buffers(&self) -> Vec<(String, Tensor)> {
+        let mut out = Vec::new();
+        self.visit_buffers("", &mut |name, t| out.push((name.to_string(), t.clone())));
+        out
+    }
+
     /// Appends this module's summary rows for an input of shape `input` and returns the
     /// output shape. Containers override this to summarize their children.
     fn summarize(&self, input: &Shape, rows: &mut Vec<SummaryRow>) -> Result<Shape> {
@@ -119,13 +134,21 @@ pub trait Module: Send + Sync {
         out
     }
 
-    /// Moves every parameter to `device` (no-op for those already there).
+    /// Moves every parameter and buffer to `device` (no-op for those already there).
     fn to_device(&mut self, device: &Device) -> Result<()> {
         let mut failure = None;
         self.visit_parameters_mut("", &mut |_, t| {
             if failure.is_none() && t.device() != device {
                 match t.to_device(device) {
                     Ok(moved) => *t = moved.with_requires_grad(),
+                    Err(err) => failure = Some(err),
+                }
+            }
+        });
+        self.visit_buffers_mut("", &mut |_, t| {
+            if failure.is_none() && t.device() != device {
+                match t.to_device(device) {
+                    Ok(moved) => *t = moved,
                     Err(err) => failure = Some(err),
                 }
             }

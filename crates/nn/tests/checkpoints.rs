@@ -272,3 +272,28 @@ fn temporary_files_of_dead_writers_are_cleaned_and_concurrent_saves_both_succeed
     assert_eq!(temporary_files(&path), Vec::<String>::new());
     checkpoint::load(&path, &mut small_cnn(2), None).unwrap();
 }
+
+#[test]
+fn batch_norm_buffers_are_saved_and_loaded_under_pytorchs_names() {
+    let device = Device::cpu();
+    let with_norm = || Sequential::new().push(kiln_nn::BatchNorm2d::new(&device, 2)).push(ReLU);
+    let model = with_norm();
+    model.forward(&Tensor::randn([4, 2, 3, 3], 1.0, 2.0, 7, &device), Mode::train(0));
+    let path = temp_path("norm.safetensors");
+    checkpoint::save(&path, &model, None, &BTreeMap::new()).unwrap();
+    let names: Vec<String> = model.named_buffers().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["0.running_mean", "0.running_var", "0.num_batches_tracked"]);
+
+    let mut fresh = with_norm();
+    checkpoint::load(&path, &mut fresh, None).unwrap();
+    for ((name, saved), (_, loaded)) in model.named_buffers().iter().zip(fresh.named_buffers()) {
+        assert_eq!(saved.to_vec().unwrap(), loaded.to_vec().unwrap(), "{name}");
+    }
+    assert_eq!(fresh.named_buffers()[2].1.to_vec().unwrap(), [1.0], "one training batch tracked");
+    let x = Tensor::randn([2, 2, 3, 3], 0.0, 1.0, 8, &device);
+    assert_eq!(
+        fresh.forward(&x, Mode::Eval).to_vec().unwrap(),
+        model.forward(&x, Mode::Eval).to_vec().unwrap(),
+        "evaluation uses the loaded running statistics"
+    );
+}

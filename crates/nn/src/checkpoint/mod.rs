@@ -55,6 +55,7 @@ pub fn save(
     metadata: &BTreeMap<String, String>,
 ) -> Result<()> {
     let mut tensors: Vec<(String, Tensor)> = model.named_parameters();
+    tensors.extend(model.named_buffers());
     let mut info = metadata.clone();
     if let Some(optimizer) = optimizer {
         let state = optimizer.state();
@@ -102,11 +103,18 @@ pub fn load_bytes(
         header.metadata().clone().unwrap_or_default().into_iter().collect();
 
     let params = model.named_parameters();
-    let shapes: HashMap<&str, &Shape> = params.iter().map(|(n, t)| (n.as_str(), t.shape())).collect();
+    let buffers = model.named_buffers();
+    let shapes: HashMap<&str, &Shape> =
+        params.iter().chain(&buffers).map(|(n, t)| (n.as_str(), t.shape())).collect();
     let mut loaded: HashMap<String, Tensor> = HashMap::new();
-    for (name, param) in &params {
-        let data = read_tensor(path, &file, name, param.shape())?;
-        loaded.insert(name.clone(), Tensor::from_vec(param.shape().clone(), data, param.device()));
+    let buffer_names: Vec<&str> = buffers.iter().map(|(n, _)| n.as_str()).collect();
+    for (name, tensor) in params.iter().chain(&buffers) {
+        let data = if buffer_names.contains(&name.as_str()) {
+            read_buffer(path, &file, name, tensor.shape())?
+        } else {
+            read_tensor(path, &file, name, tensor.shape())?
+        };
+        loaded.insert(name.clone(), Tensor::from_vec(tensor.shape().clone(), data, tensor.device()));
     }
     let mut state = OptimizerState::default();
     for name in file.names() {
@@ -121,8 +129,12 @@ pub fn load_bytes(
             return Err(NnError::UnexpectedTensor { path: path.into(), name: name.to_string() });
         };
         let data = read_tensor(path, &file, name, shape)?;
-        let device =
-            params.iter().find(|(n, _)| n == owner).map(|(_, t)| t.device().clone()).expect("owner exists");
+        let device = params
+            .iter()
+            .chain(&buffers)
+            .find(|(n, _)| n == owner)
+            .map(|(_, t)| t.device().clone())
+            .expect("every shape has its tensor");
         state.tensors.insert(buffer.to_string(), Tensor::from_vec((*shape).clone(), data, &device));
     }
 
@@ -144,7 +156,25 @@ pub fn load_bytes(
             *param = new.with_requires_grad();
         }
     });
+    model.visit_buffers_mut("", &mut |name, buffer| {
+        if let Some(new) = loaded.remove(name) {
+            *buffer = new;
+        }
+    });
     Ok(metadata)
+}
+
+/// Reads buffer `name` as f32 values of `shape`: f32, or the integers PyTorch stores
+/// counters in (`num_batches_tracked` is int64 there).
+fn read_buffer(path: &Path, file: &SafeTensors<'_>, name: &str, shape: &Shape) -> Result<Vec<f32>> {
+    match file.tensor(name) {
+        Ok(view) if view.dtype() == Dtype::I64 && view.shape() == shape.dims() => Ok(view
+            .data()
+            .chunks_exact(8)
+            .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")) as f32)
+            .collect()),
+        _ => read_tensor(path, file, name, shape),
+    }
 }
 
 /// Reads tensor `name` as f32 values of `shape`, or says what is wrong with it.

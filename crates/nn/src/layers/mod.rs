@@ -1,19 +1,23 @@
-//! The layers: convolution, dense, max-pooling, dropout, flatten, activations, and the
-//! `Sequential` container.
+//! The layers: convolution, dense, max- and average pooling, normalization, dropout,
+//! flatten, activations, and the `Sequential` container.
 
 mod activation;
+mod avg_pool;
 mod conv;
 mod dense;
 mod dropout;
 mod flatten;
+mod norm;
 mod pool;
 mod sequential;
 
 pub use activation::*;
+pub use avg_pool::{AdaptiveAvgPool2d, AvgPool2d};
 pub use conv::Conv2d;
 pub use dense::Dense;
 pub use dropout::Dropout;
 pub use flatten::Flatten;
+pub use norm::{BatchNorm, BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm};
 pub use pool::MaxPool2d;
 pub use sequential::Sequential;
 

@@ -123,4 +123,16 @@ impl Module for Sequential {
             child.visit_parameters_mut(&format!("{prefix}{name}."), f);
         }
     }
+
+    fn visit_buffers(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
+        for (name, child) in &self.children {
+            child.visit_buffers(&format!("{prefix}{name}."), f);
+        }
+    }
+
+    fn visit_buffers_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
+        for (name, child) in &mut self.children {
+            child.visit_buffers_mut(&format!("{prefix}{name}."), f);
+        }
+    }
 }
