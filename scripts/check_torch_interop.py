@@ -84,7 +84,15 @@ def check_layers(d, directory):
     kiln_out = load_file(d / "kiln_on_torch_layers.safetensors")["output"]
     torch_to_kiln = (torch_out - kiln_out).abs().max().item()
     print(f"PyTorch layers -> Kiln: max |Δ| = {torch_to_kiln:.3e}")
-    return kiln_to_torch, torch_to_kiln
+
+    attention = torch.nn.MultiheadAttention(16, 4, batch_first=True).eval()
+    attention.load_state_dict(load_file(d / "kiln_attention.safetensors"), strict=True)
+    io = load_file(d / "kiln_attention_io.safetensors")
+    with torch.no_grad():
+        out, _ = attention(io["input"], io["input"], io["input"])
+    attention_delta = (out - io["output"]).abs().max().item()
+    print(f"Kiln MultiheadAttention checkpoint -> PyTorch (strict=True): max |Δ| = {attention_delta:.3e}")
+    return kiln_to_torch, max(torch_to_kiln, attention_delta)
 
 
 def main():

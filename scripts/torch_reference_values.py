@@ -136,3 +136,20 @@ y = torch.nn.GroupNorm(2, 4)(x)
 print("group norm", pick(y, [0, 10, 37, 71]))
 y = torch.nn.LayerNorm([9])(x.reshape(8, 9))
 print("layer norm", pick(y, [0, 10, 37, 71]))
+
+# MultiheadAttention(8, 2, batch_first=True) with parameters from formulas, on
+# x[b, t, e] = sin(0.37·i + 0.1): self-attention with the last key of the second
+# example masked as padding, and causal self-attention. For tests/reference_values.rs.
+attention = torch.nn.MultiheadAttention(8, 2, batch_first=True)
+with torch.no_grad():
+    attention.in_proj_weight.copy_(w_of([24, 8]))
+    attention.in_proj_bias.copy_(0.1 * x_of([24]))
+    attention.out_proj.weight.copy_(w_of([8, 8]) * 0.8)
+    attention.out_proj.bias.copy_(0.05 * x_of([8]))
+x = x_of([2, 3, 8])
+padding = torch.tensor([[False, False, False], [False, False, True]])
+y, _ = attention(x, x, x, key_padding_mask=padding)
+print("attention padded", pick(y, [0, 9, 22, 30, 47]))
+causal = torch.triu(torch.full((3, 3), float("-inf")), diagonal=1)
+y, _ = attention(x, x, x, attn_mask=causal)
+print("attention causal", pick(y, [0, 9, 22, 30, 47]))

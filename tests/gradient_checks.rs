@@ -231,4 +231,25 @@ test_on_every_device! {
         let layer = LayerNorm::new(&device(), &[5, 3]);
         check_gradients("layer norm", [x], |t| layer.forward(&t[0], Mode::Eval));
     }
+
+    fn batched_matmul_with_broadcast_batches() {
+        check_gradients("[2, 3, 4, 5] · [2, 3, 5, 6]", [randn(&[2, 3, 4, 5], 34), randn(&[2, 3, 5, 6], 35)], |t| t[0].matmul(&t[1]));
+        check_gradients("[3, 4, 5] · [5, 6], one right matrix", [randn(&[3, 4, 5], 36), randn(&[5, 6], 37)], |t| t[0].matmul(&t[1]));
+        check_gradients("[2, 1, 4, 5] · [3, 6, 5]ᵀ, both broadcast", [randn(&[2, 1, 4, 5], 38), randn(&[3, 6, 5], 39)], |t| {
+            t[0].matmul_with(&t[1], false, true)
+        });
+        check_gradients("[2, 5, 4]ᵀ · [2, 5, 3]", [randn(&[2, 5, 4], 40), randn(&[2, 5, 3], 41)], |t| t[0].matmul_with(&t[1], true, false));
+    }
+
+    fn multihead_attention() {
+        use kiln::nn::{AttentionMasks, Initializer, Mode, Module, MultiheadAttention};
+        let attention = MultiheadAttention::new(&mut Initializer::new(&device(), 3), 6, 2).batch_first();
+        check_gradients("self-attention", [randn(&[2, 4, 6], 42)], |t| attention.forward(&t[0], Mode::Eval));
+        let sequence_first = MultiheadAttention::new(&mut Initializer::new(&device(), 4), 6, 3);
+        let causal = AttentionMasks { causal: true, ..Default::default() };
+        check_gradients("causal, query and memory", [randn(&[3, 2, 6], 43), randn(&[5, 2, 6], 44)], |t| {
+            sequence_first.attend(&t[0], &t[1], &t[1], AttentionMasks { causal: false, ..causal })
+        });
+        check_gradients("causal self-attention", [randn(&[4, 2, 6], 45)], |t| sequence_first.attend(&t[0], &t[0], &t[0], causal));
+    }
 }

@@ -11,7 +11,9 @@
 mod common;
 
 use common::*;
-use kiln::nn::{BatchNorm2d, GroupNorm, LayerNorm, Mode, Module};
+use kiln::nn::{
+    AttentionMasks, BatchNorm2d, GroupNorm, Initializer, LayerNorm, Mode, Module, MultiheadAttention,
+};
 use kiln::prelude::*;
 use kiln::tensor::{UnaryDomain, UnaryOp, Variance};
 
@@ -300,6 +302,45 @@ test_on_every_device! {
         close("group norm", &group, &[(0, 1.367_699_4e-1), (10, -8.988_016_8e-1), (37, 1.266_575_5), (71, 1.237_199_5)]);
         let layer = LayerNorm::new(&device(), &[9]).forward(&x.reshape([8, 9]), Mode::Eval);
         close("layer norm", &layer, &[(0, -1.514_656_5), (10, -6.260_197_6e-2), (37, 9.085_307_1e-1), (71, 1.533_719_8)]);
+    }
+
+    /// `MultiheadAttention(8, 2, batch_first=True)` against PyTorch 2.15 with the same
+    /// parameters (from formulas): key padding, and a causal mask.
+    fn multihead_attention_matches_pytorch() {
+        let mut attention = MultiheadAttention::new(&mut Initializer::new(&device(), 0), 8, 2).batch_first();
+        attention.visit_parameters_mut("", &mut |name, param| {
+            *param = match name {
+                "in_proj_weight" => cosine_weight(&[24, 8]),
+                "in_proj_bias" => sine_input(&[24]).mul_scalar(0.1),
+                "out_proj.weight" => cosine_weight(&[8, 8]).mul_scalar(0.8),
+                _ => sine_input(&[8]).mul_scalar(0.05),
+            }
+        });
+        let x = sine_input(&[2, 3, 8]);
+        let padding = Tensor::from_vec([2, 3], vec![0.0, 0.0, 0.0, 0.0, 0.0, 1.0], &device());
+        let padded = AttentionMasks { key_padding: Some(&padding), ..Default::default() };
+        let picks = [(0, -3.562_673_6e-1), (9, 8.813_113_6e-1), (22, 4.819_657_2e-1), (30, 7.866_184_4e-2), (47, 6.397_001_7e-1)];
+        let y = attention.attend(&x, &x, &x, padded).to_vec().unwrap();
+        for (i, want) in picks {
+            assert!((y[i] - want).abs() < 1e-5, "padded attention[{i}]: {} vs PyTorch {want}", y[i]);
+        }
+        let causal = AttentionMasks { causal: true, ..Default::default() };
+        let picks = [(0, -3.582_506_2e-1), (9, 8.811_164_5e-1), (22, 4.819_657_2e-1), (30, 5.863_265_7e-2), (47, 6.306_859_3e-1)];
+        let y = attention.attend(&x, &x, &x, causal).to_vec().unwrap();
+        for (i, want) in picks {
+            assert!((y[i] - want).abs() < 1e-5, "causal attention[{i}]: {} vs PyTorch {want}", y[i]);
+        }
+    }
+
+    /// Batched products over broadcast batch dimensions, worked by hand.
+    fn batched_matmul_by_hand() {
+        let a = Tensor::from_vec([2, 1, 2], vec![1.0, 2.0, 3.0, 4.0], &device());
+        let b = Tensor::from_vec([2, 1], vec![10.0, 100.0], &device());
+        assert_eq!(a.matmul(&b).to_vec().unwrap(), [210.0, 430.0], "[2, 1, 2] · [2, 1]");
+        let c = Tensor::from_vec([3, 1, 1, 1], vec![1.0, 2.0, 3.0], &device());
+        let y = c.matmul(&Tensor::from_vec([2, 1, 1], vec![5.0, 7.0], &device()));
+        assert_eq!(y.dims(), [3, 2, 1, 1]);
+        assert_eq!(y.to_vec().unwrap(), [5.0, 7.0, 10.0, 14.0, 15.0, 21.0]);
     }
 
     fn clamp_by_hand() {

@@ -43,7 +43,8 @@ use rayon::prelude::*;
 
 use kiln_tensor::{
     Activation, AdamStep, AxisSplit, Backend, BinaryOp, Conv2dGeometry, Device, DropoutMask, EpilogueDropout,
-    KilnError, MatmulDims, Pool2dGeometry, Result, SgdStep, Shape, StorageRef, StridedView, UnaryOp,
+    KilnError, MatmulBatch, MatmulDims, Pool2dGeometry, Result, SgdStep, Shape, StorageRef, StridedView,
+    UnaryOp,
 };
 
 pub use gemm::GemmKernel;
@@ -282,6 +283,37 @@ impl Backend for CpuBackend {
     fn matmul(&self, a: &StorageRef, b: &StorageRef, dims: MatmulDims) -> StorageRef {
         let mut c = self.memory.take(dims.m * dims.n);
         self.run(|_| gemm::gemm(&read_f32(a), &read_f32(b), &mut c, dims, gemm::Threads::Pool));
+        self.f32(c)
+    }
+
+    fn batched_matmul(
+        &self,
+        a: &StorageRef,
+        b: &StorageRef,
+        dims: MatmulDims,
+        batch: MatmulBatch,
+    ) -> StorageRef {
+        let (a_len, b_len, c_len) = (dims.m * dims.k, dims.k * dims.n, dims.m * dims.n);
+        let mut c = self.memory.take(batch.count * c_len);
+        if c.is_empty() {
+            return self.f32(c);
+        }
+        self.run(|_| {
+            let (a, b) = (read_f32(a), read_f32(b));
+            let operands = |i: usize| (&a[i * batch.a_stride..][..a_len], &b[i * batch.b_stride..][..b_len]);
+            if batch.count >= rayon::current_num_threads() {
+                // Enough products to keep every thread busy: one product per task.
+                c.par_chunks_mut(c_len).enumerate().for_each(|(i, c_i)| {
+                    let (a_i, b_i) = operands(i);
+                    gemm::gemm(a_i, b_i, c_i, dims, gemm::Threads::Caller);
+                });
+            } else {
+                for (i, c_i) in c.chunks_mut(c_len).enumerate() {
+                    let (a_i, b_i) = operands(i);
+                    gemm::gemm(a_i, b_i, c_i, dims, gemm::Threads::Pool);
+                }
+            }
+        });
         self.f32(c)
     }
 

@@ -9,7 +9,8 @@
 //! - `export-layers DIR` and `import-layers DIR`: the same for a small model of the
 //!   newer layers (BatchNorm2d after a training step, GELU, AvgPool2d, GroupNorm,
 //!   AdaptiveAvgPool2d, LayerNorm, SiLU), files `*_layers.safetensors` and
-//!   `*_layers_io.safetensors`.
+//!   `*_layers_io.safetensors`; `export-layers` also writes a batch-first
+//!   `MultiheadAttention(16, 4)` (`kiln_attention*.safetensors`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,7 +18,7 @@ use std::path::{Path, PathBuf};
 use kiln_cpu::CpuDevice;
 use kiln_nn::{
     AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, Dense, Flatten, GELU, GroupNorm, Initializer,
-    LayerNorm, Mode, Module, Optimizer, Sequential, Sgd, SiLU, checkpoint, models,
+    LayerNorm, Mode, Module, MultiheadAttention, Optimizer, Sequential, Sgd, SiLU, checkpoint, models,
 };
 use kiln_tensor::{Device, Tensor};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
@@ -97,7 +98,12 @@ fn export_layers(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
     model.forward(&x, Mode::train(1));
     checkpoint::save(&dir.join("kiln_layers.safetensors"), &model, None, &BTreeMap::new())?;
     let y = model.forward(&x, Mode::Eval);
-    write_tensors(&dir.join("kiln_layers_io.safetensors"), &[("input", &x), ("output", &y)])
+    write_tensors(&dir.join("kiln_layers_io.safetensors"), &[("input", &x), ("output", &y)])?;
+    let attention = MultiheadAttention::new(&mut Initializer::new(&device, 5), 16, 4).batch_first();
+    checkpoint::save(&dir.join("kiln_attention.safetensors"), &attention, None, &BTreeMap::new())?;
+    let x = Tensor::randn([2, 5, 16], 0.0, 1.0, 6, &device);
+    let y = attention.forward(&x, Mode::Eval);
+    write_tensors(&dir.join("kiln_attention_io.safetensors"), &[("input", &x), ("output", &y)])
 }
 
 fn import_layers(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {

@@ -134,6 +134,19 @@ pub struct MatmulDims {
     pub trans_b: bool,
 }
 
+/// The batch of a batched matrix product: `count` products, the operands' matrices
+/// `a_stride` and `b_stride` elements apart (0 repeats one matrix for every product,
+/// a broadcast), the results `m·n` apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MatmulBatch {
+    /// Number of products.
+    pub count: usize,
+    /// Elements between consecutive left operands.
+    pub a_stride: usize,
+    /// Elements between consecutive right operands.
+    pub b_stride: usize,
+}
+
 /// Geometry of a 2-D convolution: NCHW input, OIHW weight, NCHW output. Stride and
 /// padding are `(vertical, horizontal)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -341,6 +354,27 @@ pub trait Backend: Send + Sync + Debug {
 
     /// `C = op(A) · op(B)`.
     fn matmul(&self, a: &StorageRef, b: &StorageRef, dims: MatmulDims) -> StorageRef;
+    /// `batch.count` products `C[i] = op(A[i]) · op(B[i])`, the results contiguous. By
+    /// default each product is one [`Backend::matmul`] on copies of its operands
+    /// (correct everywhere; backends override it to run the batch as one kernel).
+    fn batched_matmul(
+        &self,
+        a: &StorageRef,
+        b: &StorageRef,
+        dims: MatmulDims,
+        batch: MatmulBatch,
+    ) -> StorageRef {
+        let (a_len, b_len, c_len) = (dims.m * dims.k, dims.k * dims.n, dims.m * dims.n);
+        let out = self.full(batch.count * c_len, 0.0);
+        let flat = |len: usize, offset: usize| StridedView { dims: vec![len], strides: vec![1], offset };
+        for i in 0..batch.count {
+            let a_i = self.gather_view(a, &flat(a_len, i * batch.a_stride));
+            let b_i = self.gather_view(b, &flat(b_len, i * batch.b_stride));
+            let c_i = self.matmul(&a_i, &b_i, dims);
+            self.scatter_view(&out, &flat(c_len, i * c_len), &c_i);
+        }
+        out
+    }
     /// A dense layer's forward pass in one kernel: `x · weightᵀ` (`dims` says so:
     /// `[m, k] · [n, k]ᵀ`), plus `bias` `[n]` on every row when given, `activation`
     /// and then `dropout` (element `i` of the row-major result is mask element `i`)

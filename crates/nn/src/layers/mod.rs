@@ -2,6 +2,7 @@
 //! flatten, activations, and the `Sequential` container.
 
 mod activation;
+mod attention;
 mod avg_pool;
 mod conv;
 mod dense;
@@ -12,6 +13,7 @@ mod pool;
 mod sequential;
 
 pub use activation::*;
+pub use attention::{AttentionMasks, MultiheadAttention};
 pub use avg_pool::{AdaptiveAvgPool2d, AvgPool2d};
 pub use conv::Conv2d;
 pub use dense::Dense;
