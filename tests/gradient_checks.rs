@@ -252,4 +252,10 @@ test_on_every_device! {
         });
         check_gradients("causal self-attention", [randn(&[4, 2, 6], 45)], |t| sequence_first.attend(&t[0], &t[0], &t[0], causal));
     }
+
+    fn linear_on_sequences() {
+        check_gradients("linear [2, 3, 5] · [4, 5]ᵀ", [randn(&[2, 3, 5], 46), randn(&[4, 5], 47), randn(&[4], 48)], |t| {
+            t[0].linear(&t[1], Some(&t[2]))
+        });
+    }
 }

@@ -62,17 +62,21 @@ impl Module for Dense {
         dropout: &Dropout,
         dropout_mode: Mode,
     ) -> Option<Tensor> {
-        let output = Shape::from([x.dims()[0], self.weight.dims()[0]]);
+        let mut output = x.dims().to_vec();
+        *output.last_mut()? = self.weight.dims()[0];
+        let output = Shape::new(output);
         let mask = dropout.mask(&output, dropout_mode)?;
         Some(x.linear_relu_dropout(&self.weight, self.bias.as_ref(), dropout.p(), mask))
     }
 
     fn output_shape(&self, input: &Shape) -> Result<Shape> {
         let (outputs, inputs) = (self.weight.dims()[0], self.weight.dims()[1]);
-        if input.dims() != [inputs] {
-            return Err(NnError::Shape(format!("dense {outputs}: expects [{inputs}] features, got {input}")));
-        }
-        Ok(Shape::from([outputs]))
+        let Some((_, leading)) = input.dims().split_last().filter(|(last, _)| **last == inputs) else {
+            return Err(NnError::Shape(format!(
+                "dense {outputs}: expects [.., {inputs}] features, got {input}"
+            )));
+        };
+        Ok(Shape::new(leading.iter().copied().chain([outputs]).collect::<Vec<_>>()))
     }
 
     fn summary_style(&self) -> SummaryStyle {

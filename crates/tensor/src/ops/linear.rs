@@ -35,7 +35,8 @@ impl BackwardRule for LinearBackward {
 
 impl Tensor {
     /// `self · weightᵀ + bias`: a dense layer (PyTorch's `Linear`) with `self` `[rows,
-    /// in]`, `weight` `[out, in]` and `bias` `[out]`, in one kernel.
+    /// in]` (or `[.., in]`: leading dimensions are rows), `weight` `[out, in]` and
+    /// `bias` `[out]`, in one kernel.
     pub fn linear(&self, weight: &Tensor, bias: Option<&Tensor>) -> Tensor {
         self.linear_then(weight, bias, Activation::Identity, None)
     }
@@ -72,6 +73,17 @@ impl Tensor {
         expect_f32("linear", self);
         expect_f32("linear", weight);
         expect_same_device("linear", self, weight);
+        if self.shape().rank() > 2 {
+            // Leading dimensions are rows (tokens of a sequence, positions): `[.., in]`
+            // to `[.., out]` through one product of all rows.
+            let dims = self.dims();
+            let features = dims[dims.len() - 1];
+            let rows = self.reshape([self.numel() / features.max(1), features]);
+            let out = rows.linear_then(weight, bias, activation, dropout);
+            let shape: Vec<usize> =
+                dims[..dims.len() - 1].iter().copied().chain([weight.dims()[0]]).collect();
+            return out.reshape(shape);
+        }
         expect_rank("linear", "the input", self, 2);
         expect_rank("linear", "the weight ([out, in])", weight, 2);
         let (x, w) = (self.dims(), weight.dims());
