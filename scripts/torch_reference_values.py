@@ -153,3 +153,26 @@ print("attention padded", pick(y, [0, 9, 22, 30, 47]))
 causal = torch.triu(torch.full((3, 3), float("-inf")), diagonal=1)
 y, _ = attention(x, x, x, attn_mask=causal)
 print("attention causal", pick(y, [0, 9, 22, 30, 47]))
+
+# index_select, gather, scatter_add and nll_loss with their gradients (of the sum of
+# the result times w, so every position is weighted differently). For
+# tests/reference_values.rs (indexing_matches_pytorch).
+x = x_of([3, 4, 2]).requires_grad_()
+ids = torch.tensor([3, 0, 3, 1, 2])
+y = x.index_select(1, ids)
+(y * w_of(list(y.shape))).sum().backward()
+print("index_select", list(y.shape), pick(y, [0, 7, 13, 29]), "grad", pick(x.grad, [0, 3, 6, 7, 21]))
+x.grad = None
+index = torch.tensor([[[1, 0], [3, 3]], [[2, 2], [0, 1]], [[3, 1], [1, 0]]])
+y = x.gather(1, index)
+(y * w_of(list(y.shape))).sum().backward()
+print("gather", pick(y, [0, 3, 6, 11]), "grad", pick(x.grad, [0, 2, 7, 14, 19]))
+src = (2 * x_of([3, 2, 2]) + 1).detach().requires_grad_()
+base = w_of([3, 4, 2])
+y = base.scatter_add(1, index, src)
+(y * x_of([3, 4, 2])).sum().backward()
+print("scatter_add", pick(y, [0, 3, 6, 14, 23]), "grad", pick(src.grad, [0, 3, 6, 11]))
+logp = F.log_softmax(3 * x_of([4, 5]), 1).detach().requires_grad_()
+loss = F.nll_loss(logp, torch.tensor([1, 4, 0, 2]))
+loss.backward()
+print("nll_loss", f"{loss.item():.7e}", "grad", pick(logp.grad, [1, 9, 10, 17]))

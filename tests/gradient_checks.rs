@@ -258,4 +258,22 @@ test_on_every_device! {
             t[0].linear(&t[1], Some(&t[2]))
         });
     }
+
+    fn indexing_and_embedding() {
+        use kiln::nn::{Embedding, Initializer, Mode, Module};
+        let x = randn(&[3, 5, 4], 49);
+        let ids = Tensor::from_i32([6], vec![4, 0, 4, 2, 1, 4], &device());
+        check_gradients("index_select", [x.clone()], |t| t[0].index_select(1, &ids));
+        let index = Tensor::from_i32([3, 2, 4], (0..24).map(|i| (i * 7 % 5) as i32).collect(), &device());
+        check_gradients("gather", [x.clone()], |t| t[0].gather(1, &index));
+        check_gradients("scatter_add", [x, randn(&[3, 2, 4], 50)], |t| t[0].scatter_add(1, &index, &t[1]));
+        let labels = Tensor::from_i32([4], vec![1, 4, 0, 2], &device());
+        check_gradients("nll_loss", [randn(&[4, 5], 51)], |t| t[0].nll_loss(&labels));
+        let table = Embedding::new(&mut Initializer::new(&device(), 5), 7, 3);
+        let ids = Tensor::from_i32([2, 3], vec![6, 0, 6, 2, 3, 0], &device());
+        let y = table.forward(&ids, Mode::Eval);
+        let grad = y.mul(&randn(&[2, 3, 3], 52)).sum().backward();
+        let rows = grad.get(table.weight()).unwrap().to_vec().unwrap();
+        assert!(rows[3..6].iter().all(|&g| g == 0.0) && rows[6..9].iter().any(|&g| g != 0.0), "unused rows get no gradient");
+    }
 }

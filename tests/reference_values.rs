@@ -343,6 +343,55 @@ test_on_every_device! {
         assert_eq!(y.to_vec().unwrap(), [5.0, 7.0, 10.0, 14.0, 15.0, 21.0]);
     }
 
+    /// `index_select`, `gather`, `scatter_add` and `nll_loss`, and their gradients (of
+    /// the result weighted elementwise), against PyTorch 2.15.
+    fn indexing_matches_pytorch() {
+        let close = |name: &str, values: &[f32], picks: &[(usize, f32)]| {
+            for &(i, want) in picks {
+                assert!((values[i] - want).abs() < 1e-6, "{name}[{i}]: {} vs PyTorch {want}", values[i]);
+            }
+        };
+        let weighted_sum = |y: &Tensor| y.mul(&cosine_weight(y.dims())).sum();
+        let x = sine_input(&[3, 4, 2]).with_requires_grad();
+        let ids = Tensor::from_i32([5], vec![3, 0, 3, 1, 2], &device());
+        let y = x.index_select(1, &ids);
+        assert_eq!(y.dims(), [3, 5, 2]);
+        close("index_select", &y.to_vec().unwrap(), &[(0, 7.322_314_4e-1), (7, 9.356_160_2e-1), (13, -2.844_257_1e-1), (29, 9.998_717_3e-1)]);
+        let grad = weighted_sum(&y).backward().get(&x).unwrap().to_vec().unwrap();
+        close("index_select grad", &grad, &[(0, 4.879_487_2e-1), (3, 3.589_553_2e-1), (6, 9.523_758_3e-1), (7, 9.232_403e-1), (21, -4.994_142_9e-1)]);
+
+        let index = Tensor::from_i32([3, 2, 2], vec![1, 0, 3, 3, 2, 2, 0, 1, 3, 1, 1, 0], &device());
+        let y = x.gather(1, &index);
+        close("gather", &y.to_vec().unwrap(), &[(0, 7.446_430_9e-1), (3, 4.363_990_7e-1), (6, 8.150_215_4e-2), (11, 1.066_116_9e-1)]);
+        let grad = weighted_sum(&y).backward().get(&x).unwrap().to_vec().unwrap();
+        close("gather grad", &grad, &[(0, 0.0), (2, 0.5), (7, 4.730_211_8e-1), (14, 0.0), (19, 2.743_449_2e-1)]);
+
+        let src = sine_input(&[3, 2, 2]).mul_scalar(2.0).add_scalar(1.0).with_requires_grad();
+        let y = cosine_weight(&[3, 4, 2]).scatter_add(1, &index, &src);
+        close("scatter_add", &y.to_vec().unwrap(), &[(0, 0.5), (3, 4.730_211_8e-1), (6, 2.884_282_4), (14, 1.539_573e-2), (23, -4.093_672_9e-1)]);
+        let grad = y.mul(&sine_input(&[3, 4, 2])).sum().backward().get(&src).unwrap().to_vec().unwrap();
+        close("scatter_add grad", &grad, &[(0, 7.446_430_9e-1), (3, 4.363_990_7e-1), (6, 8.150_215_4e-2), (11, 1.066_116_9e-1)]);
+
+        let log_probs = sine_input(&[4, 5]).mul_scalar(3.0).log_softmax(1).with_requires_grad();
+        let loss = log_probs.nll_loss(&Tensor::from_i32([4], vec![1, 4, 0, 2], &device()));
+        assert!((loss.item().unwrap() - 2.559_712_9).abs() < 1e-5);
+        let grad = loss.backward().get(&log_probs).unwrap().to_vec().unwrap();
+        close("nll_loss grad", &grad, &[(1, -0.25), (9, -0.25), (10, -0.25), (17, -0.25), (0, 0.0)]);
+    }
+
+    /// An index outside the axis picks NaN and scatters nothing (rather than reading
+    /// another tensor's memory), on every device.
+    fn out_of_range_indices_pick_nan_and_scatter_nothing() {
+        let x = Tensor::from_vec([2, 3], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &device());
+        let ids = Tensor::from_i32([3], vec![2, 3, -1], &device());
+        let y = x.index_select(1, &ids).to_vec().unwrap();
+        assert_eq!(y[0], 3.0);
+        assert!(y[1].is_nan() && y[2].is_nan(), "{y:?}");
+        let index = Tensor::from_i32([2, 1], vec![7, 0], &device());
+        let ones = Tensor::ones([2, 1], &device());
+        assert_eq!(Tensor::zeros([2, 3], &device()).scatter_add(1, &index, &ones).to_vec().unwrap(), [0.0, 0.0, 0.0, 1.0, 0.0, 0.0]);
+    }
+
     fn clamp_by_hand() {
         let x = Tensor::from_vec([5], vec![-2.0, -0.5, 0.0, 0.7, 3.0], &device()).with_requires_grad();
         let y = x.clamp(-0.5, 0.5);

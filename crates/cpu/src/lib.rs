@@ -26,6 +26,7 @@
 mod conv;
 mod elementwise;
 mod gemm;
+mod indexing;
 mod memory;
 mod optim;
 mod pool;
@@ -42,9 +43,9 @@ use std::sync::{Arc, OnceLock};
 use rayon::prelude::*;
 
 use kiln_tensor::{
-    Activation, AdamStep, AxisSplit, Backend, BinaryOp, Conv2dGeometry, Device, DropoutMask, EpilogueDropout,
-    KilnError, MatmulBatch, MatmulDims, Pool2dGeometry, Result, SgdStep, Shape, StorageRef, StridedView,
-    UnaryOp,
+    Activation, AdamStep, AxisIndexing, AxisSplit, Backend, BinaryOp, Conv2dGeometry, Device, DropoutMask,
+    EpilogueDropout, KilnError, MatmulBatch, MatmulDims, Pool2dGeometry, Result, SgdStep, Shape, StorageRef,
+    StridedView, UnaryOp,
 };
 
 pub use gemm::GemmKernel;
@@ -223,6 +224,14 @@ impl Backend for CpuBackend {
 
     fn broadcast_to(&self, x: &StorageRef, shape: &Shape, out_shape: &Shape) -> StorageRef {
         self.f32(self.run(|mem| elementwise::broadcast_to(mem, &read_f32(x), shape, out_shape)))
+    }
+
+    fn gather_axis(&self, x: &StorageRef, indices: &StorageRef, geometry: AxisIndexing) -> StorageRef {
+        self.f32(self.run(|mem| indexing::gather(mem, &read_f32(x), &read_i32(indices), geometry)))
+    }
+
+    fn scatter_add_axis(&self, src: &StorageRef, indices: &StorageRef, geometry: AxisIndexing) -> StorageRef {
+        self.f32(self.run(|mem| indexing::scatter_add(mem, &read_f32(src), &read_i32(indices), geometry)))
     }
 
     fn gather_view(&self, x: &StorageRef, view: &StridedView) -> StorageRef {

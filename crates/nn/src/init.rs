@@ -86,6 +86,11 @@ impl Initializer {
         self.scheme.tensor(shape, fan_in, fan_out, seed, &self.device).with_requires_grad()
     }
 
+    /// The next seed of this initializer's stream (for layers that draw their own).
+    pub fn next_seed(&mut self) -> u64 {
+        self.rng.next_u64()
+    }
+
     /// A zero bias of `len` elements (a parameter).
     pub fn bias(&mut self, len: usize) -> Tensor {
         Tensor::zeros([len], &self.device).with_requires_grad()

@@ -104,6 +104,25 @@ impl StridedView {
     }
 }
 
+/// Picking positions along one axis by an i32 index tensor (`index_select`, `gather`)
+/// and its adjoint (`scatter_add`). The indexed tensor is `[outer, len, inner]` around
+/// the axis; the result of a pick is `[outer, count, inner]`, its element `(o, j, i)`
+/// taken from position `index[o·outer_stride + j·count_stride + i·inner_stride]` of
+/// the axis. An index outside `0..len` picks NaN and scatters nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AxisIndexing {
+    /// The indexed tensor around the axis.
+    pub split: AxisSplit,
+    /// Positions picked per `(outer, inner)` pair.
+    pub count: usize,
+    /// Index elements between consecutive `o` (0: one index list for all).
+    pub outer_stride: usize,
+    /// Index elements between consecutive `j`.
+    pub count_stride: usize,
+    /// Index elements between consecutive `i` (0: one index list for all).
+    pub inner_stride: usize,
+}
+
 /// Elementwise functions of two inputs (broadcast to a common shape).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BinaryOp {
@@ -321,6 +340,13 @@ pub trait Backend: Send + Sync + Debug {
     /// must be a buffer no tensor shares yet (an op's fresh output).
     fn scatter_view(&self, dst: &StorageRef, view: &StridedView, src: &StorageRef);
 
+    /// `[outer, count, inner]`: the positions of `x`'s axis that `indices` (i32) name
+    /// (see [`AxisIndexing`]).
+    fn gather_axis(&self, x: &StorageRef, indices: &StorageRef, geometry: AxisIndexing) -> StorageRef;
+    /// The adjoint of [`Backend::gather_axis`]: `[outer, len, inner]` zeros with each
+    /// element of `src` (`[outer, count, inner]`) added at the position its index
+    /// names, in the order of `j` (deterministic).
+    fn scatter_add_axis(&self, src: &StorageRef, indices: &StorageRef, geometry: AxisIndexing) -> StorageRef;
     /// Sums `[outer, len, inner]` over the middle axis into `[outer, inner]`.
     fn sum_axis(&self, x: &StorageRef, split: AxisSplit) -> StorageRef;
     /// Maxima over the middle axis of `[outer, len, inner]`, and their positions (i32).

@@ -25,8 +25,8 @@ pub use autograd::{
     Gradients, is_recording, live_tape_entries, no_grad, tape_entries_recorded_on_this_thread,
 };
 pub use backend::{
-    Activation, AdamStep, Backend, BinaryOp, Conv2dGeometry, EpilogueDropout, MatmulBatch, MatmulDims,
-    Pool2dGeometry, SgdStep, SgdTarget, Storage, StorageRef, StridedView,
+    Activation, AdamStep, AxisIndexing, Backend, BinaryOp, Conv2dGeometry, EpilogueDropout, MatmulBatch,
+    MatmulDims, Pool2dGeometry, SgdStep, SgdTarget, Storage, StorageRef, StridedView,
 };
 pub use device::Device;
 pub use dtype::DType;

@@ -3,8 +3,9 @@
 //! the host and `synchronize`, which also report any GPU error.
 
 use kiln_tensor::{
-    Activation, AdamStep, AxisSplit, Backend, BinaryOp, Conv2dGeometry, DType, DropoutMask, EpilogueDropout,
-    MatmulDims, Pool2dGeometry, Result, SgdStep, SgdTarget, Shape, StorageRef, StridedView, UnaryOp,
+    Activation, AdamStep, AxisIndexing, AxisSplit, Backend, BinaryOp, Conv2dGeometry, DType, DropoutMask,
+    EpilogueDropout, MatmulDims, Pool2dGeometry, Result, SgdStep, SgdTarget, Shape, StorageRef, StridedView,
+    UnaryOp,
 };
 
 use crate::gpu::{Gpu, WorkCounters};
@@ -147,6 +148,14 @@ impl Backend for WgpuBackend {
 
     fn broadcast_to(&self, x: &StorageRef, shape: &Shape, out_shape: &Shape) -> StorageRef {
         self.record_broadcast_to(x, shape, out_shape)
+    }
+
+    fn gather_axis(&self, x: &StorageRef, indices: &StorageRef, geometry: AxisIndexing) -> StorageRef {
+        self.record_gather_axis(x, indices, geometry)
+    }
+
+    fn scatter_add_axis(&self, src: &StorageRef, indices: &StorageRef, geometry: AxisIndexing) -> StorageRef {
+        self.record_scatter_add_axis(src, indices, geometry)
     }
 
     fn gather_view(&self, x: &StorageRef, view: &StridedView) -> StorageRef {

@@ -30,6 +30,10 @@ pub enum Kernel {
     /// A contiguous buffer copied into a strided window.
     ScatterView,
     Dropout,
+    /// Positions of an axis picked by i32 indices.
+    GatherAxis,
+    /// The adjoint of `GatherAxis`.
+    ScatterAddAxis,
     SumAxis,
     ChannelSum,
     MaxAxis,
@@ -59,6 +63,7 @@ const DROPOUT: &str = include_str!("../../../shaders/dropout.wgsl");
 const DROPOUT_MASK: &str = include_str!("../../../shaders/dropout_mask.wgsl");
 const REDUCE: &str = include_str!("../../../shaders/reduce.wgsl");
 const POOL: &str = include_str!("../../../shaders/pool.wgsl");
+const INDEX_AXIS: &str = include_str!("../../../shaders/index_axis.wgsl");
 const OPTIM: &str = include_str!("../../../shaders/optim.wgsl");
 const SGD_RULE: &str = include_str!("../../../shaders/sgd_rule.wgsl");
 const GEMM_TILE: &str = include_str!("../../../shaders/gemm_tile.wgsl");
@@ -98,6 +103,8 @@ const DROPOUT_FAMILY: Family =
 const REDUCE_FAMILY: Family =
     Family { pieces: &[File(INDEX), File(REDUCE)], slots: &[Read, Read, Read, Write, Write, Write] };
 const POOL_FAMILY: Family = Family { pieces: &[File(INDEX), File(POOL)], slots: &[Read, Read, Write, Write] };
+const INDEX_AXIS_FAMILY: Family =
+    Family { pieces: &[File(INDEX), File(INDEX_AXIS)], slots: &[Read, Read, Write] };
 const OPTIM_FAMILY: Family =
     Family { pieces: &[File(INDEX), File(SGD_RULE), File(OPTIM)], slots: &[Read, Write, Write, Write] };
 /// The SGD group of `tensors` tensors: three bindings each.
@@ -160,6 +167,8 @@ impl Kernel {
             Mean => (REDUCE_FAMILY, "mean"),
             CrossEntropyBackward => (REDUCE_FAMILY, "cross_entropy_backward"),
             PoolForward => (POOL_FAMILY, "max_pool_forward"),
+            GatherAxis => (INDEX_AXIS_FAMILY, "gather_axis"),
+            ScatterAddAxis => (INDEX_AXIS_FAMILY, "scatter_add_axis"),
             PoolBackward => (POOL_FAMILY, "max_pool_backward"),
             Sgd => (OPTIM_FAMILY, "sgd"),
             Adam => (OPTIM_FAMILY, "adam"),
@@ -180,6 +189,7 @@ impl Kernel {
             SumAxis | ChannelSum | MaxAxis | MaxAxisBackward | Softmax | SoftmaxBackward
             | CrossEntropyRows | Mean | CrossEntropyBackward => "reduce",
             PoolForward | PoolBackward => "max_pool",
+            GatherAxis | ScatterAddAxis => "index",
             Sgd | SgdGroup(_) | Adam => "optimizer",
             Gemm(pass, _) | GemmSplitSum(pass, _) => pass.name(),
             FmaPeak => "fma_peak",

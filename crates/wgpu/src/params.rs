@@ -4,7 +4,8 @@
 
 use bytemuck::{Pod, Zeroable};
 use kiln_tensor::{
-    Activation, AxisSplit, Conv2dGeometry, EpilogueDropout, MatmulDims, Pool2dGeometry, Shape, StridedView,
+    Activation, AxisIndexing, AxisSplit, Conv2dGeometry, EpilogueDropout, MatmulDims, Pool2dGeometry, Shape,
+    StridedView,
 };
 
 /// Largest rank the broadcasting kernel takes.
@@ -152,6 +153,35 @@ impl ReduceParams {
     /// Cross-entropy of `rows` rows of `classes` logits.
     pub fn cross_entropy(rows: usize, classes: usize) -> Self {
         ReduceParams { rows: rows as u32, classes: classes as u32, ..Default::default() }
+    }
+}
+
+/// `Params` of `index_axis.wgsl` (picking along an axis by indices).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct AxisIndexParams {
+    pub outer: u32,
+    pub len: u32,
+    pub inner: u32,
+    pub count: u32,
+    pub outer_stride: u32,
+    pub count_stride: u32,
+    pub inner_stride: u32,
+    pub _pad: u32,
+}
+
+impl AxisIndexParams {
+    pub fn new(g: AxisIndexing) -> Self {
+        AxisIndexParams {
+            outer: g.split.outer as u32,
+            len: g.split.len as u32,
+            inner: g.split.inner as u32,
+            count: g.count as u32,
+            outer_stride: g.outer_stride as u32,
+            count_stride: g.count_stride as u32,
+            inner_stride: g.inner_stride as u32,
+            _pad: 0,
+        }
     }
 }
 

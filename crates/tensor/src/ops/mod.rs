@@ -5,6 +5,7 @@ mod avg_pool;
 mod binary;
 mod conv;
 mod dropout;
+mod indexing;
 mod linear;
 mod loss;
 mod loss_variants;

@@ -4,6 +4,7 @@
 mod conv;
 mod elementwise;
 pub(crate) mod gemm;
+mod indexing;
 mod optim;
 mod pool;
 mod reduce;
