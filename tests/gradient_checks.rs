@@ -264,7 +264,7 @@ test_on_every_device! {
         let x = randn(&[3, 5, 4], 49);
         let ids = Tensor::from_i32([6], vec![4, 0, 4, 2, 1, 4], &device());
         check_gradients("index_select", [x.clone()], |t| t[0].index_select(1, &ids));
-        let index = Tensor::from_i32([3, 2, 4], (0..24).map(|i| (i * 7 % 5) as i32).collect(), &device());
+        let index = Tensor::from_i32([3, 2, 4], (0..24).map(|i| i * 7 % 5).collect(), &device());
         check_gradients("gather", [x.clone()], |t| t[0].gather(1, &index));
         check_gradients("scatter_add", [x, randn(&[3, 2, 4], 50)], |t| t[0].scatter_add(1, &index, &t[1]));
         let labels = Tensor::from_i32([4], vec![1, 4, 0, 2], &device());

@@ -227,11 +227,11 @@ impl Backend for CpuBackend {
     }
 
     fn gather_axis(&self, x: &StorageRef, indices: &StorageRef, geometry: AxisIndexing) -> StorageRef {
-        self.f32(self.run(|mem| indexing::gather(mem, &read_f32(x), &read_i32(indices), geometry)))
+        self.f32(self.run(|mem| indexing::gather(mem, &read_f32(x), read_i32(indices), geometry)))
     }
 
     fn scatter_add_axis(&self, src: &StorageRef, indices: &StorageRef, geometry: AxisIndexing) -> StorageRef {
-        self.f32(self.run(|mem| indexing::scatter_add(mem, &read_f32(src), &read_i32(indices), geometry)))
+        self.f32(self.run(|mem| indexing::scatter_add(mem, &read_f32(src), read_i32(indices), geometry)))
     }
 
     fn gather_view(&self, x: &StorageRef, view: &StridedView) -> StorageRef {
