@@ -176,3 +176,19 @@ logp = F.log_softmax(3 * x_of([4, 5]), 1).detach().requires_grad_()
 loss = F.nll_loss(logp, torch.tensor([1, 4, 0, 2]))
 loss.backward()
 print("nll_loss", f"{loss.item():.7e}", "grad", pick(logp.grad, [1, 9, 10, 17]))
+
+# RMSprop (lr 0.01, alpha 0.99, eps 1e-8, weight decay 0.1) for three steps on
+# p = sin(0.37·i + 0.1), i < 5, with loss Σ p·w + Σ p², and gradient clipping to norm
+# 0.5 of that loss's gradient at p. For tests/reference_values.rs.
+p = x_of([5]).requires_grad_()
+rmsprop = torch.optim.RMSprop([p], lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0.1)
+w = w_of([5])
+for _ in range(3):
+    rmsprop.zero_grad()
+    ((p * w).sum() + (p * p).sum()).backward()
+    rmsprop.step()
+print("rmsprop", pick(p, [0, 1, 2, 3, 4]))
+p = x_of([5]).requires_grad_()
+((p * w).sum() + (p * p).sum()).backward()
+norm = torch.nn.utils.clip_grad_norm_([p], 0.5)
+print("clip_grad_norm", f"{norm.item():.7e}", pick(p.grad, [0, 1, 2, 3, 4]))

@@ -12,9 +12,11 @@ mod common;
 
 use common::*;
 use kiln::nn::{
-    AttentionMasks, BatchNorm2d, GroupNorm, Initializer, LayerNorm, Mode, Module, MultiheadAttention,
+    AttentionMasks, BatchNorm2d, DecayScope, GroupNorm, Initializer, LayerNorm, Mode, Module,
+    MultiheadAttention, RmsProp, clip_grad_norm,
 };
 use kiln::prelude::*;
+use kiln::tensor::Gradients;
 use kiln::tensor::{UnaryDomain, UnaryOp, Variance};
 
 /// `x[i] = sin(0.37·i + 0.1)` of `shape`, computed in f64 as Python does.
@@ -392,6 +394,55 @@ test_on_every_device! {
         assert_eq!(Tensor::zeros([2, 3], &device()).scatter_add(1, &index, &ones).to_vec().unwrap(), [0.0, 0.0, 0.0, 1.0, 0.0, 0.0]);
     }
 
+    /// RMSprop's three steps and gradient clipping to a global norm, against PyTorch
+    /// 2.15's `RMSprop` and `clip_grad_norm_` on the same problem.
+    fn rmsprop_and_clipping_match_pytorch() {
+        let (model, _) = quadratic_problem();
+        let mut rmsprop = RmsProp::new(0.01).with_weight_decay(0.1, DecayScope::All);
+        for _ in 0..3 {
+            let w = model.weight();
+            let loss = w.mul(&cosine_weight(&[5]).reshape([1, 5])).sum().add(&w.mul(w).sum());
+            rmsprop.step(&model, &loss.backward());
+        }
+        let want = [-9.817_315_6e-2, 2.373_738e-1, 5.248_529_3e-1, 7.142_759_6e-1, 7.782_542_1e-1];
+        for (got, want) in model.weight().to_vec().unwrap().iter().zip(want) {
+            assert!((got - want).abs() < 1e-6, "RMSprop: {got} vs PyTorch {want}");
+        }
+
+        let (model, mut grads) = quadratic_problem();
+        let norm = clip_grad_norm(&model, &mut grads, 0.5).unwrap().item().unwrap();
+        assert!((norm - 4.227_996_8).abs() < 1e-5, "norm {norm}");
+        let clipped = grads.get(model.weight()).unwrap().to_vec().unwrap();
+        let want = [8.274_210_2e-2, 1.658_882_9e-1, 2.338_263_8e-1, 2.772_297_3e-1, 2.900_061_9e-1];
+        for (got, want) in clipped.iter().zip(want) {
+            assert!((got - want).abs() < 1e-6, "clipped gradient: {got} vs PyTorch {want}");
+        }
+    }
+
+    /// Weight decay limited to matrices leaves one-dimensional parameters (biases,
+    /// normalization scales) alone, for every optimizer that decays.
+    fn decay_scope_leaves_biases_alone() {
+        let optimizers: Vec<(&str, Box<dyn Optimizer>)> = vec![
+            ("sgd", Box::new(Sgd::new(0.1).with_weight_decay(0.5).with_decay_scope(DecayScope::MatricesOnly))),
+            ("adamw", Box::new(Adam::adamw(0.1, 0.5).with_decay_scope(DecayScope::MatricesOnly))),
+            ("rmsprop", Box::new(RmsProp::new(0.1).with_weight_decay(0.5, DecayScope::MatricesOnly))),
+        ];
+        for (name, mut optimizer) in optimizers {
+            let mut model = Dense::new(&mut Initializer::new(&device(), 1), 3, 2);
+            model.visit_parameters_mut("", &mut |n, p| {
+                if n == "bias" {
+                    *p = Tensor::ones([2], &device()).with_requires_grad();
+                }
+            });
+            let weight_before = model.weight().to_vec().unwrap();
+            // Zero gradients: only weight decay can move a parameter.
+            let zero = model.weight().sum().add(&model.bias().unwrap().sum()).mul_scalar(0.0);
+            optimizer.step(&model, &zero.backward());
+            assert_eq!(model.bias().unwrap().to_vec().unwrap(), [1.0, 1.0], "{name}: the bias is not decayed");
+            assert_ne!(model.weight().to_vec().unwrap(), weight_before, "{name}: the weight is decayed");
+        }
+    }
+
     fn clamp_by_hand() {
         let x = Tensor::from_vec([5], vec![-2.0, -0.5, 0.0, 0.7, 3.0], &device()).with_requires_grad();
         let y = x.clamp(-0.5, 0.5);
@@ -655,3 +706,18 @@ const ACTIVATIONS: &[(&str, [ReferencePoint; 6])] = &[
         ],
     ),
 ];
+
+/// A one-row dense layer whose weight is `sin(0.37·i + 0.1)`, `i < 5`, and the
+/// gradient of `Σ p·w + Σ p²` for its weight (the bias gets none).
+fn quadratic_problem() -> (Dense, Gradients) {
+    let mut model = Dense::new(&mut Initializer::new(&device(), 0), 5, 1);
+    model.visit_parameters_mut("", &mut |name, p| {
+        if name == "weight" {
+            *p = sine_input(&[5]).reshape([1, 5]).with_requires_grad();
+        }
+    });
+    let w = model.weight();
+    let loss = w.mul(&cosine_weight(&[5]).reshape([1, 5])).sum().add(&w.mul(w).sum());
+    let grads = loss.backward();
+    (model, grads)
+}

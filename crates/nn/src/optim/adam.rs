@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use kiln_tensor::{AdamStep, Gradients, Tensor};
 
-use super::{Optimizer, OptimizerState};
+use super::{DecayScope, Optimizer, OptimizerState};
 use crate::{Module, NnError, Result};
 
 /// Adam (L2 weight decay in the gradient) or AdamW (decoupled weight decay), as in
@@ -18,6 +18,7 @@ use crate::{Module, NnError, Result};
 #[derive(Clone, Debug)]
 pub struct Adam {
     config: AdamStep,
+    decay_scope: DecayScope,
     moments: BTreeMap<String, (Tensor, Tensor)>,
 }
 
@@ -35,7 +36,14 @@ impl Adam {
                 step: 0,
             },
             moments: BTreeMap::new(),
+            decay_scope: DecayScope::All,
         }
+    }
+
+    /// Restricts weight decay to the parameters `scope` selects.
+    pub fn with_decay_scope(mut self, scope: DecayScope) -> Self {
+        self.decay_scope = scope;
+        self
     }
 
     /// AdamW: decoupled weight decay `weight_decay`.
@@ -69,7 +77,7 @@ impl Adam {
 impl Optimizer for Adam {
     fn step(&mut self, model: &dyn Module, grads: &Gradients) {
         self.config.step += 1;
-        let config = self.config;
+        let (config, scope) = (self.config, self.decay_scope);
         let moments = &mut self.moments;
         model.visit_parameters("", &mut |name, param| {
             let Some(grad) = grads.get(param) else { return };
@@ -82,7 +90,7 @@ impl Optimizer for Adam {
                 grad.storage(),
                 m.storage(),
                 v.storage(),
-                config,
+                if scope.applies_to(param) { config } else { AdamStep { weight_decay: 0.0, ..config } },
             );
         });
     }

@@ -1,13 +1,20 @@
-//! Optimizers (SGD, Adam/AdamW) that update a model's parameters in place on their
-//! device from the `Gradients` of a step, and learning-rate schedules.
+//! Optimizers (SGD, Adam/AdamW, RMSprop) that update a model's parameters in place on
+//! their device from the `Gradients` of a step, weight decay's scope, gradient clipping
+//! and learning-rate schedules.
 
 mod adam;
+mod clip;
+mod decay;
+mod rmsprop;
 mod schedule;
 mod sgd;
 
 use std::collections::BTreeMap;
 
 pub use adam::Adam;
+pub use clip::clip_grad_norm;
+pub use decay::DecayScope;
+pub use rmsprop::RmsProp;
 pub use schedule::{Constant, Cosine, LrSchedule, MultiStep, OneCycle, StepDecay, Warmup};
 pub use sgd::Sgd;
 

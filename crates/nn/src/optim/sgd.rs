@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use kiln_tensor::{Device, Gradients, SgdStep, SgdTarget, StorageRef, Tensor};
 
-use super::{Optimizer, OptimizerState};
+use super::{DecayScope, Optimizer, OptimizerState};
 use crate::{Module, Result};
 
 /// SGD as PyTorch defines it: `g += wd·p; v = μ·v + g; p −= lr·(nesterov ? g + μ·v : v)`.
@@ -16,6 +16,7 @@ use crate::{Module, Result};
 #[derive(Clone, Debug)]
 pub struct Sgd {
     config: SgdStep,
+    decay_scope: DecayScope,
     velocity: BTreeMap<String, Tensor>,
 }
 
@@ -25,7 +26,14 @@ impl Sgd {
         Sgd {
             config: SgdStep { lr, momentum: 0.0, weight_decay: 0.0, nesterov: false },
             velocity: BTreeMap::new(),
+            decay_scope: DecayScope::All,
         }
+    }
+
+    /// Restricts weight decay to the parameters `scope` selects.
+    pub fn with_decay_scope(mut self, scope: DecayScope) -> Self {
+        self.decay_scope = scope;
+        self
     }
 
     /// Momentum factor (0 for none).
@@ -51,9 +59,10 @@ impl Optimizer for Sgd {
     /// Updates every parameter that has a gradient, handing each device all of its
     /// tensors in one call (so a backend can update several per kernel).
     fn step(&mut self, model: &dyn Module, grads: &Gradients) {
-        let config = self.config;
+        let (config, scope) = (self.config, self.decay_scope);
         let velocity = &mut self.velocity;
-        let mut updates: Vec<(Device, [StorageRef; 2], Option<StorageRef>)> = Vec::new();
+        // Per parameter: its device, whether it decays, its buffers.
+        let mut updates: Vec<(Device, bool, [StorageRef; 2], Option<StorageRef>)> = Vec::new();
         model.visit_parameters("", &mut |name, param| {
             let Some(grad) = grads.get(param) else { return };
             let v = (config.momentum != 0.0).then(|| {
@@ -63,14 +72,24 @@ impl Optimizer for Sgd {
                     .storage()
                     .clone()
             });
-            updates.push((param.device().clone(), [param.storage().clone(), grad.storage().clone()], v));
+            let decays = scope.applies_to(param);
+            updates.push((
+                param.device().clone(),
+                decays,
+                [param.storage().clone(), grad.storage().clone()],
+                v,
+            ));
         });
-        for same_device in updates.chunk_by(|a, b| a.0 == b.0) {
-            let targets: Vec<SgdTarget<'_>> = same_device
+        // Decayed parameters first: each run of one device and one decay setting is one
+        // call (a backend may update all of its tensors per kernel).
+        updates.sort_by_key(|update| !update.1);
+        for group in updates.chunk_by(|a, b| a.0 == b.0 && a.1 == b.1) {
+            let targets: Vec<SgdTarget<'_>> = group
                 .iter()
-                .map(|(_, [param, grad], velocity)| SgdTarget { param, grad, velocity: velocity.as_ref() })
+                .map(|(_, _, [param, grad], velocity)| SgdTarget { param, grad, velocity: velocity.as_ref() })
                 .collect();
-            same_device[0].0.backend().sgd_update_all(&targets, config);
+            let step = if group[0].1 { config } else { SgdStep { weight_decay: 0.0, ..config } };
+            group[0].0.backend().sgd_update_all(&targets, step);
         }
     }
 
