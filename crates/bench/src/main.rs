@@ -3,9 +3,11 @@
 //! weight-gradient milliseconds, images/s of an AlexNet training step (forward,
 //! backward, SGD update) and of inference, and peak memory.
 //!
-//! `cargo run -p kiln-bench --release -- --backend cpu --batch 32 --batch 128`
+//! `cargo run -p kiln-bench --release -- --backend cpu --batch 32 --batch 128`; with
+//! `--ops`, single ops at ResNet and ViT shapes instead.
 
 mod fma_peak;
+mod ops;
 
 use std::time::Instant;
 
@@ -50,6 +52,10 @@ struct Args {
     /// a fraction of it.
     #[arg(long)]
     fma_peak: bool,
+    /// Measure single ops at ResNet and ViT shapes instead (forward and forward+backward
+    /// milliseconds; `bench/pytorch_ops.py` measures the same list in PyTorch).
+    #[arg(long)]
+    ops: bool,
 }
 
 /// Seconds of the fastest of `reps` runs of `f` (after one warm-up), synchronizing the
@@ -292,6 +298,15 @@ fn main() {
         },
     };
     let threads = device.cpu_backend().map_or_else(rayon::current_num_threads, |cpu| cpu.threads());
+    if args.ops {
+        println!(
+            "{{\"backend\": \"{}\", \"threads\": {threads}, \"cpu_model\": \"{}\", \"ops\": [{}]}}",
+            device.name().replace('"', "'"),
+            cpu_model().replace('"', "'"),
+            ops::op_figures(&device, args.steps).join(", ")
+        );
+        return;
+    }
     let (peak_json, peak_gflops) = match (args.fma_peak, wgpu_backend(&device)) {
         (false, _) => ("null".to_string(), None),
         (true, Some(gpu)) => match gpu.fma_peak_gflops() {
