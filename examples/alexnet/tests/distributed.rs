@@ -164,11 +164,10 @@ mod with_mpi {
         assert_eq!(epochs(&split), epochs(&whole));
     }
 
-    #[test]
-    fn sigusr1_to_mpirun_pauses_every_process_with_a_checkpoint() {
-        let Some(data) = data_dir() else { return };
-        let dir = temp_dir("dist-pause");
-        let mut args = settings(&data, &dir);
+    /// Two processes training with a checkpoint every step, their stderr piped, once
+    /// the first checkpoint exists (so they are inside the training loop).
+    fn launch_checkpointing_every_step(data: &Path, dir: &Path) -> std::process::Child {
+        let mut args = settings(data, dir);
         args.extend(["--checkpoint-every".into(), "1".into()]);
         let child = mpirun_command(2)
             .args(&args)
@@ -179,9 +178,17 @@ mod with_mpi {
         let checkpoint = dir.join("alexnet.safetensors");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
         while !checkpoint.exists() {
-            assert!(std::time::Instant::now() < deadline, "the first step never finished");
+            assert!(std::time::Instant::now() < deadline, "the first checkpoint never appeared");
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
+        child
+    }
+
+    #[test]
+    fn sigusr1_to_mpirun_pauses_every_process_with_a_checkpoint() {
+        let Some(data) = data_dir() else { return };
+        let dir = temp_dir("dist-pause");
+        let child = launch_checkpointing_every_step(&data, &dir);
         let status = Command::new("kill").args(["-USR1", &child.id().to_string()]).status().unwrap();
         assert!(status.success());
         let output = child.wait_with_output().unwrap();
@@ -209,20 +216,8 @@ mod with_mpi {
     fn sigterm_to_every_process_stops_them_at_one_step_and_rank_0_saves() {
         let Some(data) = data_dir() else { return };
         let dir = temp_dir("dist-sigterm");
-        let mut args = settings(&data, &dir);
-        args.extend(["--checkpoint-every".into(), "1".into()]);
-        let child = mpirun_command(2)
-            .args(&args)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect(NO_MPIRUN);
+        let child = launch_checkpointing_every_step(&data, &dir);
         let checkpoint = dir.join("alexnet.safetensors");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-        while !checkpoint.exists() {
-            assert!(std::time::Instant::now() < deadline, "the first step never finished");
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
         // What a scheduler does (Slurm signals every task): each process gets SIGTERM.
         let ranks = children(child.id());
         assert_eq!(ranks.len(), 2, "mpirun started 2 processes: {ranks:?}");

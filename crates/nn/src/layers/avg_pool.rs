@@ -4,53 +4,41 @@
 
 use kiln_tensor::{Shape, Tensor};
 
-use super::{expect_image, window_output};
+use super::expect_image;
+use super::pool_window::PoolWindow;
 use crate::{Mode, Module, NnError, Result, SummaryStyle};
 
 /// Average pooling over `kernel × kernel` windows every `stride` pixels
 /// (`torch.nn.AvgPool2d`).
 #[derive(Clone, Copy, Debug)]
 pub struct AvgPool2d {
-    kernel: usize,
-    stride: usize,
-    padding: usize,
+    window: PoolWindow,
 }
 
 impl AvgPool2d {
     /// Windows of `kernel × kernel` every `stride` pixels, no padding.
     pub fn new(kernel: usize, stride: usize) -> Self {
-        assert!(kernel > 0 && stride > 0, "AvgPool2d: kernel and stride must be positive");
-        AvgPool2d { kernel, stride, padding: 0 }
+        AvgPool2d { window: PoolWindow::new("AvgPool2d", kernel, stride) }
     }
 
     /// Sets the zero padding (at most half the kernel).
-    pub fn with_padding(mut self, padding: usize) -> Self {
-        assert!(2 * padding <= self.kernel, "AvgPool2d: padding must be at most half the kernel");
-        self.padding = padding;
-        self
-    }
-
-    fn label(&self) -> String {
-        let pad = if self.padding > 0 { format!(" pad {}", self.padding) } else { String::new() };
-        format!("avg-pool {}/{}{pad}", self.kernel, self.stride)
+    pub fn with_padding(self, padding: usize) -> Self {
+        AvgPool2d { window: self.window.with_padding("AvgPool2d", padding) }
     }
 }
 
 impl Module for AvgPool2d {
     fn forward(&self, x: &Tensor, _mode: Mode) -> Tensor {
-        x.avg_pool2d(self.kernel, self.stride, self.padding)
+        let PoolWindow { kernel, stride, padding } = self.window;
+        x.avg_pool2d(kernel, stride, padding)
     }
 
     fn output_shape(&self, input: &Shape) -> Result<Shape> {
-        let label = self.label();
-        let (c, h, w) = expect_image(&label, input)?;
-        let oh = window_output(&label, input, h, self.kernel, self.stride, self.padding)?;
-        let ow = window_output(&label, input, w, self.kernel, self.stride, self.padding)?;
-        Ok(Shape::from([c, oh, ow]))
+        self.window.output_shape(&self.window.label("avg-pool"), input)
     }
 
     fn summary_style(&self) -> SummaryStyle {
-        SummaryStyle::Row(self.label())
+        SummaryStyle::Row(self.window.label("avg-pool"))
     }
 }
 

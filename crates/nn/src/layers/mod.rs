@@ -11,6 +11,7 @@ mod embedding;
 mod flatten;
 mod norm;
 mod pool;
+mod pool_window;
 mod sequential;
 
 pub use activation::*;

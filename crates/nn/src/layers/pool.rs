@@ -2,7 +2,7 @@
 
 use kiln_tensor::{Shape, Tensor};
 
-use super::{expect_image, window_output};
+use super::pool_window::PoolWindow;
 use crate::{Mode, Module, Result, SummaryStyle};
 
 /// Max-pooling; PyTorch's `nn.MaxPool2d`.
@@ -18,45 +18,32 @@ use crate::{Mode, Module, Result, SummaryStyle};
 /// ```
 #[derive(Clone, Copy, Debug)]
 pub struct MaxPool2d {
-    kernel: usize,
-    stride: usize,
-    padding: usize,
+    window: PoolWindow,
 }
 
 impl MaxPool2d {
     /// `kernel × kernel` windows every `stride` pixels, no padding.
     pub fn new(kernel: usize, stride: usize) -> Self {
-        assert!(kernel > 0 && stride > 0, "MaxPool2d: kernel and stride must be positive");
-        MaxPool2d { kernel, stride, padding: 0 }
+        MaxPool2d { window: PoolWindow::new("MaxPool2d", kernel, stride) }
     }
 
     /// Sets the padding (at most half the kernel).
-    pub fn with_padding(mut self, padding: usize) -> Self {
-        assert!(2 * padding <= self.kernel, "MaxPool2d: padding must be at most half the kernel");
-        self.padding = padding;
-        self
-    }
-
-    fn label(&self) -> String {
-        let pad = if self.padding > 0 { format!(" pad {}", self.padding) } else { String::new() };
-        format!("max-pool {}/{}{pad}", self.kernel, self.stride)
+    pub fn with_padding(self, padding: usize) -> Self {
+        MaxPool2d { window: self.window.with_padding("MaxPool2d", padding) }
     }
 }
 
 impl Module for MaxPool2d {
     fn forward(&self, x: &Tensor, _mode: Mode) -> Tensor {
-        x.max_pool2d(self.kernel, self.stride, self.padding)
+        let PoolWindow { kernel, stride, padding } = self.window;
+        x.max_pool2d(kernel, stride, padding)
     }
 
     fn output_shape(&self, input: &Shape) -> Result<Shape> {
-        let label = self.label();
-        let (c, h, w) = expect_image(&label, input)?;
-        let oh = window_output(&label, input, h, self.kernel, self.stride, self.padding)?;
-        let ow = window_output(&label, input, w, self.kernel, self.stride, self.padding)?;
-        Ok(Shape::from([c, oh, ow]))
+        self.window.output_shape(&self.window.label("max-pool"), input)
     }
 
     fn summary_style(&self) -> SummaryStyle {
-        SummaryStyle::Row(self.label())
+        SummaryStyle::Row(self.window.label("max-pool"))
     }
 }
