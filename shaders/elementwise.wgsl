@@ -54,6 +54,11 @@ fn unary_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
     out[i] = unary_gradient(params.op, in0[i], in1[i], in2[i], params.scalar, params.bound);
 }
 
+// By its bits: a compiler may fold `v != v` to false under fast-math assumptions.
+fn is_nan(v: f32) -> bool {
+    return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
+}
+
 fn dim_of(arr: array<vec4<u32>, 2>, axis: u32) -> u32 {
     return arr[axis / 4u][axis % 4u];
 }
@@ -82,6 +87,13 @@ fn binary(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups:
         case BINARY_MUL: { out[i] = a * in1[ib]; }
         case BINARY_DIV: { out[i] = a / in1[ib]; }
         case BINARY_BROADCAST_COPY: { out[i] = a; }
+        // WGSL's max and min leave NaN unspecified; these propagate it, as the CPU does.
+        case BINARY_MAXIMUM: { let b = in1[ib]; out[i] = select(max(a, b), a + b, is_nan(a) || is_nan(b)); }
+        case BINARY_MINIMUM: { let b = in1[ib]; out[i] = select(min(a, b), a + b, is_nan(a) || is_nan(b)); }
+        case BINARY_KEEP_WHERE: { out[i] = select(0.0, a, in1[ib] != 0.0); }
+        case BINARY_GREATER: { out[i] = select(0.0, 1.0, a > in1[ib]); }
+        case BINARY_GREATER_EQUAL: { out[i] = select(0.0, 1.0, a >= in1[ib]); }
+        case BINARY_EQUAL: { out[i] = select(0.0, 1.0, a == in1[ib]); }
         default: { out[i] = bitcast<f32>(UNKNOWN_CODE_NAN_BASE | params.op); }
     }
 }

@@ -276,4 +276,16 @@ test_on_every_device! {
         let rows = grad.get(table.weight()).unwrap().to_vec().unwrap();
         assert!(rows[3..6].iter().all(|&g| g == 0.0) && rows[6..9].iter().any(|&g| g != 0.0), "unused rows get no gradient");
     }
+
+    fn maximum_minimum_and_selection() {
+        // Values 0.1 apart, so a ±eps step never changes which side wins.
+        let a = distinct(&[3, 4], 53);
+        let b = distinct(&[3, 4], 54).add_scalar(0.05);
+        check_gradients("maximum", [a.clone(), b.clone()], |t| t[0].maximum(&t[1]));
+        check_gradients("minimum", [a.clone(), b.clone()], |t| t[0].minimum(&t[1]));
+        check_gradients("maximum broadcast", [a.clone(), b.narrow(0, 0, 1)], |t| t[0].maximum(&t[1]));
+        let mask = a.gt(&b);
+        check_gradients("where_mask", [a.clone(), b], |t| Tensor::where_mask(&mask, &t[0], &t[1].mul_scalar(3.0)));
+        check_gradients("masked_fill", [a], |t| t[0].masked_fill(&mask, -5.0).exp());
+    }
 }

@@ -443,6 +443,29 @@ test_on_every_device! {
         }
     }
 
+    /// Comparisons, `maximum`/`minimum` (NaN propagates, as PyTorch's), `where_mask`
+    /// and `masked_fill` with an infinite fill, by hand.
+    fn comparisons_and_selection_by_hand() {
+        let a = Tensor::from_vec([5], vec![1.0, -2.0, 3.0, f32::NAN, 0.5], &device());
+        let b = Tensor::from_vec([5], vec![1.0, 2.0, -3.0, 0.0, 0.25], &device());
+        assert_eq!(a.gt(&b).to_vec().unwrap(), [0.0, 0.0, 1.0, 0.0, 1.0]);
+        assert_eq!(a.ge(&b).to_vec().unwrap(), [1.0, 0.0, 1.0, 0.0, 1.0]);
+        assert_eq!(a.lt(&b).to_vec().unwrap(), [0.0, 1.0, 0.0, 0.0, 0.0]);
+        assert_eq!(a.eq_elementwise(&b).to_vec().unwrap(), [1.0, 0.0, 0.0, 0.0, 0.0]);
+        let max = a.maximum(&b).to_vec().unwrap();
+        assert_eq!([max[0], max[1], max[2], max[4]], [1.0, 2.0, 3.0, 0.5]);
+        assert!(max[3].is_nan(), "NaN propagates: {max:?}");
+        let min = a.minimum(&b).to_vec().unwrap();
+        assert_eq!([min[0], min[1], min[2], min[4]], [1.0, -2.0, -3.0, 0.25]);
+        assert!(min[3].is_nan());
+        let scores = Tensor::from_vec([2, 3], vec![0.5, 1.0, 2.0, 3.0, f32::INFINITY, -1.0], &device());
+        let hide = Tensor::from_vec([3], vec![0.0, 1.0, 0.0], &device());
+        let filled = scores.masked_fill(&hide, f32::NEG_INFINITY).to_vec().unwrap();
+        assert_eq!(filled, [0.5, f32::NEG_INFINITY, 2.0, 3.0, f32::NEG_INFINITY, -1.0]);
+        let chosen = Tensor::where_mask(&hide, &Tensor::full([], 7.0, &device()), &scores).to_vec().unwrap();
+        assert_eq!(chosen, [0.5, 7.0, 2.0, 3.0, 7.0, -1.0], "the hidden infinity does not leak");
+    }
+
     fn clamp_by_hand() {
         let x = Tensor::from_vec([5], vec![-2.0, -0.5, 0.0, 0.7, 3.0], &device()).with_requires_grad();
         let y = x.clamp(-0.5, 0.5);

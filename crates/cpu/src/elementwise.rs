@@ -171,18 +171,15 @@ pub fn binary(
     b_shape: &Shape,
     out_shape: &Shape,
 ) -> Vec<f32> {
-    let f = move |x: f32, y: f32| match op {
-        BinaryOp::Add => x + y,
-        BinaryOp::Sub => x - y,
-        BinaryOp::Mul => x * y,
-        BinaryOp::Div => x / y,
-    };
+    let f = move |x: f32, y: f32| op.apply(x, y);
     if a_shape == b_shape {
+        // One loop per arithmetic op, so each vectorizes; the rest share one.
         return match op {
             BinaryOp::Add => map2(mem, a, b, |x, y| x + y),
             BinaryOp::Sub => map2(mem, a, b, |x, y| x - y),
             BinaryOp::Mul => map2(mem, a, b, |x, y| x * y),
             BinaryOp::Div => map2(mem, a, b, |x, y| x / y),
+            _ => map2(mem, a, b, f),
         };
     }
     let mut out = mem.take(out_shape.numel());

@@ -134,6 +134,46 @@ pub enum BinaryOp {
     Mul,
     /// `a / b`
     Div,
+    /// `max(a, b)` (NaN if either is)
+    Maximum,
+    /// `min(a, b)` (NaN if either is)
+    Minimum,
+    /// `a` where `b ≠ 0`, else 0 (exactly: an infinite or NaN `a` where `b = 0` gives 0)
+    KeepWhere,
+    /// 1 where `a > b`, else 0
+    Greater,
+    /// 1 where `a ≥ b`, else 0
+    GreaterEqual,
+    /// 1 where `a = b`, else 0
+    Equal,
+}
+
+impl BinaryOp {
+    /// `a op b` for one pair of values: the definition every backend follows.
+    #[inline(always)]
+    pub fn apply(self, a: f32, b: f32) -> f32 {
+        let indicator = |condition: bool| if condition { 1.0 } else { 0.0 };
+        match self {
+            BinaryOp::Add => a + b,
+            BinaryOp::Sub => a - b,
+            BinaryOp::Mul => a * b,
+            BinaryOp::Div => a / b,
+            BinaryOp::Maximum if a.is_nan() || b.is_nan() => f32::NAN,
+            BinaryOp::Maximum => a.max(b),
+            BinaryOp::Minimum if a.is_nan() || b.is_nan() => f32::NAN,
+            BinaryOp::Minimum => a.min(b),
+            BinaryOp::KeepWhere => {
+                if b != 0.0 {
+                    a
+                } else {
+                    0.0
+                }
+            }
+            BinaryOp::Greater => indicator(a > b),
+            BinaryOp::GreaterEqual => indicator(a >= b),
+            BinaryOp::Equal => indicator(a == b),
+        }
+    }
 }
 
 /// Geometry of a 2-D matrix product `C[m,n] = op(A) · op(B)`, where `op` transposes

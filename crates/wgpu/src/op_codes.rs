@@ -16,11 +16,28 @@ pub enum BinaryCode {
     Div,
     /// A broadcast copy of the first operand.
     BroadcastCopy,
+    Maximum,
+    Minimum,
+    KeepWhere,
+    Greater,
+    GreaterEqual,
+    Equal,
 }
 
 impl BinaryCode {
-    const ALL: [BinaryCode; 5] =
-        [BinaryCode::Add, BinaryCode::Sub, BinaryCode::Mul, BinaryCode::Div, BinaryCode::BroadcastCopy];
+    const ALL: [BinaryCode; 11] = [
+        BinaryCode::Add,
+        BinaryCode::Sub,
+        BinaryCode::Mul,
+        BinaryCode::Div,
+        BinaryCode::BroadcastCopy,
+        BinaryCode::Maximum,
+        BinaryCode::Minimum,
+        BinaryCode::KeepWhere,
+        BinaryCode::Greater,
+        BinaryCode::GreaterEqual,
+        BinaryCode::Equal,
+    ];
 
     /// The code of `op`.
     pub fn of(op: BinaryOp) -> BinaryCode {
@@ -29,6 +46,12 @@ impl BinaryCode {
             BinaryOp::Sub => BinaryCode::Sub,
             BinaryOp::Mul => BinaryCode::Mul,
             BinaryOp::Div => BinaryCode::Div,
+            BinaryOp::Maximum => BinaryCode::Maximum,
+            BinaryOp::Minimum => BinaryCode::Minimum,
+            BinaryOp::KeepWhere => BinaryCode::KeepWhere,
+            BinaryOp::Greater => BinaryCode::Greater,
+            BinaryOp::GreaterEqual => BinaryCode::GreaterEqual,
+            BinaryOp::Equal => BinaryCode::Equal,
         }
     }
 
@@ -39,6 +62,12 @@ impl BinaryCode {
             BinaryCode::Mul => "BINARY_MUL",
             BinaryCode::Div => "BINARY_DIV",
             BinaryCode::BroadcastCopy => "BINARY_BROADCAST_COPY",
+            BinaryCode::Maximum => "BINARY_MAXIMUM",
+            BinaryCode::Minimum => "BINARY_MINIMUM",
+            BinaryCode::KeepWhere => "BINARY_KEEP_WHERE",
+            BinaryCode::Greater => "BINARY_GREATER",
+            BinaryCode::GreaterEqual => "BINARY_GREATER_EQUAL",
+            BinaryCode::Equal => "BINARY_EQUAL",
         }
     }
 }

@@ -1,6 +1,7 @@
-//! Elementwise arithmetic of two tensors with NumPy/PyTorch broadcasting (trailing
-//! dimensions aligned; a bias `[C]` adds to `[N, C]`, a bias `[C, 1, 1]` to
-//! `[N, C, H, W]`), and gradients summed back to each input's shape.
+//! Elementwise ops of two tensors with NumPy/PyTorch broadcasting (trailing dimensions
+//! aligned; a bias `[C]` adds to `[N, C]`, a bias `[C, 1, 1]` to `[N, C, H, W]`):
+//! arithmetic, `maximum`/`minimum`, comparisons (0/1 masks, not differentiated),
+//! `where_mask` and `masked_fill`; gradients summed back to each input's shape.
 
 use super::{expect_f32, expect_same_device};
 use crate::autograd::BackwardRule;
@@ -17,6 +18,19 @@ impl BackwardRule for BinaryBackward {
             BinaryOp::Sub => (grad.clone(), grad.neg()),
             BinaryOp::Mul => (grad * b, grad * a),
             BinaryOp::Div => (grad / b, (grad * output / b).neg()),
+            // The gradient goes to `a` where it won (ties included), else to `b`.
+            BinaryOp::Maximum | BinaryOp::Minimum => {
+                let a_won = if self.0 == BinaryOp::Maximum { a.ge(b) } else { b.ge(a) };
+                (
+                    grad.keep_where(&a_won),
+                    grad.keep_where(&a_won.eq_elementwise(&Tensor::zeros([], a.device()))),
+                )
+            }
+            // The mask is not differentiated.
+            BinaryOp::KeepWhere => {
+                return vec![a.requires_grad().then(|| grad.keep_where(b).sum_to(a.shape())), None];
+            }
+            BinaryOp::Greater | BinaryOp::GreaterEqual | BinaryOp::Equal => return vec![None, None],
         };
         vec![a.requires_grad().then(|| ga.sum_to(a.shape())), b.requires_grad().then(|| gb.sum_to(b.shape()))]
     }
@@ -61,5 +75,65 @@ impl Tensor {
     /// `self / other` elementwise (broadcasting).
     pub fn div(&self, other: &Tensor) -> Tensor {
         self.binary(BinaryOp::Div, other)
+    }
+
+    /// The larger of `self` and `other` elementwise (PyTorch's `maximum`; NaN wins).
+    pub fn maximum(&self, other: &Tensor) -> Tensor {
+        self.binary(BinaryOp::Maximum, other)
+    }
+
+    /// The smaller of `self` and `other` elementwise (PyTorch's `minimum`; NaN wins).
+    pub fn minimum(&self, other: &Tensor) -> Tensor {
+        self.binary(BinaryOp::Minimum, other)
+    }
+
+    /// A comparison's 0/1 mask, a constant (no gradient flows through it).
+    fn compare(&self, op: BinaryOp, other: &Tensor) -> Tensor {
+        crate::no_grad(|| self.binary(op, other))
+    }
+
+    /// 1 where `self > other`, else 0.
+    pub fn gt(&self, other: &Tensor) -> Tensor {
+        self.compare(BinaryOp::Greater, other)
+    }
+
+    /// 1 where `self ≥ other`, else 0.
+    pub fn ge(&self, other: &Tensor) -> Tensor {
+        self.compare(BinaryOp::GreaterEqual, other)
+    }
+
+    /// 1 where `self < other`, else 0.
+    pub fn lt(&self, other: &Tensor) -> Tensor {
+        other.gt(self)
+    }
+
+    /// 1 where `self ≤ other`, else 0.
+    pub fn le(&self, other: &Tensor) -> Tensor {
+        other.ge(self)
+    }
+
+    /// 1 where `self = other`, else 0 (PyTorch's `eq`).
+    pub fn eq_elementwise(&self, other: &Tensor) -> Tensor {
+        self.compare(BinaryOp::Equal, other)
+    }
+
+    /// `self` where `mask ≠ 0`, else exactly 0 (an infinite or NaN value outside the
+    /// mask does not leak through, as it would through `self * mask`).
+    pub fn keep_where(&self, mask: &Tensor) -> Tensor {
+        self.binary(BinaryOp::KeepWhere, mask)
+    }
+
+    /// `if_true` where `mask ≠ 0`, else `if_false`, broadcasting all three (PyTorch's
+    /// `torch.where` with a 0/1 mask such as a comparison gives).
+    pub fn where_mask(mask: &Tensor, if_true: &Tensor, if_false: &Tensor) -> Tensor {
+        let outside = mask.eq_elementwise(&Tensor::zeros([], mask.device()));
+        if_true.keep_where(mask).add(&if_false.keep_where(&outside))
+    }
+
+    /// This tensor with `value` where `mask ≠ 0` (PyTorch's `masked_fill`), e.g.
+    /// `f32::NEG_INFINITY` at attention positions to hide.
+    pub fn masked_fill(&self, mask: &Tensor, value: f32) -> Tensor {
+        let filler = Tensor::full([], value, self.device());
+        Tensor::where_mask(mask, &filler, self)
     }
 }
