@@ -6,7 +6,6 @@
 #[macro_use]
 mod common;
 
-use common::*;
 use kiln::nn::{
     Adam, AdaptiveAvgPool2d, BatchNorm, BatchNorm2d, Conv2d, Dense, Flatten, GELU, Initializer, LayerNorm,
     Mode, Module, MultiheadAttention, Optimizer, Result, Sequential, SummaryStyle, checkpoint,
@@ -134,7 +133,7 @@ impl Module for EncoderBlock {
 }
 
 /// `n` 8×8 one-channel images whose class (0–3) is the quadrant holding a bright square.
-fn quadrant_images(n: usize) -> (Tensor, Tensor) {
+fn quadrant_images(device: &Device, n: usize) -> (Tensor, Tensor) {
     let mut pixels = vec![0.0f32; n * 64];
     let labels: Vec<i32> = (0..n as i32).map(|i| i % 4).collect();
     for (i, &class) in labels.iter().enumerate() {
@@ -145,7 +144,7 @@ fn quadrant_images(n: usize) -> (Tensor, Tensor) {
             }
         }
     }
-    (Tensor::from_vec([n, 1, 8, 8], pixels, &device()), Tensor::from_i32([n], labels, &device()))
+    (Tensor::from_vec([n, 1, 8, 8], pixels, device), Tensor::from_i32([n], labels, device))
 }
 
 /// Training loss after `steps` Adam steps on `x`, `y`, and the loss before them.
@@ -166,8 +165,8 @@ fn train(
 }
 
 test_on_every_device! {
-    fn a_users_residual_network_learns_and_checkpoints_its_statistics() {
-        let mut init = Initializer::new(&device(), 7);
+    fn a_users_residual_network_learns_and_checkpoints_its_statistics(device: &Device) {
+        let mut init = Initializer::new(device, 7);
         let model = Sequential::new()
             .push(Conv2d::new(&mut init, 1, 4, 3).with_padding(1))
             .push(ResidualBlock::new(&mut init, 4))
@@ -177,7 +176,7 @@ test_on_every_device! {
         let names: Vec<String> = model.named_buffers().into_iter().map(|(n, _)| n).collect();
         assert_eq!(names[..3], ["1.bn1.running_mean", "1.bn1.running_var", "1.bn1.num_batches_tracked"]);
         assert!(model.named_parameters().iter().any(|(n, _)| n == "1.conv2.weight"));
-        let (x, y) = quadrant_images(32);
+        let (x, y) = quadrant_images(device, 32);
         let (before, after) = train(&model, &x, &y, 40, |logits, y| logits.cross_entropy(y));
         assert!(after < 0.3 * before, "loss {before} -> {after}");
 
@@ -195,17 +194,17 @@ test_on_every_device! {
         assert_eq!(a, b, "the loaded copy evaluates alike, running statistics included");
     }
 
-    fn a_users_transformer_block_learns_a_sequence_task() {
+    fn a_users_transformer_block_learns_a_sequence_task(device: &Device) {
         // Each of 6 tokens is a one-hot 8-vector; the target of a position is the
         // sequence's first token: attention must carry it along.
         let (n, tokens, dim) = (16, 6, 8);
         let ids: Vec<usize> = (0..n * tokens).map(|i| (i * 5 + i / tokens) % dim).collect();
         let mut values = vec![0.0f32; n * tokens * dim];
         ids.iter().enumerate().for_each(|(i, &id)| values[i * dim + id] = 1.0);
-        let x = Tensor::from_vec([n, tokens, dim], values, &device());
+        let x = Tensor::from_vec([n, tokens, dim], values, device);
         let first: Vec<i32> = (0..n * tokens).map(|i| ids[(i / tokens) * tokens] as i32).collect();
-        let y = Tensor::from_i32([n * tokens], first, &device());
-        let mut init = Initializer::new(&device(), 3);
+        let y = Tensor::from_i32([n * tokens], first, device);
+        let mut init = Initializer::new(device, 3);
         let model = Sequential::new().push(EncoderBlock::new(&mut init, dim, 2)).push(Dense::new(&mut init, dim, dim));
         assert!(model.named_parameters().iter().any(|(n, _)| n == "0.attention.in_proj_weight"));
         let (before, after) = train(&model, &x, &y, 60, |logits, y| logits.reshape([n * tokens, dim]).cross_entropy(y));

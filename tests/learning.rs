@@ -7,7 +7,7 @@ use kiln::prelude::*;
 use kiln::tensor::Rng;
 
 /// Two concentric rings: class 0 inside radius 1, class 1 between radius 1.5 and 2.5.
-fn rings(n: usize, seed: u64) -> (Tensor, Tensor) {
+fn rings(device: &Device, n: usize, seed: u64) -> (Tensor, Tensor) {
     let mut rng = Rng::new(seed);
     let mut points = Vec::with_capacity(2 * n);
     let mut labels = Vec::with_capacity(n);
@@ -18,7 +18,7 @@ fn rings(n: usize, seed: u64) -> (Tensor, Tensor) {
         points.extend([radius * angle.cos(), radius * angle.sin()]);
         labels.push(class);
     }
-    (Tensor::from_vec([n, 2], points, &device()), Tensor::from_i32([n], labels, &device()))
+    (Tensor::from_vec([n, 2], points, device), Tensor::from_i32([n], labels, device))
 }
 
 /// `p − lr·grad` as a fresh parameter.
@@ -35,12 +35,13 @@ fn accuracy(logits: &Tensor, labels: &Tensor) -> f32 {
 
 #[test]
 fn mlp_learns_concentric_rings() {
-    let (x, y) = rings(400, 1);
-    let (x_test, y_test) = rings(400, 2);
-    let mut w1 = Tensor::randn([32, 2], 0.0, 0.7, 3, &device()).with_requires_grad();
-    let mut b1 = Tensor::zeros([32], &device()).with_requires_grad();
-    let mut w2 = Tensor::randn([2, 32], 0.0, 0.25, 4, &device()).with_requires_grad();
-    let mut b2 = Tensor::zeros([2], &device()).with_requires_grad();
+    let device = &Device::cpu();
+    let (x, y) = rings(device, 400, 1);
+    let (x_test, y_test) = rings(device, 400, 2);
+    let mut w1 = Tensor::randn([32, 2], 0.0, 0.7, 3, device).with_requires_grad();
+    let mut b1 = Tensor::zeros([32], device).with_requires_grad();
+    let mut w2 = Tensor::randn([2, 32], 0.0, 0.25, 4, device).with_requires_grad();
+    let mut b2 = Tensor::zeros([2], device).with_requires_grad();
     let forward = |x: &Tensor, w1: &Tensor, b1: &Tensor, w2: &Tensor, b2: &Tensor| {
         x.matmul_with(w1, false, true).add(b1).relu().matmul_with(w2, false, true).add(b2)
     };
@@ -60,11 +61,12 @@ fn mlp_learns_concentric_rings() {
 
 #[test]
 fn tiny_cnn_drives_its_loss_down_fivefold() {
-    let images = randn(&[8, 1, 12, 12], 5);
-    let labels = Tensor::from_i32([8], vec![0, 1, 2, 3, 3, 2, 1, 0], &device());
-    let mut kernel = Tensor::randn([4, 1, 3, 3], 0.0, 0.4, 6, &device()).with_requires_grad();
-    let mut bias = Tensor::zeros([4], &device()).with_requires_grad();
-    let mut dense = Tensor::randn([4, 144], 0.0, 0.1, 7, &device()).with_requires_grad();
+    let device = &Device::cpu();
+    let images = randn(device, &[8, 1, 12, 12], 5);
+    let labels = Tensor::from_i32([8], vec![0, 1, 2, 3, 3, 2, 1, 0], device);
+    let mut kernel = Tensor::randn([4, 1, 3, 3], 0.0, 0.4, 6, device).with_requires_grad();
+    let mut bias = Tensor::zeros([4], device).with_requires_grad();
+    let mut dense = Tensor::randn([4, 144], 0.0, 0.1, 7, device).with_requires_grad();
     let loss_of = |kernel: &Tensor, bias: &Tensor, dense: &Tensor| {
         let h = images.conv2d(kernel, Some(bias), 1, 1).relu().max_pool2d(2, 2, 0).flatten(1);
         h.matmul_with(dense, false, true).cross_entropy(&labels)

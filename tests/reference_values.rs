@@ -20,23 +20,15 @@ use kiln::tensor::Gradients;
 use kiln::tensor::{UnaryDomain, UnaryOp, Variance};
 
 /// `x[i] = sin(0.37·i + 0.1)` of `shape`, computed in f64 as Python does.
-fn sine_input(shape: &[usize]) -> Tensor {
+fn sine_input(device: &Device, shape: &[usize]) -> Tensor {
     let n: usize = shape.iter().product();
-    Tensor::from_vec(
-        shape.to_vec(),
-        (0..n).map(|i| (0.37 * i as f64 + 0.1).sin() as f32).collect(),
-        &device(),
-    )
+    Tensor::from_vec(shape.to_vec(), (0..n).map(|i| (0.37 * i as f64 + 0.1).sin() as f32).collect(), device)
 }
 
 /// `w[i] = 0.5·cos(0.11·i)` of `shape`.
-fn cosine_weight(shape: &[usize]) -> Tensor {
+fn cosine_weight(device: &Device, shape: &[usize]) -> Tensor {
     let n: usize = shape.iter().product();
-    Tensor::from_vec(
-        shape.to_vec(),
-        (0..n).map(|i| (0.5 * (0.11 * i as f64).cos()) as f32).collect(),
-        &device(),
-    )
+    Tensor::from_vec(shape.to_vec(), (0..n).map(|i| (0.5 * (0.11 * i as f64).cos()) as f32).collect(), device)
 }
 
 /// Checks the shape, the sum and the listed `(flat index, value)` pairs of `y`.
@@ -55,21 +47,21 @@ fn assert_reference(name: &str, y: &Tensor, shape: &[usize], sum: f32, picks: &[
 }
 
 test_on_every_device! {
-    fn matmul_by_hand_with_transposes() {
-        let a = Tensor::from_vec([2, 2], vec![1.0, 2.0, 3.0, 4.0], &device());
-        let b = Tensor::from_vec([2, 2], vec![5.0, 6.0, 7.0, 8.0], &device());
+    fn matmul_by_hand_with_transposes(device: &Device) {
+        let a = Tensor::from_vec([2, 2], vec![1.0, 2.0, 3.0, 4.0], device);
+        let b = Tensor::from_vec([2, 2], vec![5.0, 6.0, 7.0, 8.0], device);
         assert_eq!(a.matmul(&b).to_vec().unwrap(), vec![19.0, 22.0, 43.0, 50.0]);
         assert_eq!(a.matmul_with(&b, true, false).to_vec().unwrap(), vec![26.0, 30.0, 38.0, 44.0]);
         assert_eq!(a.matmul_with(&b, false, true).to_vec().unwrap(), vec![17.0, 23.0, 39.0, 53.0]);
-        let tall = Tensor::from_vec([3, 1], vec![1.0, 2.0, 3.0], &device());
-        let wide = Tensor::from_vec([1, 2], vec![10.0, 20.0], &device());
+        let tall = Tensor::from_vec([3, 1], vec![1.0, 2.0, 3.0], device);
+        let wide = Tensor::from_vec([1, 2], vec![10.0, 20.0], device);
         assert_eq!(tall.matmul(&wide).to_vec().unwrap(), vec![10.0, 20.0, 20.0, 40.0, 30.0, 60.0]);
     }
 
-    fn broadcasting_by_hand() {
-        let m = Tensor::from_vec([2, 3], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &device());
-        let row = Tensor::from_vec([3], vec![10.0, 20.0, 30.0], &device());
-        let col = Tensor::from_vec([2, 1], vec![100.0, 200.0], &device());
+    fn broadcasting_by_hand(device: &Device) {
+        let m = Tensor::from_vec([2, 3], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], device);
+        let row = Tensor::from_vec([3], vec![10.0, 20.0, 30.0], device);
+        let col = Tensor::from_vec([2, 1], vec![100.0, 200.0], device);
         assert_eq!(m.add(&row).to_vec().unwrap(), vec![11.0, 22.0, 33.0, 14.0, 25.0, 36.0]);
         assert_eq!(m.mul(&col).to_vec().unwrap(), vec![100.0, 200.0, 300.0, 800.0, 1000.0, 1200.0]);
         assert_eq!(m.sum_axis(0, false).to_vec().unwrap(), vec![5.0, 7.0, 9.0]);
@@ -79,8 +71,8 @@ test_on_every_device! {
         assert_eq!(m.mean().item().unwrap(), 3.5);
     }
 
-    fn softmax_and_cross_entropy_by_hand() {
-        let x = Tensor::from_vec([1, 3], vec![1.0, 2.0, 3.0], &device());
+    fn softmax_and_cross_entropy_by_hand(device: &Device) {
+        let x = Tensor::from_vec([1, 3], vec![1.0, 2.0, 3.0], device);
         assert_close(
             "softmax",
             &x.softmax(1).to_vec().unwrap(),
@@ -88,25 +80,25 @@ test_on_every_device! {
             1e-6,
         );
         // Rows [0, 0] with label 0 and [ln 3, 0] with label 1: losses ln 2 and ln 4.
-        let logits = Tensor::from_vec([2, 2], vec![0.0, 0.0, 3f32.ln(), 0.0], &device());
-        let labels = Tensor::from_i32([2], vec![0, 1], &device());
+        let logits = Tensor::from_vec([2, 2], vec![0.0, 0.0, 3f32.ln(), 0.0], device);
+        let labels = Tensor::from_i32([2], vec![0, 1], device);
         let loss = logits.cross_entropy(&labels).item().unwrap();
         assert!((loss - 1.5 * 2f32.ln()).abs() < 1e-6, "loss {loss}");
         // Large logits stay finite (the maximum is subtracted first).
-        let huge = Tensor::from_vec([1, 2], vec![1000.0, 0.0], &device());
-        let loss = huge.cross_entropy(&Tensor::from_i32([1], vec![1], &device())).item().unwrap();
+        let huge = Tensor::from_vec([1, 2], vec![1000.0, 0.0], device);
+        let loss = huge.cross_entropy(&Tensor::from_i32([1], vec![1], device)).item().unwrap();
         assert!((loss - 1000.0).abs() < 1e-3, "loss {loss}");
     }
 
-    fn conv2d_and_pool_by_hand() {
-        let x = Tensor::from_vec([1, 1, 3, 3], (1..=9).map(|v| v as f32).collect(), &device());
-        let w = Tensor::from_vec([1, 1, 2, 2], vec![1.0, 0.0, 0.0, -1.0], &device());
-        let b = Tensor::from_vec([1], vec![0.5], &device());
+    fn conv2d_and_pool_by_hand(device: &Device) {
+        let x = Tensor::from_vec([1, 1, 3, 3], (1..=9).map(|v| v as f32).collect(), device);
+        let w = Tensor::from_vec([1, 1, 2, 2], vec![1.0, 0.0, 0.0, -1.0], device);
+        let b = Tensor::from_vec([1], vec![0.5], device);
         // x[i,j] − x[i+1,j+1] + 0.5 = −3.5 everywhere.
         assert_eq!(x.conv2d(&w, Some(&b), 1, 0).to_vec().unwrap(), vec![-3.5; 4]);
         // Stride 2, padding 1: windows at (−1,−1), (−1,1), (1,−1), (1,1).
         assert_eq!(x.conv2d(&w, Some(&b), 2, 1).to_vec().unwrap(), vec![-0.5, -2.5, -6.5, -3.5]);
-        let grid = Tensor::from_vec([1, 1, 4, 4], (0..16).map(|v| v as f32).collect(), &device());
+        let grid = Tensor::from_vec([1, 1, 4, 4], (0..16).map(|v| v as f32).collect(), device);
         assert_eq!(grid.max_pool2d(2, 2, 0).to_vec().unwrap(), vec![5.0, 7.0, 13.0, 15.0]);
         let grid = grid.with_requires_grad();
         let grads = grid.max_pool2d(2, 2, 0).sum().backward();
@@ -115,9 +107,9 @@ test_on_every_device! {
         assert_eq!(winners, vec![5, 7, 13, 15]);
     }
 
-    fn conv2d_matches_pytorch() {
-        let b = Tensor::from_vec([4], (0..4).map(|o| 0.1 * o as f32 - 0.2).collect(), &device());
-        let y = sine_input(&[2, 3, 7, 9]).conv2d(&cosine_weight(&[4, 3, 3, 3]), Some(&b), 2, 1);
+    fn conv2d_matches_pytorch(device: &Device) {
+        let b = Tensor::from_vec([4], (0..4).map(|o| 0.1 * o as f32 - 0.2).collect(), device);
+        let y = sine_input(device, &[2, 3, 7, 9]).conv2d(&cosine_weight(device, &[4, 3, 3, 3]), Some(&b), 2, 1);
         assert_reference(
             "conv 3x3/2 pad 1",
             &y,
@@ -132,7 +124,7 @@ test_on_every_device! {
                 (159, 0.661_313_24),
             ],
         );
-        let y = sine_input(&[1, 1, 27, 31]).conv2d(&cosine_weight(&[2, 1, 11, 11]), None, 4, 0);
+        let y = sine_input(device, &[1, 1, 27, 31]).conv2d(&cosine_weight(device, &[2, 1, 11, 11]), None, 4, 0);
         assert_reference(
             "conv 11x11/4",
             &y,
@@ -140,7 +132,7 @@ test_on_every_device! {
             -17.130_657,
             &[(0, 0.542_990_33), (13, 4.843_082_9), (29, -3.948_054_1), (41, 2.445_416_9), (59, -0.449_154_53)],
         );
-        let y = sine_input(&[2, 3, 8, 9]).conv2d(&cosine_weight(&[5, 3, 5, 5]), None, 1, 2);
+        let y = sine_input(device, &[2, 3, 8, 9]).conv2d(&cosine_weight(device, &[5, 3, 5, 5]), None, 1, 2);
         assert_reference(
             "conv 5x5 pad 2",
             &y,
@@ -156,8 +148,8 @@ test_on_every_device! {
         );
     }
 
-    fn max_pool2d_matches_pytorch() {
-        let y = sine_input(&[1, 2, 9, 11]).max_pool2d(3, 2, 0);
+    fn max_pool2d_matches_pytorch(device: &Device) {
+        let y = sine_input(device, &[1, 2, 9, 11]).max_pool2d(3, 2, 0);
         assert_reference(
             "max-pool 3/2",
             &y,
@@ -167,9 +159,9 @@ test_on_every_device! {
         );
     }
 
-    fn cross_entropy_matches_pytorch() {
-        let logits = sine_input(&[4, 5]).mul_scalar(3.0).detach().with_requires_grad();
-        let labels = Tensor::from_i32([4], vec![1, 4, 0, 2], &device());
+    fn cross_entropy_matches_pytorch(device: &Device) {
+        let logits = sine_input(device, &[4, 5]).mul_scalar(3.0).detach().with_requires_grad();
+        let labels = Tensor::from_i32([4], vec![1, 4, 0, 2], device);
         let loss = logits.cross_entropy(&labels);
         assert!((loss.item().unwrap() - 2.559_712_9).abs() < 1e-5);
         let grad = loss.backward().get(&logits).unwrap().to_vec().unwrap();
@@ -184,13 +176,13 @@ test_on_every_device! {
     /// `y.sum()`: the table's examples (same parameters) on `3·sin(0.37·i + 0.1)`
     /// (`|x| + 0.5` where the op needs positive inputs). An op without a PyTorch row
     /// fails: add it to `scripts/torch_reference_values.py`.
-    fn every_unary_op_matches_pytorch() {
+    fn every_unary_op_matches_pytorch(device: &Device) {
         for (op, domain) in UnaryOp::examples() {
             let name = op.method_name();
             let Some((_, rows)) = ACTIVATIONS.iter().find(|(n, _)| *n == name) else {
                 panic!("no PyTorch reference for `{name}`: add it to scripts/torch_reference_values.py")
             };
-            let mut x = sine_input(&[24]).mul_scalar(3.0);
+            let mut x = sine_input(device, &[24]).mul_scalar(3.0);
             if domain == UnaryDomain::Positive {
                 x = x.abs().add_scalar(0.5);
             }
@@ -207,8 +199,8 @@ test_on_every_device! {
     }
 
     /// PyTorch's semantics of the view ops on `arange`, worked by hand.
-    fn views_by_hand() {
-        let x = Tensor::from_vec([2, 3, 4], (0..24).map(|v| v as f32).collect(), &device());
+    fn views_by_hand(device: &Device) {
+        let x = Tensor::from_vec([2, 3, 4], (0..24).map(|v| v as f32).collect(), device);
         let p = x.permute(&[2, 0, 1]);
         assert_eq!(p.dims(), [4, 2, 3]);
         assert_eq!(p.to_vec().unwrap()[..7], [0.0, 4.0, 8.0, 12.0, 16.0, 20.0, 1.0]);
@@ -216,8 +208,8 @@ test_on_every_device! {
         let n = x.narrow(2, 1, 2);
         assert_eq!(n.dims(), [2, 3, 2]);
         assert_eq!(n.to_vec().unwrap(), [1.0, 2.0, 5.0, 6.0, 9.0, 10.0, 13.0, 14.0, 17.0, 18.0, 21.0, 22.0]);
-        let two = Tensor::from_vec([2, 1], vec![-1.0, -2.0], &device());
-        let three = Tensor::from_vec([2, 2], vec![7.0, 8.0, 9.0, 10.0], &device());
+        let two = Tensor::from_vec([2, 1], vec![-1.0, -2.0], device);
+        let three = Tensor::from_vec([2, 2], vec![7.0, 8.0, 9.0, 10.0], device);
         assert_eq!(Tensor::cat(&[&two, &three], 1).to_vec().unwrap(), [-1.0, 7.0, 8.0, -2.0, 9.0, 10.0]);
         let stacked = Tensor::stack(&[&three, &three.neg()], 0);
         assert_eq!(stacked.dims(), [2, 2, 2]);
@@ -228,19 +220,19 @@ test_on_every_device! {
     }
 
     #[should_panic(expected = "cat: shape [2, 3] does not join shape [2, 1] along axis 0")]
-    fn cat_mismatch_names_both_shapes() {
-        let a = Tensor::zeros([2, 1], &device());
-        let _ = Tensor::cat(&[&a, &Tensor::zeros([2, 3], &device())], 0);
+    fn cat_mismatch_names_both_shapes(device: &Device) {
+        let a = Tensor::zeros([2, 1], device);
+        let _ = Tensor::cat(&[&a, &Tensor::zeros([2, 3], device)], 0);
     }
 
     #[should_panic(expected = "narrow: positions 2..5 of axis 1 are outside shape [2, 4]")]
-    fn narrow_outside_names_the_shape() {
-        let _ = Tensor::zeros([2, 4], &device()).narrow(1, 2, 3);
+    fn narrow_outside_names_the_shape(device: &Device) {
+        let _ = Tensor::zeros([2, 4], device).narrow(1, 2, 3);
     }
 
     /// `torch.var(x, dim, correction)` and friends on a small case worked by hand.
-    fn several_axis_reductions_by_hand() {
-        let x = Tensor::from_vec([2, 2, 2], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0], &device());
+    fn several_axis_reductions_by_hand(device: &Device) {
+        let x = Tensor::from_vec([2, 2, 2], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0], device);
         assert_eq!(x.sum_axes(&[0, 2], false).to_vec().unwrap(), [14.0, 22.0]);
         assert_eq!(x.mean_axes(&[1, 2], true).dims(), [2, 1, 1]);
         assert_eq!(x.mean_axes(&[1, 2], true).to_vec().unwrap(), [2.5, 6.5]);
@@ -254,9 +246,9 @@ test_on_every_device! {
 
     /// The regression and binary losses (mean reduction) and their gradients, and
     /// average pooling, against PyTorch 2.15 (`scripts/torch_reference_values.py`).
-    fn losses_and_avg_pool_match_pytorch() {
-        let target = cosine_weight(&[4, 6]).mul_scalar(4.0);
-        let probability = cosine_weight(&[4, 6]).add_scalar(0.5).clamp(0.0, 1.0);
+    fn losses_and_avg_pool_match_pytorch(device: &Device) {
+        let target = cosine_weight(device, &[4, 6]).mul_scalar(4.0);
+        let probability = cosine_weight(device, &[4, 6]).add_scalar(0.5).clamp(0.0, 1.0);
         type Loss = fn(&Tensor, &Tensor, &Tensor) -> Tensor;
         let cases: [(&str, Loss, f32, [f32; 5]); 4] = [
             ("mse_loss", |p, t, _| p.mse_loss(t), 6.078_446_87, [-1.417_083_1e-1, 9.015_250_2e-2, -2.729_560_7e-1, 7.577_948_3e-2, 3.183_490_9e-1]),
@@ -265,7 +257,7 @@ test_on_every_device! {
             ("bce_with_logits", |p, _, q| p.bce_with_logits(q), 1.126_282_33, [-1.773_665_1e-2, 6.541_833_3e-4, -2.522_408_2e-2, 9.444_323_4e-3, 3.366_892_4e-2]),
         ];
         for (name, loss, want, want_grad) in cases {
-            let prediction = sine_input(&[4, 6]).mul_scalar(3.0).with_requires_grad();
+            let prediction = sine_input(device, &[4, 6]).mul_scalar(3.0).with_requires_grad();
             let value = loss(&prediction, &target, &probability);
             let grad = value.backward().get(&prediction).unwrap().to_vec().unwrap();
             let value = value.item().unwrap();
@@ -274,7 +266,7 @@ test_on_every_device! {
                 assert!((grad[i] - want).abs() < 1e-6, "{name} grad[{i}]: {} vs PyTorch {want}", grad[i]);
             }
         }
-        let x = sine_input(&[2, 3, 7, 9]);
+        let x = sine_input(device, &[2, 3, 7, 9]);
         let picks = [(0, -3.817_376_5e-2), (7, -2.844_370_6e-1), (33, -2.914_523_5e-1), (79, 5.676_017_6e-4), (101, 1.914_991_3e-2)];
         assert_reference("avg_pool2d 3/2 pad 1", &x.avg_pool2d(3, 2, 1), &[2, 3, 4, 5], -1.150_878_9, &picks);
         let picks = [(0, 5.725_417_7e-2), (2, -6.803_038e-2), (5, -4.316_404_8e-2)];
@@ -284,15 +276,15 @@ test_on_every_device! {
     /// BatchNorm2d (training output, running statistics after the step, evaluation
     /// output), GroupNorm and LayerNorm against PyTorch 2.15's `torch.nn` layers with
     /// their default parameters.
-    fn normalization_layers_match_pytorch() {
-        let x = sine_input(&[2, 4, 3, 3]).mul_scalar(2.0).add_scalar(0.5);
+    fn normalization_layers_match_pytorch(device: &Device) {
+        let x = sine_input(device, &[2, 4, 3, 3]).mul_scalar(2.0).add_scalar(0.5);
         let close = |name: &str, y: &Tensor, picks: &[(usize, f32)]| {
             let values = y.to_vec().unwrap();
             for &(i, want) in picks {
                 assert!((values[i] - want).abs() < 2e-5 * (1.0 + want.abs()), "{name}[{i}]: {} vs PyTorch {want}", values[i]);
             }
         };
-        let bn = BatchNorm2d::new(&device(), 4);
+        let bn = BatchNorm2d::new(device, 4);
         let train = bn.forward(&x, Mode::train(0));
         close("batch norm train", &train, &[(0, -8.985_187_4e-1), (10, -2.735_783_8e-1), (37, 9.073_791_5e-1), (71, 2.003_869_1)]);
         let (mean, var) = bn.running_stats();
@@ -300,26 +292,26 @@ test_on_every_device! {
         close("running var", &var, &[(0, 9.917_433_9e-1), (1, 1.014_795_7), (2, 1.042_163_6), (3, 1.070_006_8)]);
         let eval = bn.forward(&x, Mode::Eval);
         close("batch norm eval", &eval, &[(0, 5.483_274_5e-1), (10, -6.748_529_7e-1), (37, 2.236_315_7), (71, 2.324_711_6)]);
-        let group = GroupNorm::new(&device(), 2, 4).forward(&x, Mode::Eval);
+        let group = GroupNorm::new(device, 2, 4).forward(&x, Mode::Eval);
         close("group norm", &group, &[(0, 1.367_699_4e-1), (10, -8.988_016_8e-1), (37, 1.266_575_5), (71, 1.237_199_5)]);
-        let layer = LayerNorm::new(&device(), &[9]).forward(&x.reshape([8, 9]), Mode::Eval);
+        let layer = LayerNorm::new(device, &[9]).forward(&x.reshape([8, 9]), Mode::Eval);
         close("layer norm", &layer, &[(0, -1.514_656_5), (10, -6.260_197_6e-2), (37, 9.085_307_1e-1), (71, 1.533_719_8)]);
     }
 
     /// `MultiheadAttention(8, 2, batch_first=True)` against PyTorch 2.15 with the same
     /// parameters (from formulas): key padding, and a causal mask.
-    fn multihead_attention_matches_pytorch() {
-        let mut attention = MultiheadAttention::new(&mut Initializer::new(&device(), 0), 8, 2).batch_first();
+    fn multihead_attention_matches_pytorch(device: &Device) {
+        let mut attention = MultiheadAttention::new(&mut Initializer::new(device, 0), 8, 2).batch_first();
         attention.visit_parameters_mut("", &mut |name, param| {
             *param = match name {
-                "in_proj_weight" => cosine_weight(&[24, 8]),
-                "in_proj_bias" => sine_input(&[24]).mul_scalar(0.1),
-                "out_proj.weight" => cosine_weight(&[8, 8]).mul_scalar(0.8),
-                _ => sine_input(&[8]).mul_scalar(0.05),
+                "in_proj_weight" => cosine_weight(device, &[24, 8]),
+                "in_proj_bias" => sine_input(device, &[24]).mul_scalar(0.1),
+                "out_proj.weight" => cosine_weight(device, &[8, 8]).mul_scalar(0.8),
+                _ => sine_input(device, &[8]).mul_scalar(0.05),
             }
         });
-        let x = sine_input(&[2, 3, 8]);
-        let padding = Tensor::from_vec([2, 3], vec![0.0, 0.0, 0.0, 0.0, 0.0, 1.0], &device());
+        let x = sine_input(device, &[2, 3, 8]);
+        let padding = Tensor::from_vec([2, 3], vec![0.0, 0.0, 0.0, 0.0, 0.0, 1.0], device);
         let padded = AttentionMasks { key_padding: Some(&padding), ..Default::default() };
         let causal = AttentionMasks { causal: true, ..Default::default() };
         let cases = [
@@ -335,47 +327,47 @@ test_on_every_device! {
     }
 
     /// Batched products over broadcast batch dimensions, worked by hand.
-    fn batched_matmul_by_hand() {
-        let a = Tensor::from_vec([2, 1, 2], vec![1.0, 2.0, 3.0, 4.0], &device());
-        let b = Tensor::from_vec([2, 1], vec![10.0, 100.0], &device());
+    fn batched_matmul_by_hand(device: &Device) {
+        let a = Tensor::from_vec([2, 1, 2], vec![1.0, 2.0, 3.0, 4.0], device);
+        let b = Tensor::from_vec([2, 1], vec![10.0, 100.0], device);
         assert_eq!(a.matmul(&b).to_vec().unwrap(), [210.0, 430.0], "[2, 1, 2] · [2, 1]");
-        let c = Tensor::from_vec([3, 1, 1, 1], vec![1.0, 2.0, 3.0], &device());
-        let y = c.matmul(&Tensor::from_vec([2, 1, 1], vec![5.0, 7.0], &device()));
+        let c = Tensor::from_vec([3, 1, 1, 1], vec![1.0, 2.0, 3.0], device);
+        let y = c.matmul(&Tensor::from_vec([2, 1, 1], vec![5.0, 7.0], device));
         assert_eq!(y.dims(), [3, 2, 1, 1]);
         assert_eq!(y.to_vec().unwrap(), [5.0, 7.0, 10.0, 14.0, 15.0, 21.0]);
     }
 
     /// `index_select`, `gather`, `scatter_add` and `nll_loss`, and their gradients (of
     /// the result weighted elementwise), against PyTorch 2.15.
-    fn indexing_matches_pytorch() {
+    fn indexing_matches_pytorch(device: &Device) {
         let close = |name: &str, values: &[f32], picks: &[(usize, f32)]| {
             for &(i, want) in picks {
                 assert!((values[i] - want).abs() < 1e-6, "{name}[{i}]: {} vs PyTorch {want}", values[i]);
             }
         };
-        let weighted_sum = |y: &Tensor| y.mul(&cosine_weight(y.dims())).sum();
-        let x = sine_input(&[3, 4, 2]).with_requires_grad();
-        let ids = Tensor::from_i32([5], vec![3, 0, 3, 1, 2], &device());
+        let weighted_sum = |y: &Tensor| y.mul(&cosine_weight(device, y.dims())).sum();
+        let x = sine_input(device, &[3, 4, 2]).with_requires_grad();
+        let ids = Tensor::from_i32([5], vec![3, 0, 3, 1, 2], device);
         let y = x.index_select(1, &ids);
         assert_eq!(y.dims(), [3, 5, 2]);
         close("index_select", &y.to_vec().unwrap(), &[(0, 7.322_314_4e-1), (7, 9.356_160_2e-1), (13, -2.844_257_1e-1), (29, 9.998_717_3e-1)]);
         let grad = weighted_sum(&y).backward().get(&x).unwrap().to_vec().unwrap();
         close("index_select grad", &grad, &[(0, 4.879_487_2e-1), (3, 3.589_553_2e-1), (6, 9.523_758_3e-1), (7, 9.232_403e-1), (21, -4.994_142_9e-1)]);
 
-        let index = Tensor::from_i32([3, 2, 2], vec![1, 0, 3, 3, 2, 2, 0, 1, 3, 1, 1, 0], &device());
+        let index = Tensor::from_i32([3, 2, 2], vec![1, 0, 3, 3, 2, 2, 0, 1, 3, 1, 1, 0], device);
         let y = x.gather(1, &index);
         close("gather", &y.to_vec().unwrap(), &[(0, 7.446_430_9e-1), (3, 4.363_990_7e-1), (6, 8.150_215_4e-2), (11, 1.066_116_9e-1)]);
         let grad = weighted_sum(&y).backward().get(&x).unwrap().to_vec().unwrap();
         close("gather grad", &grad, &[(0, 0.0), (2, 0.5), (7, 4.730_211_8e-1), (14, 0.0), (19, 2.743_449_2e-1)]);
 
-        let src = sine_input(&[3, 2, 2]).mul_scalar(2.0).add_scalar(1.0).with_requires_grad();
-        let y = cosine_weight(&[3, 4, 2]).scatter_add(1, &index, &src);
+        let src = sine_input(device, &[3, 2, 2]).mul_scalar(2.0).add_scalar(1.0).with_requires_grad();
+        let y = cosine_weight(device, &[3, 4, 2]).scatter_add(1, &index, &src);
         close("scatter_add", &y.to_vec().unwrap(), &[(0, 0.5), (3, 4.730_211_8e-1), (6, 2.884_282_4), (14, 1.539_573e-2), (23, -4.093_672_9e-1)]);
-        let grad = y.mul(&sine_input(&[3, 4, 2])).sum().backward().get(&src).unwrap().to_vec().unwrap();
+        let grad = y.mul(&sine_input(device, &[3, 4, 2])).sum().backward().get(&src).unwrap().to_vec().unwrap();
         close("scatter_add grad", &grad, &[(0, 7.446_430_9e-1), (3, 4.363_990_7e-1), (6, 8.150_215_4e-2), (11, 1.066_116_9e-1)]);
 
-        let log_probs = sine_input(&[4, 5]).mul_scalar(3.0).log_softmax(1).with_requires_grad();
-        let loss = log_probs.nll_loss(&Tensor::from_i32([4], vec![1, 4, 0, 2], &device()));
+        let log_probs = sine_input(device, &[4, 5]).mul_scalar(3.0).log_softmax(1).with_requires_grad();
+        let loss = log_probs.nll_loss(&Tensor::from_i32([4], vec![1, 4, 0, 2], device));
         assert!((loss.item().unwrap() - 2.559_712_9).abs() < 1e-5);
         let grad = loss.backward().get(&log_probs).unwrap().to_vec().unwrap();
         close("nll_loss grad", &grad, &[(1, -0.25), (9, -0.25), (10, -0.25), (17, -0.25), (0, 0.0)]);
@@ -383,25 +375,25 @@ test_on_every_device! {
 
     /// An index outside the axis picks NaN and scatters nothing (rather than reading
     /// another tensor's memory), on every device.
-    fn out_of_range_indices_pick_nan_and_scatter_nothing() {
-        let x = Tensor::from_vec([2, 3], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &device());
-        let ids = Tensor::from_i32([3], vec![2, 3, -1], &device());
+    fn out_of_range_indices_pick_nan_and_scatter_nothing(device: &Device) {
+        let x = Tensor::from_vec([2, 3], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], device);
+        let ids = Tensor::from_i32([3], vec![2, 3, -1], device);
         let y = x.index_select(1, &ids).to_vec().unwrap();
         assert_eq!(y[0], 3.0);
         assert!(y[1].is_nan() && y[2].is_nan(), "{y:?}");
-        let index = Tensor::from_i32([2, 1], vec![7, 0], &device());
-        let ones = Tensor::ones([2, 1], &device());
-        assert_eq!(Tensor::zeros([2, 3], &device()).scatter_add(1, &index, &ones).to_vec().unwrap(), [0.0, 0.0, 0.0, 1.0, 0.0, 0.0]);
+        let index = Tensor::from_i32([2, 1], vec![7, 0], device);
+        let ones = Tensor::ones([2, 1], device);
+        assert_eq!(Tensor::zeros([2, 3], device).scatter_add(1, &index, &ones).to_vec().unwrap(), [0.0, 0.0, 0.0, 1.0, 0.0, 0.0]);
     }
 
     /// RMSprop's three steps and gradient clipping to a global norm, against PyTorch
     /// 2.15's `RMSprop` and `clip_grad_norm_` on the same problem.
-    fn rmsprop_and_clipping_match_pytorch() {
-        let (model, _) = quadratic_problem();
+    fn rmsprop_and_clipping_match_pytorch(device: &Device) {
+        let (model, _) = quadratic_problem(device);
         let mut rmsprop = RmsProp::new(0.01).with_weight_decay(0.1, DecayScope::All);
         for _ in 0..3 {
             let w = model.weight();
-            let loss = w.mul(&cosine_weight(&[5]).reshape([1, 5])).sum().add(&w.mul(w).sum());
+            let loss = w.mul(&cosine_weight(device, &[5]).reshape([1, 5])).sum().add(&w.mul(w).sum());
             rmsprop.step(&model, &loss.backward());
         }
         let want = [-9.817_315_6e-2, 2.373_738e-1, 5.248_529_3e-1, 7.142_759_6e-1, 7.782_542_1e-1];
@@ -409,7 +401,7 @@ test_on_every_device! {
             assert!((got - want).abs() < 1e-6, "RMSprop: {got} vs PyTorch {want}");
         }
 
-        let (model, mut grads) = quadratic_problem();
+        let (model, mut grads) = quadratic_problem(device);
         let norm = clip_grad_norm(&model, &mut grads, 0.5).unwrap().item().unwrap();
         assert!((norm - 4.227_996_8).abs() < 1e-5, "norm {norm}");
         let clipped = grads.get(model.weight()).unwrap().to_vec().unwrap();
@@ -421,17 +413,17 @@ test_on_every_device! {
 
     /// Weight decay limited to matrices leaves one-dimensional parameters (biases,
     /// normalization scales) alone, for every optimizer that decays.
-    fn decay_scope_leaves_biases_alone() {
+    fn decay_scope_leaves_biases_alone(device: &Device) {
         let optimizers: Vec<(&str, Box<dyn Optimizer>)> = vec![
             ("sgd", Box::new(Sgd::new(0.1).with_weight_decay(0.5).with_decay_scope(DecayScope::MatricesOnly))),
             ("adamw", Box::new(Adam::adamw(0.1, 0.5).with_decay_scope(DecayScope::MatricesOnly))),
             ("rmsprop", Box::new(RmsProp::new(0.1).with_weight_decay(0.5, DecayScope::MatricesOnly))),
         ];
         for (name, mut optimizer) in optimizers {
-            let mut model = Dense::new(&mut Initializer::new(&device(), 1), 3, 2);
+            let mut model = Dense::new(&mut Initializer::new(device, 1), 3, 2);
             model.visit_parameters_mut("", &mut |n, p| {
                 if n == "bias" {
-                    *p = Tensor::ones([2], &device()).with_requires_grad();
+                    *p = Tensor::ones([2], device).with_requires_grad();
                 }
             });
             let weight_before = model.weight().to_vec().unwrap();
@@ -445,9 +437,9 @@ test_on_every_device! {
 
     /// Comparisons, `maximum`/`minimum` (NaN propagates, as PyTorch's), `where_mask`
     /// and `masked_fill` with an infinite fill, by hand.
-    fn comparisons_and_selection_by_hand() {
-        let a = Tensor::from_vec([5], vec![1.0, -2.0, 3.0, f32::NAN, 0.5], &device());
-        let b = Tensor::from_vec([5], vec![1.0, 2.0, -3.0, 0.0, 0.25], &device());
+    fn comparisons_and_selection_by_hand(device: &Device) {
+        let a = Tensor::from_vec([5], vec![1.0, -2.0, 3.0, f32::NAN, 0.5], device);
+        let b = Tensor::from_vec([5], vec![1.0, 2.0, -3.0, 0.0, 0.25], device);
         assert_eq!(a.gt(&b).to_vec().unwrap(), [0.0, 0.0, 1.0, 0.0, 1.0]);
         assert_eq!(a.ge(&b).to_vec().unwrap(), [1.0, 0.0, 1.0, 0.0, 1.0]);
         assert_eq!(a.lt(&b).to_vec().unwrap(), [0.0, 1.0, 0.0, 0.0, 0.0]);
@@ -458,16 +450,16 @@ test_on_every_device! {
         let min = a.minimum(&b).to_vec().unwrap();
         assert_eq!([min[0], min[1], min[2], min[4]], [1.0, -2.0, -3.0, 0.25]);
         assert!(min[3].is_nan());
-        let scores = Tensor::from_vec([2, 3], vec![0.5, 1.0, 2.0, 3.0, f32::INFINITY, -1.0], &device());
-        let hide = Tensor::from_vec([3], vec![0.0, 1.0, 0.0], &device());
+        let scores = Tensor::from_vec([2, 3], vec![0.5, 1.0, 2.0, 3.0, f32::INFINITY, -1.0], device);
+        let hide = Tensor::from_vec([3], vec![0.0, 1.0, 0.0], device);
         let filled = scores.masked_fill(&hide, f32::NEG_INFINITY).to_vec().unwrap();
         assert_eq!(filled, [0.5, f32::NEG_INFINITY, 2.0, 3.0, f32::NEG_INFINITY, -1.0]);
-        let chosen = Tensor::where_mask(&hide, &Tensor::full([], 7.0, &device()), &scores).to_vec().unwrap();
+        let chosen = Tensor::where_mask(&hide, &Tensor::full([], 7.0, device), &scores).to_vec().unwrap();
         assert_eq!(chosen, [0.5, 7.0, 2.0, 3.0, 7.0, -1.0], "the hidden infinity does not leak");
     }
 
-    fn clamp_by_hand() {
-        let x = Tensor::from_vec([5], vec![-2.0, -0.5, 0.0, 0.7, 3.0], &device()).with_requires_grad();
+    fn clamp_by_hand(device: &Device) {
+        let x = Tensor::from_vec([5], vec![-2.0, -0.5, 0.0, 0.7, 3.0], device).with_requires_grad();
         let y = x.clamp(-0.5, 0.5);
         assert_eq!(y.to_vec().unwrap(), [-0.5, -0.5, 0.0, 0.5, 0.5]);
         // The gradient passes where min ≤ x ≤ max, bounds included (TensorFlow's rule).
@@ -478,9 +470,9 @@ test_on_every_device! {
     /// Label smoothing 0.1 against PyTorch 2.15's
     /// `F.cross_entropy(z, y, label_smoothing=0.1)` and its gradient, for the logits below
     /// (the same numbers as `probability_cross_entropy_matches_keras`).
-    fn label_smoothing_matches_pytorch() {
-        let logits = keras_case_logits().with_requires_grad();
-        let labels = Tensor::from_i32([3], vec![2, 0, 1], &device());
+    fn label_smoothing_matches_pytorch(device: &Device) {
+        let logits = keras_case_logits(device).with_requires_grad();
+        let labels = Tensor::from_i32([3], vec![2, 0, 1], device);
         let loss = logits.cross_entropy_smoothed(&labels, 0.1);
         // By hand for row 3 alone (z = [20, −20, 0, 1], label 1): log Σe^z ≈ 20, so
         // 0.9·(20 − (−20)) + 0.1·mean_k(20 − z_k) = 36 + 0.1·79/4 = 37.975; the three
@@ -498,14 +490,14 @@ test_on_every_device! {
     /// outputs, as the notebook's model computes it; loss and gradient by
     /// `tf.GradientTape` of `reduce_mean(scce(y, sigmoid(z)))`. Row 3 saturates: both
     /// sigmoid outputs land outside the clip range, so their gradients are exactly 0.
-    fn probability_cross_entropy_matches_keras() {
-        let probabilities = Tensor::from_vec([1, 3], vec![0.5, 0.5, 0.2], &device());
-        let labels = Tensor::from_i32([1], vec![0], &device());
+    fn probability_cross_entropy_matches_keras(device: &Device) {
+        let probabilities = Tensor::from_vec([1, 3], vec![0.5, 0.5, 0.2], device);
+        let labels = Tensor::from_i32([1], vec![0], device);
         let loss = probabilities.probability_cross_entropy(&labels).item().unwrap();
         assert!((loss - 0.875_468_8).abs() < 1e-6, "−ln(0.5 / 1.2) vs {loss}");
 
-        let logits = keras_case_logits().with_requires_grad();
-        let labels = Tensor::from_i32([3], vec![2, 0, 1], &device());
+        let logits = keras_case_logits(device).with_requires_grad();
+        let labels = Tensor::from_i32([3], vec![2, 0, 1], device);
         let loss = logits.sigmoid().probability_cross_entropy(&labels);
         assert!((loss.item().unwrap() - 6.476_399_9).abs() < 2e-5, "{}", loss.item().unwrap());
         let grad = loss.backward().get(&logits).unwrap().to_vec().unwrap();
@@ -519,9 +511,9 @@ test_on_every_device! {
 
 /// The logits of the Keras and label-smoothing reference cases: `[3, 4]`, the last row
 /// saturated.
-fn keras_case_logits() -> Tensor {
+fn keras_case_logits(device: &Device) -> Tensor {
     let values = vec![0.3, -1.2, 2.0, 0.5, -0.7, 0.1, 0.4, -2.2, 20.0, -20.0, 0.0, 1.0];
-    Tensor::from_vec([3, 4], values, &device())
+    Tensor::from_vec([3, 4], values, device)
 }
 
 /// `(index, y[index], dy/dx[index])` of one op on one input.
@@ -732,15 +724,15 @@ const ACTIVATIONS: &[(&str, [ReferencePoint; 6])] = &[
 
 /// A one-row dense layer whose weight is `sin(0.37·i + 0.1)`, `i < 5`, and the
 /// gradient of `Σ p·w + Σ p²` for its weight (the bias gets none).
-fn quadratic_problem() -> (Dense, Gradients) {
-    let mut model = Dense::new(&mut Initializer::new(&device(), 0), 5, 1);
+fn quadratic_problem(device: &Device) -> (Dense, Gradients) {
+    let mut model = Dense::new(&mut Initializer::new(device, 0), 5, 1);
     model.visit_parameters_mut("", &mut |name, p| {
         if name == "weight" {
-            *p = sine_input(&[5]).reshape([1, 5]).with_requires_grad();
+            *p = sine_input(device, &[5]).reshape([1, 5]).with_requires_grad();
         }
     });
     let w = model.weight();
-    let loss = w.mul(&cosine_weight(&[5]).reshape([1, 5])).sum().add(&w.mul(w).sum());
+    let loss = w.mul(&cosine_weight(device, &[5]).reshape([1, 5])).sum().add(&w.mul(w).sum());
     let grads = loss.backward();
     (model, grads)
 }

@@ -1,29 +1,12 @@
 //! Helpers shared by the integration tests: every test written once and run on every
-//! device ([`test_on_every_device!`]), seeded inputs on the device under test, and the
-//! finite-difference gradient check.
+//! device ([`test_on_every_device!`], the body receiving the device it runs on), seeded
+//! inputs on a given device, and the finite-difference gradient check. Nothing here
+//! picks a device implicitly: every helper that makes a tensor takes one.
 
 #![allow(dead_code)]
 
-use std::cell::RefCell;
-
 use kiln::prelude::*;
 use kiln::tensor::Rng;
-
-thread_local! {
-    /// The device the test running on this thread uses.
-    static DEVICE: RefCell<Option<Device>> = const { RefCell::new(None) };
-}
-
-/// The device the running test uses: the one [`test_on_every_device!`] set, else the CPU.
-pub fn device() -> Device {
-    DEVICE.with(|d| d.borrow().clone()).unwrap_or_else(Device::cpu)
-}
-
-/// Runs `test` with `device` as the device under test.
-pub fn with_device(device: &Device, test: impl FnOnce()) {
-    DEVICE.with(|d| *d.borrow_mut() = Some(device.clone()));
-    test();
-}
 
 /// The shared GPU device, or `None` (with the reason printed) when there is none and no
 /// GPU is required: under CI (which installs a Vulkan driver) or with `KILN_REQUIRE_GPU`
@@ -55,31 +38,30 @@ pub fn gpu() -> Option<Device> {
     }
 }
 
-/// Writes a test once and runs it on every device: `test_on_every_device! { fn name() {
-/// .. } }` becomes the tests `name::cpu` and `name::wgpu`, whose body sees its device
-/// through [`device()`] (and so through every input helper here). Attributes such as
-/// `#[should_panic]` apply to both.
+/// Writes a test once and runs it on every device: `test_on_every_device! { fn
+/// name(device: &Device) { .. } }` becomes the tests `name::cpu` and `name::wgpu`, each
+/// calling the body with its device. Attributes such as `#[should_panic]` apply to both.
 #[macro_export]
 macro_rules! test_on_every_device {
-    ($($(#[$meta:meta])* fn $name:ident() $body:block)*) => {
+    ($($(#[$meta:meta])* fn $name:ident($device:ident: &Device) $body:block)*) => {
         $(
             mod $name {
                 #[allow(unused_imports)]
                 use super::*;
 
-                fn body() $body
+                fn body($device: &kiln::prelude::Device) $body
 
                 $(#[$meta])*
                 #[test]
                 fn cpu() {
-                    $crate::common::with_device(&kiln::prelude::Device::cpu(), body);
+                    body(&kiln::prelude::Device::cpu());
                 }
 
                 $(#[$meta])*
                 #[test]
                 fn wgpu() {
                     if let Some(gpu) = $crate::common::gpu() {
-                        $crate::common::with_device(&gpu, body);
+                        body(&gpu);
                     }
                 }
             }
@@ -87,31 +69,31 @@ macro_rules! test_on_every_device {
     };
 }
 
-/// Normal(0, 1) values of `shape` from `seed`.
-pub fn randn(shape: &[usize], seed: u64) -> Tensor {
-    Tensor::randn(shape.to_vec(), 0.0, 1.0, seed, &device())
+/// Normal(0, 1) values of `shape` from `seed` on `device`.
+pub fn randn(device: &Device, shape: &[usize], seed: u64) -> Tensor {
+    Tensor::randn(shape.to_vec(), 0.0, 1.0, seed, device)
 }
 
-/// Uniform values in `[low, high)`.
-pub fn uniform(shape: &[usize], low: f32, high: f32, seed: u64) -> Tensor {
-    Tensor::rand_uniform(shape.to_vec(), low, high, seed, &device())
+/// Uniform values in `[low, high)` on `device`.
+pub fn uniform(device: &Device, shape: &[usize], low: f32, high: f32, seed: u64) -> Tensor {
+    Tensor::rand_uniform(shape.to_vec(), low, high, seed, device)
 }
 
 /// Normal values pushed at least 0.1 away from zero, so a ±eps step never crosses the
 /// kink of ReLU.
-pub fn away_from_zero(shape: &[usize], seed: u64) -> Tensor {
-    let values = randn(shape, seed).to_vec().unwrap();
+pub fn away_from_zero(device: &Device, shape: &[usize], seed: u64) -> Tensor {
+    let values = randn(device, shape, seed).to_vec().unwrap();
     let moved = values.into_iter().map(|v| v + 0.1 * v.signum()).collect();
-    Tensor::from_vec(shape.to_vec(), moved, &device())
+    Tensor::from_vec(shape.to_vec(), moved, device)
 }
 
 /// A shuffled arithmetic sequence with steps of 0.1: all values distinct by far more
 /// than the finite-difference step, so max-pool and max never change their winner.
-pub fn distinct(shape: &[usize], seed: u64) -> Tensor {
+pub fn distinct(device: &Device, shape: &[usize], seed: u64) -> Tensor {
     let n: usize = shape.iter().product();
     let mut values: Vec<f32> = (0..n).map(|i| (i as f32 - n as f32 / 2.0) * 0.1).collect();
     Rng::new(seed).shuffle(&mut values);
-    Tensor::from_vec(shape.to_vec(), values, &device())
+    Tensor::from_vec(shape.to_vec(), values, device)
 }
 
 /// Most elements checked per input (a fixed random sample beyond that).
@@ -134,7 +116,7 @@ pub fn check_gradients(name: &str, inputs: impl Into<Vec<Tensor>>, f: impl Fn(&[
         .map(|t| if t.dtype() == DType::F32 { t.with_requires_grad() } else { t.clone() })
         .collect();
     let out = f(&leaves);
-    let weights = randn(out.dims(), 99);
+    let weights = randn(out.device(), out.dims(), 99);
     let grads = out.mul(&weights).sum().backward();
     let w_host: Vec<f64> = weights.to_vec().unwrap().into_iter().map(f64::from).collect();
     let objective = |xs: &[Tensor]| -> f64 {
