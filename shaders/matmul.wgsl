@@ -21,6 +21,10 @@ struct Params {
     first_index: u32,
     threshold: f32,
     scale: f32,
+    // Where this product's A, B and C start in their buffers (one product of a batch).
+    a_offset: u32,
+    b_offset: u32,
+    c_offset: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -31,16 +35,16 @@ struct Params {
 
 fn load_a(m: u32, k: u32) -> f32 {
     if (params.trans_a != 0u) {
-        return a[k * params.m + m];
+        return a[params.a_offset + k * params.m + m];
     }
-    return a[m * params.k + k];
+    return a[params.a_offset + m * params.k + k];
 }
 
 fn load_b(k: u32, n: u32) -> f32 {
     if (params.trans_b != 0u) {
-        return b[n * params.k + k];
+        return b[params.b_offset + n * params.k + k];
     }
-    return b[k * params.n + n];
+    return b[params.b_offset + k * params.n + n];
 }
 
 fn store_c(m: u32, n: u32, value: f32) {
@@ -56,5 +60,5 @@ fn store_c(m: u32, n: u32, value: f32) {
         let kept = dropout_keeps(params.seed_lo, params.seed_hi, params.first_index + i, params.threshold);
         v = select(0.0, v * params.scale, kept);
     }
-    c[i] = v;
+    c[params.c_offset + i] = v;
 }

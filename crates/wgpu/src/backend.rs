@@ -4,8 +4,8 @@
 
 use kiln_tensor::{
     Activation, AdamStep, AxisIndexing, AxisSplit, Backend, BinaryOp, Conv2dGeometry, DType, DropoutMask,
-    EpilogueDropout, MatmulDims, Pool2dGeometry, Result, SgdStep, SgdTarget, Shape, StorageRef, StridedView,
-    UnaryOp,
+    EpilogueDropout, MatmulBatch, MatmulDims, Pool2dGeometry, Result, SgdStep, SgdTarget, Shape, StorageRef,
+    StridedView, UnaryOp,
 };
 
 use crate::gpu::{Gpu, WorkCounters};
@@ -209,6 +209,16 @@ impl Backend for WgpuBackend {
 
     fn matmul(&self, a: &StorageRef, b: &StorageRef, d: MatmulDims) -> StorageRef {
         self.record_matmul(a, b, d)
+    }
+
+    fn batched_matmul(
+        &self,
+        a: &StorageRef,
+        b: &StorageRef,
+        dims: MatmulDims,
+        batch: MatmulBatch,
+    ) -> StorageRef {
+        self.record_batched_matmul(a, b, dims, batch)
     }
 
     fn linear(

@@ -231,6 +231,10 @@ pub struct MatmulParams {
     /// 1: dropout after the ReLU, with the mask below.
     pub dropout: u32,
     pub mask: MaskParams,
+    /// Where this product's operands and result start (one product of a batch).
+    pub a_offset: u32,
+    pub b_offset: u32,
+    pub c_offset: u32,
 }
 
 impl MatmulParams {
@@ -251,6 +255,9 @@ impl MatmulParams {
             relu: u32::from(activation == Activation::Relu),
             dropout: u32::from(dropout.is_some()),
             mask: dropout.map_or_else(MaskParams::zeroed, MaskParams::new),
+            a_offset: 0,
+            b_offset: 0,
+            c_offset: 0,
         }
     }
 }

@@ -122,6 +122,32 @@ fn unary_functions() {
     }
 }
 
+/// Batched products (one GEMM pass per product at its offsets) against the CPU, with
+/// broadcast batches, both transposes and a product split along K by the tuner's
+/// default tiles for tall operands.
+#[test]
+fn batched_matmul() {
+    let Some(gpu) = gpu() else { return };
+    parity(
+        "[3, 2, 17, 9] · [3, 2, 9, 13]",
+        &gpu,
+        vec![randn(&[3, 2, 17, 9], 60), randn(&[3, 2, 9, 13], 61)],
+        |x| x[0].matmul(&x[1]),
+    );
+    parity("[4, 7, 5] · [6, 5]ᵀ", &gpu, vec![randn(&[4, 7, 5], 62), randn(&[6, 5], 63)], |x| {
+        x[0].matmul_with(&x[1], false, true)
+    });
+    parity("[5, 7]ᵀ · [3, 5, 4]", &gpu, vec![randn(&[5, 7], 64), randn(&[3, 5, 4], 65)], |x| {
+        x[0].matmul_with(&x[1], true, false)
+    });
+    parity(
+        "[2, 130, 300] · [2, 300, 3]",
+        &gpu,
+        vec![randn(&[2, 130, 300], 66), randn(&[2, 300, 3], 67)],
+        |x| x[0].matmul(&x[1]),
+    );
+}
+
 #[test]
 fn reductions_softmax_and_loss() {
     let Some(gpu) = gpu() else { return };

@@ -1,7 +1,7 @@
 //! Matrix products on the GPU: the tiled GEMM (and its narrow variant for few rows), with
 //! bias and ReLU fused into the store for dense layers.
 
-use kiln_tensor::{Activation, EpilogueDropout, MatmulDims, StorageRef};
+use kiln_tensor::{Activation, EpilogueDropout, MatmulBatch, MatmulDims, StorageRef};
 
 use crate::backend::{WIDTH, WgpuBackend};
 use crate::gemm_tiles::{GemmPass, GemmTile};
@@ -57,6 +57,30 @@ impl WgpuBackend {
     pub(crate) fn record_matmul(&self, a: &StorageRef, b: &StorageRef, d: MatmulDims) -> StorageRef {
         let params = MatmulParams::new(d, false, Activation::Identity, None);
         self.matmul_then(a, b, None, d, params, "matmul")
+    }
+
+    /// Records [`kiln_tensor::Backend::batched_matmul`]: one GEMM pass per product,
+    /// reading its operands and writing its result at their offsets (no copies).
+    pub(crate) fn record_batched_matmul(
+        &self,
+        a: &StorageRef,
+        b: &StorageRef,
+        d: MatmulDims,
+        batch: MatmulBatch,
+    ) -> StorageRef {
+        let out = self.f32s(batch.count * d.m * d.n, "batched matmul");
+        let bindings = [Some(a), Some(b), None, Some(&out)];
+        let fixed = GemmTile::default_for(d.m);
+        for i in 0..batch.count {
+            let params = MatmulParams {
+                a_offset: (i * batch.a_stride) as u32,
+                b_offset: (i * batch.b_stride) as u32,
+                c_offset: (i * d.m * d.n) as u32,
+                ..MatmulParams::new(d, false, Activation::Identity, None)
+            };
+            self.record_tiled(GemmPass::Matmul, fixed, [d.m, d.n, d.k], "batched matmul", &params, &bindings);
+        }
+        out
     }
 
     /// Records [`kiln_tensor::Backend::linear`].
