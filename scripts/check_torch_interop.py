@@ -6,8 +6,8 @@
 2. PyTorch saves its (fresh) weights; Kiln loads them and runs the same input;
    the outputs are compared.
 3. Both directions again for a small model of the newer layers (BatchNorm2d with
-   running statistics from a training pass, GELU, AvgPool2d, GroupNorm,
-   AdaptiveAvgPool2d, LayerNorm, SiLU).
+   running statistics from a training pass, GELU, AvgPool2d, GroupNorm, a grouped
+   dilated Conv2d, AdaptiveAvgPool2d, LayerNorm, SiLU) and a MultiheadAttention.
 
 Run by hand where PyTorch is installed:
     pip install torch safetensors
@@ -56,7 +56,8 @@ def torch_layers():
     nn = torch.nn
     return nn.Sequential(
         nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.GELU(), nn.AvgPool2d(2, 2),
-        nn.GroupNorm(2, 4), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 6),
+        nn.GroupNorm(2, 4), nn.Conv2d(4, 4, 3, padding=2, dilation=2, groups=2),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 6),
         nn.LayerNorm([6]), nn.SiLU(),
     ).eval()
 

@@ -192,3 +192,15 @@ p = x_of([5]).requires_grad_()
 ((p * w).sum() + (p * p).sum()).backward()
 norm = torch.nn.utils.clip_grad_norm_([p], 0.5)
 print("clip_grad_norm", f"{norm.item():.7e}", pick(p.grad, [0, 1, 2, 3, 4]))
+
+# Grouped and dilated convolutions: conv2d(x, w, b, stride, padding, dilation, groups)
+# on x = sin(...) [2, 4, 9, 8], w = 0.5·cos(...). For tests/reference_values.rs.
+x = x_of([2, 4, 9, 8])
+for name, w_shape, stride, padding, dilation, groups in [
+    ("conv groups 2", [6, 2, 3, 3], 1, 1, 1, 2),
+    ("conv depthwise stride 2", [4, 1, 3, 3], 2, 1, 1, 4),
+    ("conv dilation 2", [3, 4, 3, 3], 1, 2, 2, 1),
+]:
+    b = torch.tensor([0.1 * o - 0.2 for o in range(w_shape[0])])
+    y = F.conv2d(x, w_of(w_shape), b, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    print(name, list(y.shape), "sum", f"{y.sum().item():.7e}", pick(y, [0, 7, 33, 79, 101]))

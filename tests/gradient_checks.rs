@@ -289,4 +289,17 @@ test_on_every_device! {
         check_gradients("where_mask", [a.clone(), b], |t| Tensor::where_mask(&mask, &t[0], &t[1].mul_scalar(3.0)));
         check_gradients("masked_fill", [a], |t| t[0].masked_fill(&mask, -5.0).exp());
     }
+
+    fn grouped_and_dilated_convolutions(device: &Device) {
+        use kiln::tensor::{ConvOptions, Size2d};
+        let x = randn(device, &[2, 4, 7, 6], 55);
+        let grouped = ConvOptions { padding: Size2d(1, 1), groups: 2, ..Default::default() };
+        check_gradients("conv groups 2", [x.clone(), randn(device, &[6, 2, 3, 3], 56).mul_scalar(0.3), randn(device, &[6], 57)], |t| {
+            t[0].conv2d_with(&t[1], Some(&t[2]), grouped)
+        });
+        let depthwise = ConvOptions { stride: Size2d(2, 2), padding: Size2d(1, 1), groups: 4, ..Default::default() };
+        check_gradients("depthwise stride 2", [x.clone(), randn(device, &[4, 1, 3, 3], 58)], |t| t[0].conv2d_with(&t[1], None, depthwise));
+        let dilated = ConvOptions { padding: Size2d(2, 1), dilation: 2, ..Default::default() };
+        check_gradients("dilation 2", [x, randn(device, &[3, 4, 3, 2], 59).mul_scalar(0.3)], |t| t[0].conv2d_with(&t[1], None, dilated));
+    }
 }

@@ -17,7 +17,7 @@ use kiln::nn::{
 };
 use kiln::prelude::*;
 use kiln::tensor::Gradients;
-use kiln::tensor::{UnaryDomain, UnaryOp, Variance};
+use kiln::tensor::{ConvOptions, Size2d, UnaryDomain, UnaryOp, Variance};
 
 /// `x[i] = sin(0.37·i + 0.1)` of `shape`, computed in f64 as Python does.
 fn sine_input(device: &Device, shape: &[usize]) -> Tensor {
@@ -456,6 +456,31 @@ test_on_every_device! {
         assert_eq!(filled, [0.5, f32::NEG_INFINITY, 2.0, 3.0, f32::NEG_INFINITY, -1.0]);
         let chosen = Tensor::where_mask(&hide, &Tensor::full([], 7.0, device), &scores).to_vec().unwrap();
         assert_eq!(chosen, [0.5, 7.0, 2.0, 3.0, 7.0, -1.0], "the hidden infinity does not leak");
+    }
+
+    /// Grouped, depthwise and dilated convolutions against PyTorch 2.15's `conv2d`.
+    fn grouped_and_dilated_conv2d_match_pytorch(device: &Device) {
+        let x = sine_input(device, &[2, 4, 9, 8]);
+        type Case = (&'static str, [usize; 4], ConvOptions, [usize; 4], f32, [(usize, f32); 5]);
+        let options = |stride: usize, padding: usize, dilation: usize, groups: usize| ConvOptions {
+            stride: Size2d(stride, stride),
+            padding: Size2d(padding, padding),
+            dilation,
+            groups,
+        };
+        let cases: [Case; 3] = [
+            ("groups 2", [6, 2, 3, 3], options(1, 1, 1, 2), [2, 6, 9, 8], 4.288_346_9e1,
+             [(0, 2.978_345_8e-1), (7, -4.325_394_6e-1), (33, -1.783_398_4e-1), (79, 3.347_198_7e-1), (101, -1.225_341_4)]),
+            ("depthwise stride 2", [4, 1, 3, 3], options(2, 1, 1, 4), [2, 4, 5, 4], -4.305_619e1,
+             [(0, -2.314_488_6e-2), (7, -1.204_376_9), (33, -3.038_746_4e-1), (79, 2.500_104_6e-1), (101, 3.329_982_2e-1)]),
+            ("dilation 2", [3, 4, 3, 3], options(1, 2, 2, 1), [2, 3, 9, 8], -3.810_183_3e1,
+             [(0, 1.904_548_4), (7, 1.769_197_9), (33, 2.654_568_2), (79, -2.344_155_8), (101, 4.126_641_8)]),
+        ];
+        for (name, w_shape, options, out_shape, sum, picks) in cases {
+            let bias = Tensor::from_vec([w_shape[0]], (0..w_shape[0]).map(|o| 0.1 * o as f32 - 0.2).collect(), device);
+            let y = x.conv2d_with(&cosine_weight(device, &w_shape), Some(&bias), options);
+            assert_reference(name, &y, &out_shape, sum, &picks);
+        }
     }
 
     fn clamp_by_hand(device: &Device) {

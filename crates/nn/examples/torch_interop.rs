@@ -7,8 +7,8 @@
 //!   `DIR/torch_io.safetensors` (`input`), writes Kiln's output to
 //!   `DIR/kiln_on_torch_weights.safetensors`.
 //! - `export-layers DIR` and `import-layers DIR`: the same for a small model of the
-//!   newer layers (BatchNorm2d after a training step, GELU, AvgPool2d, GroupNorm,
-//!   AdaptiveAvgPool2d, LayerNorm, SiLU), files `*_layers.safetensors` and
+//!   newer layers (BatchNorm2d after a training step, GELU, AvgPool2d, GroupNorm, a
+//!   grouped dilated Conv2d, AdaptiveAvgPool2d, LayerNorm, SiLU), files `*_layers.safetensors` and
 //!   `*_layers_io.safetensors`; `export-layers` also writes a batch-first
 //!   `MultiheadAttention(16, 4)` (`kiln_attention*.safetensors`).
 
@@ -83,6 +83,7 @@ fn layers_model(seed: u64) -> Sequential {
         .push(GELU::default())
         .push(AvgPool2d::new(2, 2))
         .push(GroupNorm::new(&device, 2, 4))
+        .push(Conv2d::grouped(&mut init, 4, 4, 3, 2).with_padding(2).with_dilation(2))
         .push(AdaptiveAvgPool2d::new(1))
         .push(Flatten)
         .push(Dense::new(&mut init, 4, 6))

@@ -31,7 +31,7 @@ pub use backend::{
 pub use device::Device;
 pub use dtype::DType;
 pub use error::{KilnError, Result};
-pub use ops::{Size2d, Variance};
+pub use ops::{ConvOptions, Size2d, Variance};
 pub use rng::{DropoutMask, Rng, dropout_hash, dropout_keeps};
 pub use shape::{AxisSplit, Shape};
 pub use tensor::{Tensor, TensorId};

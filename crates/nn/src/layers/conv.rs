@@ -1,6 +1,7 @@
-//! `Conv2d`: a 2-D convolution layer (OIHW weight, optional bias, stride, padding).
+//! `Conv2d`: a 2-D convolution layer (OIHW weight, optional bias, stride, padding,
+//! dilation, groups).
 
-use kiln_tensor::{Shape, Tensor};
+use kiln_tensor::{ConvOptions, Shape, Size2d, Tensor};
 
 use super::{expect_image, visit_weight_and_bias, visit_weight_and_bias_mut, window_output};
 use crate::{Initializer, Mode, Module, NnError, Result, SummaryStyle};
@@ -22,16 +23,52 @@ pub struct Conv2d {
     bias: Option<Tensor>,
     stride: usize,
     padding: usize,
+    dilation: usize,
+    groups: usize,
 }
 
 impl Conv2d {
     /// `out_channels` filters of `kernel × kernel` over `in_channels`, stride 1, no
     /// padding, with a bias.
     pub fn new(init: &mut Initializer, in_channels: usize, out_channels: usize, kernel: usize) -> Self {
-        let area = kernel * kernel;
+        Conv2d::grouped(init, in_channels, out_channels, kernel, 1)
+    }
+
+    /// The same with the channels split into `groups` groups (PyTorch's `groups=`; the
+    /// weight is `[out, in / groups, k, k]`); `groups = in_channels = out_channels` is a
+    /// depthwise convolution.
+    pub fn grouped(
+        init: &mut Initializer,
+        in_channels: usize,
+        out_channels: usize,
+        kernel: usize,
+        groups: usize,
+    ) -> Self {
+        assert!(
+            groups > 0 && in_channels.is_multiple_of(groups) && out_channels.is_multiple_of(groups),
+            "Conv2d: {groups} groups do not divide {in_channels} input and {out_channels} output channels"
+        );
+        let (inputs, area) = (in_channels / groups, kernel * kernel);
         let weight =
-            init.weight([out_channels, in_channels, kernel, kernel], in_channels * area, out_channels * area);
-        Conv2d { weight, bias: Some(init.bias(out_channels)), stride: 1, padding: 0 }
+            init.weight([out_channels, inputs, kernel, kernel], inputs * area, out_channels / groups * area);
+        Conv2d { weight, bias: Some(init.bias(out_channels)), stride: 1, padding: 0, dilation: 1, groups }
+    }
+
+    /// Sets the spacing between kernel taps (PyTorch's `dilation=`).
+    pub fn with_dilation(mut self, dilation: usize) -> Self {
+        assert!(dilation > 0, "Conv2d: dilation must be positive");
+        self.dilation = dilation;
+        self
+    }
+
+    /// Whether this is a plain convolution, which the backends run fused with ReLU.
+    fn is_plain(&self) -> bool {
+        self.dilation == 1 && self.groups == 1
+    }
+
+    /// The kernel side as the input sees it, `(k − 1)·dilation + 1`.
+    fn reach(&self, kernel: usize) -> usize {
+        (kernel - 1) * self.dilation + 1
     }
 
     /// Sets the stride.
@@ -72,28 +109,46 @@ impl Conv2d {
         if self.padding != 0 {
             label += &format!(" pad {}", self.padding);
         }
+        if self.dilation != 1 {
+            label += &format!(" dilation {}", self.dilation);
+        }
+        if self.groups != 1 {
+            label += &format!(" groups {}", self.groups);
+        }
         label + &format!(", {}", d[0])
     }
 }
 
 impl Module for Conv2d {
     fn forward(&self, x: &Tensor, _mode: Mode) -> Tensor {
-        x.conv2d(&self.weight, self.bias.as_ref(), self.stride, self.padding)
+        if self.is_plain() {
+            return x.conv2d(&self.weight, self.bias.as_ref(), self.stride, self.padding);
+        }
+        let options = ConvOptions {
+            stride: Size2d(self.stride, self.stride),
+            padding: Size2d(self.padding, self.padding),
+            dilation: self.dilation,
+            groups: self.groups,
+        };
+        x.conv2d_with(&self.weight, self.bias.as_ref(), options)
     }
 
     fn forward_relu(&self, x: &Tensor, _mode: Mode) -> Option<Tensor> {
-        Some(x.conv2d_relu(&self.weight, self.bias.as_ref(), self.stride, self.padding))
+        self.is_plain().then(|| x.conv2d_relu(&self.weight, self.bias.as_ref(), self.stride, self.padding))
     }
 
     fn output_shape(&self, input: &Shape) -> Result<Shape> {
         let label = self.label();
         let (c, h, w) = expect_image(&label, input)?;
         let d = self.weight.dims();
-        if c != d[1] {
-            return Err(NnError::Shape(format!("{label}: expects {} input channels, got {input}", d[1])));
+        if c != d[1] * self.groups {
+            return Err(NnError::Shape(format!(
+                "{label}: expects {} input channels, got {input}",
+                d[1] * self.groups
+            )));
         }
-        let oh = window_output(&label, input, h, d[2], self.stride, self.padding)?;
-        let ow = window_output(&label, input, w, d[3], self.stride, self.padding)?;
+        let oh = window_output(&label, input, h, self.reach(d[2]), self.stride, self.padding)?;
+        let ow = window_output(&label, input, w, self.reach(d[3]), self.stride, self.padding)?;
         Ok(Shape::from([d[0], oh, ow]))
     }
 

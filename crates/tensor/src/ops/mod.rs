@@ -4,6 +4,7 @@
 mod avg_pool;
 mod binary;
 mod conv;
+mod conv_variants;
 mod dropout;
 mod indexing;
 mod linear;
@@ -21,6 +22,7 @@ mod unary;
 mod views;
 
 pub use conv::Size2d;
+pub use conv_variants::ConvOptions;
 pub use reduce_axes::Variance;
 
 use crate::{Activation, DType, Tensor, UnaryOp};
