@@ -10,6 +10,8 @@ struct Params {
     log: u32,
     n: u32,
     classes: u32,
+    eps: f32,
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -223,4 +225,56 @@ fn cross_entropy_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_wor
     let row = idx / params.classes;
     let onehot = select(0.0, 1.0, u32(ints[row]) == idx % params.classes);
     out[idx] = (in0[idx] - onehot) * scale;
+}
+
+// One invocation per lane: (x - mean) * rstd along len into out, the lane's
+// rstd = 1 / sqrt(var + eps) into out2 (population variance).
+@compute @workgroup_size(256)
+fn normalize(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+             @builtin(local_invocation_index) li: u32) {
+    let lane = flat_index(wg, groups, li);
+    if (lane >= params.outer * params.inner) {
+        return;
+    }
+    let base = (lane / params.inner) * params.len * params.inner + lane % params.inner;
+    var sum = 0.0;
+    for (var l = 0u; l < params.len; l++) {
+        sum += in0[base + l * params.inner];
+    }
+    let mean = sum / f32(params.len);
+    var squares = 0.0;
+    for (var l = 0u; l < params.len; l++) {
+        let d = in0[base + l * params.inner] - mean;
+        squares += d * d;
+    }
+    let rstd = 1.0 / sqrt(squares / f32(params.len) + params.eps);
+    for (var l = 0u; l < params.len; l++) {
+        out[base + l * params.inner] = (in0[base + l * params.inner] - mean) * rstd;
+    }
+    out2[lane] = rstd;
+}
+
+// in0 = y (the normalized output), in1 = upstream gradient, out2 = each lane's rstd
+// (read only: the family has two f32 inputs). rstd * (g - mean(g) - y * mean(g * y)).
+@compute @workgroup_size(256)
+fn normalize_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+                      @builtin(local_invocation_index) li: u32) {
+    let lane = flat_index(wg, groups, li);
+    if (lane >= params.outer * params.inner) {
+        return;
+    }
+    let base = (lane / params.inner) * params.len * params.inner + lane % params.inner;
+    var sum_g = 0.0;
+    var sum_gy = 0.0;
+    for (var l = 0u; l < params.len; l++) {
+        let at = base + l * params.inner;
+        sum_g += in1[at];
+        sum_gy += in1[at] * in0[at];
+    }
+    let n = f32(params.len);
+    let rstd = out2[lane];
+    for (var l = 0u; l < params.len; l++) {
+        let at = base + l * params.inner;
+        out[at] = rstd * (in1[at] - sum_g / n - in0[at] * (sum_gy / n));
+    }
 }

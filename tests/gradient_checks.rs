@@ -302,4 +302,19 @@ test_on_every_device! {
         let dilated = ConvOptions { padding: Size2d(2, 1), dilation: 2, ..Default::default() };
         check_gradients("dilation 2", [x, randn(device, &[3, 4, 3, 2], 59).mul_scalar(0.3)], |t| t[0].conv2d_with(&t[1], None, dilated));
     }
+
+    fn normalize_along_an_axis(device: &Device) {
+        let x = randn(device, &[3, 7, 5], 60).mul_scalar(2.0).add_scalar(0.5);
+        for axis in 0..3 {
+            check_gradients("normalize_axis", [x.clone()], |t| t[0].normalize_axis(axis, 1e-5));
+        }
+        // Against the same normalization written with reductions.
+        let fused = x.normalize_axis(1, 1e-5).to_vec().unwrap();
+        let mean = x.mean_axes(&[1], true);
+        let var = x.var_axes(&[1], Variance::Population, true);
+        let composed = x.sub(&mean).div(&var.add_scalar(1e-5).sqrt()).to_vec().unwrap();
+        for (a, b) in fused.iter().zip(&composed) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+    }
 }

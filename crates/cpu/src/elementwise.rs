@@ -161,7 +161,17 @@ fn for_each_broadcast_row(
     });
 }
 
-/// `a op b` broadcast to `out_shape`.
+/// The operands of a broadcasting binary op.
+#[derive(Clone, Copy)]
+struct Operands<'a> {
+    a: &'a [f32],
+    a_shape: &'a Shape,
+    b: &'a [f32],
+    b_shape: &'a Shape,
+}
+
+/// `a op b` broadcast to `out_shape`. Each arithmetic op gets loops of its own, so they
+/// vectorize; the rest share one.
 pub fn binary(
     mem: &HostMemory,
     op: BinaryOp,
@@ -171,21 +181,38 @@ pub fn binary(
     b_shape: &Shape,
     out_shape: &Shape,
 ) -> Vec<f32> {
-    let f = move |x: f32, y: f32| op.apply(x, y);
+    let operands = Operands { a, a_shape, b, b_shape };
+    match op {
+        BinaryOp::Add => broadcast_map(mem, operands, out_shape, |x, y| x + y),
+        BinaryOp::Sub => broadcast_map(mem, operands, out_shape, |x, y| x - y),
+        BinaryOp::Mul => broadcast_map(mem, operands, out_shape, |x, y| x * y),
+        BinaryOp::Div => broadcast_map(mem, operands, out_shape, |x, y| x / y),
+        _ => broadcast_map(mem, operands, out_shape, move |x, y| op.apply(x, y)),
+    }
+}
+
+/// `f(a, b)` broadcast to `out_shape`, a row (last dimension) at a time; the row shapes
+/// that occur most (both operands along the row, or one of them constant along it)
+/// have loops of their own.
+fn broadcast_map(
+    mem: &HostMemory,
+    Operands { a, a_shape, b, b_shape }: Operands<'_>,
+    out_shape: &Shape,
+    f: impl Fn(f32, f32) -> f32 + Sync,
+) -> Vec<f32> {
     if a_shape == b_shape {
-        // One loop per arithmetic op, so each vectorizes; the rest share one.
-        return match op {
-            BinaryOp::Add => map2(mem, a, b, |x, y| x + y),
-            BinaryOp::Sub => map2(mem, a, b, |x, y| x - y),
-            BinaryOp::Mul => map2(mem, a, b, |x, y| x * y),
-            BinaryOp::Div => map2(mem, a, b, |x, y| x / y),
-            _ => map2(mem, a, b, f),
-        };
+        return map2(mem, a, b, f);
     }
     let mut out = mem.take(out_shape.numel());
     for_each_broadcast_row(&mut out, a_shape, b_shape, out_shape, |row, oa, sa, ob, sb| {
-        for (j, o) in row.iter_mut().enumerate() {
-            *o = f(a[oa + j * sa], b[ob + j * sb]);
+        let n = row.len();
+        match (sa, sb) {
+            (1, 1) => {
+                row.iter_mut().zip(&a[oa..oa + n]).zip(&b[ob..ob + n]).for_each(|((o, x), y)| *o = f(*x, *y))
+            }
+            (1, 0) => row.iter_mut().zip(&a[oa..oa + n]).for_each(|(o, x)| *o = f(*x, b[ob])),
+            (0, 1) => row.iter_mut().zip(&b[ob..ob + n]).for_each(|(o, y)| *o = f(a[oa], *y)),
+            _ => row.iter_mut().enumerate().for_each(|(j, o)| *o = f(a[oa + j * sa], b[ob + j * sb])),
         }
     });
     out

@@ -259,6 +259,23 @@ impl Backend for CpuBackend {
         self.f32(self.run(|mem| reduce::softmax(mem, &read_f32(x), split, log)))
     }
 
+    fn normalize_axis(&self, x: &StorageRef, split: AxisSplit, eps: f32) -> (StorageRef, StorageRef) {
+        let (y, rstd) = self.run(|mem| reduce::normalize(mem, &read_f32(x), split, eps));
+        (self.f32(y), self.f32(rstd))
+    }
+
+    fn normalize_axis_backward(
+        &self,
+        y: &StorageRef,
+        rstd: &StorageRef,
+        grad: &StorageRef,
+        split: AxisSplit,
+    ) -> StorageRef {
+        self.f32(self.run(|mem| {
+            reduce::normalize_backward(mem, &read_f32(y), &read_f32(rstd), &read_f32(grad), split)
+        }))
+    }
+
     fn softmax_backward(&self, y: &StorageRef, grad: &StorageRef, split: AxisSplit, log: bool) -> StorageRef {
         self.f32(self.run(|mem| reduce::softmax_backward(mem, &read_f32(y), &read_f32(grad), split, log)))
     }

@@ -39,6 +39,24 @@ pub fn sum_contiguous(values: &[f32]) -> f32 {
     sums.iter().sum()
 }
 
+/// `Σ value(i)` for `i < n` in sixteen running sums (`i % 16`), added up in a fixed
+/// order: the additions vectorize where `value` reads contiguous memory, and every run
+/// gives the same result.
+fn sum_by_lanes(n: usize, value: impl Fn(usize) -> f32) -> f32 {
+    const LANES: usize = 16;
+    let mut sums = [0.0f32; LANES];
+    let full = n / LANES * LANES;
+    for base in (0..full).step_by(LANES) {
+        for (k, sum) in sums.iter_mut().enumerate() {
+            *sum += value(base + k);
+        }
+    }
+    for (sum, i) in sums.iter_mut().zip(full..n) {
+        *sum += value(i);
+    }
+    sums.iter().sum()
+}
+
 /// Sum over the middle axis.
 pub fn sum_axis(x: &[f32], split: AxisSplit) -> Vec<f32> {
     per_lane(split, |at| (0..split.len).map(|l| x[at(l)]).sum())
@@ -154,5 +172,58 @@ pub fn cross_entropy_backward(
     for row in 0..n {
         out[row * classes + class_index(labels, row, classes)] -= scale;
     }
+    out
+}
+
+/// `(x − mean)·rstd` along the middle axis, and each lane's `rstd = 1/√(var + eps)`.
+pub fn normalize(mem: &HostMemory, x: &[f32], split: AxisSplit, eps: f32) -> (Vec<f32>, Vec<f32>) {
+    let AxisSplit { outer, len, inner } = split;
+    let mut out = mem.take(x.len());
+    let mut rstd = mem.take(outer * inner);
+    if out.is_empty() || rstd.is_empty() {
+        return (out, rstd);
+    }
+    out.par_chunks_mut((len * inner).max(1)).zip(rstd.par_chunks_mut(inner.max(1))).enumerate().for_each(
+        |(o, (block, lane_rstd))| {
+            let lanes = &x[o * len * inner..(o + 1) * len * inner];
+            for (i, r) in lane_rstd.iter_mut().enumerate() {
+                let at = |l: usize| l * inner + i;
+                let mean = sum_by_lanes(len, |l| lanes[at(l)]) / len as f32;
+                let var = sum_by_lanes(len, |l| (lanes[at(l)] - mean).powi(2)) / len as f32;
+                *r = 1.0 / (var + eps).sqrt();
+                for l in 0..len {
+                    block[at(l)] = (lanes[at(l)] - mean) * *r;
+                }
+            }
+        },
+    );
+    (out, rstd)
+}
+
+/// Gradient of [`normalize`]: `rstd·(g − mean(g) − y·mean(g·y))` per lane.
+pub fn normalize_backward(
+    mem: &HostMemory,
+    y: &[f32],
+    rstd: &[f32],
+    grad: &[f32],
+    split: AxisSplit,
+) -> Vec<f32> {
+    let AxisSplit { len, inner, .. } = split;
+    let mut out = mem.take(y.len());
+    if out.is_empty() {
+        return out;
+    }
+    out.par_chunks_mut((len * inner).max(1)).enumerate().for_each(|(o, block)| {
+        let base = o * len * inner;
+        for i in 0..inner {
+            let at = |l: usize| l * inner + i;
+            let mean_g = sum_by_lanes(len, |l| grad[base + at(l)]) / len as f32;
+            let mean_gy = sum_by_lanes(len, |l| grad[base + at(l)] * y[base + at(l)]) / len as f32;
+            let r = rstd[o * inner + i];
+            for l in 0..len {
+                block[at(l)] = r * (grad[base + at(l)] - mean_g - y[base + at(l)] * mean_gy);
+            }
+        }
+    });
     out
 }

@@ -396,6 +396,19 @@ pub trait Backend: Send + Sync + Debug {
     fn max_axis_backward(&self, grad: &StorageRef, argmax: &StorageRef, split: AxisSplit) -> StorageRef;
     /// Softmax (or log-softmax when `log`) over the middle axis, numerically stable.
     fn softmax(&self, x: &StorageRef, split: AxisSplit, log: bool) -> StorageRef;
+    /// Normalizes along the middle axis of `[outer, len, inner]`: `(x − mean)·rstd` per
+    /// `(outer, inner)` lane with `rstd = 1/√(var + eps)` (population variance); returns
+    /// the result and each lane's `rstd` (`[outer, inner]`) for the backward pass.
+    fn normalize_axis(&self, x: &StorageRef, split: AxisSplit, eps: f32) -> (StorageRef, StorageRef);
+    /// Gradient of `normalize_axis` from its output `y` and `rstd`:
+    /// `rstd·(g − mean(g) − y·mean(g·y))` per lane.
+    fn normalize_axis_backward(
+        &self,
+        y: &StorageRef,
+        rstd: &StorageRef,
+        grad: &StorageRef,
+        split: AxisSplit,
+    ) -> StorageRef;
     /// Gradient of `softmax` given its output `y`.
     fn softmax_backward(&self, y: &StorageRef, grad: &StorageRef, split: AxisSplit, log: bool) -> StorageRef;
     /// Mean softmax cross-entropy of `logits[n, classes]` against i32 `labels[n]`:

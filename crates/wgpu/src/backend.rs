@@ -182,6 +182,20 @@ impl Backend for WgpuBackend {
         self.record_softmax(x, split, log)
     }
 
+    fn normalize_axis(&self, x: &StorageRef, split: AxisSplit, eps: f32) -> (StorageRef, StorageRef) {
+        self.record_normalize(x, split, eps)
+    }
+
+    fn normalize_axis_backward(
+        &self,
+        y: &StorageRef,
+        rstd: &StorageRef,
+        grad: &StorageRef,
+        split: AxisSplit,
+    ) -> StorageRef {
+        self.record_normalize_backward(y, rstd, grad, split)
+    }
+
     fn softmax_backward(&self, y: &StorageRef, grad: &StorageRef, split: AxisSplit, log: bool) -> StorageRef {
         self.record_softmax_backward(y, grad, split, log)
     }

@@ -40,6 +40,8 @@ pub enum Kernel {
     MaxAxisBackward,
     Softmax,
     SoftmaxBackward,
+    Normalize,
+    NormalizeBackward,
     CrossEntropyRows,
     Mean,
     CrossEntropyBackward,
@@ -163,6 +165,8 @@ impl Kernel {
             MaxAxisBackward => (REDUCE_FAMILY, "max_axis_backward"),
             Softmax => (REDUCE_FAMILY, "softmax"),
             SoftmaxBackward => (REDUCE_FAMILY, "softmax_backward"),
+            Normalize => (REDUCE_FAMILY, "normalize"),
+            NormalizeBackward => (REDUCE_FAMILY, "normalize_backward"),
             CrossEntropyRows => (REDUCE_FAMILY, "cross_entropy_rows"),
             Mean => (REDUCE_FAMILY, "mean"),
             CrossEntropyBackward => (REDUCE_FAMILY, "cross_entropy_backward"),
@@ -186,8 +190,8 @@ impl Kernel {
         match self {
             Fill | Unary | UnaryBackward | Binary | GatherView | ScatterView => "elementwise",
             Dropout => "dropout",
-            SumAxis | ChannelSum | MaxAxis | MaxAxisBackward | Softmax | SoftmaxBackward
-            | CrossEntropyRows | Mean | CrossEntropyBackward => "reduce",
+            SumAxis | ChannelSum | MaxAxis | MaxAxisBackward | Softmax | SoftmaxBackward | Normalize
+            | NormalizeBackward | CrossEntropyRows | Mean | CrossEntropyBackward => "reduce",
             PoolForward | PoolBackward => "max_pool",
             GatherAxis | ScatterAddAxis => "index",
             Sgd | SgdGroup(_) | Adam => "optimizer",

@@ -136,6 +136,10 @@ pub struct ReduceParams {
     /// Cross-entropy: rows and classes.
     pub rows: u32,
     pub classes: u32,
+    /// Normalization: added to the variance.
+    pub eps: f32,
+    /// WGSL rounds the uniform block to 16 bytes.
+    pub _pad: u32,
 }
 
 impl ReduceParams {
@@ -148,6 +152,11 @@ impl ReduceParams {
             log: u32::from(log),
             ..Default::default()
         }
+    }
+
+    /// Normalization along the axis `split` describes.
+    pub fn normalize(split: AxisSplit, eps: f32) -> Self {
+        ReduceParams { eps, ..ReduceParams::along(split, false) }
     }
 
     /// Cross-entropy of `rows` rows of `classes` logits.

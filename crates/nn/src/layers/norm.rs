@@ -1,8 +1,9 @@
 //! Normalization layers with `torch.nn`'s names, parameters and buffers: `BatchNorm1d`
 //! and `BatchNorm2d` (batch statistics in training, running statistics in evaluation),
-//! `LayerNorm` and `GroupNorm`. Each normalizes with the reductions and elementwise ops
-//! of `kiln-tensor`, so its gradient follows from theirs; the scale (`weight`, ones) and
-//! shift (`bias`, zeros) are trained like any parameter.
+//! `LayerNorm` and `GroupNorm`. Layer and group normalization run `normalize_axis` (one
+//! kernel each way); batch normalization, whose statistics span several axes and feed
+//! its running averages, is built from reductions and elementwise ops. The scale
+//! (`weight`, ones) and shift (`bias`, zeros) are trained like any parameter.
 
 use std::sync::Mutex;
 
@@ -269,10 +270,9 @@ impl Module for LayerNorm {
             x.shape(),
             self.weight.shape()
         );
-        let axes: Vec<usize> = (rank - normalized.len()..rank).collect();
-        let mean = x.mean_axes(&axes, true);
-        let var = x.var_axes(&axes, Variance::Population, true);
-        normalize(x, &mean, &var, self.eps).mul(&self.weight).add(&self.bias)
+        let features: usize = normalized.iter().product();
+        let rows = x.reshape([x.numel() / features.max(1), features]);
+        rows.normalize_axis(1, self.eps).reshape(x.shape().clone()).mul(&self.weight).add(&self.bias)
     }
 
     fn output_shape(&self, input: &Shape) -> Result<Shape> {
@@ -337,9 +337,7 @@ impl Module for GroupNorm {
         );
         let n = x.dims()[0];
         let grouped = x.reshape([n, self.groups, x.numel() / (n * self.groups)]);
-        let mean = grouped.mean_axes(&[2], true);
-        let var = grouped.var_axes(&[2], Variance::Population, true);
-        let normalized = normalize(&grouped, &mean, &var, self.eps).reshape(x.shape().clone());
+        let normalized = grouped.normalize_axis(2, self.eps).reshape(x.shape().clone());
         let mut shape = vec![1; x.shape().rank()];
         shape[1] = channels;
         normalized.mul(&self.weight.reshape(shape.clone())).add(&self.bias.reshape(shape))

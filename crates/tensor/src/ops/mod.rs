@@ -11,6 +11,7 @@ mod linear;
 mod loss;
 mod loss_variants;
 mod matmul;
+mod normalize;
 mod operators;
 mod pool;
 mod reduce;

@@ -96,6 +96,44 @@ impl WgpuBackend {
         out
     }
 
+    /// Records [`kiln_tensor::Backend::normalize_axis`].
+    pub(crate) fn record_normalize(
+        &self,
+        x: &StorageRef,
+        split: AxisSplit,
+        eps: f32,
+    ) -> (StorageRef, StorageRef) {
+        let lanes = split.outer * split.inner;
+        let (out, rstd) = (self.f32s(x.len(), "normalize"), self.f32s(lanes, "normalize"));
+        let bindings = [Some(x), None, None, Some(&out), Some(&rstd), None];
+        let params = ReduceParams::normalize(split, eps);
+        self.gpu.dispatch(Kernel::Normalize, "normalize", &params, &bindings, grid(lanes, WIDTH));
+        (out, rstd)
+    }
+
+    /// Records [`kiln_tensor::Backend::normalize_axis_backward`]; `rstd` is read
+    /// through the family's second output binding.
+    pub(crate) fn record_normalize_backward(
+        &self,
+        y: &StorageRef,
+        rstd: &StorageRef,
+        grad: &StorageRef,
+        split: AxisSplit,
+    ) -> StorageRef {
+        let out = self.f32s(y.len(), "normalize backward");
+        let bindings = [Some(y), Some(grad), None, Some(&out), Some(rstd), None];
+        let params = ReduceParams::normalize(split, 0.0);
+        let lanes = split.outer * split.inner;
+        self.gpu.dispatch(
+            Kernel::NormalizeBackward,
+            "normalize backward",
+            &params,
+            &bindings,
+            grid(lanes, WIDTH),
+        );
+        out
+    }
+
     /// Records [`kiln_tensor::Backend::cross_entropy`].
     pub(crate) fn record_cross_entropy(
         &self,
