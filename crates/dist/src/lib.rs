@@ -2,7 +2,7 @@
 //! shard of every batch, compute what one process with the whole batch computes.
 //!
 //! - [`Collective`] is the handful of collective operations this needs (all-reduce,
-//!   broadcast, abort); [`SingleProcess`] is the trivial one, and [`MpiWorld`] (cargo
+//!   broadcast, barrier, abort); [`SingleProcess`] is the trivial one, and [`MpiWorld`] (cargo
 //!   feature `mpi`) runs them on MPI through rsmpi, under `mpirun`, Slurm or any MPI
 //!   launcher.
 //! - [`DataParallel`] owns a collective and does the model-level work: it broadcasts
