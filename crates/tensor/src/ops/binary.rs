@@ -21,10 +21,7 @@ impl BackwardRule for BinaryBackward {
             // The gradient goes to `a` where it won (ties included), else to `b`.
             BinaryOp::Maximum | BinaryOp::Minimum => {
                 let a_won = if self.0 == BinaryOp::Maximum { a.ge(b) } else { b.ge(a) };
-                (
-                    grad.keep_where(&a_won),
-                    grad.keep_where(&a_won.eq_elementwise(&Tensor::zeros([], a.device()))),
-                )
+                (grad.keep_where(&a_won), grad.keep_where(&a_won.mask_complement()))
             }
             // The mask is not differentiated.
             BinaryOp::KeepWhere => {
@@ -117,6 +114,11 @@ impl Tensor {
         self.compare(BinaryOp::Equal, other)
     }
 
+    /// 1 where this mask is 0, else 0.
+    fn mask_complement(&self) -> Tensor {
+        self.eq_elementwise(&Tensor::zeros([], self.device()))
+    }
+
     /// `self` where `mask ≠ 0`, else exactly 0 (an infinite or NaN value outside the
     /// mask does not leak through, as it would through `self * mask`).
     pub fn keep_where(&self, mask: &Tensor) -> Tensor {
@@ -126,8 +128,7 @@ impl Tensor {
     /// `if_true` where `mask ≠ 0`, else `if_false`, broadcasting all three (PyTorch's
     /// `torch.where` with a 0/1 mask such as a comparison gives).
     pub fn where_mask(mask: &Tensor, if_true: &Tensor, if_false: &Tensor) -> Tensor {
-        let outside = mask.eq_elementwise(&Tensor::zeros([], mask.device()));
-        if_true.keep_where(mask).add(&if_false.keep_where(&outside))
+        if_true.keep_where(mask).add(&if_false.keep_where(&mask.mask_complement()))
     }
 
     /// This tensor with `value` where `mask ≠ 0` (PyTorch's `masked_fill`), e.g.

@@ -66,8 +66,7 @@ impl Tensor {
             return self.clone();
         }
         let (taps, shape) = tap_view(self.dims(), dilation);
-        let spread = Tensor::zeros(shape.clone(), self.device());
-        self.device().backend().scatter_view(spread.storage(), &taps, self.storage());
+        let spread = super::views::placed_in_zeros(self, &shape, &taps);
         Tensor::from_op(spread.storage().clone(), shape, &[self], DilateBackward { taps })
     }
 

@@ -26,11 +26,13 @@ fn slice_view(shape: &Shape, axis: usize, start: usize, len: usize) -> StridedVi
     let strides = shape.strides();
     let mut dims = shape.dims().to_vec();
     dims[axis] = len;
-    StridedView { dims, strides, offset: start * shape.strides()[axis] }
+    let offset = start * strides[axis];
+    StridedView { dims, strides, offset }
 }
 
-/// `src`'s values written into zeros of `shape` at `view` (the gradient of a slice).
-fn placed_in_zeros(src: &Tensor, shape: &Shape, view: &StridedView) -> Tensor {
+/// `src`'s values written into zeros of `shape` at `view` (the gradient of a slice, a
+/// kernel spread out for dilation).
+pub(super) fn placed_in_zeros(src: &Tensor, shape: &Shape, view: &StridedView) -> Tensor {
     let zeros = Tensor::zeros(shape.clone(), src.device());
     src.device().backend().scatter_view(zeros.storage(), view, src.storage());
     zeros
