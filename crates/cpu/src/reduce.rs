@@ -28,32 +28,20 @@ fn per_lane<T: Send + Copy + Default>(
 /// `i % 16`) added up in a fixed order at the end: the additions vectorize instead of
 /// waiting on each other, and every run gives the same result.
 pub fn sum_contiguous(values: &[f32]) -> f32 {
-    const LANES: usize = 16;
-    let mut sums = [0.0f32; LANES];
-    let chunks = values.chunks_exact(LANES);
-    let rest = chunks.remainder();
-    for chunk in chunks {
-        sums.iter_mut().zip(chunk).for_each(|(sum, v)| *sum += v);
-    }
-    sums.iter_mut().zip(rest).for_each(|(sum, v)| *sum += v);
-    sums.iter().sum()
+    sum_pairs(values, values, |v, _| v)
 }
 
-/// `Σ value(i)` for `i < n` in sixteen running sums (`i % 16`), added up in a fixed
-/// order: the additions vectorize where `value` reads contiguous memory, and every run
-/// gives the same result.
-fn sum_by_lanes(n: usize, value: impl Fn(usize) -> f32) -> f32 {
+/// `Σ f(a[i], b[i])` over equally long contiguous slices, in [`sum_contiguous`]'s
+/// sixteen running sums and fixed order.
+fn sum_pairs(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
     const LANES: usize = 16;
     let mut sums = [0.0f32; LANES];
-    let full = n / LANES * LANES;
-    for base in (0..full).step_by(LANES) {
-        for (k, sum) in sums.iter_mut().enumerate() {
-            *sum += value(base + k);
-        }
+    let (a_chunks, b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let (a_rest, b_rest) = (a_chunks.remainder(), b_chunks.remainder());
+    for (x, y) in a_chunks.zip(b_chunks) {
+        sums.iter_mut().zip(x.iter().zip(y)).for_each(|(sum, (x, y))| *sum += f(*x, *y));
     }
-    for (sum, i) in sums.iter_mut().zip(full..n) {
-        *sum += value(i);
-    }
+    sums.iter_mut().zip(a_rest.iter().zip(b_rest)).for_each(|(sum, (x, y))| *sum += f(*x, *y));
     sums.iter().sum()
 }
 
@@ -188,8 +176,15 @@ pub fn normalize(mem: &HostMemory, x: &[f32], split: AxisSplit, eps: f32) -> (Ve
             let lanes = &x[o * len * inner..(o + 1) * len * inner];
             for (i, r) in lane_rstd.iter_mut().enumerate() {
                 let at = |l: usize| l * inner + i;
-                let mean = sum_by_lanes(len, |l| lanes[at(l)]) / len as f32;
-                let var = sum_by_lanes(len, |l| (lanes[at(l)] - mean).powi(2)) / len as f32;
+                let n = len as f32;
+                // A lane along the last axis is contiguous: sum it in vectorized lanes.
+                let (mean, var) = if inner == 1 {
+                    let mean = sum_contiguous(lanes) / n;
+                    (mean, sum_pairs(lanes, lanes, |v, _| (v - mean).powi(2)) / n)
+                } else {
+                    let mean = (0..len).map(|l| lanes[at(l)]).sum::<f32>() / n;
+                    (mean, (0..len).map(|l| (lanes[at(l)] - mean).powi(2)).sum::<f32>() / n)
+                };
                 *r = 1.0 / (var + eps).sqrt();
                 for l in 0..len {
                     block[at(l)] = (lanes[at(l)] - mean) * *r;
@@ -217,8 +212,14 @@ pub fn normalize_backward(
         let base = o * len * inner;
         for i in 0..inner {
             let at = |l: usize| l * inner + i;
-            let mean_g = sum_by_lanes(len, |l| grad[base + at(l)]) / len as f32;
-            let mean_gy = sum_by_lanes(len, |l| grad[base + at(l)] * y[base + at(l)]) / len as f32;
+            let n = len as f32;
+            let (mean_g, mean_gy) = if inner == 1 {
+                let (g, y) = (&grad[base..base + len], &y[base..base + len]);
+                (sum_contiguous(g) / n, sum_pairs(g, y, |g, y| g * y) / n)
+            } else {
+                let mean_g = (0..len).map(|l| grad[base + at(l)]).sum::<f32>() / n;
+                (mean_g, (0..len).map(|l| grad[base + at(l)] * y[base + at(l)]).sum::<f32>() / n)
+            };
             let r = rstd[o * inner + i];
             for l in 0..len {
                 block[at(l)] = r * (grad[base + at(l)] - mean_g - y[base + at(l)] * mean_gy);
