@@ -43,7 +43,7 @@ fn main() -> ExitCode {
         }
         Err(err) => {
             write_line(&one_line(&err.render().to_string()));
-            return ExitCode::from(2);
+            return ExitCode::from(USAGE);
         }
     };
     let recipe = match args.validate() {
