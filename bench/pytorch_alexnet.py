@@ -2,6 +2,10 @@
 printing the same JSON fields as kiln-bench's "alexnet" entries.
 
     python3 bench/pytorch_alexnet.py --batch 128 --image-size 224 --steps 3 --threads 2
+    python3 bench/pytorch_alexnet.py --device cuda --steps 20   # a GPU, cuDNN autotuned
+
+Every timed call ends by reading a result back to the host (`loss.item()`, `tolist()`),
+so on a GPU it includes the whole step, as kiln-bench's wgpu timings do.
 """
 import argparse
 import json
@@ -31,18 +35,21 @@ def main():
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    torch.backends.cudnn.benchmark = device.type == "cuda"
     torch.manual_seed(0)
     side = args.image_size
     c1 = (side - 11) // 4 + 1
     p3 = (((c1 - 3) // 2 + 1 - 3) // 2 + 1 - 3) // 2 + 1
     results = []
     for n in args.batch or [32, 128]:
-        model = alexnet(256 * p3 * p3)
+        model = alexnet(256 * p3 * p3).to(device)
         sgd = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-        x = torch.rand(n, 1, side, side)
-        labels = torch.arange(n) % 10
+        x = torch.rand(n, 1, side, side, device=device)
+        labels = torch.arange(n, device=device) % 10
 
         def train():
             model.train()
@@ -59,7 +66,10 @@ def main():
 
         results.append(result_row(n, best_of(args.steps, train), best_of(args.steps, infer)))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"backend": f"pytorch {torch.__version__}", "threads": args.threads,
+    backend = f"pytorch {torch.__version__}"
+    if device.type == "cuda":
+        backend += f" on {torch.cuda.get_device_name(device)} (cuDNN benchmark mode)"
+    print(json.dumps({"backend": backend, "threads": args.threads,
                       "image_size": side, "alexnet": results, "peak_rss_bytes": peak}))
 
 
