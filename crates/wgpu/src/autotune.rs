@@ -91,7 +91,7 @@ const TIMED_RUNS: u32 = 3;
 pub struct TileLimits {
     /// `max_compute_workgroup_storage_size`.
     pub workgroup_bytes: u32,
-    /// `max_storage_buffer_binding_size`.
+    /// The largest storage binding (`AdapterSummary::max_binding_bytes`).
     pub binding_bytes: u64,
 }
 

@@ -32,7 +32,8 @@ pub struct AdapterSummary {
     pub device_type: String,
     /// A software rasterizer (lavapipe, WARP): real WGSL, CPU speed.
     pub is_cpu: bool,
-    /// The largest storage buffer one kernel can bind, in bytes.
+    /// The largest tensor one kernel can bind, in bytes: the adapter's largest storage
+    /// binding and largest buffer, whichever is smaller, in whole `f32`s.
     pub max_binding_bytes: u64,
 }
 
@@ -151,6 +152,8 @@ impl Gpu {
         let adapter = choose_adapter(&instance, rank)?;
         let info = adapter.get_info();
         let limits = adapter.limits();
+        // A binding's size must be a multiple of 4 (NVIDIA reports 2³² − 1 bytes).
+        let max_binding = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size) / 4 * 4;
         let features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("kiln"),
@@ -195,7 +198,7 @@ impl Gpu {
             backend: format!("{:?}", info.backend),
             device_type: format!("{:?}", info.device_type),
             is_cpu: info.device_type == wgpu::DeviceType::Cpu,
-            max_binding_bytes: limits.max_storage_buffer_binding_size,
+            max_binding_bytes: max_binding,
         };
         let is_cpu = info.device_type == wgpu::DeviceType::Cpu;
         let timestamps = features
@@ -213,7 +216,7 @@ impl Gpu {
             ),
             TileLimits {
                 workgroup_bytes: limits.max_compute_workgroup_storage_size,
-                binding_bytes: limits.max_storage_buffer_binding_size,
+                binding_bytes: max_binding,
             },
             clock,
         );
@@ -229,7 +232,7 @@ impl Gpu {
                 counters: WorkCounters::default(),
                 window: None,
             }),
-            max_binding: limits.max_storage_buffer_binding_size,
+            max_binding,
             kernels: KernelCache::default(),
             dummies,
             errors,
@@ -431,8 +434,11 @@ impl Gpu {
     /// Submits everything recorded, waits for the device, and reports its errors.
     pub fn synchronize(&self) -> Result<()> {
         let index = self.submit(&mut self.recorder.lock().expect("recorder lock"));
-        self.wait(index)?;
-        self.take_errors()
+        let waited = self.wait(index);
+        // A submission that failed validation also fails the wait; the error wgpu
+        // reported for it says why, so it comes first.
+        self.take_errors()?;
+        waited
     }
 
     /// Submits the recorded work and waits for the GPU to finish it, leaving any errors
