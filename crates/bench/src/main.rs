@@ -7,6 +7,7 @@
 //! `--ops`, single ops at ResNet and ViT shapes instead.
 
 mod fma_peak;
+mod gemm_tiles;
 mod ops;
 
 use std::time::Instant;
@@ -56,6 +57,10 @@ struct Args {
     /// milliseconds; `bench/pytorch_ops.py` measures the same list in PyTorch).
     #[arg(long)]
     ops: bool,
+    /// On wgpu, measure every GEMM tile shape the autotuner can pick, each forced on
+    /// its own device, at a few product shapes instead (GFLOP/s per shape).
+    #[arg(long)]
+    gemm_tiles: bool,
 }
 
 /// Seconds of the fastest of `reps` runs of `f` (after one warm-up), synchronizing the
@@ -305,6 +310,24 @@ fn main() {
             cpu_model().replace('"', "'"),
             ops::op_figures(&device, args.steps).join(", ")
         );
+        return;
+    }
+    if args.gemm_tiles {
+        if wgpu_backend(&device).is_none() {
+            eprintln!("error: --gemm-tiles measures the wgpu backend's tile shapes; add --backend wgpu");
+            std::process::exit(2);
+        }
+        match gemm_tiles::tile_figures() {
+            Ok(rows) => println!(
+                "{{\"backend\": \"{}\", \"gemm_tiles\": [{}]}}",
+                device.name().replace('"', "'"),
+                rows.join(", ")
+            ),
+            Err(err) => {
+                eprintln!("error: {err}");
+                std::process::exit(1);
+            }
+        }
         return;
     }
     let (peak_json, peak_gflops) = match (args.fma_peak, wgpu_backend(&device)) {
