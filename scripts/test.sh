@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs Kiln's tests on a fresh Debian/Ubuntu machine: installs the system packages the
 # tests need (software Vulkan for the wgpu tests, the Fashion-MNIST files, Open MPI for
-# the data-parallel tests), then runs the test suite in the release profile.
+# the data-parallel tests), then runs scripts/check.sh: the tests in the release
+# profile, the API docs and the packaging check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,4 +19,4 @@ else
   echo "without an adapter the wgpu tests skip with a printed reason" >&2
 fi
 
-cargo test --release --workspace --all-features
+scripts/check.sh

@@ -59,22 +59,22 @@ pub enum Kernel {
     FmaPeak,
 }
 
-const INDEX: &str = include_str!("../../../shaders/index.wgsl");
-const ELEMENTWISE: &str = include_str!("../../../shaders/elementwise.wgsl");
-const DROPOUT: &str = include_str!("../../../shaders/dropout.wgsl");
-const DROPOUT_MASK: &str = include_str!("../../../shaders/dropout_mask.wgsl");
-const REDUCE: &str = include_str!("../../../shaders/reduce.wgsl");
-const POOL: &str = include_str!("../../../shaders/pool.wgsl");
-const INDEX_AXIS: &str = include_str!("../../../shaders/index_axis.wgsl");
-const OPTIM: &str = include_str!("../../../shaders/optim.wgsl");
-const SGD_RULE: &str = include_str!("../../../shaders/sgd_rule.wgsl");
-const GEMM_TILE: &str = include_str!("../../../shaders/gemm_tile.wgsl");
-const MATMUL: &str = include_str!("../../../shaders/matmul.wgsl");
-const CONV_COMMON: &str = include_str!("../../../shaders/conv_common.wgsl");
-const CONV_FORWARD: &str = include_str!("../../../shaders/conv2d_forward.wgsl");
-const CONV_INPUT_GRAD: &str = include_str!("../../../shaders/conv2d_input_grad.wgsl");
-const FMA_PEAK: &str = include_str!("../../../shaders/fma_peak.wgsl");
-const CONV_WEIGHT_GRAD: &str = include_str!("../../../shaders/conv2d_weight_grad.wgsl");
+const INDEX: &str = include_str!("../shaders/index.wgsl");
+const ELEMENTWISE: &str = include_str!("../shaders/elementwise.wgsl");
+const DROPOUT: &str = include_str!("../shaders/dropout.wgsl");
+const DROPOUT_MASK: &str = include_str!("../shaders/dropout_mask.wgsl");
+const REDUCE: &str = include_str!("../shaders/reduce.wgsl");
+const POOL: &str = include_str!("../shaders/pool.wgsl");
+const INDEX_AXIS: &str = include_str!("../shaders/index_axis.wgsl");
+const OPTIM: &str = include_str!("../shaders/optim.wgsl");
+const SGD_RULE: &str = include_str!("../shaders/sgd_rule.wgsl");
+const GEMM_TILE: &str = include_str!("../shaders/gemm_tile.wgsl");
+const MATMUL: &str = include_str!("../shaders/matmul.wgsl");
+const CONV_COMMON: &str = include_str!("../shaders/conv_common.wgsl");
+const CONV_FORWARD: &str = include_str!("../shaders/conv2d_forward.wgsl");
+const CONV_INPUT_GRAD: &str = include_str!("../shaders/conv2d_input_grad.wgsl");
+const FMA_PEAK: &str = include_str!("../shaders/fma_peak.wgsl");
+const CONV_WEIGHT_GRAD: &str = include_str!("../shaders/conv2d_weight_grad.wgsl");
 
 /// One piece of a kernel's WGSL module.
 #[derive(Clone, Copy)]
