@@ -101,6 +101,24 @@ impl Split {
 }
 
 /// The Fashion-MNIST dataset.
+///
+/// ```no_run
+/// use kiln_data::{BatchConfig, FashionMnist, Prefetcher};
+/// use kiln_cpu::CpuDevice;
+/// use kiln_tensor::Device;
+///
+/// // Found on disk, or downloaded into the user cache and checked (SHA-256).
+/// let data = FashionMnist::load(None)?;
+/// assert_eq!((data.train.len(), data.test.len()), (60_000, 10_000));
+/// let device = Device::cpu();
+/// // Shuffled batches of 64 images resized to 32×32, prepared by 2 worker threads.
+/// for batch in Prefetcher::new(&data.train, &BatchConfig::shuffled(64, 32, 42), 0, 0, 2).take(1) {
+///     let (images, labels) = batch.into_tensors(&device);
+///     assert_eq!(images.dims(), &[64, 1, 32, 32]);
+///     assert_eq!(labels.dims(), &[64]);
+/// }
+/// # Ok::<(), kiln_data::DataError>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct FashionMnist {
     /// 60,000 training examples.

@@ -7,7 +7,21 @@ use std::sync::Arc;
 use crate::{Backend, Result};
 
 /// A handle to one backend instance. Cheap to clone; two handles are equal when they
-/// point at the same backend instance.
+/// point at the same backend instance. Backend crates add the constructors
+/// (`kiln_cpu::CpuDevice::cpu`, `kiln_wgpu::WgpuDevice::wgpu`), so a program picks its
+/// device when it runs:
+///
+/// ```
+/// use kiln_cpu::CpuDevice;
+/// use kiln_tensor::{Device, Tensor};
+///
+/// let shared = Device::cpu();
+/// let own_pool = Device::cpu_with_threads(2).unwrap();
+/// assert_ne!(shared, own_pool);
+/// let t = Tensor::ones([3], &shared).to_device(&own_pool).unwrap();
+/// assert_eq!(t.device(), &own_pool);
+/// assert_eq!(t.to_vec().unwrap(), vec![1.0; 3]);
+/// ```
 #[derive(Clone)]
 pub struct Device {
     backend: Arc<dyn Backend>,

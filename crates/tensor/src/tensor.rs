@@ -24,6 +24,26 @@ impl TensorId {
 
 /// An n-dimensional array on a device. Cloning is cheap (the storage is shared). Data
 /// moves between host and device only through explicit calls (`to_vec`, `to_device`).
+///
+/// Parameters are leaves that require grad; `backward` on a scalar returns every
+/// leaf's gradient:
+///
+/// ```
+/// use kiln_cpu::CpuDevice;
+/// use kiln_tensor::{Device, Tensor, no_grad};
+///
+/// let device = Device::cpu();
+/// let w = Tensor::from_vec([2, 2], vec![1.0, 2.0, 3.0, 4.0], &device).with_requires_grad();
+/// let x = Tensor::from_vec([1, 2], vec![1.0, -1.0], &device);
+/// let loss = x.matmul(&w).relu().sum();
+/// let grads = loss.backward();
+/// // x·w = [-2, -2]: ReLU stops every gradient.
+/// assert_eq!(loss.item().unwrap(), 0.0);
+/// assert_eq!(grads.get(&w).unwrap().to_vec().unwrap(), vec![0.0; 4]);
+/// // Evaluation records nothing.
+/// let y = no_grad(|| x.matmul(&w).neg());
+/// assert_eq!(y.to_vec().unwrap(), vec![2.0, 2.0]);
+/// ```
 #[derive(Clone)]
 pub struct Tensor(Arc<TensorInner>);
 

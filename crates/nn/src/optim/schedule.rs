@@ -6,6 +6,21 @@
 use std::f32::consts::PI;
 
 /// The learning rate as a function of the (0-based) optimizer step.
+///
+/// ```
+/// use kiln_nn::{Cosine, LrSchedule, Optimizer, Sgd, Warmup};
+///
+/// // 100 steps of linear warmup to 0.1, then cosine annealing to 0 over 1,000 steps.
+/// let schedule = Warmup { steps: 100, then: Cosine { base: 0.1, min: 0.0, steps: 1000 } };
+/// let mut sgd = Sgd::new(0.0).with_momentum(0.9);
+/// for step in 0..3 {
+///     sgd.set_learning_rate(schedule.learning_rate(step));
+///     // … forward, backward, sgd.step(&model, &grads) …
+/// }
+/// assert!((schedule.learning_rate(49) - 0.05).abs() < 1e-6);
+/// assert!((schedule.learning_rate(100) - 0.1).abs() < 1e-6);
+/// assert!((schedule.learning_rate(600) - 0.05).abs() < 1e-6);
+/// ```
 pub trait LrSchedule: Send + Sync {
     /// The rate to use for step `step`.
     fn learning_rate(&self, step: usize) -> f32;
