@@ -2,7 +2,7 @@
 //! pools, the kernel cache, the recorder that batches dispatches into one command
 //! encoder until a sync point, and the errors wgpu reported.
 //!
-//! Ordering rules (see `shared/notes`): `queue.write_buffer` takes effect at the next
+//! Ordering rules (see docs/wgpu.md): `queue.write_buffer` takes effect at the next
 //! submit, before that submit's recorded commands. So every host upload first submits
 //! whatever is recorded, and each encoder's parameter blocks live in their own arena
 //! buffer written just before that encoder is submitted.
