@@ -91,7 +91,7 @@ pub struct Args {
     pub label_smoothing: Option<f32>,
 
     /// Random changes to the training images [default: none: in the default 5 epochs
-    /// flips measured worse, see the README's ablation].
+    /// flips measured worse, see docs/benchmarks.md's ablation].
     #[arg(long, value_enum)]
     pub augment: Option<AugmentChoice>,
 

@@ -13,7 +13,7 @@ use crate::args::{Args, InitChoice, OptimizerChoice};
 /// A named set of defaults.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum RecipeChoice {
-    /// Kiln's default, chosen by measurement (see the README's ablation table).
+    /// Kiln's default, chosen by measurement (see the ablation table in docs/benchmarks.md).
     Kiln,
     /// The reference Keras notebook exactly: Glorot init, plain SGD at 0.01, draws of
     /// 128 random images (with replacement) trained as 4 updates of 32, a sigmoid

@@ -137,7 +137,7 @@ impl EpochRecord {
         )
     }
 
-    /// One JSON object (the metrics file's fields; see the README). A value that is
+    /// One JSON object (the metrics file's fields; see docs/guide.md). A value that is
     /// NaN or infinite is written as `null`, which every JSON parser accepts.
     pub fn json(&self) -> String {
         format!(
