@@ -19,22 +19,32 @@ pub fn size_class(bytes: u64) -> u64 {
     bytes.div_ceil(step) * step
 }
 
+/// The size of the buffer a pool whose buffers may hold at most `largest` bytes hands
+/// out for `bytes` (at most `largest`): its size class, capped at `largest` so a tensor
+/// just under the adapter's limit never gets a buffer over it.
+fn pooled_size(bytes: u64, largest: u64) -> u64 {
+    size_class(bytes).min(largest).max(bytes)
+}
+
 /// Free buffers by size class, and counters of what the pool holds.
 #[derive(Debug)]
 pub struct BufferPool {
     device: wgpu::Device,
     usage: wgpu::BufferUsages,
+    largest: u64,
     free: Mutex<HashMap<u64, Vec<wgpu::Buffer>>>,
     allocated: AtomicU64,
     created: AtomicU64,
 }
 
 impl BufferPool {
-    /// A pool of buffers with `usage` on `device`.
-    pub fn new(device: &wgpu::Device, usage: wgpu::BufferUsages) -> Self {
+    /// A pool of buffers with `usage` on `device`, none larger than `largest` bytes
+    /// (the largest binding or buffer the adapter allows, a multiple of 4).
+    pub fn new(device: &wgpu::Device, usage: wgpu::BufferUsages, largest: u64) -> Self {
         BufferPool {
             device: device.clone(),
             usage,
+            largest,
             free: Mutex::new(HashMap::new()),
             allocated: AtomicU64::new(0),
             created: AtomicU64::new(0),
@@ -43,7 +53,7 @@ impl BufferPool {
 
     /// A buffer of at least `bytes` bytes (contents unspecified).
     pub fn acquire(&self, bytes: u64) -> wgpu::Buffer {
-        let class = size_class(bytes);
+        let class = pooled_size(bytes, self.largest);
         if let Some(buffer) = self.free.lock().expect("pool lock").get_mut(&class).and_then(Vec::pop) {
             return buffer;
         }
@@ -123,7 +133,17 @@ impl Storage for GpuStorage {
 
 #[cfg(test)]
 mod tests {
-    use super::size_class;
+    use super::{pooled_size, size_class};
+
+    #[test]
+    fn a_buffer_near_the_adapters_limit_is_not_rounded_past_it() {
+        // NVIDIA's largest binding, 2³² − 1 bytes, in whole f32s.
+        let largest = (u32::MAX as u64) / 4 * 4;
+        assert_eq!(size_class(largest), 1 << 32, "the class alone would exceed the limit");
+        assert_eq!(pooled_size(largest, largest), largest);
+        assert_eq!(pooled_size(largest - 1000, largest), largest);
+        assert_eq!(pooled_size(1000, largest), size_class(1000));
+    }
 
     #[test]
     fn size_classes_waste_at_most_a_quarter() {

@@ -222,8 +222,12 @@ impl Gpu {
         );
         Ok(Gpu {
             tuner,
-            buffers: Arc::new(BufferPool::new(&device, storage_usage)),
-            staging: BufferPool::new(&device, wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST),
+            buffers: Arc::new(BufferPool::new(&device, storage_usage, max_binding)),
+            staging: BufferPool::new(
+                &device,
+                wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                limits.max_buffer_size / 4 * 4,
+            ),
             recorder: Mutex::new(Recorder {
                 encoder: None,
                 params: Vec::new(),
