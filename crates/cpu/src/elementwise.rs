@@ -1,10 +1,14 @@
 //! Elementwise kernels: unary functions and their gradients, broadcasting binary
 //! arithmetic, broadcast copies and dropout, each parallel over chunks.
 
-use kiln_tensor::{BinaryOp, DropoutMask, GradientSource, Shape, UnaryGradientKernel, UnaryKernel, UnaryOp};
+use kiln_tensor::{
+    BinaryOp, DropoutMask, GradientRule, GradientSource, Shape, UnaryGradientKernel, UnaryKernel, UnaryOp,
+    ValueRule,
+};
 use rayon::prelude::*;
 
 use crate::memory::HostMemory;
+use crate::simd::{VectorLoop, widest};
 
 /// Elements per parallel task: large enough that scheduling costs nothing.
 const CHUNK: usize = 1 << 14;
@@ -13,19 +17,11 @@ const CHUNK: usize = 1 << 14;
 fn fill_indexed(mem: &HostMemory, len: usize, f: impl Fn(usize) -> f32 + Sync) -> Vec<f32> {
     let mut out = mem.take(len);
     out.par_chunks_mut(CHUNK).enumerate().for_each(|(c, chunk)| {
-        for (j, o) in chunk.iter_mut().enumerate() {
-            *o = f(c * CHUNK + j);
-        }
-    });
-    out
-}
-
-/// `f(x)` elementwise. Each caller passes a concrete closure, so every operation gets
-/// its own vectorized loop.
-fn map1(mem: &HostMemory, x: &[f32], f: impl Fn(f32) -> f32 + Sync) -> Vec<f32> {
-    let mut out = mem.take(x.len());
-    out.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(|(out, x)| {
-        out.iter_mut().zip(x).for_each(|(o, x)| *o = f(*x));
+        widest(|| {
+            for (j, o) in chunk.iter_mut().enumerate() {
+                *o = f(c * CHUNK + j);
+            }
+        })
     });
     out
 }
@@ -34,7 +30,7 @@ fn map1(mem: &HostMemory, x: &[f32], f: impl Fn(f32) -> f32 + Sync) -> Vec<f32> 
 fn map2(mem: &HostMemory, a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
     let mut out = mem.take(a.len());
     out.par_chunks_mut(CHUNK).zip(a.par_chunks(CHUNK)).zip(b.par_chunks(CHUNK)).for_each(|((out, a), b)| {
-        out.iter_mut().zip(a).zip(b).for_each(|((o, a), b)| *o = f(*a, *b));
+        widest(|| out.iter_mut().zip(a).zip(b).for_each(|((o, a), b)| *o = f(*a, *b)))
     });
     out
 }
@@ -63,8 +59,66 @@ struct FreshValues<'a> {
 impl UnaryKernel for FreshValues<'_> {
     type Output = Vec<f32>;
 
-    fn map(self, f: impl Fn(f32) -> f32 + Sync) -> Vec<f32> {
-        map1(self.mem, self.x, f)
+    fn map(self, rule: impl ValueRule) -> Vec<f32> {
+        let mut out = self.mem.take(self.x.len());
+        out.par_chunks_mut(CHUNK)
+            .zip(self.x.par_chunks(CHUNK))
+            .for_each(|(out, x)| widest(ValueLoop { out, x, rule }));
+        out
+    }
+}
+
+/// `out[i] = rule(x[i])`, compiled whole for each instruction set.
+struct ValueLoop<'a, R> {
+    out: &'a mut [f32],
+    x: &'a [f32],
+    rule: R,
+}
+
+impl<R: ValueRule> VectorLoop for ValueLoop<'_, R> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run(self) {
+        for (o, x) in self.out.iter_mut().zip(self.x) {
+            *o = self.rule.apply(*x);
+        }
+    }
+}
+
+/// `out[i] = rule(saved[i], grad[i])` (`out` may be `grad` itself: [`GradientTarget`]),
+/// compiled whole for each instruction set.
+struct GradientLoop<'a, R> {
+    target: GradientTarget<'a>,
+    saved: &'a [f32],
+    rule: R,
+}
+
+/// Where a [`GradientLoop`] writes.
+enum GradientTarget<'a> {
+    /// A new buffer, next to the upstream gradient.
+    Fresh { out: &'a mut [f32], grad: &'a [f32] },
+    /// Over the upstream gradient.
+    InPlace(&'a mut [f32]),
+}
+
+impl<R: GradientRule> VectorLoop for GradientLoop<'_, R> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run(self) {
+        match self.target {
+            GradientTarget::Fresh { out, grad } => {
+                for ((o, g), s) in out.iter_mut().zip(grad).zip(self.saved) {
+                    *o = self.rule.apply(*s, *g);
+                }
+            }
+            GradientTarget::InPlace(grad) => {
+                for (g, s) in grad.iter_mut().zip(self.saved) {
+                    *g = self.rule.apply(*s, *g);
+                }
+            }
+        }
     }
 }
 
@@ -96,11 +150,16 @@ struct FreshGradient<'a> {
 impl UnaryGradientKernel for FreshGradient<'_> {
     type Output = Vec<f32>;
 
-    fn map(self, source: GradientSource, f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
-        match self.saved.of(source) {
-            Some(saved) => map2(self.mem, saved, self.grad, f),
-            None => map1(self.mem, self.grad, |g| f(0.0, g)),
-        }
+    fn map(self, source: GradientSource, rule: impl GradientRule) -> Vec<f32> {
+        // A rule that reads neither ignores its first argument: the gradient stands in.
+        let saved = self.saved.of(source).unwrap_or(self.grad);
+        let mut out = self.mem.take(self.grad.len());
+        out.par_chunks_mut(CHUNK).zip(self.grad.par_chunks(CHUNK).zip(saved.par_chunks(CHUNK))).for_each(
+            |(out, (grad, saved))| {
+                widest(GradientLoop { target: GradientTarget::Fresh { out, grad }, saved, rule })
+            },
+        );
+        out
     }
 }
 
@@ -113,17 +172,14 @@ struct InPlaceGradient<'a> {
 impl UnaryGradientKernel for InPlaceGradient<'_> {
     type Output = ();
 
-    fn map(self, source: GradientSource, f: impl Fn(f32, f32) -> f32 + Sync) {
-        match self.saved.of(source) {
-            Some(saved) => {
-                self.grad.par_chunks_mut(CHUNK).zip(saved.par_chunks(CHUNK)).for_each(|(grad, saved)| {
-                    grad.iter_mut().zip(saved).for_each(|(g, s)| *g = f(*s, *g));
-                })
-            }
-            None => {
-                self.grad.par_chunks_mut(CHUNK).for_each(|grad| grad.iter_mut().for_each(|g| *g = f(0.0, *g)))
-            }
-        }
+    fn map(self, source: GradientSource, rule: impl GradientRule) {
+        // A rule that reads neither gets zeros (and ignores them).
+        static ZEROS: [f32; CHUNK] = [0.0; CHUNK];
+        let saved = self.saved.of(source);
+        self.grad.par_chunks_mut(CHUNK).enumerate().for_each(|(c, grad)| {
+            let saved = saved.map_or(&ZEROS[..grad.len()], |saved| &saved[c * CHUNK..c * CHUNK + grad.len()]);
+            widest(GradientLoop { target: GradientTarget::InPlace(grad), saved, rule })
+        })
     }
 }
 
@@ -152,12 +208,25 @@ fn for_each_broadcast_row(
     let sa = a_shape.broadcast_strides(out_shape);
     let sb = b_shape.broadcast_strides(out_shape);
     let (step_a, step_b) = (sa.last().copied().unwrap_or(0), sb.last().copied().unwrap_or(0));
+    if row_len > CHUNK {
+        // Long rows (a scalar's gradient spread over a whole tensor) split into pieces.
+        out.par_chunks_mut(row_len).enumerate().for_each(|(index, row)| {
+            let (oa, ob) = (row_offset(index, dims, &sa), row_offset(index, dims, &sb));
+            row.par_chunks_mut(CHUNK).enumerate().for_each(|(piece, part)| {
+                let start = piece * CHUNK;
+                widest(|| f(part, oa + start * step_a, step_a, ob + start * step_b, step_b))
+            })
+        });
+        return;
+    }
     let rows_per_task = (CHUNK / row_len).max(1);
     out.par_chunks_mut(row_len * rows_per_task).enumerate().for_each(|(task, rows)| {
-        for (r, row) in rows.chunks_mut(row_len).enumerate() {
-            let index = task * rows_per_task + r;
-            f(row, row_offset(index, dims, &sa), step_a, row_offset(index, dims, &sb), step_b);
-        }
+        widest(|| {
+            for (r, row) in rows.chunks_mut(row_len).enumerate() {
+                let index = task * rows_per_task + r;
+                f(row, row_offset(index, dims, &sa), step_a, row_offset(index, dims, &sb), step_b);
+            }
+        })
     });
 }
 
@@ -221,10 +290,10 @@ fn broadcast_map(
 /// `x` of `shape` repeated to fill `out_shape`.
 pub fn broadcast_to(mem: &HostMemory, x: &[f32], shape: &Shape, out_shape: &Shape) -> Vec<f32> {
     let mut out = mem.take(out_shape.numel());
-    for_each_broadcast_row(&mut out, shape, shape, out_shape, |row, ox, sx, _, _| {
-        for (j, o) in row.iter_mut().enumerate() {
-            *o = x[ox + j * sx];
-        }
+    for_each_broadcast_row(&mut out, shape, shape, out_shape, |row, ox, sx, _, _| match sx {
+        0 => row.fill(x[ox]),
+        1 => row.copy_from_slice(&x[ox..ox + row.len()]),
+        _ => row.iter_mut().enumerate().for_each(|(j, o)| *o = x[ox + j * sx]),
     });
     out
 }

@@ -32,6 +32,7 @@ mod optim;
 mod pool;
 mod reduce;
 mod scratch;
+mod simd;
 mod storage;
 mod strided;
 #[cfg(test)]

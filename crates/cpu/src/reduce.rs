@@ -3,20 +3,34 @@
 //! softmax cross-entropy.
 
 use kiln_tensor::AxisSplit;
+use kiln_tensor::fast_math::exp;
 use rayon::prelude::*;
 
 use crate::memory::HostMemory;
+use crate::simd::widest;
 
-/// Runs `f(o, i, read(l), …)` for each `(o, i)` lane of the split, in parallel over `o`,
-/// writing one output per lane into `out[o·inner + i]`.
+/// Elements a parallel task reads at least: small blocks (a softmax row of 50) are
+/// grouped so that scheduling costs nothing.
+const TASK_ELEMENTS: usize = 1 << 14;
+
+/// How many `[len, inner]` blocks of `split` one parallel task takes.
+fn blocks_per_task(split: AxisSplit) -> usize {
+    (TASK_ELEMENTS / (split.len * split.inner).max(1)).max(1)
+}
+
+/// Runs `f(o, i, read(l), …)` for each `(o, i)` lane of the split, in parallel over
+/// groups of `o`, writing one output per lane into `out[o·inner + i]`.
 fn per_lane<T: Send + Copy + Default>(
     split: AxisSplit,
     f: impl Fn(&dyn Fn(usize) -> usize) -> T + Sync,
 ) -> Vec<T> {
     let AxisSplit { outer, len, inner } = split;
+    let inner = inner.max(1);
+    let per_task = blocks_per_task(split);
     let mut out = vec![T::default(); outer * inner];
-    out.par_chunks_mut(inner.max(1)).enumerate().for_each(|(o, lanes)| {
-        for (i, slot) in lanes.iter_mut().enumerate() {
+    out.par_chunks_mut(inner * per_task).enumerate().for_each(|(task, lanes)| {
+        for (j, slot) in lanes.iter_mut().enumerate() {
+            let (o, i) = (task * per_task + j / inner, j % inner);
             let index = move |l: usize| (o * len + l) * inner + i;
             *slot = f(&index);
         }
@@ -45,9 +59,36 @@ fn sum_pairs(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
     sums.iter().sum()
 }
 
-/// Sum over the middle axis.
+/// Rows shorter than this are summed one element after another: sixteen running sums
+/// would cost more than they save.
+const SHORT_ROW: usize = 64;
+
+/// Sum over the middle axis: long contiguous rows (`inner` 1) in [`sum_contiguous`]'s
+/// running sums, short ones in order, otherwise whole rows of `inner` lanes added in
+/// order of `l`.
 pub fn sum_axis(x: &[f32], split: AxisSplit) -> Vec<f32> {
-    per_lane(split, |at| (0..split.len).map(|l| x[at(l)]).sum())
+    let AxisSplit { outer, len, inner } = split;
+    let per_task = blocks_per_task(split);
+    let mut out = vec![0.0; outer * inner];
+    if len == 0 || inner == 0 {
+        return out;
+    }
+    out.par_chunks_mut(inner * per_task).zip(x.par_chunks(len * inner * per_task)).for_each(|(sums, x)| {
+        widest(|| {
+            for (sums, block) in sums.chunks_mut(inner).zip(x.chunks(len * inner)) {
+                if inner == 1 && len >= SHORT_ROW {
+                    sums[0] = sum_contiguous(block);
+                } else if inner == 1 {
+                    sums[0] = block.iter().sum();
+                } else {
+                    for row in block.chunks(inner) {
+                        sums.iter_mut().zip(row).for_each(|(sum, v)| *sum += v);
+                    }
+                }
+            }
+        })
+    });
+    out
 }
 
 /// Maximum over the middle axis and the position of its first occurrence.
@@ -80,45 +121,117 @@ pub fn max_axis_backward(mem: &HostMemory, grad: &[f32], argmax: &[i32], split: 
 /// Softmax (or log-softmax) over the middle axis, with the maximum subtracted first.
 pub fn softmax(mem: &HostMemory, x: &[f32], split: AxisSplit, log: bool) -> Vec<f32> {
     let AxisSplit { len, inner, .. } = split;
+    let block = (len * inner).max(1);
+    let per_task = block * blocks_per_task(split);
     let mut out = mem.take(x.len());
-    out.par_chunks_mut((len * inner).max(1)).enumerate().for_each(|(o, block)| {
-        let base = o * len * inner;
-        for i in 0..inner {
-            let at = |l: usize| l * inner + i;
-            let max = (0..len).map(|l| x[base + at(l)]).fold(f32::NEG_INFINITY, f32::max);
-            let sum: f32 = (0..len).map(|l| (x[base + at(l)] - max).exp()).sum();
-            for l in 0..len {
-                let shifted = x[base + at(l)] - max;
-                block[at(l)] = if log { shifted - sum.ln() } else { shifted.exp() / sum };
+    out.par_chunks_mut(per_task).zip(x.par_chunks(per_task)).for_each(|(out, x)| {
+        widest(|| {
+            for (out, x) in out.chunks_mut(block).zip(x.chunks(block)) {
+                if inner == 1 {
+                    softmax_row(out, x, log);
+                } else {
+                    softmax_columns(out, x, inner, log);
+                }
             }
-        }
+        })
     });
     out
+}
+
+/// Softmax of one contiguous row into `out`.
+#[inline]
+fn softmax_row(out: &mut [f32], x: &[f32], log: bool) {
+    let max = max_contiguous(x);
+    out.iter_mut().zip(x).for_each(|(o, v)| *o = exp(v - max));
+    let sum = sum_contiguous(out);
+    if log {
+        let log_sum = max + sum.ln();
+        out.iter_mut().zip(x).for_each(|(o, v)| *o = v - log_sum);
+    } else {
+        let scale = 1.0 / sum;
+        out.iter_mut().for_each(|o| *o *= scale);
+    }
+}
+
+/// Softmax down the columns of a `[len, inner]` block: each pass runs along rows of
+/// `inner` contiguous lanes.
+#[inline]
+fn softmax_columns(out: &mut [f32], x: &[f32], inner: usize, log: bool) {
+    let mut max = vec![f32::NEG_INFINITY; inner];
+    for row in x.chunks(inner) {
+        max.iter_mut().zip(row).for_each(|(m, v)| *m = m.max(*v));
+    }
+    let mut sum = vec![0.0f32; inner];
+    for (out, row) in out.chunks_mut(inner).zip(x.chunks(inner)) {
+        for ((o, v), (m, s)) in out.iter_mut().zip(row).zip(max.iter().zip(sum.iter_mut())) {
+            *o = exp(v - m);
+            *s += *o;
+        }
+    }
+    if log {
+        let log_sum: Vec<f32> = max.iter().zip(&sum).map(|(m, s)| m + s.ln()).collect();
+        for (out, row) in out.chunks_mut(inner).zip(x.chunks(inner)) {
+            out.iter_mut().zip(row).zip(&log_sum).for_each(|((o, v), l)| *o = v - l);
+        }
+    } else {
+        let scale: Vec<f32> = sum.iter().map(|s| 1.0 / s).collect();
+        for out in out.chunks_mut(inner) {
+            out.iter_mut().zip(&scale).for_each(|(o, s)| *o *= s);
+        }
+    }
+}
+
+/// The largest of contiguous `values` (−∞ for none), in sixteen running maxima.
+fn max_contiguous(values: &[f32]) -> f32 {
+    const LANES: usize = 16;
+    let mut maxima = [f32::NEG_INFINITY; LANES];
+    let chunks = values.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        maxima.iter_mut().zip(chunk).for_each(|(m, v)| *m = m.max(*v));
+    }
+    maxima.iter_mut().zip(rest).for_each(|(m, v)| *m = m.max(*v));
+    maxima.iter().fold(f32::NEG_INFINITY, |a, b| a.max(*b))
 }
 
 /// Gradient of softmax given its output `y`: `y·(g − Σ g·y)`; of log-softmax:
 /// `g − e^y · Σ g`.
 pub fn softmax_backward(mem: &HostMemory, y: &[f32], grad: &[f32], split: AxisSplit, log: bool) -> Vec<f32> {
     let AxisSplit { len, inner, .. } = split;
+    let block = (len * inner).max(1);
+    let per_task = block * blocks_per_task(split);
     let mut out = mem.take(y.len());
-    out.par_chunks_mut((len * inner).max(1)).enumerate().for_each(|(o, block)| {
-        let base = o * len * inner;
-        for i in 0..inner {
-            let at = |l: usize| base + l * inner + i;
-            if log {
-                let total: f32 = (0..len).map(|l| grad[at(l)]).sum();
-                for l in 0..len {
-                    block[l * inner + i] = grad[at(l)] - y[at(l)].exp() * total;
+    out.par_chunks_mut(per_task).zip(y.par_chunks(per_task).zip(grad.par_chunks(per_task))).for_each(
+        |(out, (y, grad))| {
+            widest(|| {
+                for (out, (y, grad)) in out.chunks_mut(block).zip(y.chunks(block).zip(grad.chunks(block))) {
+                    softmax_block_backward(out, y, grad, inner.max(1), log);
                 }
-            } else {
-                let dot: f32 = (0..len).map(|l| grad[at(l)] * y[at(l)]).sum();
-                for l in 0..len {
-                    block[l * inner + i] = y[at(l)] * (grad[at(l)] - dot);
-                }
+            })
+        },
+    );
+    out
+}
+
+/// [`softmax_backward`] of one `[len, inner]` block: the per-lane totals (`Σ g·y`, or
+/// `Σ g` for log-softmax) along rows of `inner` lanes, then the gradient.
+#[inline]
+fn softmax_block_backward(out: &mut [f32], y: &[f32], grad: &[f32], inner: usize, log: bool) {
+    let mut totals = vec![0.0f32; inner];
+    if inner == 1 {
+        totals[0] = if log { sum_contiguous(grad) } else { sum_pairs(grad, y, |g, y| g * y) };
+    } else {
+        for (g, y) in grad.chunks(inner).zip(y.chunks(inner)) {
+            for (t, (g, y)) in totals.iter_mut().zip(g.iter().zip(y)) {
+                *t += if log { *g } else { g * y };
             }
         }
-    });
-    out
+    }
+    for (out, (g, y)) in out.chunks_mut(inner).zip(grad.chunks(inner).zip(y.chunks(inner))) {
+        for ((o, t), (g, y)) in out.iter_mut().zip(&totals).zip(g.iter().zip(y)) {
+            *o = if log { g - exp(*y) * t } else { y * (g - t) };
+        }
+    }
 }
 
 /// Checks a label and returns it as an index.

@@ -15,6 +15,7 @@ mod backend;
 mod device;
 mod dtype;
 mod error;
+pub mod fast_math;
 mod ops;
 mod rng;
 mod shape;
@@ -36,6 +37,6 @@ pub use rng::{DropoutMask, Rng, dropout_hash, dropout_keeps};
 pub use shape::{AxisSplit, Shape};
 pub use tensor::{Tensor, TensorId};
 pub use unary_ops::{
-    GradientSource, UNARY_DEFINITIONS, UnaryDefinition, UnaryDomain, UnaryGradientKernel, UnaryKernel,
-    UnaryOp, erf, wgsl_prelude,
+    GradientRule, GradientSource, UNARY_DEFINITIONS, UnaryDefinition, UnaryDomain, UnaryGradientKernel,
+    UnaryKernel, UnaryOp, ValueRule, erf, wgsl_prelude,
 };

@@ -9,6 +9,7 @@
 //! (`docs/adding-an-op.md`).
 
 use crate::Tensor;
+use crate::fast_math::{exp, logistic};
 
 /// Which saved value a unary op's derivative reads, next to the upstream gradient.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,17 +28,32 @@ pub enum GradientSource {
 pub trait UnaryKernel {
     /// What the kernel produces (a new buffer, or nothing when it writes in place).
     type Output;
-    /// Applies `f` to every value.
-    fn map(self, f: impl Fn(f32) -> f32 + Sync) -> Self::Output;
+    /// Applies `rule` to every value.
+    fn map(self, rule: impl ValueRule) -> Self::Output;
 }
 
 /// Where an elementwise function's gradient values go (see [`UnaryKernel`]).
 pub trait UnaryGradientKernel {
     /// What the kernel produces.
     type Output;
-    /// `f(s, g)` for every upstream gradient value `g`, `s` being the matching value of
-    /// `source` (unread, and any number, for [`GradientSource::Nothing`]).
-    fn map(self, source: GradientSource, f: impl Fn(f32, f32) -> f32 + Sync) -> Self::Output;
+    /// `rule(s, g)` for every upstream gradient value `g`, `s` being the matching value
+    /// of `source` (unread, and any number, for [`GradientSource::Nothing`]).
+    fn map(self, source: GradientSource, rule: impl GradientRule) -> Self::Output;
+}
+
+/// One op's forward formula on one value, as the table defines it. The table's
+/// implementations are `#[inline(always)]`, so a kernel's loop (even one compiled
+/// several times, for AVX-512 and for AVX2) gets the formula itself, not a call.
+pub trait ValueRule: Copy + Send + Sync {
+    /// `op(v)`.
+    fn apply(&self, v: f32) -> f32;
+}
+
+/// One op's derivative rule on one value: `g · op'(x)` from the saved value `s` (see
+/// [`GradientSource`]) and the upstream gradient `g`; inlined like [`ValueRule`].
+pub trait GradientRule: Copy + Send + Sync {
+    /// The gradient for saved value `s` and upstream gradient `g`.
+    fn apply(&self, s: f32, g: f32) -> f32;
 }
 
 /// The GPU's half of one op's definition: WGSL expressions over `v` (the input) for the
@@ -160,19 +176,40 @@ macro_rules! unary_ops {
             /// Runs `kernel` with this op's formula.
             pub fn forward<K: UnaryKernel>(self, kernel: K) -> K::Output {
                 match self {
-                    $(UnaryOp::$name $({ $($param),+ })? => kernel.map(move |$v: f32| -> f32 { $forward }),)*
+                    $(UnaryOp::$name $({ $($param),+ })? => {
+                        /// The op's parameters, carried into its formula.
+                        #[derive(Clone, Copy)]
+                        struct Rule { $($($param: f32),+)? }
+                        impl ValueRule for Rule {
+                            #[inline(always)]
+                            fn apply(&self, $v: f32) -> f32 {
+                                let Rule { $($($param),+)? } = *self;
+                                $forward
+                            }
+                        }
+                        kernel.map(Rule { $($($param),+)? })
+                    })*
                 }
             }
 
             /// Runs `kernel` with this op's derivative rule, `g · op'(x)`.
             pub fn gradient<K: UnaryGradientKernel>(self, kernel: K) -> K::Output {
                 match self {
-                    // A rule need not use every parameter (`x + term` has slope 1).
-                    $(#[allow(unused_variables)]
-                    UnaryOp::$name $({ $($param),+ })? => kernel.map(
-                        GradientSource::$source,
-                        move |$s: f32, $g: f32| -> f32 { $gradient },
-                    ),)*
+                    $(UnaryOp::$name $({ $($param),+ })? => {
+                        /// The op's parameters, carried into its derivative.
+                        #[derive(Clone, Copy)]
+                        struct Rule { $($($param: f32),+)? }
+                        impl GradientRule for Rule {
+                            // A rule need not use every parameter (`x + term` has slope 1).
+                            #[allow(unused_variables)]
+                            #[inline(always)]
+                            fn apply(&self, $s: f32, $g: f32) -> f32 {
+                                let Rule { $($($param),+)? } = *self;
+                                $gradient
+                            }
+                        }
+                        kernel.map(GradientSource::$source, Rule { $($($param),+)? })
+                    })*
                 }
             }
         }
@@ -201,19 +238,16 @@ const SOFTPLUS_THRESHOLD: f32 = 20.0;
 
 /// The error function, Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7); the
 /// WGSL `erf_approx` of [`wgsl_prelude`] is the same formula.
+#[inline]
 pub fn erf(x: f32) -> f32 {
     let t = 1.0 / (1.0 + 0.327_591_1 * x.abs());
     let poly =
         t * (0.254_829_6 + t * (-0.284_496_74 + t * (1.421_413_7 + t * (-1.453_152 + t * 1.061_405_4))));
-    (1.0 - poly * (-x * x).exp()).copysign(x)
-}
-
-/// `1 / (1 + e^-x)`.
-fn logistic(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
+    (1.0 - poly * exp(-x * x)).copysign(x)
 }
 
 /// The tanh approximation's inner value `√(2/π)(x + 0.044715x³)`.
+#[inline]
 fn gelu_tanh_inner(x: f32) -> f32 {
     SQRT_2_OVER_PI * (x + GELU_CUBIC * x * x * x)
 }
@@ -257,7 +291,7 @@ unary_ops! {
     }
     /// `e^x`.
     Exp => exp {
-        forward: |v| v.exp(),
+        forward: |v| exp(v),
         gradient: Output |y, g| g * y,
         wgsl: "exp(v)",
         wgsl_gradient: "g * y",
@@ -334,7 +368,7 @@ unary_ops! {
         forward: |v| 0.5 * v * (1.0 + erf(v * FRAC_1_SQRT_2)),
         gradient: Input |x, g| {
             let cdf = 0.5 * (1.0 + erf(x * FRAC_1_SQRT_2));
-            g * (cdf + x * FRAC_1_SQRT_2PI * (-0.5 * x * x).exp())
+            g * (cdf + x * FRAC_1_SQRT_2PI * exp(-0.5 * x * x))
         },
         wgsl: "0.5 * v * (1.0 + erf_approx(v * FRAC_1_SQRT_2))",
         wgsl_gradient: "g * (0.5 * (1.0 + erf_approx(x * FRAC_1_SQRT_2)) + x * FRAC_1_SQRT_2PI * exp(-0.5 * x * x))",
@@ -344,11 +378,12 @@ unary_ops! {
     /// GELU's tanh approximation, `0.5x(1 + tanh(√(2/π)(x + 0.044715x³)))` (PyTorch's
     /// `gelu`, `approximate='tanh'`).
     GeluTanh => gelu_tanh {
-        forward: |v| 0.5 * v * (1.0 + gelu_tanh_inner(v).tanh()),
+        // 0.5(1 + tanh u) = σ(2u), and 1 − tanh² u = 4σ(2u)(1 − σ(2u)).
+        forward: |v| v * logistic(2.0 * gelu_tanh_inner(v)),
         gradient: Input |x, g| {
-            let t = gelu_tanh_inner(x).tanh();
+            let s = logistic(2.0 * gelu_tanh_inner(x));
             let inner_slope = SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_CUBIC * x * x);
-            g * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * inner_slope)
+            g * (s + 2.0 * x * s * (1.0 - s) * inner_slope)
         },
         wgsl: "0.5 * v * (1.0 + tanh(SQRT_2_OVER_PI * (v + GELU_CUBIC * v * v * v)))",
         wgsl_gradient: "g * (0.5 * (1.0 + tanh(SQRT_2_OVER_PI * (x + GELU_CUBIC * x * x * x))) \
@@ -392,7 +427,7 @@ unary_ops! {
     /// ELU: `x` for `x > 0`, `alpha·(e^x − 1)` otherwise.
     Elu { alpha } => elu {
         forward: |v| if v > 0.0 { v } else { alpha * v.exp_m1() },
-        gradient: Input |x, g| if x > 0.0 { g } else { g * alpha * x.exp() },
+        gradient: Input |x, g| if x > 0.0 { g } else { g * alpha * exp(x) },
         wgsl: "select(p0 * (exp(v) - 1.0), v, v > 0.0)",
         wgsl_gradient: "select(g * p0 * exp(x), g, x > 0.0)",
         example: UnaryOp::Elu { alpha: 1.5 },

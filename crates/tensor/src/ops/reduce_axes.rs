@@ -41,8 +41,19 @@ impl Tensor {
     pub fn sum_axes(&self, axes: &[usize], keepdim: bool) -> Tensor {
         let axes = self.reduction_axes("sum_axes", axes);
         let mut out = self.clone();
-        for &axis in axes.iter().rev() {
-            out = out.sum_axis(axis, true);
+        // Each run of adjacent axes is one merged axis summed by one kernel (a global
+        // average pool's H and W are one axis of H·W).
+        for run in adjacent_runs(&axes).into_iter().rev() {
+            let dims = out.dims().to_vec();
+            let merged: Vec<usize> = dims[..run.start]
+                .iter()
+                .copied()
+                .chain([dims[run.clone()].iter().product()])
+                .chain(dims[run.end..].iter().copied())
+                .collect();
+            let mut kept = dims;
+            kept[run.clone()].fill(1);
+            out = out.reshape(merged).sum_axis(run.start, true).reshape(kept);
         }
         out.reshape(self.reduced_dims(&axes, keepdim))
     }
@@ -80,5 +91,29 @@ impl Tensor {
     /// Position of the minimum along `axis`, as an i32 tensor without that axis.
     pub fn argmin(&self, axis: usize) -> Tensor {
         crate::no_grad(|| self.neg()).argmax(axis)
+    }
+}
+
+/// Sorted, distinct `axes` as runs of adjacent axes (`[1, 2, 4]` → `1..3`, `4..5`).
+fn adjacent_runs(axes: &[usize]) -> Vec<std::ops::Range<usize>> {
+    let mut runs: Vec<std::ops::Range<usize>> = Vec::new();
+    for &axis in axes {
+        match runs.last_mut() {
+            Some(run) if run.end == axis => run.end += 1,
+            _ => runs.push(axis..axis + 1),
+        }
+    }
+    runs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::adjacent_runs;
+
+    #[test]
+    fn adjacent_axes_form_one_run() {
+        assert_eq!(adjacent_runs(&[1, 2, 4]), vec![1..3, 4..5]);
+        assert_eq!(adjacent_runs(&[0, 1, 2, 3]), vec![0..4]);
+        assert_eq!(adjacent_runs(&[]), Vec::<std::ops::Range<usize>>::new());
     }
 }

@@ -1,0 +1,96 @@
+//! `f32` functions written without branches or library calls, so that a loop applying
+//! them to a slice compiles to SIMD code (the CPU backend runs such loops compiled for
+//! AVX-512 or AVX2 where the CPU has them): `exp` by range reduction and a polynomial,
+//! and the logistic function on top of it. The unary-op table's CPU formulas and the
+//! CPU softmax use them; libm's `expf` is a call per element that no compiler
+//! vectorizes.
+
+/// Above this `e^x` overflows `f32` (`ln(f32::MAX)`).
+const EXP_OVERFLOW: f32 = 88.722_84;
+/// Below this `e^x` is under `f32::MIN_POSITIVE` (`ln(f32::MIN_POSITIVE)`); [`exp`]
+/// returns 0 there, as flush-to-zero hardware does.
+const EXP_UNDERFLOW: f32 = -87.336_55;
+
+/// `e^x` within 2 ulp for normal results; `+∞` above ≈ 88.72, `0` below ≈ −87.34 (no
+/// subnormal results), NaN for NaN.
+///
+/// `e^x = 2ⁿ · e^r` with `n = round(x / ln 2)` and `|r| ≤ ln 2 / 2`; `e^r` is its Taylor
+/// polynomial to `r⁷` (truncation below 5e-9), `2ⁿ` is built from exponent bits.
+#[inline]
+pub fn exp(x: f32) -> f32 {
+    // ln 2 in two parts: `n · LN2_HIGH` is exact for every `n` used here.
+    const LN2_HIGH: f32 = 355.0 / 512.0;
+    const LN2_LOW: f32 = -2.121_944_4e-4;
+    // Adding and subtracting 1.5·2²³ rounds a float of magnitude below 2²² to an integer.
+    const ROUND: f32 = 12_582_912.0;
+    let clamped = x.clamp(EXP_UNDERFLOW, EXP_OVERFLOW);
+    let n = (clamped * std::f32::consts::LOG2_E + ROUND) - ROUND;
+    let r = clamped - n * LN2_HIGH - n * LN2_LOW;
+    let poly = 1.0
+        + r * (1.0
+            + r * (1.0 / 2.0
+                + r * (1.0 / 6.0
+                    + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
+    // 2ⁿ as two factors built from their exponent fields, 2^⌊n/2⌋ and 2^⌈n/2⌉: each is
+    // a normal float for every n in −126..=128, where 2ⁿ itself may not be.
+    let n = n as i32;
+    let factor = |e: i32| f32::from_bits(((e + 127) as u32) << 23);
+    let value = poly * factor(n >> 1) * factor(n - (n >> 1));
+    if x > EXP_OVERFLOW {
+        f32::INFINITY
+    } else if x < EXP_UNDERFLOW {
+        0.0
+    } else {
+        value
+    }
+}
+
+/// The logistic function `1 / (1 + e^-x)`: 0 at −∞, 1 at +∞.
+#[inline]
+pub fn logistic(x: f32) -> f32 {
+    1.0 / (1.0 + exp(-x))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Distance in units of the last place between two finite floats of one sign.
+    fn ulps(a: f32, b: f32) -> u32 {
+        (a.to_bits() as i64 - b.to_bits() as i64).unsigned_abs() as u32
+    }
+
+    #[test]
+    fn exp_is_within_two_ulp_of_the_exact_value_over_its_normal_range() {
+        let mut worst = 0;
+        let mut x = -87.0f32;
+        while x < 88.7 {
+            let exact = (x as f64).exp() as f32;
+            worst = worst.max(ulps(exp(x), exact));
+            x += 0.013_7;
+        }
+        for x in [0.0f32, 1e-8, -1e-8, 0.5, -0.5, 1.0, 88.72, -87.3] {
+            worst = worst.max(ulps(exp(x), (x as f64).exp() as f32));
+        }
+        assert!(worst <= 2, "worst error {worst} ulp");
+        assert_eq!(exp(0.0), 1.0);
+    }
+
+    #[test]
+    fn exp_saturates_and_propagates_nan() {
+        assert_eq!(exp(89.0), f32::INFINITY);
+        assert_eq!(exp(f32::INFINITY), f32::INFINITY);
+        assert_eq!(exp(-88.0), 0.0);
+        assert_eq!(exp(f32::NEG_INFINITY), 0.0);
+        assert!(exp(f32::NAN).is_nan());
+        assert!(exp(88.72).is_finite());
+    }
+
+    #[test]
+    fn logistic_reaches_its_limits() {
+        assert_eq!(logistic(0.0), 0.5);
+        assert_eq!(logistic(f32::INFINITY), 1.0);
+        assert_eq!(logistic(f32::NEG_INFINITY), 0.0);
+        assert!((logistic(2.0) as f64 - 1.0 / (1.0 + (-2.0f64).exp())).abs() < 1e-7);
+    }
+}
