@@ -7,7 +7,7 @@ use kiln_tensor::fast_math::exp;
 use rayon::prelude::*;
 
 use crate::memory::HostMemory;
-use crate::simd::widest;
+use crate::simd::{VectorLoop, widest};
 
 /// Elements a parallel task reads at least: small blocks (a softmax row of 50) are
 /// grouped so that scheduling costs nothing.
@@ -41,12 +41,14 @@ fn per_lane<T: Send + Copy + Default>(
 /// The sum of contiguous `values` in sixteen running sums (element `i` into sum
 /// `i % 16`) added up in a fixed order at the end: the additions vectorize instead of
 /// waiting on each other, and every run gives the same result.
+#[inline(always)]
 pub fn sum_contiguous(values: &[f32]) -> f32 {
     sum_pairs(values, values, |v, _| v)
 }
 
 /// `Σ f(a[i], b[i])` over equally long contiguous slices, in [`sum_contiguous`]'s
 /// sixteen running sums and fixed order.
+#[inline(always)]
 fn sum_pairs(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
     const LANES: usize = 16;
     let mut sums = [0.0f32; LANES];
@@ -124,22 +126,39 @@ pub fn softmax(mem: &HostMemory, x: &[f32], split: AxisSplit, log: bool) -> Vec<
     let block = (len * inner).max(1);
     let per_task = block * blocks_per_task(split);
     let mut out = mem.take(x.len());
-    out.par_chunks_mut(per_task).zip(x.par_chunks(per_task)).for_each(|(out, x)| {
-        widest(|| {
-            for (out, x) in out.chunks_mut(block).zip(x.chunks(block)) {
-                if inner == 1 {
-                    softmax_row(out, x, log);
-                } else {
-                    softmax_columns(out, x, inner, log);
-                }
-            }
-        })
-    });
+    out.par_chunks_mut(per_task)
+        .zip(x.par_chunks(per_task))
+        .for_each(|(out, x)| widest(SoftmaxBlocks { out, x, block, inner, log }));
     out
 }
 
+/// Consecutive `[len, inner]` blocks of a softmax, compiled whole for each instruction
+/// set.
+struct SoftmaxBlocks<'a> {
+    out: &'a mut [f32],
+    x: &'a [f32],
+    block: usize,
+    inner: usize,
+    log: bool,
+}
+
+impl VectorLoop for SoftmaxBlocks<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run(self) {
+        for (out, x) in self.out.chunks_mut(self.block).zip(self.x.chunks(self.block)) {
+            if self.inner == 1 {
+                softmax_row(out, x, self.log);
+            } else {
+                softmax_columns(out, x, self.inner, self.log);
+            }
+        }
+    }
+}
+
 /// Softmax of one contiguous row into `out`.
-#[inline]
+#[inline(always)]
 fn softmax_row(out: &mut [f32], x: &[f32], log: bool) {
     let max = max_contiguous(x);
     out.iter_mut().zip(x).for_each(|(o, v)| *o = exp(v - max));
@@ -155,7 +174,7 @@ fn softmax_row(out: &mut [f32], x: &[f32], log: bool) {
 
 /// Softmax down the columns of a `[len, inner]` block: each pass runs along rows of
 /// `inner` contiguous lanes.
-#[inline]
+#[inline(always)]
 fn softmax_columns(out: &mut [f32], x: &[f32], inner: usize, log: bool) {
     let mut max = vec![f32::NEG_INFINITY; inner];
     for row in x.chunks(inner) {
@@ -182,6 +201,7 @@ fn softmax_columns(out: &mut [f32], x: &[f32], inner: usize, log: bool) {
 }
 
 /// The largest of contiguous `values` (−∞ for none), in sixteen running maxima.
+#[inline(always)]
 fn max_contiguous(values: &[f32]) -> f32 {
     const LANES: usize = 16;
     let mut maxima = [f32::NEG_INFINITY; LANES];
@@ -191,7 +211,14 @@ fn max_contiguous(values: &[f32]) -> f32 {
         maxima.iter_mut().zip(chunk).for_each(|(m, v)| *m = m.max(*v));
     }
     maxima.iter_mut().zip(rest).for_each(|(m, v)| *m = m.max(*v));
-    maxima.iter().fold(f32::NEG_INFINITY, |a, b| a.max(*b))
+    // Halving folds (16 → 8 → 4 → 2 → 1) run as vector instructions.
+    let mut width = LANES;
+    while width > 1 {
+        width /= 2;
+        let (low, high) = maxima.split_at_mut(width);
+        low.iter_mut().zip(&high[..width]).for_each(|(m, v)| *m = m.max(*v));
+    }
+    maxima[0]
 }
 
 /// Gradient of softmax given its output `y`: `y·(g − Σ g·y)`; of log-softmax:
@@ -202,29 +229,48 @@ pub fn softmax_backward(mem: &HostMemory, y: &[f32], grad: &[f32], split: AxisSp
     let per_task = block * blocks_per_task(split);
     let mut out = mem.take(y.len());
     out.par_chunks_mut(per_task).zip(y.par_chunks(per_task).zip(grad.par_chunks(per_task))).for_each(
-        |(out, (y, grad))| {
-            widest(|| {
-                for (out, (y, grad)) in out.chunks_mut(block).zip(y.chunks(block).zip(grad.chunks(block))) {
-                    softmax_block_backward(out, y, grad, inner.max(1), log);
-                }
-            })
-        },
+        |(out, (y, grad))| widest(SoftmaxBackwardBlocks { out, y, grad, block, inner: inner.max(1), log }),
     );
     out
 }
 
+/// Consecutive blocks of a softmax gradient, compiled whole for each instruction set.
+struct SoftmaxBackwardBlocks<'a> {
+    out: &'a mut [f32],
+    y: &'a [f32],
+    grad: &'a [f32],
+    block: usize,
+    inner: usize,
+    log: bool,
+}
+
+impl VectorLoop for SoftmaxBackwardBlocks<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run(self) {
+        let blocks = self.y.chunks(self.block).zip(self.grad.chunks(self.block));
+        for (out, (y, grad)) in self.out.chunks_mut(self.block).zip(blocks) {
+            softmax_block_backward(out, y, grad, self.inner, self.log);
+        }
+    }
+}
+
 /// [`softmax_backward`] of one `[len, inner]` block: the per-lane totals (`Σ g·y`, or
 /// `Σ g` for log-softmax) along rows of `inner` lanes, then the gradient.
-#[inline]
+#[inline(always)]
 fn softmax_block_backward(out: &mut [f32], y: &[f32], grad: &[f32], inner: usize, log: bool) {
-    let mut totals = vec![0.0f32; inner];
     if inner == 1 {
-        totals[0] = if log { sum_contiguous(grad) } else { sum_pairs(grad, y, |g, y| g * y) };
-    } else {
-        for (g, y) in grad.chunks(inner).zip(y.chunks(inner)) {
-            for (t, (g, y)) in totals.iter_mut().zip(g.iter().zip(y)) {
-                *t += if log { *g } else { g * y };
-            }
+        let total = if log { sum_contiguous(grad) } else { sum_pairs(grad, y, |g, y| g * y) };
+        for ((o, g), y) in out.iter_mut().zip(grad).zip(y) {
+            *o = if log { g - exp(*y) * total } else { y * (g - total) };
+        }
+        return;
+    }
+    let mut totals = vec![0.0f32; inner];
+    for (g, y) in grad.chunks(inner).zip(y.chunks(inner)) {
+        for (t, (g, y)) in totals.iter_mut().zip(g.iter().zip(y)) {
+            *t += if log { *g } else { g * y };
         }
     }
     for (out, (g, y)) in out.chunks_mut(inner).zip(grad.chunks(inner).zip(y.chunks(inner))) {

@@ -16,7 +16,7 @@ const EXP_UNDERFLOW: f32 = -87.336_55;
 ///
 /// `e^x = 2ⁿ · e^r` with `n = round(x / ln 2)` and `|r| ≤ ln 2 / 2`; `e^r` is its Taylor
 /// polynomial to `r⁷` (truncation below 5e-9), `2ⁿ` is built from exponent bits.
-#[inline]
+#[inline(always)]
 pub fn exp(x: f32) -> f32 {
     // ln 2 in two parts: `n · LN2_HIGH` is exact for every `n` used here.
     const LN2_HIGH: f32 = 355.0 / 512.0;
@@ -46,7 +46,7 @@ pub fn exp(x: f32) -> f32 {
 }
 
 /// The logistic function `1 / (1 + e^-x)`: 0 at −∞, 1 at +∞.
-#[inline]
+#[inline(always)]
 pub fn logistic(x: f32) -> f32 {
     1.0 / (1.0 + exp(-x))
 }

@@ -238,7 +238,7 @@ const SOFTPLUS_THRESHOLD: f32 = 20.0;
 
 /// The error function, Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7); the
 /// WGSL `erf_approx` of [`wgsl_prelude`] is the same formula.
-#[inline]
+#[inline(always)]
 pub fn erf(x: f32) -> f32 {
     let t = 1.0 / (1.0 + 0.327_591_1 * x.abs());
     let poly =
@@ -247,7 +247,7 @@ pub fn erf(x: f32) -> f32 {
 }
 
 /// The tanh approximation's inner value `√(2/π)(x + 0.044715x³)`.
-#[inline]
+#[inline(always)]
 fn gelu_tanh_inner(x: f32) -> f32 {
     SQRT_2_OVER_PI * (x + GELU_CUBIC * x * x * x)
 }
