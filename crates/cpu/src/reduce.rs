@@ -330,28 +330,55 @@ pub fn normalize(mem: &HostMemory, x: &[f32], split: AxisSplit, eps: f32) -> (Ve
     if out.is_empty() || rstd.is_empty() {
         return (out, rstd);
     }
-    out.par_chunks_mut((len * inner).max(1)).zip(rstd.par_chunks_mut(inner.max(1))).enumerate().for_each(
-        |(o, (block, lane_rstd))| {
-            let lanes = &x[o * len * inner..(o + 1) * len * inner];
+    let blocks = blocks_per_task(split);
+    let (block, lanes) = (len * inner, inner);
+    out.par_chunks_mut(block * blocks)
+        .zip(rstd.par_chunks_mut(lanes * blocks).zip(x.par_chunks(block * blocks)))
+        .for_each(|(out, (rstd, x))| widest(NormalizeBlocks { out, rstd, x, len, inner, eps }));
+    (out, rstd)
+}
+
+/// Consecutive `[len, inner]` blocks of [`normalize`], compiled whole for each
+/// instruction set.
+struct NormalizeBlocks<'a> {
+    out: &'a mut [f32],
+    rstd: &'a mut [f32],
+    x: &'a [f32],
+    len: usize,
+    inner: usize,
+    eps: f32,
+}
+
+impl VectorLoop for NormalizeBlocks<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run(self) {
+        let Self { out, rstd, x, len, inner, eps } = self;
+        let n = len as f32;
+        for ((block, lanes), lane_rstd) in
+            out.chunks_mut(len * inner).zip(x.chunks(len * inner)).zip(rstd.chunks_mut(inner))
+        {
+            if inner == 1 {
+                // A lane along the last axis is contiguous: sum it in vectorized lanes.
+                let mean = sum_contiguous(lanes) / n;
+                let var = sum_pairs(lanes, lanes, |v, _| (v - mean) * (v - mean)) / n;
+                let r = 1.0 / (var + eps).sqrt();
+                lane_rstd[0] = r;
+                block.iter_mut().zip(lanes).for_each(|(o, v)| *o = (v - mean) * r);
+                continue;
+            }
             for (i, r) in lane_rstd.iter_mut().enumerate() {
                 let at = |l: usize| l * inner + i;
-                let n = len as f32;
-                // A lane along the last axis is contiguous: sum it in vectorized lanes.
-                let (mean, var) = if inner == 1 {
-                    let mean = sum_contiguous(lanes) / n;
-                    (mean, sum_pairs(lanes, lanes, |v, _| (v - mean).powi(2)) / n)
-                } else {
-                    let mean = (0..len).map(|l| lanes[at(l)]).sum::<f32>() / n;
-                    (mean, (0..len).map(|l| (lanes[at(l)] - mean).powi(2)).sum::<f32>() / n)
-                };
+                let mean = (0..len).map(|l| lanes[at(l)]).sum::<f32>() / n;
+                let var = (0..len).map(|l| (lanes[at(l)] - mean).powi(2)).sum::<f32>() / n;
                 *r = 1.0 / (var + eps).sqrt();
                 for l in 0..len {
                     block[at(l)] = (lanes[at(l)] - mean) * *r;
                 }
             }
-        },
-    );
-    (out, rstd)
+        }
+    }
 }
 
 /// Gradient of [`normalize`]: `rstd·(g − mean(g) − y·mean(g·y))` per lane.
@@ -367,23 +394,55 @@ pub fn normalize_backward(
     if out.is_empty() {
         return out;
     }
-    out.par_chunks_mut((len * inner).max(1)).enumerate().for_each(|(o, block)| {
-        let base = o * len * inner;
-        for i in 0..inner {
-            let at = |l: usize| l * inner + i;
-            let n = len as f32;
-            let (mean_g, mean_gy) = if inner == 1 {
-                let (g, y) = (&grad[base..base + len], &y[base..base + len]);
-                (sum_contiguous(g) / n, sum_pairs(g, y, |g, y| g * y) / n)
-            } else {
-                let mean_g = (0..len).map(|l| grad[base + at(l)]).sum::<f32>() / n;
-                (mean_g, (0..len).map(|l| grad[base + at(l)] * y[base + at(l)]).sum::<f32>() / n)
-            };
-            let r = rstd[o * inner + i];
-            for l in 0..len {
-                block[at(l)] = r * (grad[base + at(l)] - mean_g - y[base + at(l)] * mean_gy);
+    let blocks = blocks_per_task(split);
+    let block = len * inner;
+    out.par_chunks_mut(block * blocks)
+        .zip(y.par_chunks(block * blocks).zip(grad.par_chunks(block * blocks)))
+        .zip(rstd.par_chunks(inner * blocks))
+        .for_each(|((out, (y, grad)), rstd)| {
+            widest(NormalizeBackwardBlocks { out, y, grad, rstd, len, inner })
+        });
+    out
+}
+
+/// Consecutive blocks of [`normalize_backward`], compiled whole for each instruction
+/// set.
+struct NormalizeBackwardBlocks<'a> {
+    out: &'a mut [f32],
+    y: &'a [f32],
+    grad: &'a [f32],
+    rstd: &'a [f32],
+    len: usize,
+    inner: usize,
+}
+
+impl VectorLoop for NormalizeBackwardBlocks<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run(self) {
+        let Self { out, y, grad, rstd, len, inner } = self;
+        let n = len as f32;
+        let block = len * inner;
+        let blocks =
+            out.chunks_mut(block).zip(y.chunks(block).zip(grad.chunks(block))).zip(rstd.chunks(inner));
+        for ((out, (y, grad)), rstd) in blocks {
+            if inner == 1 {
+                let (mean_g, mean_gy) = (sum_contiguous(grad) / n, sum_pairs(grad, y, |g, y| g * y) / n);
+                let r = rstd[0];
+                for ((o, g), y) in out.iter_mut().zip(grad).zip(y) {
+                    *o = r * (g - mean_g - y * mean_gy);
+                }
+                continue;
+            }
+            for (i, r) in rstd.iter().enumerate() {
+                let at = |l: usize| l * inner + i;
+                let mean_g = (0..len).map(|l| grad[at(l)]).sum::<f32>() / n;
+                let mean_gy = (0..len).map(|l| grad[at(l)] * y[at(l)]).sum::<f32>() / n;
+                for l in 0..len {
+                    out[at(l)] = r * (grad[at(l)] - mean_g - y[at(l)] * mean_gy);
+                }
             }
         }
-    });
-    out
+    }
 }
