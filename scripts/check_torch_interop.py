@@ -7,7 +7,8 @@
    the outputs are compared.
 3. Both directions again for a small model of the newer layers (BatchNorm2d with
    running statistics from a training pass, GELU, AvgPool2d, GroupNorm, a grouped
-   dilated Conv2d, AdaptiveAvgPool2d, LayerNorm, SiLU) and a MultiheadAttention.
+   dilated Conv2d, AdaptiveAvgPool2d, LayerNorm, SiLU), a MultiheadAttention and an
+   Embedding.
 
 Run by hand where PyTorch is installed:
     pip install torch safetensors
@@ -93,7 +94,15 @@ def check_layers(d, directory):
         out, _ = attention(io["input"], io["input"], io["input"])
     attention_delta = (out - io["output"]).abs().max().item()
     print(f"Kiln MultiheadAttention checkpoint -> PyTorch (strict=True): max |Δ| = {attention_delta:.3e}")
-    return kiln_to_torch, max(torch_to_kiln, attention_delta)
+
+    embedding = torch.nn.Embedding(11, 6)
+    embedding.load_state_dict(load_file(d / "kiln_embedding.safetensors"), strict=True)
+    io = load_file(d / "kiln_embedding_io.safetensors")
+    with torch.no_grad():
+        out = embedding(io["ids"].long())
+    embedding_delta = (out - io["output"]).abs().max().item()
+    print(f"Kiln Embedding checkpoint -> PyTorch (strict=True): max |Δ| = {embedding_delta:.3e}")
+    return max(kiln_to_torch, attention_delta, embedding_delta), torch_to_kiln
 
 
 def main():

@@ -9,7 +9,7 @@
 //! - `export-layers DIR` and `import-layers DIR`: the same for a small model of the
 //!   newer layers (BatchNorm2d after a training step, GELU, AvgPool2d, GroupNorm, a
 //!   grouped dilated Conv2d, AdaptiveAvgPool2d, LayerNorm, SiLU), files `*_layers.safetensors` and
-//!   `*_layers_io.safetensors`; `export-layers` also writes a batch-first
+//!   `*_layers_io.safetensors`; `export-layers` also writes an Embedding and a batch-first
 //!   `MultiheadAttention(16, 4)` (`kiln_attention*.safetensors`).
 
 use std::collections::BTreeMap;
@@ -17,8 +17,9 @@ use std::path::{Path, PathBuf};
 
 use kiln_cpu::CpuDevice;
 use kiln_nn::{
-    AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, Dense, Flatten, GELU, GroupNorm, Initializer,
-    LayerNorm, Mode, Module, MultiheadAttention, Optimizer, Sequential, Sgd, SiLU, checkpoint, models,
+    AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, Dense, Embedding, Flatten, GELU, GroupNorm,
+    Initializer, LayerNorm, Mode, Module, MultiheadAttention, Optimizer, Sequential, Sgd, SiLU, checkpoint,
+    models,
 };
 use kiln_tensor::{Device, Tensor};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
@@ -104,7 +105,14 @@ fn export_layers(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
     checkpoint::save(&dir.join("kiln_attention.safetensors"), &attention, None, &BTreeMap::new())?;
     let x = Tensor::randn([2, 5, 16], 0.0, 1.0, 6, &device);
     let y = attention.forward(&x, Mode::Eval);
-    write_tensors(&dir.join("kiln_attention_io.safetensors"), &[("input", &x), ("output", &y)])
+    write_tensors(&dir.join("kiln_attention_io.safetensors"), &[("input", &x), ("output", &y)])?;
+    let embedding = Embedding::new(&mut Initializer::new(&device, 7), 11, 6);
+    checkpoint::save(&dir.join("kiln_embedding.safetensors"), &embedding, None, &BTreeMap::new())?;
+    let ids = [0, 3, 10, 3, 7, 1, 2, 9];
+    let y = embedding.forward(&Tensor::from_i32([2, 4], ids.to_vec(), &device), Mode::Eval);
+    // The ids travel as f32 (exact for small integers); the script turns them to int64.
+    let ids = Tensor::from_vec([2, 4], ids.iter().map(|&i| i as f32).collect(), &device);
+    write_tensors(&dir.join("kiln_embedding_io.safetensors"), &[("ids", &ids), ("output", &y)])
 }
 
 fn import_layers(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
