@@ -9,4 +9,11 @@ cd "$(dirname "$0")/.."
 
 cargo test --release --workspace --all-features
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features
-cargo package --workspace --exclude kiln-bench --exclude alexnet-example --allow-dirty
+# Packaging unpacks each crate into a local registry under CARGO_HOME and builds the
+# crates that depend on it against that copy; cargo takes registry crates to never
+# change, so an earlier copy of the same version (its sources, and its build in the
+# packaging target directory) would stand in for today's. Clear Kiln's, only those.
+packaging=target/packaging
+rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/kiln-* "$packaging"/debug/.fingerprint/kiln-* \
+  "$packaging"/debug/deps/*kiln_*
+cargo package --workspace --exclude kiln-bench --exclude alexnet-example --allow-dirty --target-dir "$packaging"
