@@ -1,10 +1,12 @@
 //! The `Module` trait every layer and model implements, and the helpers built on its
 //! named-parameter visitor (counting, listing, moving to a device, summarizing).
 
+use std::any::Any;
+
 use kiln_tensor::{Device, Shape, Tensor};
 
 use crate::summary::{Summary, SummaryRow};
-use crate::{Dropout, Mode, Result};
+use crate::{Mode, Result};
 
 /// How a layer appears in a model summary.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,7 +38,7 @@ pub enum SummaryStyle {
 /// let names: Vec<String> = mlp.named_parameters().into_iter().map(|(name, _)| name).collect();
 /// assert_eq!(names, ["0.weight", "0.bias", "2.weight", "2.bias"]);
 /// ```
-pub trait Module: Send + Sync {
+pub trait Module: Any + Send + Sync {
     /// Applies the layer to a batch (the first dimension of `x` is the batch).
     fn forward(&self, x: &Tensor, mode: Mode) -> Tensor;
 
@@ -46,40 +48,6 @@ pub trait Module: Send + Sync {
 
     /// How the layer appears in a summary.
     fn summary_style(&self) -> SummaryStyle;
-
-    /// The layer followed by ReLU as one fused op (the ReLU in the layer's store, one
-    /// pass over memory), when the layer has one; `None` lets the caller run the layer
-    /// and then ReLU. [`crate::Sequential`] uses it for every layer a [`crate::ReLU`]
-    /// follows.
-    fn forward_relu(&self, _x: &Tensor, _mode: Mode) -> Option<Tensor> {
-        None
-    }
-
-    /// The layer followed by ReLU and `dropout` (in `dropout_mode`) as one fused op
-    /// (all three in the layer's store), when the layer has that form and `dropout` is
-    /// active in `dropout_mode` (training); `None` lets the caller run them one by one.
-    /// [`crate::Sequential`] uses it for every layer a ReLU and a [`Dropout`] follow.
-    fn forward_relu_dropout(
-        &self,
-        _x: &Tensor,
-        _mode: Mode,
-        _dropout: &Dropout,
-        _dropout_mode: Mode,
-    ) -> Option<Tensor> {
-        None
-    }
-
-    /// This layer as a [`Dropout`], if it is one (which [`crate::Sequential`] fuses into
-    /// a layer and ReLU before it when that layer can).
-    fn as_dropout(&self) -> Option<&Dropout> {
-        None
-    }
-
-    /// Whether this layer is [`crate::ReLU`] (which [`crate::Sequential`] fuses into the
-    /// layer before it when that layer can).
-    fn is_relu(&self) -> bool {
-        false
-    }
 
     /// Calls `f` with the full name (`prefix` + own name) of every parameter.
     fn visit_parameters(&self, _prefix: &str, _f: &mut dyn FnMut(&str, &Tensor)) {}

@@ -22,7 +22,7 @@ use kiln_tensor::{Shape, Tensor, UnaryOp};
 use crate::{Mode, Module, Result, SummaryStyle};
 
 macro_rules! activation {
-    ($(#[$doc:meta])* $name:ident, $method:ident, $is_relu:literal) => {
+    ($(#[$doc:meta])* $name:ident, $method:ident) => {
         $(#[$doc])*
         #[derive(Clone, Copy, Debug, Default)]
         pub struct $name;
@@ -39,10 +39,6 @@ macro_rules! activation {
             fn summary_style(&self) -> SummaryStyle {
                 SummaryStyle::Fold(String::new())
             }
-
-            fn is_relu(&self) -> bool {
-                $is_relu
-            }
         }
     };
 }
@@ -50,32 +46,27 @@ macro_rules! activation {
 activation!(
     /// `max(x, 0)` elementwise.
     ReLU,
-    relu,
-    true
+    relu
 );
 activation!(
     /// The logistic function elementwise.
     Sigmoid,
-    sigmoid,
-    false
+    sigmoid
 );
 activation!(
     /// Hyperbolic tangent elementwise.
     Tanh,
-    tanh,
-    false
+    tanh
 );
 activation!(
     /// SiLU (swish), `x·σ(x)` elementwise.
     SiLU,
-    silu,
-    false
+    silu
 );
 activation!(
     /// Softplus, `ln(1 + e^x)` elementwise (`x` itself above 20, as PyTorch's defaults).
     Softplus,
-    softplus,
-    false
+    softplus
 );
 
 /// The input unchanged (`torch.nn.Identity`): a placeholder where a model's

@@ -3,6 +3,7 @@
 
 use kiln_tensor::{ConvOptions, Shape, Size2d, Tensor};
 
+use super::fusion::ReluFusion;
 use super::{expect_image, visit_weight_and_bias, visit_weight_and_bias_mut, window_output};
 use crate::{Initializer, Mode, Module, NnError, Result, SummaryStyle};
 
@@ -133,10 +134,6 @@ impl Module for Conv2d {
         x.conv2d_with(&self.weight, self.bias.as_ref(), options)
     }
 
-    fn forward_relu(&self, x: &Tensor, _mode: Mode) -> Option<Tensor> {
-        self.is_plain().then(|| x.conv2d_relu(&self.weight, self.bias.as_ref(), self.stride, self.padding))
-    }
-
     fn output_shape(&self, input: &Shape) -> Result<Shape> {
         let label = self.label();
         let (c, h, w) = expect_image(&label, input)?;
@@ -162,5 +159,12 @@ impl Module for Conv2d {
 
     fn visit_parameters_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
         visit_weight_and_bias_mut(prefix, &mut self.weight, self.bias.as_mut(), f);
+    }
+}
+
+impl ReluFusion for Conv2d {
+    /// Only an ungrouped, undilated convolution has the fused kernel.
+    fn forward_relu(&self, x: &Tensor) -> Option<Tensor> {
+        self.is_plain().then(|| x.conv2d_relu(&self.weight, self.bias.as_ref(), self.stride, self.padding))
     }
 }

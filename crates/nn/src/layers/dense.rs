@@ -2,6 +2,7 @@
 
 use kiln_tensor::{Shape, Tensor};
 
+use super::fusion::ReluFusion;
 use super::{visit_weight_and_bias, visit_weight_and_bias_mut};
 use crate::{Dropout, Initializer, Mode, Module, NnError, Result, SummaryStyle};
 
@@ -51,24 +52,6 @@ impl Module for Dense {
         x.linear(&self.weight, self.bias.as_ref())
     }
 
-    fn forward_relu(&self, x: &Tensor, _mode: Mode) -> Option<Tensor> {
-        Some(x.linear_relu(&self.weight, self.bias.as_ref()))
-    }
-
-    fn forward_relu_dropout(
-        &self,
-        x: &Tensor,
-        _mode: Mode,
-        dropout: &Dropout,
-        dropout_mode: Mode,
-    ) -> Option<Tensor> {
-        let mut output = x.dims().to_vec();
-        *output.last_mut()? = self.weight.dims()[0];
-        let output = Shape::new(output);
-        let mask = dropout.mask(&output, dropout_mode)?;
-        Some(x.linear_relu_dropout(&self.weight, self.bias.as_ref(), dropout.p(), mask))
-    }
-
     fn output_shape(&self, input: &Shape) -> Result<Shape> {
         let (outputs, inputs) = (self.weight.dims()[0], self.weight.dims()[1]);
         let Some((_, leading)) = input.dims().split_last().filter(|(last, _)| **last == inputs) else {
@@ -89,5 +72,19 @@ impl Module for Dense {
 
     fn visit_parameters_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
         visit_weight_and_bias_mut(prefix, &mut self.weight, self.bias.as_mut(), f);
+    }
+}
+
+impl ReluFusion for Dense {
+    fn forward_relu(&self, x: &Tensor) -> Option<Tensor> {
+        Some(x.linear_relu(&self.weight, self.bias.as_ref()))
+    }
+
+    fn forward_relu_dropout(&self, x: &Tensor, dropout: &Dropout, dropout_mode: Mode) -> Option<Tensor> {
+        let mut output = x.dims().to_vec();
+        *output.last_mut()? = self.weight.dims()[0];
+        let output = Shape::new(output);
+        let mask = dropout.mask(&output, dropout_mode)?;
+        Some(x.linear_relu_dropout(&self.weight, self.bias.as_ref(), dropout.p(), mask))
     }
 }

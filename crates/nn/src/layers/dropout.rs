@@ -61,10 +61,6 @@ impl Module for Dropout {
         }
     }
 
-    fn as_dropout(&self) -> Option<&Dropout> {
-        Some(self)
-    }
-
     fn output_shape(&self, input: &Shape) -> Result<Shape> {
         Ok(input.clone())
     }

@@ -9,6 +9,7 @@ mod dense;
 mod dropout;
 mod embedding;
 mod flatten;
+mod fusion;
 mod norm;
 mod pool;
 mod pool_window;

@@ -3,6 +3,7 @@
 
 use kiln_tensor::{Shape, Tensor};
 
+use super::fusion::{as_dropout, is_relu, relu_fusion};
 use crate::summary::SummaryRow;
 use crate::{Mode, Module, Result, SummaryStyle};
 
@@ -63,25 +64,22 @@ impl Sequential {
     /// Child `i` on `h` fused with the ReLU (and the dropout) after it, and how many
     /// children that output covers; `None` where nothing fuses.
     fn fused_forward(&self, i: usize, h: &Tensor, mode: Mode) -> Option<(Tensor, usize)> {
-        let child = &self.children[i].1;
-        if !self.children.get(i + 1).is_some_and(|(_, next)| next.is_relu()) {
+        let layer = relu_fusion(self.children[i].1.as_ref())?;
+        if !self.children.get(i + 1).is_some_and(|(_, next)| is_relu(next.as_ref())) {
             return None;
         }
-        let dropout = self.children.get(i + 2).and_then(|(_, next)| next.as_dropout());
-        if let Some(fused) =
-            dropout.and_then(|d| child.forward_relu_dropout(h, mode.child(i), d, mode.child(i + 2)))
-        {
+        let dropout = self.children.get(i + 2).and_then(|(_, next)| as_dropout(next.as_ref()));
+        if let Some(fused) = dropout.and_then(|d| layer.forward_relu_dropout(h, d, mode.child(i + 2))) {
             return Some((fused, 3));
         }
-        child.forward_relu(h, mode.child(i)).map(|fused| (fused, 2))
+        layer.forward_relu(h).map(|fused| (fused, 2))
     }
 }
 
 impl Module for Sequential {
-    /// Runs the children in order; a child that a [`crate::ReLU`] follows and that has
-    /// a fused form runs with the ReLU as one op ([`Module::forward_relu`]), and with
-    /// the [`crate::Dropout`] after that ReLU too in training
-    /// ([`Module::forward_relu_dropout`]).
+    /// Runs the children in order; a `Conv2d` or `Dense` that a [`crate::ReLU`] follows
+    /// runs with the ReLU as one op (`conv2d_relu`, `linear_relu`), and a `Dense` with
+    /// the [`crate::Dropout`] after that ReLU too in training (`linear_relu_dropout`).
     fn forward(&self, x: &Tensor, mode: Mode) -> Tensor {
         let mut h = x.clone();
         let mut i = 0;
