@@ -2,7 +2,7 @@
 //! (its default `data` feature brings in kiln-data).
 //! `cargo run --release --example fashion_cnn`
 
-use kiln::data::{BatchConfig, FashionMnist, Prefetcher};
+use kiln::data::{BatchConfig, FashionMnist, Pass, Prefetcher};
 use kiln::nn::{
     Conv2d, Dense, Flatten, Initializer, MaxPool2d, Mode, Module, Optimizer, ReLU, Sequential, Sgd, metrics,
 };
@@ -21,12 +21,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut sgd = Sgd::new(0.05).with_momentum(0.9);
     let config = BatchConfig::shuffled(64, 28, 42);
     for epoch in 0..2 {
-        for (step, batch) in Prefetcher::new(&data.train, &config, epoch, 0, 2).enumerate() {
+        for (step, batch) in Prefetcher::new(&data.train, &config, Pass::epoch(epoch)).enumerate() {
             let (x, y) = batch.into_tensors(&device);
             let grads = model.forward(&x, Mode::train(step as u64)).cross_entropy(&y).backward();
             sgd.step(&model, &grads);
         }
-        let (x, y) = Prefetcher::new(&data.test, &BatchConfig::in_order(64, 28), 0, 0, 1)
+        let (x, y) = Prefetcher::new(&data.test, &BatchConfig::in_order(64, 28), Pass::epoch(0).workers(1))
             .next()
             .unwrap()
             .into_tensors(&device);

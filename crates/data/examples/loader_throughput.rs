@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use kiln_data::{BatchConfig, FashionMnist, Prefetcher};
+use kiln_data::{BatchConfig, FashionMnist, Pass, Prefetcher};
 
 fn main() {
     let arg =
@@ -20,7 +20,7 @@ fn main() {
     let config = BatchConfig { drop_last: true, ..BatchConfig::shuffled(batch_size, image_size, 1) };
     let start = Instant::now();
     let mut images = 0;
-    for batch in Prefetcher::new(&data.train, &config, 0, 0, workers).take(batches) {
+    for batch in Prefetcher::new(&data.train, &config, Pass::epoch(0).workers(workers)).take(batches) {
         images += batch.len();
     }
     let seconds = start.elapsed().as_secs_f64();

@@ -6,11 +6,11 @@
 //! prefetcher so the training step never waits for data.
 //!
 //! ```no_run
-//! use kiln_data::{BatchConfig, FashionMnist, Prefetcher, CLASS_NAMES};
+//! use kiln_data::{BatchConfig, FashionMnist, Pass, Prefetcher, CLASS_NAMES};
 //!
 //! let data = FashionMnist::load(None)?; // --data-dir, KILN_DATA_DIR, cache, Debian, download
 //! let config = BatchConfig::shuffled(128, 224, 1);
-//! for batch in Prefetcher::new(&data.train, &config, 0, 0, 2) {
+//! for batch in Prefetcher::new(&data.train, &config, Pass::epoch(0)) {
 //!     println!("{} images, first is a {}", batch.len(), CLASS_NAMES[batch.labels[0] as usize]);
 //! }
 //! # Ok::<(), kiln_data::DataError>(())
@@ -32,5 +32,5 @@ pub use batches::{Batch, BatchConfig, EpochPlan, Normalize, Order, Shard, make_b
 pub use error::{DataError, Result};
 pub use fashion::{CLASS_NAMES, FashionMnist, IMAGE_SIZE, Split};
 pub use locate::{DatasetFile, SearchPaths};
-pub use prefetch::Prefetcher;
+pub use prefetch::{Pass, Prefetcher};
 pub use sha256::sha256_hex;

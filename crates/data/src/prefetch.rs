@@ -10,6 +10,36 @@ use std::thread::JoinHandle;
 use crate::Split;
 use crate::batches::{Batch, BatchConfig, EpochPlan, make_batch};
 
+/// Which batches of a split a [`Prefetcher`] prepares, and with how many threads:
+/// `Pass::epoch(e)` is epoch `e` from its first batch on two worker threads;
+/// `.from_batch(b)` resumes it at batch `b`, `.workers(n)` sets the threads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pass {
+    /// The epoch (it seeds the order of a shuffled or drawn epoch).
+    pub epoch: usize,
+    /// The first batch prepared (earlier ones are skipped, as a resumed run does).
+    pub first_batch: usize,
+    /// Worker threads, each keeping at most one finished batch waiting (at least 1).
+    pub workers: usize,
+}
+
+impl Pass {
+    /// Epoch `epoch` from its first batch, on two worker threads.
+    pub fn epoch(epoch: usize) -> Self {
+        Pass { epoch, first_batch: 0, workers: 2 }
+    }
+
+    /// The same pass starting at batch `first_batch`.
+    pub fn from_batch(self, first_batch: usize) -> Self {
+        Pass { first_batch, ..self }
+    }
+
+    /// The same pass on `workers` threads.
+    pub fn workers(self, workers: usize) -> Self {
+        Pass { workers, ..self }
+    }
+}
+
 /// The batches of one epoch, prepared in the background. An iterator of [`Batch`].
 pub struct Prefetcher {
     queues: Vec<Receiver<Batch>>,
@@ -21,9 +51,9 @@ pub struct Prefetcher {
 }
 
 impl Prefetcher {
-    /// Starts preparing epoch `epoch` of `split` from batch `start` on, with `workers`
-    /// threads each keeping at most one finished batch waiting.
-    pub fn new(split: &Split, config: &BatchConfig, epoch: usize, start: usize, workers: usize) -> Self {
+    /// Starts preparing the batches of `pass` over `split`.
+    pub fn new(split: &Split, config: &BatchConfig, pass: Pass) -> Self {
+        let Pass { epoch, first_batch: start, workers } = pass;
         let plan = Arc::new(EpochPlan::new(split, config, epoch));
         let workers = workers.max(1);
         let stop = Arc::new(AtomicBool::new(false));

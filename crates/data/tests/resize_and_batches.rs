@@ -3,7 +3,9 @@
 //! seeded, identical across a resume), and the prefetcher's order and early stop.
 
 use kiln_data::resize::resize;
-use kiln_data::{Augment, BatchConfig, EpochPlan, Normalize, Order, Prefetcher, Shard, Split, make_batch};
+use kiln_data::{
+    Augment, BatchConfig, EpochPlan, Normalize, Order, Pass, Prefetcher, Shard, Split, make_batch,
+};
 
 #[test]
 fn two_by_two_to_four_by_four_by_hand() {
@@ -77,11 +79,11 @@ fn prefetcher_yields_the_plan_in_order_and_stops_when_dropped() {
     let cfg = config(3, false);
     let plan = EpochPlan::new(&split, &cfg, 2);
     let direct: Vec<_> = (0..plan.batches()).map(|b| make_batch(&split, &plan, b, 2)).collect();
-    let prefetched: Vec<_> = Prefetcher::new(&split, &cfg, 2, 0, 2).collect();
+    let prefetched: Vec<_> = Prefetcher::new(&split, &cfg, Pass::epoch(2)).collect();
     assert_eq!(prefetched, direct);
-    let resumed: Vec<_> = Prefetcher::new(&split, &cfg, 2, 2, 3).collect();
+    let resumed: Vec<_> = Prefetcher::new(&split, &cfg, Pass::epoch(2).from_batch(2).workers(3)).collect();
     assert_eq!(resumed, direct[2..]);
-    let mut early = Prefetcher::new(&split, &cfg, 2, 0, 2);
+    let mut early = Prefetcher::new(&split, &cfg, Pass::epoch(2));
     assert_eq!(early.next().unwrap(), direct[0]);
     drop(early);
 }
@@ -141,8 +143,8 @@ fn a_resumed_epoch_sees_the_same_augmented_batches() {
     let split = asymmetric_split();
     let config =
         BatchConfig { image_size: 6, augment: Augment { flip: true, crop_padding: 1 }, ..config(3, false) };
-    let whole: Vec<_> = Prefetcher::new(&split, &config, 1, 0, 2).collect();
-    let resumed: Vec<_> = Prefetcher::new(&split, &config, 1, 2, 3).collect();
+    let whole: Vec<_> = Prefetcher::new(&split, &config, Pass::epoch(1)).collect();
+    let resumed: Vec<_> = Prefetcher::new(&split, &config, Pass::epoch(1).from_batch(2).workers(3)).collect();
     assert_eq!(whole.len(), 4);
     assert_eq!(resumed, whole[2..], "batches 2.. match whatever the workers and the start");
 }
@@ -185,11 +187,11 @@ fn shards_of_every_batch_together_are_the_whole_batch() {
     // (so one shard of the last batch is empty).
     let whole_config =
         BatchConfig { image_size: 6, augment: Augment { flip: true, crop_padding: 1 }, ..config(5, false) };
-    let whole: Vec<_> = Prefetcher::new(&split, &whole_config, 1, 0, 2).collect();
+    let whole: Vec<_> = Prefetcher::new(&split, &whole_config, Pass::epoch(1)).collect();
     let shards: Vec<Vec<_>> = (0..3)
         .map(|index| {
             let config = BatchConfig { shard: Shard::new(index, 3), ..whole_config };
-            Prefetcher::new(&split, &config, 1, 0, 1).collect()
+            Prefetcher::new(&split, &config, Pass::epoch(1).workers(1)).collect()
         })
         .collect();
     for (b, batch) in whole.iter().enumerate() {

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use kiln_data::{BatchConfig, EpochPlan, Normalize, Order, Prefetcher, Shard, Split};
+use kiln_data::{BatchConfig, EpochPlan, Normalize, Order, Pass, Prefetcher, Shard, Split};
 use kiln_dist::DataParallel;
 use kiln_nn::{
     ConfusionMatrix, LrSchedule, Mode, Module, NnError, Optimizer, Sequential, checkpoint, metrics,
@@ -302,7 +302,8 @@ impl<'a> Trainer<'a> {
         let window = steps_per_epoch.div_ceil(RUNNING_POINTS_PER_EPOCH);
         while self.position.epoch < self.args.epochs {
             let epoch = self.position.epoch;
-            let loader = Prefetcher::new(&self.train, &config, epoch, self.position.batch, 2);
+            let loader =
+                Prefetcher::new(&self.train, &config, Pass::epoch(epoch).from_batch(self.position.batch));
             let bar = epoch_bar(epoch, self.args.epochs, loader.batches_in_epoch(), self.position.batch);
             if !root {
                 bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
@@ -473,7 +474,7 @@ impl<'a> Trainer<'a> {
             shard: self.shard(),
             ..BatchConfig::in_order(self.recipe.batch_size, self.args.image_size)
         };
-        for batch in Prefetcher::new(&self.test, &config, 0, 0, 2) {
+        for batch in Prefetcher::new(&self.test, &config, Pass::epoch(0)) {
             if self.interrupted.load(Ordering::Relaxed) && self.parallel.size() == 1 {
                 return Ok(None);
             }
