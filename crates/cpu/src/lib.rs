@@ -31,12 +31,12 @@ mod memory;
 mod optim;
 mod pool;
 mod reduce;
-mod scratch;
 mod simd;
 mod storage;
 mod strided;
 #[cfg(test)]
 mod test_values;
+mod thread_buffer;
 
 use std::any::Any;
 use std::sync::{Arc, OnceLock};

@@ -8,7 +8,7 @@ use rayon::prelude::*;
 use super::{Plan, nchw_to_gemm};
 use crate::gemm::{Threads, gemm};
 use crate::memory::HostMemory;
-use crate::scratch::with_scratch;
+use crate::thread_buffer::with_thread_buffer;
 
 /// Calls `f(row, column, input_offset)` for every in-bounds entry of one image's
 /// unrolled matrix; padded entries are skipped.
@@ -53,8 +53,8 @@ pub fn backward_input(mem: &HostMemory, grad: &[f32], w: &[f32], g: &Conv2dGeome
     dx.par_chunks_mut(p.group * p.image).zip(p.groups(g.batch)).for_each(|(dx_group, images)| {
         let count = images.len();
         let width = count * p.plane;
-        with_scratch(p.patch * width + o * width, |scratch| {
-            let (col, dy) = scratch.split_at_mut(p.patch * width);
+        with_thread_buffer(p.patch * width + o * width, |buffer| {
+            let (col, dy) = buffer.split_at_mut(p.patch * width);
             nchw_to_gemm(&grad[images.start * p.out_image..images.end * p.out_image], dy, count, o, p.plane);
             let dims = MatmulDims { m: p.patch, k: o, n: width, trans_a: true, trans_b: false };
             gemm(w, dy, col, dims, Threads::Caller);

@@ -18,7 +18,7 @@ use rayon::prelude::*;
 use crate::gemm::{Left, OutputLayout, PackedA, Strided, gemm_packed};
 use crate::memory::{HostMemory, Scratch};
 use crate::reduce::sum_contiguous;
-use crate::scratch::with_scratch;
+use crate::thread_buffer::with_thread_buffer;
 use patches::{InputLayout, PaddedInput, PatchSource, Patches, PatchesTransposed};
 
 /// Columns a group's GEMM aims for; more adds memory without adding speed.
@@ -191,7 +191,7 @@ pub fn backward_weight(
                 if count == 1 {
                     multiply(dy);
                 } else {
-                    with_scratch(o * width, |dy_gemm| {
+                    with_thread_buffer(o * width, |dy_gemm| {
                         nchw_to_gemm(dy, dy_gemm, count, o, p.plane);
                         multiply(dy_gemm);
                     });

@@ -123,8 +123,8 @@ pub(super) fn forward_with<const N: usize, const M: usize, const R: usize, A: Tr
             let v_len = layout.len(N * N, [c, columns]);
             let padded_len = count * c * input.plane();
             let run_length = product_run(N * N, o).min(columns);
-            with_scratch(padded_len + v_len + N * N * o * run_length, |scratch| {
-                let (padded, rest) = scratch.split_at_mut(padded_len);
+            with_thread_buffer(padded_len + v_len + N * N * o * run_length, |buffer| {
+                let (padded, rest) = buffer.split_at_mut(padded_len);
                 let (v, m) = rest.split_at_mut(v_len);
                 input.pad(g, &x[images.start * in_image..images.end * in_image], padded);
                 vectorized(

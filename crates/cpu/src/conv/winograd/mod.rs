@@ -29,7 +29,7 @@ use rayon::prelude::*;
 
 use crate::gemm::{GemmKernel, Left, MR, NR, OutputLayout, PackB, PackedPanel, PackedView, gemm_packed};
 use crate::memory::{HostMemory, Scratch};
-use crate::scratch::with_scratch;
+use crate::thread_buffer::with_thread_buffer;
 use transforms::{Algorithm as Transformed, F3x5, F4x3, LANES, Lanes, gather, times, times_transposed};
 
 /// Output columns (tiles) a group's GEMMs aim for.

@@ -137,8 +137,8 @@ pub(super) fn backward_weight_with<
                 let v_len = layout.len(N * N, [c, tiles]);
                 let dm_stride = PackedView::len(o, tiles) + SKEW;
                 let padded_len = images.len() * input.blocked_image(c);
-                with_scratch(padded_len + v_len + N * N * dm_stride, |scratch| {
-                    let (padded, rest) = scratch.split_at_mut(padded_len);
+                with_thread_buffer(padded_len + v_len + N * N * dm_stride, |buffer| {
+                    let (padded, rest) = buffer.split_at_mut(padded_len);
                     let (v, dm) = rest.split_at_mut(v_len);
                     input.pad_blocked(g, &x[images.start * in_image..images.end * in_image], padded);
                     vectorized(
