@@ -2,10 +2,6 @@
 // K = C·kH·kW. A is the OIHW weight, B the im2col of the input, read on the fly;
 // the bias is added, and the ReLU applied when asked, in the store.
 
-@group(0) @binding(1) var<storage, read> input: array<f32>;
-@group(0) @binding(2) var<storage, read> weight: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> output: array<f32>;
 
 fn load_a(m: u32, k: u32) -> f32 {
     return weight[m * params.k + k];

@@ -3,9 +3,6 @@
 // kernel tap (ky, kx) on input pixel (iy, ix), or zero where no window did (a gather,
 // so no atomics are needed).
 
-@group(0) @binding(1) var<storage, read> grad: array<f32>;
-@group(0) @binding(2) var<storage, read> weight: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dx: array<f32>;
 
 fn load_a(m: u32, k: u32) -> f32 {
     let area = params.kernel_h * params.kernel_w;

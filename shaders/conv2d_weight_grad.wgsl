@@ -1,9 +1,6 @@
 // Convolution weight gradient as an implicit GEMM: M = O, N = C·kH·kW,
 // K = batch·oH·oW. A is the output gradient, B the transposed im2col of the input.
 
-@group(0) @binding(1) var<storage, read> grad: array<f32>;
-@group(0) @binding(2) var<storage, read> input: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dw: array<f32>;
 
 fn load_a(m: u32, k: u32) -> f32 {
     let plane = params.out_h * params.out_w;

@@ -24,7 +24,6 @@ struct Params {
     relu: u32,
 }
 
-@group(0) @binding(0) var<uniform> params: Params;
 
 // Splits an unrolled row index (c·kH + ky)·kW + kx into (c, ky, kx); for the input
 // gradient the leading index is the output channel instead of c.

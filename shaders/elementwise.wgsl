@@ -15,11 +15,6 @@ struct Params {
     b_strides: array<vec4<u32>, 2>,
 }
 
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> in0: array<f32>;
-@group(0) @binding(2) var<storage, read> in1: array<f32>;
-@group(0) @binding(3) var<storage, read> in2: array<f32>;
-@group(0) @binding(4) var<storage, read_write> out: array<f32>;
 
 // Generated and prepended when the pipeline is built (crates/wgpu/src/op_codes.rs): the
 // BINARY_* op codes, and `apply_unary` and `unary_gradient` with one case per op of

@@ -7,8 +7,6 @@ struct Params {
     iterations: u32,
 }
 
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read_write> sink: array<f32>;
 
 @compute @workgroup_size(256)
 fn fma_peak(@builtin(global_invocation_id) gid: vec3<u32>) {

@@ -16,10 +16,6 @@ struct Params {
     _pad: u32,
 }
 
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> in0: array<f32>;
-@group(0) @binding(2) var<storage, read> ints: array<i32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
 fn picked(o: u32, j: u32, i: u32) -> i32 {
     return ints[o * params.outer_stride + j * params.count_stride + i * params.inner_stride];

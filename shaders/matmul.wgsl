@@ -27,11 +27,6 @@ struct Params {
     c_offset: u32,
 }
 
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> c: array<f32>;
 
 fn load_a(m: u32, k: u32) -> f32 {
     if (params.trans_a != 0u) {

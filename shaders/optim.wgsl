@@ -16,11 +16,6 @@ struct Params {
     bias2: f32,
 }
 
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> grad: array<f32>;
-@group(0) @binding(2) var<storage, read_write> param: array<f32>;
-@group(0) @binding(3) var<storage, read_write> state1: array<f32>;
-@group(0) @binding(4) var<storage, read_write> state2: array<f32>;
 
 // SGD on one tensor (the rule is `sgd_element` in sgd_rule.wgsl).
 @compute @workgroup_size(256)

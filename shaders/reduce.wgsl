@@ -14,13 +14,6 @@ struct Params {
     _pad: u32,
 }
 
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> in0: array<f32>;
-@group(0) @binding(2) var<storage, read> in1: array<f32>;
-@group(0) @binding(3) var<storage, read> ints: array<i32>;
-@group(0) @binding(4) var<storage, read_write> out: array<f32>;
-@group(0) @binding(5) var<storage, read_write> out2: array<f32>;
-@group(0) @binding(6) var<storage, read_write> out_ints: array<i32>;
 
 var<workgroup> partial: array<f32, 256>;
 

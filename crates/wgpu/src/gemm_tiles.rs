@@ -118,9 +118,10 @@ impl GemmTile {
         (16 * (self.tile_m() + self.tile_n()) * 4) as u32 * self.buffers
     }
 
-    /// The tiled GEMM's source compiled for this shape, with its split-K buffer
-    /// `partial` declared at binding `partial_binding`.
-    pub fn source(self, template: &str, partial_binding: usize) -> String {
+    /// The tiled GEMM's source compiled for this shape: the template with its tile
+    /// constants set (split-K's `partial` is the family's last binding,
+    /// `bindings.rs`).
+    pub fn source(self, template: &str) -> String {
         const ROWS: &str = "const ROWS: u32 = 4u;";
         const COLS: &str = "const COLS: u32 = 4u;";
         const SPLITS: &str = "const SPLITS: u32 = 1u;";
@@ -131,16 +132,13 @@ impl GemmTile {
             [ROWS, COLS, SPLITS, WG_X, WG_Y, BUFFERS].iter().all(|c| template.contains(c)),
             "gemm_tile.wgsl's tile constants moved"
         );
-        let partial =
-            format!("@group(0) @binding({partial_binding}) var<storage, read_write> partial: array<f32>;");
-        let body = template
+        template
             .replace(ROWS, &format!("const ROWS: u32 = {}u;", self.rows))
             .replace(COLS, &format!("const COLS: u32 = {}u;", self.cols))
             .replace(SPLITS, &format!("const SPLITS: u32 = {}u;", self.splits))
             .replace(WG_X, &format!("const WG_X: u32 = {}u;", self.lanes.xy()[0]))
             .replace(WG_Y, &format!("const WG_Y: u32 = {}u;", self.lanes.xy()[1]))
-            .replace(BUFFERS, &format!("const BUFFERS: u32 = {}u;", self.buffers));
-        format!("{partial}\n{body}")
+            .replace(BUFFERS, &format!("const BUFFERS: u32 = {}u;", self.buffers))
     }
 
     /// Workgroups for an `m × n` product: column tiles along x (spilling into z), row

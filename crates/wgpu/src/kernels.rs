@@ -1,22 +1,19 @@
 //! The WGSL kernels: where each one's source comes from (the top-level `shaders/`
 //! folder), its entry point and its storage bindings; pipelines are compiled on first
-//! use and cached.
+//! use and cached. Every module is assembled one way: the binding declarations
+//! generated from the family's binding set (`bindings.rs`), then the family's pieces
+//! (shader files and generated WGSL) in order.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use crate::bindings::{
+    Access, Binding, ConvForwardBindings, ConvInputGradBindings, ConvWeightGradBindings, DropoutBindings,
+    ElementwiseBindings, FmaPeakBindings, IndexAxisBindings, MatmulBindings, OptimBindings, PoolBindings,
+    ReduceBindings, wgsl_header,
+};
 use crate::gemm_tiles::{GemmPass, GemmTile};
-
-/// How a kernel uses one storage binding.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Access {
-    /// `var<storage, read>`
-    Read,
-    /// `var<storage, read_write>`
-    Write,
-}
-
-use Access::{Read, Write};
 
 /// Every compute kernel Kiln dispatches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -75,6 +72,7 @@ const CONV_FORWARD: &str = include_str!("../shaders/conv2d_forward.wgsl");
 const CONV_INPUT_GRAD: &str = include_str!("../shaders/conv2d_input_grad.wgsl");
 const FMA_PEAK: &str = include_str!("../shaders/fma_peak.wgsl");
 const CONV_WEIGHT_GRAD: &str = include_str!("../shaders/conv2d_weight_grad.wgsl");
+const SGD_GROUP: &str = include_str!("../shaders/sgd_group.wgsl");
 
 /// One piece of a kernel's WGSL module.
 #[derive(Clone, Copy)]
@@ -93,48 +91,40 @@ enum Piece {
 /// 1, 2, … (binding 0 is the parameter block, `params.rs`).
 struct Family {
     pieces: &'static [Piece],
-    slots: &'static [Access],
+    bindings: Cow<'static, [Binding]>,
 }
 
 use Piece::{File, OpCodes, TiledGemm};
 
+const fn family(pieces: &'static [Piece], bindings: &'static [Binding]) -> Family {
+    Family { pieces, bindings: Cow::Borrowed(bindings) }
+}
+
 const ELEMENTWISE_FAMILY: Family =
-    Family { pieces: &[File(INDEX), OpCodes, File(ELEMENTWISE)], slots: &[Read, Read, Read, Write] };
+    family(&[File(INDEX), OpCodes, File(ELEMENTWISE)], ElementwiseBindings::DECLARATION);
 const DROPOUT_FAMILY: Family =
-    Family { pieces: &[File(INDEX), File(DROPOUT_MASK), File(DROPOUT)], slots: &[Read, Write] };
-const REDUCE_FAMILY: Family =
-    Family { pieces: &[File(INDEX), File(REDUCE)], slots: &[Read, Read, Read, Write, Write, Write] };
-const POOL_FAMILY: Family = Family { pieces: &[File(INDEX), File(POOL)], slots: &[Read, Read, Write, Write] };
-const INDEX_AXIS_FAMILY: Family =
-    Family { pieces: &[File(INDEX), File(INDEX_AXIS)], slots: &[Read, Read, Write] };
-const OPTIM_FAMILY: Family =
-    Family { pieces: &[File(INDEX), File(SGD_RULE), File(OPTIM)], slots: &[Read, Write, Write, Write] };
+    family(&[File(INDEX), File(DROPOUT_MASK), File(DROPOUT)], DropoutBindings::DECLARATION);
+const REDUCE_FAMILY: Family = family(&[File(INDEX), File(REDUCE)], ReduceBindings::DECLARATION);
+const POOL_FAMILY: Family = family(&[File(INDEX), File(POOL)], PoolBindings::DECLARATION);
+const INDEX_AXIS_FAMILY: Family = family(&[File(INDEX), File(INDEX_AXIS)], IndexAxisBindings::DECLARATION);
+const OPTIM_FAMILY: Family = family(&[File(INDEX), File(SGD_RULE), File(OPTIM)], OptimBindings::DECLARATION);
 /// The SGD group of `tensors` tensors: three bindings each.
 fn sgd_group_family(tensors: u32) -> Family {
     Family {
-        pieces: &[File(INDEX), File(SGD_RULE), Piece::SgdGroup],
-        slots: &crate::sgd_group::GROUP_SLOTS[..3 * tensors as usize],
+        pieces: &[File(INDEX), File(SGD_RULE), File(SGD_GROUP), Piece::SgdGroup],
+        bindings: Cow::Owned(crate::sgd_group::bindings(tensors)),
     }
 }
-// The GEMM families' last binding is split-K's `partial`.
-const MATMUL_FAMILY: Family = Family {
-    pieces: &[File(DROPOUT_MASK), File(MATMUL), TiledGemm],
-    slots: &[Read, Read, Read, Write, Write],
-};
-const CONV_FORWARD_FAMILY: Family = Family {
-    pieces: &[File(CONV_COMMON), File(CONV_FORWARD), TiledGemm],
-    slots: &[Read, Read, Read, Write, Write],
-};
-const CONV_INPUT_GRAD_FAMILY: Family = Family {
-    pieces: &[File(CONV_COMMON), File(CONV_INPUT_GRAD), TiledGemm],
-    slots: &[Read, Read, Write, Write],
-};
-const CONV_WEIGHT_GRAD_FAMILY: Family = Family {
-    pieces: &[File(CONV_COMMON), File(CONV_WEIGHT_GRAD), TiledGemm],
-    slots: &[Read, Read, Write, Write],
-};
+const MATMUL_FAMILY: Family =
+    family(&[File(DROPOUT_MASK), File(MATMUL), TiledGemm], MatmulBindings::DECLARATION);
+const CONV_FORWARD_FAMILY: Family =
+    family(&[File(CONV_COMMON), File(CONV_FORWARD), TiledGemm], ConvForwardBindings::DECLARATION);
+const CONV_INPUT_GRAD_FAMILY: Family =
+    family(&[File(CONV_COMMON), File(CONV_INPUT_GRAD), TiledGemm], ConvInputGradBindings::DECLARATION);
+const CONV_WEIGHT_GRAD_FAMILY: Family =
+    family(&[File(CONV_COMMON), File(CONV_WEIGHT_GRAD), TiledGemm], ConvWeightGradBindings::DECLARATION);
 
-const FMA_PEAK_FAMILY: Family = Family { pieces: &[File(FMA_PEAK)], slots: &[Write] };
+const FMA_PEAK_FAMILY: Family = family(&[File(FMA_PEAK)], FmaPeakBindings::DECLARATION);
 
 /// The family of a pass on the tiled GEMM.
 fn gemm_family(pass: GemmPass) -> Family {
@@ -208,22 +198,22 @@ impl Kernel {
         }
     }
 
-    /// The WGSL module: the family's pieces joined.
+    /// The WGSL module: the family's binding declarations, then its pieces.
     fn source(self) -> String {
         let (family, _) = self.spec();
         let text = |piece: &Piece| match *piece {
             File(text) => text.to_string(),
             OpCodes => crate::op_codes::wgsl_source(),
-            TiledGemm => {
-                let tile = self.tile().expect("only GEMM kernels include the tiled GEMM");
-                tile.source(GEMM_TILE, family.slots.len())
-            }
+            TiledGemm => self.tile().expect("only GEMM kernels include the tiled GEMM").source(GEMM_TILE),
             Piece::SgdGroup => match self {
                 Kernel::SgdGroup(tensors) => crate::sgd_group::source(tensors),
                 _ => unreachable!("only the SGD group kernel includes its generated source"),
             },
         };
-        family.pieces.iter().map(text).collect::<Vec<_>>().join("\n")
+        std::iter::once(wgsl_header(&family.bindings))
+            .chain(family.pieces.iter().map(text))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     /// The entry point's name.
@@ -232,8 +222,8 @@ impl Kernel {
     }
 
     /// The storage bindings 1, 2, … (binding 0 is the parameter block).
-    pub fn slots(self) -> &'static [Access] {
-        self.spec().0.slots
+    pub fn bindings(self) -> Cow<'static, [Binding]> {
+        self.spec().0.bindings
     }
 }
 
@@ -276,12 +266,12 @@ fn compile(device: &wgpu::Device, kernel: Kernel) -> Compiled {
         },
         count: None,
     }];
-    for (i, access) in kernel.slots().iter().enumerate() {
+    for (i, binding) in kernel.bindings().iter().enumerate() {
         entries.push(wgpu::BindGroupLayoutEntry {
             binding: i as u32 + 1,
             visibility: wgpu::ShaderStages::COMPUTE,
             ty: wgpu::BindingType::Buffer {
-                ty: wgpu::BufferBindingType::Storage { read_only: *access == Read },
+                ty: wgpu::BufferBindingType::Storage { read_only: binding.access == Access::Read },
                 has_dynamic_offset: false,
                 min_binding_size: None,
             },

@@ -35,6 +35,7 @@
 
 mod autotune;
 mod backend;
+mod bindings;
 mod buffer_pool;
 mod gemm_tiles;
 mod gpu;

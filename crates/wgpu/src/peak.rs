@@ -6,6 +6,7 @@ use std::time::Instant;
 use kiln_tensor::Result;
 
 use crate::backend::{WIDTH, WgpuBackend};
+use crate::bindings::FmaPeakBindings;
 use crate::kernels::Kernel;
 use crate::params::FmaPeakParams;
 
@@ -27,7 +28,13 @@ impl WgpuBackend {
             let params = FmaPeakParams { iterations };
             self.gpu.wait_idle()?;
             let start = Instant::now();
-            self.gpu.dispatch(Kernel::FmaPeak, "fma peak", &params, &[Some(&sink)], [GROUPS, 1, 1]);
+            self.gpu.dispatch(
+                Kernel::FmaPeak,
+                "fma peak",
+                &params,
+                &FmaPeakBindings { sink: Some(&sink) }.slots(),
+                [GROUPS, 1, 1],
+            );
             self.gpu.synchronize()?;
             Ok(start.elapsed().as_secs_f64())
         };

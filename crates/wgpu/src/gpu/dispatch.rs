@@ -74,7 +74,9 @@ impl Gpu {
                 size: wgpu::BufferSize::new(PARAMS_SIZE),
             }),
         }];
-        for (i, _) in kernel.slots().iter().enumerate() {
+        let declared = kernel.bindings().len();
+        assert_eq!(bindings.len(), declared, "{op}: {kernel:?} takes its family's binding set, in full");
+        for i in 0..declared {
             let buffer = match bindings.get(i).copied().flatten() {
                 Some(storage) => gpu_storage(storage).buffer(),
                 None => &self.dummies[i],

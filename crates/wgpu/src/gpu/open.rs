@@ -97,7 +97,8 @@ impl Gpu {
         };
         let storage_usage =
             wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
-        let dummies = (0..crate::sgd_group::GROUP_SLOTS.len())
+        // The most storage bindings a kernel has: an SGD group of the largest size.
+        let dummies = (0..3 * crate::sgd_group::MAX_GROUP as usize)
             .map(|_| {
                 device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some("kiln unused binding"),

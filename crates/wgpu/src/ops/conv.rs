@@ -3,6 +3,7 @@
 use kiln_tensor::{Activation, AxisSplit, Conv2dGeometry, StorageRef};
 
 use crate::backend::WgpuBackend;
+use crate::bindings::{ConvForwardBindings, ConvInputGradBindings, ConvWeightGradBindings, ReduceBindings};
 use crate::gemm_tiles::GemmPass;
 use crate::gemm_tiles::GemmTile;
 use crate::gpu::grid;
@@ -23,7 +24,14 @@ impl WgpuBackend {
             (g.out_channels, g.batch * g.out_h() * g.out_w(), g.in_channels * g.kernel_h * g.kernel_w);
         let out = self.f32s(m * n, "conv2d");
         let params = ConvParams::new(g, [m, n, k], bias.is_some(), activation);
-        let bindings = [Some(x), Some(weight), bias, Some(&out)];
+        let bindings = ConvForwardBindings {
+            input: Some(x),
+            weight: Some(weight),
+            bias,
+            output: Some(&out),
+            partial: None,
+        }
+        .slots();
         self.record_tiled(GemmPass::ConvForward, GemmTile::DEFAULT, [m, n, k], "conv2d", &params, &bindings);
         out
     }
@@ -38,7 +46,9 @@ impl WgpuBackend {
         let (m, n, k) = (g.in_channels, g.batch * g.in_h * g.in_w, g.out_channels * g.kernel_h * g.kernel_w);
         let out = self.f32s(m * n, "conv2d input gradient");
         let params = ConvParams::new(g, [m, n, k], false, Activation::Identity);
-        let bindings = [Some(grad), Some(weight), Some(&out)];
+        let bindings =
+            ConvInputGradBindings { grad: Some(grad), weight: Some(weight), dx: Some(&out), partial: None }
+                .slots();
         self.record_tiled(
             GemmPass::ConvInputGrad,
             GemmTile::DEFAULT,
@@ -62,7 +72,8 @@ impl WgpuBackend {
         let (m, n, k) = (g.out_channels, g.in_channels * g.kernel_h * g.kernel_w, g.batch * plane);
         let dw = self.f32s(m * n, "conv2d weight gradient");
         let params = ConvParams::new(g, [m, n, k], false, Activation::Identity);
-        let bindings = [Some(grad), Some(x), Some(&dw)];
+        let bindings =
+            ConvWeightGradBindings { grad: Some(grad), input: Some(x), dw: Some(&dw), partial: None }.slots();
         self.record_tiled(
             GemmPass::ConvWeightGrad,
             GemmTile::DEFAULT,
@@ -74,7 +85,7 @@ impl WgpuBackend {
         let db = with_bias.then(|| {
             let db = self.f32s(g.out_channels, "conv2d bias gradient");
             let split = AxisSplit { outer: g.batch, len: g.out_channels, inner: plane };
-            let bindings = [Some(grad), None, None, Some(&db), None, None];
+            let bindings = ReduceBindings { in0: Some(grad), out: Some(&db), ..Default::default() }.slots();
             let params = ReduceParams::along(split, false);
             self.gpu.dispatch(
                 Kernel::ChannelSum,

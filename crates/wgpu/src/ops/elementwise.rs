@@ -4,6 +4,7 @@
 use kiln_tensor::{BinaryOp, DropoutMask, EpilogueDropout, Shape, StorageRef, StridedView, UnaryOp};
 
 use crate::backend::{WIDTH, WgpuBackend};
+use crate::bindings::{DropoutBindings, ElementwiseBindings};
 use crate::gpu::grid;
 use crate::kernels::Kernel;
 use crate::op_codes::BinaryCode;
@@ -14,7 +15,13 @@ impl WgpuBackend {
     pub(crate) fn record_full(&self, len: usize, value: f32) -> StorageRef {
         let out = self.f32s(len, "full");
         let params = ElementwiseParams::fill(len, value);
-        self.gpu.dispatch(Kernel::Fill, "full", &params, &[None, None, None, Some(&out)], grid(len, WIDTH));
+        self.gpu.dispatch(
+            Kernel::Fill,
+            "full",
+            &params,
+            &ElementwiseBindings { out: Some(&out), ..Default::default() }.slots(),
+            grid(len, WIDTH),
+        );
         out
     }
 
@@ -32,7 +39,7 @@ impl WgpuBackend {
             Kernel::Unary,
             "unary",
             &params,
-            &[Some(x), None, None, Some(&out)],
+            &ElementwiseBindings { in0: Some(x), out: Some(&out), ..Default::default() }.slots(),
             grid(n, WIDTH),
         );
         out
@@ -50,7 +57,8 @@ impl WgpuBackend {
         let out = self.f32s(n, "unary backward");
         let [scalar, bound] = op.parameters();
         let params = ElementwiseParams::unary(n, op.code(), scalar, bound);
-        let bindings = [Some(x), Some(y), Some(grad), Some(&out)];
+        let bindings =
+            ElementwiseBindings { in0: Some(x), in1: Some(y), in2: Some(grad), out: Some(&out) }.slots();
         self.gpu.dispatch(Kernel::UnaryBackward, "unary backward", &params, &bindings, grid(n, WIDTH));
         out
     }
@@ -72,7 +80,8 @@ impl WgpuBackend {
             Kernel::Binary,
             "binary",
             &params,
-            &[Some(a), Some(b), None, Some(&out)],
+            &ElementwiseBindings { in0: Some(a), in1: Some(b), out: Some(&out), ..Default::default() }
+                .slots(),
             grid(n, WIDTH),
         );
         out
@@ -87,7 +96,7 @@ impl WgpuBackend {
             Kernel::GatherView,
             "gather_view",
             &params,
-            &[Some(x), None, None, Some(&out)],
+            &ElementwiseBindings { in0: Some(x), out: Some(&out), ..Default::default() }.slots(),
             grid(n, WIDTH),
         );
         out
@@ -96,7 +105,7 @@ impl WgpuBackend {
     /// Records [`kiln_tensor::Backend::scatter_view`].
     pub(crate) fn record_scatter_view(&self, dst: &StorageRef, view: &StridedView, src: &StorageRef) {
         let params = ElementwiseParams::view(view);
-        let bindings = [Some(src), None, None, Some(dst)];
+        let bindings = ElementwiseBindings { in0: Some(src), out: Some(dst), ..Default::default() }.slots();
         self.gpu.dispatch(Kernel::ScatterView, "scatter_view", &params, &bindings, grid(view.numel(), WIDTH));
     }
 
@@ -109,7 +118,8 @@ impl WgpuBackend {
             Kernel::Binary,
             "broadcast_to",
             &params,
-            &[Some(x), Some(x), None, Some(&out)],
+            &ElementwiseBindings { in0: Some(x), in1: Some(x), out: Some(&out), ..Default::default() }
+                .slots(),
             grid(n, WIDTH),
         );
         out
@@ -120,7 +130,13 @@ impl WgpuBackend {
         let n = x.len();
         let out = self.f32s(n, "dropout");
         let params = DropoutParams { n: n as u32, mask: MaskParams::new(EpilogueDropout { p, mask }) };
-        self.gpu.dispatch(Kernel::Dropout, "dropout", &params, &[Some(x), Some(&out)], grid(n, WIDTH));
+        self.gpu.dispatch(
+            Kernel::Dropout,
+            "dropout",
+            &params,
+            &DropoutBindings { x: Some(x), out: Some(&out) }.slots(),
+            grid(n, WIDTH),
+        );
         out
     }
 }

@@ -4,6 +4,7 @@
 use kiln_tensor::{Activation, EpilogueDropout, MatmulBatch, MatmulDims, StorageRef};
 
 use crate::backend::{WIDTH, WgpuBackend};
+use crate::bindings::MatmulBindings;
 use crate::gemm_tiles::{GemmPass, GemmTile};
 use crate::gpu::grid;
 use crate::kernels::Kernel;
@@ -22,15 +23,15 @@ impl WgpuBackend {
         op: &str,
     ) -> StorageRef {
         let out = self.f32s(d.m * d.n, op);
-        let bindings = [Some(a), Some(b), bias, Some(&out)];
+        let bindings = MatmulBindings { a: Some(a), b: Some(b), bias, c: Some(&out), partial: None }.slots();
         let fixed = GemmTile::default_for(d.m);
         self.record_tiled(GemmPass::Matmul, fixed, [d.m, d.n, d.k], op, &params, &bindings);
         out
     }
 
     /// Records a tiled-GEMM pass producing `m × n` with depth `k`, in the tile shape the
-    /// tuner picks (`fixed` when nothing is tuned); `bindings` are the pass's own, the
-    /// split-K buffer is added here.
+    /// tuner picks (`fixed` when nothing is tuned); `bindings` are the pass's binding
+    /// set's slots, whose last, the split-K buffer `partial`, is filled in here.
     pub(crate) fn record_tiled<P: bytemuck::Pod>(
         &self,
         pass: GemmPass,
@@ -43,7 +44,7 @@ impl WgpuBackend {
         let run = |tile: GemmTile| {
             let partial = (tile.splits > 1).then(|| self.f32s(tile.splits as usize * m * n, op));
             let mut all = bindings.to_vec();
-            all.push(partial.as_ref());
+            *all.last_mut().expect("a GEMM pass binds its split-K buffer last") = partial.as_ref();
             self.gpu.dispatch(Kernel::Gemm(pass, tile), op, params, &all, tile.grid(m, n));
             self.gpu.count_flops(pass.name(), 2.0 * (m * n * k) as f64);
             if partial.is_some() {
@@ -69,7 +70,8 @@ impl WgpuBackend {
         batch: MatmulBatch,
     ) -> StorageRef {
         let out = self.f32s(batch.count * d.m * d.n, "batched matmul");
-        let bindings = [Some(a), Some(b), None, Some(&out)];
+        let bindings =
+            MatmulBindings { a: Some(a), b: Some(b), bias: None, c: Some(&out), partial: None }.slots();
         let fixed = GemmTile::default_for(d.m);
         for i in 0..batch.count {
             let params = MatmulParams {

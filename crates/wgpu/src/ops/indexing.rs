@@ -4,6 +4,7 @@
 use kiln_tensor::{AxisIndexing, StorageRef};
 
 use crate::backend::{WIDTH, WgpuBackend};
+use crate::bindings::IndexAxisBindings;
 use crate::gpu::grid;
 use crate::kernels::Kernel;
 use crate::params::AxisIndexParams;
@@ -18,7 +19,7 @@ impl WgpuBackend {
     ) -> StorageRef {
         let n = g.split.outer * g.count * g.split.inner;
         let out = self.f32s(n, "gather_axis");
-        let bindings = [Some(x), Some(indices), Some(&out)];
+        let bindings = IndexAxisBindings { in0: Some(x), ints: Some(indices), out: Some(&out) }.slots();
         self.gpu.dispatch(
             Kernel::GatherAxis,
             "gather_axis",
@@ -38,7 +39,7 @@ impl WgpuBackend {
     ) -> StorageRef {
         let n = g.split.outer * g.split.len * g.split.inner;
         let out = self.f32s(n, "scatter_add_axis");
-        let bindings = [Some(src), Some(indices), Some(&out)];
+        let bindings = IndexAxisBindings { in0: Some(src), ints: Some(indices), out: Some(&out) }.slots();
         self.gpu.dispatch(
             Kernel::ScatterAddAxis,
             "scatter_add_axis",

@@ -4,6 +4,7 @@
 use kiln_tensor::{AdamStep, SgdStep, SgdTarget, StorageRef};
 
 use crate::backend::{WIDTH, WgpuBackend};
+use crate::bindings::OptimBindings;
 use crate::gpu::grid;
 use crate::kernels::Kernel;
 use crate::params::{OptimParams, SgdGroupParams};
@@ -27,7 +28,8 @@ impl WgpuBackend {
             weight_decay: s.weight_decay,
             ..Default::default()
         };
-        let bindings = [Some(grad), Some(param), velocity, None];
+        let bindings =
+            OptimBindings { grad: Some(grad), param: Some(param), state1: velocity, state2: None }.slots();
         self.gpu.dispatch(Kernel::Sgd, "sgd", &params, &bindings, grid(n, WIDTH));
     }
 
@@ -96,7 +98,7 @@ impl WgpuBackend {
             Kernel::Adam,
             "adam",
             &params,
-            &[Some(grad), Some(param), Some(m), Some(v)],
+            &OptimBindings { grad: Some(grad), param: Some(param), state1: Some(m), state2: Some(v) }.slots(),
             grid(n, WIDTH),
         );
     }

@@ -3,6 +3,7 @@
 use kiln_tensor::{DType, Pool2dGeometry, StorageRef};
 
 use crate::backend::{WIDTH, WgpuBackend};
+use crate::bindings::PoolBindings;
 use crate::gpu::grid;
 use crate::kernels::Kernel;
 use crate::params::PoolParams;
@@ -13,7 +14,9 @@ impl WgpuBackend {
         let n = g.batch * g.channels * g.out_h() * g.out_w();
         let values = self.f32s(n, "max_pool2d");
         let argmax = self.gpu.alloc(n, DType::I32, "max_pool2d");
-        let bindings = [Some(x), None, Some(&values), Some(&argmax)];
+        let bindings =
+            PoolBindings { in0: Some(x), out: Some(&values), out_ints: Some(&argmax), ..Default::default() }
+                .slots();
         self.gpu.dispatch(Kernel::PoolForward, "max_pool2d", &PoolParams::new(g), &bindings, grid(n, WIDTH));
         (values, argmax)
     }
@@ -27,7 +30,9 @@ impl WgpuBackend {
     ) -> StorageRef {
         let n = g.batch * g.channels * g.in_h * g.in_w;
         let out = self.f32s(n, "max_pool2d backward");
-        let bindings = [Some(grad), Some(argmax), Some(&out), None];
+        let bindings =
+            PoolBindings { in0: Some(grad), ints: Some(argmax), out: Some(&out), ..Default::default() }
+                .slots();
         self.gpu.dispatch(
             Kernel::PoolBackward,
             "max_pool2d backward",

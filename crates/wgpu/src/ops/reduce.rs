@@ -3,6 +3,7 @@
 use kiln_tensor::{AxisSplit, DType, StorageRef};
 
 use crate::backend::{WIDTH, WgpuBackend};
+use crate::bindings::ReduceBindings;
 use crate::gpu::grid;
 use crate::kernels::Kernel;
 use crate::params::ReduceParams;
@@ -12,7 +13,7 @@ impl WgpuBackend {
     pub(crate) fn record_sum_axis(&self, x: &StorageRef, split: AxisSplit) -> StorageRef {
         let lanes = split.outer * split.inner;
         let out = self.f32s(lanes, "sum");
-        let bindings = [Some(x), None, None, Some(&out), None, None];
+        let bindings = ReduceBindings { in0: Some(x), out: Some(&out), ..Default::default() }.slots();
         self.gpu.dispatch(
             Kernel::SumAxis,
             "sum",
@@ -28,7 +29,13 @@ impl WgpuBackend {
         let lanes = split.outer * split.inner;
         let values = self.f32s(lanes, "max");
         let argmax = self.gpu.alloc(lanes, DType::I32, "max");
-        let bindings = [Some(x), None, None, Some(&values), None, Some(&argmax)];
+        let bindings = ReduceBindings {
+            in0: Some(x),
+            out: Some(&values),
+            out_ints: Some(&argmax),
+            ..Default::default()
+        }
+        .slots();
         self.gpu.dispatch(
             Kernel::MaxAxis,
             "max",
@@ -48,7 +55,9 @@ impl WgpuBackend {
     ) -> StorageRef {
         let n = split.outer * split.len * split.inner;
         let out = self.f32s(n, "max backward");
-        let bindings = [Some(grad), None, Some(argmax), Some(&out), None, None];
+        let bindings =
+            ReduceBindings { in0: Some(grad), ints: Some(argmax), out: Some(&out), ..Default::default() }
+                .slots();
         self.gpu.dispatch(
             Kernel::MaxAxisBackward,
             "max backward",
@@ -62,7 +71,7 @@ impl WgpuBackend {
     /// Records [`kiln_tensor::Backend::softmax`].
     pub(crate) fn record_softmax(&self, x: &StorageRef, split: AxisSplit, log: bool) -> StorageRef {
         let out = self.f32s(x.len(), "softmax");
-        let bindings = [Some(x), None, None, Some(&out), None, None];
+        let bindings = ReduceBindings { in0: Some(x), out: Some(&out), ..Default::default() }.slots();
         let lanes = split.outer * split.inner;
         self.gpu.dispatch(
             Kernel::Softmax,
@@ -83,7 +92,8 @@ impl WgpuBackend {
         log: bool,
     ) -> StorageRef {
         let out = self.f32s(y.len(), "softmax backward");
-        let bindings = [Some(y), Some(grad), None, Some(&out), None, None];
+        let bindings =
+            ReduceBindings { in0: Some(y), in1: Some(grad), out: Some(&out), ..Default::default() }.slots();
         let lanes = split.outer * split.inner;
         let params = ReduceParams::along(split, log);
         self.gpu.dispatch(
@@ -105,7 +115,8 @@ impl WgpuBackend {
     ) -> (StorageRef, StorageRef) {
         let lanes = split.outer * split.inner;
         let (out, rstd) = (self.f32s(x.len(), "normalize"), self.f32s(lanes, "normalize"));
-        let bindings = [Some(x), None, None, Some(&out), Some(&rstd), None];
+        let bindings =
+            ReduceBindings { in0: Some(x), out: Some(&out), out2: Some(&rstd), ..Default::default() }.slots();
         let params = ReduceParams::normalize(split, eps);
         self.gpu.dispatch(Kernel::Normalize, "normalize", &params, &bindings, grid(lanes, WIDTH));
         (out, rstd)
@@ -121,7 +132,14 @@ impl WgpuBackend {
         split: AxisSplit,
     ) -> StorageRef {
         let out = self.f32s(y.len(), "normalize backward");
-        let bindings = [Some(y), Some(grad), None, Some(&out), Some(rstd), None];
+        let bindings = ReduceBindings {
+            in0: Some(y),
+            in1: Some(grad),
+            out: Some(&out),
+            out2: Some(rstd),
+            ..Default::default()
+        }
+        .slots();
         let params = ReduceParams::normalize(split, 0.0);
         let lanes = split.outer * split.inner;
         self.gpu.dispatch(
@@ -146,9 +164,16 @@ impl WgpuBackend {
         let rows = self.f32s(n, "cross_entropy");
         let loss = self.f32s(1, "cross_entropy");
         let params = ReduceParams::cross_entropy(n, classes);
-        let bindings = [Some(logits), None, Some(labels), Some(&probs), Some(&rows), None];
+        let bindings = ReduceBindings {
+            in0: Some(logits),
+            ints: Some(labels),
+            out: Some(&probs),
+            out2: Some(&rows),
+            ..Default::default()
+        }
+        .slots();
         self.gpu.dispatch(Kernel::CrossEntropyRows, "cross_entropy", &params, &bindings, grid(n, WIDTH));
-        let bindings = [Some(&rows), None, None, Some(&loss), None, None];
+        let bindings = ReduceBindings { in0: Some(&rows), out: Some(&loss), ..Default::default() }.slots();
         self.gpu.dispatch(Kernel::Mean, "cross_entropy mean", &params, &bindings, [1, 1, 1]);
         (loss, probs)
     }
@@ -164,7 +189,14 @@ impl WgpuBackend {
     ) -> StorageRef {
         let out = self.f32s(n * classes, "cross_entropy backward");
         let params = ReduceParams::cross_entropy(n, classes);
-        let bindings = [Some(probs), Some(grad), Some(labels), Some(&out), None, None];
+        let bindings = ReduceBindings {
+            in0: Some(probs),
+            in1: Some(grad),
+            ints: Some(labels),
+            out: Some(&out),
+            ..Default::default()
+        }
+        .slots();
         let groups = grid(n * classes, WIDTH);
         self.gpu.dispatch(Kernel::CrossEntropyBackward, "cross_entropy backward", &params, &bindings, groups);
         out
