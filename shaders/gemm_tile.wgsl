@@ -5,8 +5,10 @@
 //
 // A WG_X×WG_Y workgroup (256 invocations) computes a (WG_Y·ROWS)×(WG_X·COLS) tile of
 // C, each invocation a ROWS×COLS block, stepping through K 16 at a time with both
-// operand tiles staged in workgroup memory. The host compiles one module per tile shape
-// (GemmTile in crates/wgpu/src/gemm_tiles.rs rewrites the constants below): 16×16
+// operand tiles staged in workgroup memory. The host compiles one module per tile shape,
+// generating its constants WG_X, WG_Y, ROWS, COLS, SPLITS and BUFFERS (2: double-buffered
+// operand tiles, the next K step loading while this one computes) in front of this file
+// (GemmTile in crates/wgpu/src/gemm_tiles.rs): 16×16
 // invocations with 4×4 outputs (64×64 tiles) by default, 1×4 (16×64) for products with
 // few rows, 4×64 invocations (tall tiles) for products with few columns, and the larger
 // shapes the autotuner tries. Each output sums over K in the same order whatever the
@@ -18,13 +20,6 @@
 // Column tiles run along x and spill into z (a dimension holds at most 65,535
 // workgroups); row tiles run along y.
 
-const WG_X: u32 = 16u;
-const WG_Y: u32 = 16u;
-const ROWS: u32 = 4u;
-const COLS: u32 = 4u;
-const SPLITS: u32 = 1u;
-// 2: double-buffered operand tiles (the next K step loads while this one computes).
-const BUFFERS: u32 = 1u;
 const TILE_M: u32 = WG_Y * ROWS;
 const TILE_N: u32 = WG_X * COLS;
 const TILE_K: u32 = 16u;

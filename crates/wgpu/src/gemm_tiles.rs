@@ -118,27 +118,15 @@ impl GemmTile {
         (16 * (self.tile_m() + self.tile_n()) * 4) as u32 * self.buffers
     }
 
-    /// The tiled GEMM's source compiled for this shape: the template with its tile
-    /// constants set (split-K's `partial` is the family's last binding,
-    /// `bindings.rs`).
-    pub fn source(self, template: &str) -> String {
-        const ROWS: &str = "const ROWS: u32 = 4u;";
-        const COLS: &str = "const COLS: u32 = 4u;";
-        const SPLITS: &str = "const SPLITS: u32 = 1u;";
-        const WG_X: &str = "const WG_X: u32 = 16u;";
-        const WG_Y: &str = "const WG_Y: u32 = 16u;";
-        const BUFFERS: &str = "const BUFFERS: u32 = 1u;";
-        assert!(
-            [ROWS, COLS, SPLITS, WG_X, WG_Y, BUFFERS].iter().all(|c| template.contains(c)),
-            "gemm_tile.wgsl's tile constants moved"
-        );
-        template
-            .replace(ROWS, &format!("const ROWS: u32 = {}u;", self.rows))
-            .replace(COLS, &format!("const COLS: u32 = {}u;", self.cols))
-            .replace(SPLITS, &format!("const SPLITS: u32 = {}u;", self.splits))
-            .replace(WG_X, &format!("const WG_X: u32 = {}u;", self.lanes.xy()[0]))
-            .replace(WG_Y, &format!("const WG_Y: u32 = {}u;", self.lanes.xy()[1]))
-            .replace(BUFFERS, &format!("const BUFFERS: u32 = {}u;", self.buffers))
+    /// The tile constants `gemm_tile.wgsl` is compiled with, as WGSL, put in front of
+    /// it (split-K's `partial` is the family's last binding, `bindings.rs`).
+    pub fn wgsl_constants(self) -> String {
+        let [wg_x, wg_y] = self.lanes.xy();
+        format!(
+            "const WG_X: u32 = {wg_x}u;\nconst WG_Y: u32 = {wg_y}u;\nconst ROWS: u32 = {}u;\n\
+             const COLS: u32 = {}u;\nconst SPLITS: u32 = {}u;\nconst BUFFERS: u32 = {}u;\n",
+            self.rows, self.cols, self.splits, self.buffers
+        )
     }
 
     /// Workgroups for an `m × n` product: column tiles along x (spilling into z), row

@@ -204,7 +204,10 @@ impl Kernel {
         let text = |piece: &Piece| match *piece {
             File(text) => text.to_string(),
             OpCodes => crate::op_codes::wgsl_source(),
-            TiledGemm => self.tile().expect("only GEMM kernels include the tiled GEMM").source(GEMM_TILE),
+            TiledGemm => {
+                let tile = self.tile().expect("only GEMM kernels include the tiled GEMM");
+                format!("{}\n{GEMM_TILE}", tile.wgsl_constants())
+            }
             Piece::SgdGroup => match self {
                 Kernel::SgdGroup(tensors) => crate::sgd_group::source(tensors),
                 _ => unreachable!("only the SGD group kernel includes its generated source"),
