@@ -19,7 +19,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .push(Flatten)
         .push(Dense::new(&mut init, 16 * 14 * 14, 10));
     let mut sgd = Sgd::new(0.05).with_momentum(0.9);
-    let config = BatchConfig::shuffled(64, 28, 42);
+    let config = BatchConfig::shuffled(64, 28).with_seed(42);
     for epoch in 0..2 {
         for (step, batch) in Prefetcher::new(&data.train, &config, Pass::epoch(epoch)).enumerate() {
             let (x, y) = batch.into_tensors(&device);

@@ -12,7 +12,7 @@
 //! use kiln::prelude::*;
 //!
 //! let device = Device::cpu();
-//! let w = Tensor::randn([3, 2], 0.0, 1.0, 7, &device).with_requires_grad();
+//! let w = Tensor::randn([3, 2], 7, &device).with_requires_grad();
 //! let x = Tensor::ones([4, 3], &device);
 //! let loss = x.matmul(&w).relu().mean();
 //! let grads = loss.backward();
@@ -34,7 +34,7 @@ pub mod prelude {
         Adam, Conv2d, Dense, Dropout, Flatten, Initializer, MaxPool2d, Mode, Module, Optimizer, ReLU,
         Sequential, Sgd,
     };
-    pub use kiln_tensor::{DType, Device, Gradients, Shape, Tensor, no_grad};
+    pub use kiln_tensor::{DType, Device, Gradients, Normal, Shape, Tensor, no_grad};
     #[cfg(feature = "wgpu")]
     pub use kiln_wgpu::WgpuDevice;
 }

@@ -87,12 +87,12 @@ test_on_every_device! {
     }
 
     fn same_seed_same_random_values(device: &Device) {
-        let a = Tensor::randn([5, 7], 0.0, 1.0, 42, device).to_vec().unwrap();
-        let b = Tensor::randn([5, 7], 0.0, 1.0, 42, device).to_vec().unwrap();
-        let c = Tensor::randn([5, 7], 0.0, 1.0, 43, device).to_vec().unwrap();
+        let a = Tensor::randn([5, 7], 42, device).to_vec().unwrap();
+        let b = Tensor::randn([5, 7], 42, device).to_vec().unwrap();
+        let c = Tensor::randn([5, 7], 43, device).to_vec().unwrap();
         assert_eq!(a, b);
         assert_ne!(a, c);
-        let u = Tensor::rand_uniform([1000], -2.0, 3.0, 1, device).to_vec().unwrap();
+        let u = Tensor::rand_uniform([1000], -2.0..3.0, 1, device).to_vec().unwrap();
         assert!(u.iter().all(|v| (-2.0..3.0).contains(v)));
     }
 

@@ -38,9 +38,9 @@ fn mlp_learns_concentric_rings() {
     let device = &Device::cpu();
     let (x, y) = rings(device, 400, 1);
     let (x_test, y_test) = rings(device, 400, 2);
-    let mut w1 = Tensor::randn([32, 2], 0.0, 0.7, 3, device).with_requires_grad();
+    let mut w1 = Tensor::normal([32, 2], Normal { mean: 0.0, std: 0.7 }, 3, device).with_requires_grad();
     let mut b1 = Tensor::zeros([32], device).with_requires_grad();
-    let mut w2 = Tensor::randn([2, 32], 0.0, 0.25, 4, device).with_requires_grad();
+    let mut w2 = Tensor::normal([2, 32], Normal { mean: 0.0, std: 0.25 }, 4, device).with_requires_grad();
     let mut b2 = Tensor::zeros([2], device).with_requires_grad();
     let forward = |x: &Tensor, w1: &Tensor, b1: &Tensor, w2: &Tensor, b2: &Tensor| {
         x.matmul_with(w1, false, true).add(b1).relu().matmul_with(w2, false, true).add(b2)
@@ -64,9 +64,10 @@ fn tiny_cnn_drives_its_loss_down_fivefold() {
     let device = &Device::cpu();
     let images = randn(device, &[8, 1, 12, 12], 5);
     let labels = Tensor::from_i32([8], vec![0, 1, 2, 3, 3, 2, 1, 0], device);
-    let mut kernel = Tensor::randn([4, 1, 3, 3], 0.0, 0.4, 6, device).with_requires_grad();
+    let mut kernel =
+        Tensor::normal([4, 1, 3, 3], Normal { mean: 0.0, std: 0.4 }, 6, device).with_requires_grad();
     let mut bias = Tensor::zeros([4], device).with_requires_grad();
-    let mut dense = Tensor::randn([4, 144], 0.0, 0.1, 7, device).with_requires_grad();
+    let mut dense = Tensor::normal([4, 144], Normal { mean: 0.0, std: 0.1 }, 7, device).with_requires_grad();
     let loss_of = |kernel: &Tensor, bias: &Tensor, dense: &Tensor| {
         let h = images.conv2d(kernel, Some(bias), 1, 1).relu().max_pool2d(2, 2, 0).flatten(1);
         h.matmul_with(dense, false, true).cross_entropy(&labels)

@@ -8,10 +8,10 @@ use kiln::tensor::{SgdStep, live_tape_entries};
 #[test]
 fn hundred_steps_leave_no_tape_and_no_memory_behind() {
     let device = Device::cpu_with_threads(2).unwrap();
-    let x = Tensor::randn([16, 1, 9, 9], 0.0, 1.0, 1, &device);
+    let x = Tensor::randn([16, 1, 9, 9], 1, &device);
     let labels = Tensor::from_i32([16], (0..16).map(|i| i % 3).collect(), &device);
-    let conv = Tensor::randn([4, 1, 3, 3], 0.0, 0.3, 2, &device).with_requires_grad();
-    let dense = Tensor::randn([3, 64], 0.0, 0.1, 3, &device).with_requires_grad();
+    let conv = Tensor::normal([4, 1, 3, 3], Normal { mean: 0.0, std: 0.3 }, 2, &device).with_requires_grad();
+    let dense = Tensor::normal([3, 64], Normal { mean: 0.0, std: 0.1 }, 3, &device).with_requires_grad();
     let step_config = SgdStep { lr: 0.05, momentum: 0.0, weight_decay: 0.0, nesterov: false };
 
     let entries_before = live_tape_entries();

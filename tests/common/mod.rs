@@ -71,12 +71,12 @@ macro_rules! test_on_every_device {
 
 /// Normal(0, 1) values of `shape` from `seed` on `device`.
 pub fn randn(device: &Device, shape: &[usize], seed: u64) -> Tensor {
-    Tensor::randn(shape.to_vec(), 0.0, 1.0, seed, device)
+    Tensor::randn(shape.to_vec(), seed, device)
 }
 
 /// Uniform values in `[low, high)` on `device`.
 pub fn uniform(device: &Device, shape: &[usize], low: f32, high: f32, seed: u64) -> Tensor {
-    Tensor::rand_uniform(shape.to_vec(), low, high, seed, device)
+    Tensor::rand_uniform(shape.to_vec(), low..high, seed, device)
 }
 
 /// Normal values pushed at least 0.1 away from zero, so a ±eps step never crosses the

@@ -36,8 +36,8 @@ pub fn tile_figures() -> Result<Vec<String>, String> {
         let (device, _) = kiln_wgpu::open_with(Autotune::Fixed(tile)).map_err(|err| err.to_string())?;
         let mut figures = Vec::new();
         for (name, [m, k, n]) in SHAPES {
-            let a = Tensor::randn([m, k], 0.0, 1.0, 1, &device);
-            let b = Tensor::randn([k, n], 0.0, 1.0, 2, &device);
+            let a = Tensor::randn([m, k], 1, &device);
+            let b = Tensor::randn([k, n], 2, &device);
             let seconds = best_of(&device, 3, || drop(a.matmul(&b)));
             figures.push(format!("\"{name}\": {:.1}", 2.0 * (m * k * n) as f64 / seconds / 1e9));
         }

@@ -15,7 +15,7 @@ use std::time::Instant;
 use clap::{Parser, ValueEnum};
 use kiln_cpu::CpuDevice;
 use kiln_nn::{Initializer, Mode, Module, Optimizer, Sequential, Sgd, models};
-use kiln_tensor::{Device, Tensor, no_grad};
+use kiln_tensor::{Device, Normal, Tensor, no_grad};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum BackendChoice {
@@ -144,8 +144,8 @@ fn layer_figures(device: &Device, args: &Args, peak: Option<f64>) -> (Vec<String
         shapes.push((format!("{name} as GEMM, 1 image"), cout, cin * k * k, out * out));
     }
     for (name, m, k, nn) in shapes {
-        let a = Tensor::randn([m, k], 0.0, 1.0, 1, device);
-        let b = Tensor::randn([k, nn], 0.0, 1.0, 2, device);
+        let a = Tensor::randn([m, k], 1, device);
+        let b = Tensor::randn([k, nn], 2, device);
         let seconds = best_of(device, 3, || drop(a.matmul(&b)));
         let gflops = 2.0 * (m * k * nn) as f64 / seconds / 1e9;
         gemms.push(format!(
@@ -156,8 +156,9 @@ fn layer_figures(device: &Device, args: &Args, peak: Option<f64>) -> (Vec<String
     }
     let mut convs = Vec::new();
     for (name, cin, cout, k, s, p, side) in conv_layers(args.image_size) {
-        let x = Tensor::randn([n, cin, side, side], 0.0, 1.0, 3, device).with_requires_grad();
-        let w = Tensor::randn([cout, cin, k, k], 0.0, 0.05, 4, device).with_requires_grad();
+        let x = Tensor::randn([n, cin, side, side], 3, device).with_requires_grad();
+        let w = Tensor::normal([cout, cin, k, k], Normal { mean: 0.0, std: 0.05 }, 4, device)
+            .with_requires_grad();
         let b = Tensor::zeros([cout], device).with_requires_grad();
         let forward = best_of(device, 2, || drop(no_grad(|| x.conv2d(&w, Some(&b), s, p))));
         let y = x.conv2d(&w, Some(&b), s, p);
@@ -248,7 +249,7 @@ fn model_figures(device: &Device, args: &Args, n: usize) -> (String, Option<Step
     let model: Sequential = models::alexnet(&mut Initializer::new(device, 1), 1, 10, args.image_size)
         .expect("image size fits AlexNet");
     let mut sgd = Sgd::new(0.01).with_momentum(0.9);
-    let x = Tensor::rand_uniform([n, 1, args.image_size, args.image_size], 0.0, 1.0, 2, device);
+    let x = Tensor::rand_uniform([n, 1, args.image_size, args.image_size], 0.0..1.0, 2, device);
     let labels = Tensor::from_i32([n], (0..n).map(|i| (i % 10) as i32).collect(), device);
     let mut step = 0;
     let mut train_step = || {

@@ -3,7 +3,7 @@
 //! `bench/pytorch_ops.py`, which measures the same list in PyTorch.
 
 use kiln_nn::{BatchNorm2d, Mode, Module};
-use kiln_tensor::{Device, Tensor};
+use kiln_tensor::{Device, Normal, Tensor};
 
 use crate::best_of;
 
@@ -20,7 +20,7 @@ struct OpCase {
 /// The op list; `bench/pytorch_ops.py` mirrors it entry for entry.
 fn cases(device: &Device) -> Vec<OpCase> {
     let conv = |input: [usize; 4], out: usize, k: usize, stride: usize, pad: usize, seed: u64| -> OpCase {
-        let weight = Tensor::randn([out, input[1], k, k], 0.0, 0.05, seed, device);
+        let weight = Tensor::normal([out, input[1], k, k], Normal { mean: 0.0, std: 0.05 }, seed, device);
         OpCase {
             name: "",
             inputs: vec![input.to_vec()],
@@ -79,7 +79,7 @@ pub fn op_figures(device: &Device, reps: usize) -> Vec<String> {
                 .inputs
                 .iter()
                 .enumerate()
-                .map(|(j, shape)| Tensor::randn(shape.clone(), 0.0, 1.0, (10 * i + j) as u64, device))
+                .map(|(j, shape)| Tensor::randn(shape.clone(), (10 * i + j) as u64, device))
                 .collect();
             let forward = best_of(device, reps, || {
                 kiln_tensor::no_grad(|| (case.run)(&inputs));

@@ -6,13 +6,14 @@
 //! works the same when called from inside a program's own rayon pool.
 
 use kiln_cpu::CpuDevice;
-use kiln_tensor::{Device, Tensor};
+use kiln_tensor::{Device, Normal, Tensor};
 
 /// A small convolution + dense step's loss and weight gradients on `device`.
 fn step(device: &Device) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let x = Tensor::randn([6, 3, 13, 11], 0.0, 1.0, 1, device);
-    let w = Tensor::randn([20, 3, 3, 3], 0.0, 0.2, 2, device).with_requires_grad();
-    let dense = Tensor::randn([5, 20 * 13 * 11], 0.0, 0.05, 3, device).with_requires_grad();
+    let x = Tensor::randn([6, 3, 13, 11], 1, device);
+    let w = Tensor::normal([20, 3, 3, 3], Normal { mean: 0.0, std: 0.2 }, 2, device).with_requires_grad();
+    let dense =
+        Tensor::normal([5, 20 * 13 * 11], Normal { mean: 0.0, std: 0.05 }, 3, device).with_requires_grad();
     let labels = Tensor::from_i32([6], vec![0, 1, 2, 3, 4, 0], device);
     let loss =
         x.conv2d(&w, None, 1, 1).relu().flatten(1).matmul_with(&dense, false, true).cross_entropy(&labels);

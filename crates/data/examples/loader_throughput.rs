@@ -17,7 +17,8 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let config = BatchConfig { drop_last: true, ..BatchConfig::shuffled(batch_size, image_size, 1) };
+    let config =
+        BatchConfig { drop_last: true, ..BatchConfig::shuffled(batch_size, image_size).with_seed(1) };
     let start = Instant::now();
     let mut images = 0;
     for batch in Prefetcher::new(&data.train, &config, Pass::epoch(0).workers(workers)).take(batches) {

@@ -91,14 +91,14 @@ impl Normalize {
 }
 
 impl BatchConfig {
-    /// Training batches: shuffled each epoch, the last partial batch kept, no
-    /// augmentation, pixels in `[0, 1]`.
-    pub fn shuffled(batch_size: usize, image_size: usize, seed: u64) -> Self {
+    /// Training batches: shuffled each epoch (seed 0; [`BatchConfig::with_seed`] sets
+    /// another), the last partial batch kept, no augmentation, pixels in `[0, 1]`.
+    pub fn shuffled(batch_size: usize, image_size: usize) -> Self {
         BatchConfig {
             batch_size,
             image_size,
             order: Order::Shuffle,
-            seed,
+            seed: 0,
             drop_last: false,
             augment: Augment::NONE,
             normalize: None,
@@ -108,7 +108,12 @@ impl BatchConfig {
 
     /// Evaluation batches: every example once in file order, unchanged.
     pub fn in_order(batch_size: usize, image_size: usize) -> Self {
-        BatchConfig { order: Order::InOrder, ..Self::shuffled(batch_size, image_size, 0) }
+        BatchConfig { order: Order::InOrder, ..Self::shuffled(batch_size, image_size) }
+    }
+
+    /// The same batches with the shuffles, draws and augmentation seeded by `seed`.
+    pub fn with_seed(self, seed: u64) -> Self {
+        BatchConfig { seed, ..self }
     }
 }
 

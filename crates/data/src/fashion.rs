@@ -112,7 +112,7 @@ impl Split {
 /// assert_eq!((data.train.len(), data.test.len()), (60_000, 10_000));
 /// let device = Device::cpu();
 /// // Shuffled batches of 64 images resized to 32×32, prepared by 2 worker threads.
-/// for batch in Prefetcher::new(&data.train, &BatchConfig::shuffled(64, 32, 42), Pass::epoch(0)).take(1) {
+/// for batch in Prefetcher::new(&data.train, &BatchConfig::shuffled(64, 32).with_seed(42), Pass::epoch(0)).take(1) {
 ///     let (images, labels) = batch.into_tensors(&device);
 ///     assert_eq!(images.dims(), &[64, 1, 32, 32]);
 ///     assert_eq!(labels.dims(), &[64]);

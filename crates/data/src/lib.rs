@@ -9,7 +9,7 @@
 //! use kiln_data::{BatchConfig, FashionMnist, Pass, Prefetcher, CLASS_NAMES};
 //!
 //! let data = FashionMnist::load(None)?; // --data-dir, KILN_DATA_DIR, cache, Debian, download
-//! let config = BatchConfig::shuffled(128, 224, 1);
+//! let config = BatchConfig::shuffled(128, 224).with_seed(1);
 //! for batch in Prefetcher::new(&data.train, &config, Pass::epoch(0)) {
 //!     println!("{} images, first is a {}", batch.len(), CLASS_NAMES[batch.labels[0] as usize]);
 //! }

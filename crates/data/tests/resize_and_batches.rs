@@ -32,7 +32,7 @@ fn tiny_split() -> Split {
 }
 
 fn config(batch_size: usize, drop_last: bool) -> BatchConfig {
-    BatchConfig { drop_last, ..BatchConfig::shuffled(batch_size, 2, 3) }
+    BatchConfig { drop_last, ..BatchConfig::shuffled(batch_size, 2).with_seed(3) }
 }
 
 #[test]

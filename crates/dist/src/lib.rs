@@ -26,7 +26,7 @@
 //! let mut model = Dense::new(&mut Initializer::new(&device, 0), 3, 2);
 //! let parallel = DataParallel::new(Box::new(SingleProcess));
 //! parallel.broadcast_parameters(&mut model).unwrap();
-//! let x = Tensor::randn([4, 3], 0.0, 1.0, 1, &device);
+//! let x = Tensor::randn([4, 3], 1, &device);
 //! let labels = Tensor::from_i32([4], vec![0, 1, 1, 0], &device);
 //! let mut grads = model.forward(&x, Mode::train(0)).cross_entropy(&labels).backward();
 //! parallel.average_gradients(&model, &mut grads, 1.0).unwrap();

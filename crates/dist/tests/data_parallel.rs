@@ -9,7 +9,7 @@ use kiln_tensor::{Device, Gradients, Tensor};
 fn model_and_grads(device: &Device) -> (Sequential, Gradients) {
     let mut init = Initializer::new(device, 3);
     let model = Sequential::new().push(Dense::new(&mut init, 5, 7)).push(Dense::new(&mut init, 7, 3));
-    let x = Tensor::randn([6, 5], 0.0, 1.0, 4, device);
+    let x = Tensor::randn([6, 5], 4, device);
     let labels = Tensor::from_i32([6], vec![0, 1, 2, 0, 1, 2], device);
     let grads = model.forward(&x, Mode::train(1)).cross_entropy(&labels).backward();
     (model, grads)

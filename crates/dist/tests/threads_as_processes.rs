@@ -97,7 +97,7 @@ fn network(device: &Device, seed: u64) -> Sequential {
 const BATCH: usize = 10;
 
 fn batch(device: &Device) -> (Vec<f32>, Vec<i32>) {
-    let x = Tensor::randn([BATCH, 6], 0.0, 1.0, 3, device).to_vec().unwrap();
+    let x = Tensor::randn([BATCH, 6], 3, device).to_vec().unwrap();
     (x, (0..BATCH as i32).map(|i| i % 4).collect())
 }
 

@@ -21,7 +21,7 @@ use kiln_nn::{
     Initializer, LayerNorm, Mode, Module, MultiheadAttention, Optimizer, Sequential, Sgd, SiLU, checkpoint,
     models,
 };
-use kiln_tensor::{Device, Tensor};
+use kiln_tensor::{Device, Normal, Tensor};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 const IMAGE: usize = 67;
@@ -57,7 +57,7 @@ fn export(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
     let model = alexnet(11);
     let device = Device::cpu();
     let mut sgd = Sgd::new(0.01).with_momentum(0.9);
-    let x = Tensor::rand_uniform([2, 1, IMAGE, IMAGE], 0.0, 1.0, 5, &device);
+    let x = Tensor::rand_uniform([2, 1, IMAGE, IMAGE], 0.0..1.0, 5, &device);
     let labels = Tensor::from_i32([2], vec![3, 7], &device);
     sgd.step(&model, &model.forward(&x, Mode::train(1)).cross_entropy(&labels).backward());
     let meta = BTreeMap::from([("image_size".to_string(), IMAGE.to_string())]);
@@ -95,7 +95,7 @@ fn layers_model(seed: u64) -> Sequential {
 fn export_layers(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
     let model = layers_model(3);
     let device = Device::cpu();
-    let x = Tensor::randn([3, 1, 8, 8], 0.5, 2.0, 4, &device);
+    let x = Tensor::normal([3, 1, 8, 8], Normal { mean: 0.5, std: 2.0 }, 4, &device);
     // A training pass moves BatchNorm's running statistics off their initial values.
     model.forward(&x, Mode::train(1));
     checkpoint::save(&dir.join("kiln_layers.safetensors"), &model, None, &BTreeMap::new())?;
@@ -103,7 +103,7 @@ fn export_layers(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
     write_tensors(&dir.join("kiln_layers_io.safetensors"), &[("input", &x), ("output", &y)])?;
     let attention = MultiheadAttention::new(&mut Initializer::new(&device, 5), 16, 4).batch_first();
     checkpoint::save(&dir.join("kiln_attention.safetensors"), &attention, None, &BTreeMap::new())?;
-    let x = Tensor::randn([2, 5, 16], 0.0, 1.0, 6, &device);
+    let x = Tensor::randn([2, 5, 16], 6, &device);
     let y = attention.forward(&x, Mode::Eval);
     write_tensors(&dir.join("kiln_attention_io.safetensors"), &[("input", &x), ("output", &y)])?;
     let embedding = Embedding::new(&mut Initializer::new(&device, 7), 11, 6);

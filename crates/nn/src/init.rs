@@ -2,7 +2,7 @@
 //! seeded `Initializer` that layers draw their weights from, so a seed gives the same
 //! model on every backend.
 
-use kiln_tensor::{Device, Rng, Shape, Tensor};
+use kiln_tensor::{Device, Normal, Rng, Shape, Tensor};
 
 /// How weights are drawn. Biases always start at zero (as in Keras).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -32,13 +32,15 @@ impl Init {
         match self {
             Init::GlorotUniform => {
                 let limit = (6.0 / (fan_in + fan_out) as f32).sqrt();
-                Tensor::rand_uniform(shape, -limit, limit, seed, device)
+                Tensor::rand_uniform(shape, -limit..limit, seed, device)
             }
             Init::HeUniform => {
                 let limit = (6.0 / fan_in as f32).sqrt();
-                Tensor::rand_uniform(shape, -limit, limit, seed, device)
+                Tensor::rand_uniform(shape, -limit..limit, seed, device)
             }
-            Init::HeNormal => Tensor::randn(shape, 0.0, (2.0 / fan_in as f32).sqrt(), seed, device),
+            Init::HeNormal => {
+                Tensor::normal(shape, Normal { mean: 0.0, std: (2.0 / fan_in as f32).sqrt() }, seed, device)
+            }
             Init::Zeros => Tensor::zeros(shape, device),
         }
     }

@@ -8,7 +8,7 @@ use kiln_cpu::CpuDevice;
 use kiln_nn::{
     Conv2d, Dense, Flatten, Initializer, Mode, Module, Optimizer, ReLU, Sequential, Sgd, checkpoint,
 };
-use kiln_tensor::{Device, Tensor};
+use kiln_tensor::{Device, Normal, Tensor};
 use safetensors::tensor::{Dtype, TensorView};
 
 fn small_cnn(seed: u64) -> Sequential {
@@ -81,7 +81,7 @@ fn round_trip_is_bit_exact_with_the_same_output() {
     assert_eq!(loaded.get("epoch").map(String::as_str), Some("2"));
     let bits = |m: &dyn Module| values(m).concat().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
     assert_eq!(bits(&restored), bits(&model));
-    let x = Tensor::randn([2, 1, 5, 5], 0.0, 1.0, 3, &device);
+    let x = Tensor::randn([2, 1, 5, 5], 3, &device);
     assert_eq!(
         restored.forward(&x, Mode::Eval).to_vec().unwrap(),
         model.forward(&x, Mode::Eval).to_vec().unwrap()
@@ -93,7 +93,7 @@ fn optimizer_state_round_trips() {
     let device = Device::cpu();
     let model = small_cnn(1);
     let mut sgd = Sgd::new(0.1).with_momentum(0.9);
-    let x = Tensor::randn([2, 1, 5, 5], 0.0, 1.0, 3, &device);
+    let x = Tensor::randn([2, 1, 5, 5], 3, &device);
     let labels = Tensor::from_i32([2], vec![1, 3], &device);
     sgd.step(&model, &model.forward(&x, Mode::Eval).cross_entropy(&labels).backward());
     let path = temp_path("optimizer.safetensors");
@@ -186,7 +186,7 @@ fn truncated_and_foreign_files_are_rejected() {
 fn saving_is_byte_reproducible_with_ordinary_permissions() {
     let model = small_cnn(1);
     let mut sgd = Sgd::new(0.1).with_momentum(0.9);
-    let x = Tensor::randn([2, 1, 5, 5], 0.0, 1.0, 3, &Device::cpu());
+    let x = Tensor::randn([2, 1, 5, 5], 3, &Device::cpu());
     let labels = Tensor::from_i32([2], vec![1, 3], &Device::cpu());
     sgd.step(&model, &model.forward(&x, Mode::Eval).cross_entropy(&labels).backward());
     let meta: BTreeMap<String, String> =
@@ -278,7 +278,7 @@ fn batch_norm_buffers_are_saved_and_loaded_under_pytorchs_names() {
     let device = Device::cpu();
     let with_norm = || Sequential::new().push(kiln_nn::BatchNorm2d::new(&device, 2)).push(ReLU);
     let model = with_norm();
-    model.forward(&Tensor::randn([4, 2, 3, 3], 1.0, 2.0, 7, &device), Mode::train(0));
+    model.forward(&Tensor::normal([4, 2, 3, 3], Normal { mean: 1.0, std: 2.0 }, 7, &device), Mode::train(0));
     let path = temp_path("norm.safetensors");
     checkpoint::save(&path, &model, None, &BTreeMap::new()).unwrap();
     let names: Vec<String> = model.named_buffers().into_iter().map(|(n, _)| n).collect();
@@ -290,7 +290,7 @@ fn batch_norm_buffers_are_saved_and_loaded_under_pytorchs_names() {
         assert_eq!(saved.to_vec().unwrap(), loaded.to_vec().unwrap(), "{name}");
     }
     assert_eq!(fresh.named_buffers()[2].1.to_vec().unwrap(), [1.0], "one training batch tracked");
-    let x = Tensor::randn([2, 2, 3, 3], 0.0, 1.0, 8, &device);
+    let x = Tensor::randn([2, 2, 3, 3], 8, &device);
     assert_eq!(
         fresh.forward(&x, Mode::Eval).to_vec().unwrap(),
         model.forward(&x, Mode::Eval).to_vec().unwrap(),

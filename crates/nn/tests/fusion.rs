@@ -23,7 +23,7 @@ fn assert_same_values_and_gradients(
     assert_eq!(bits(fused), bits(unfused));
     assert!(fused.to_vec().unwrap().contains(&0.0), "some outputs are clipped");
     assert!(fused.to_vec().unwrap().iter().any(|&v| v > 0.0), "some outputs pass");
-    let weights = Tensor::randn(fused.dims().to_vec(), 0.0, 1.0, 5, fused.device());
+    let weights = Tensor::randn(fused.dims().to_vec(), 5, fused.device());
     let fused_grads = fused.mul(&weights).sum().backward();
     let unfused_grads = unfused.mul(&weights).sum().backward();
     let pairs = model.named_parameters().into_iter().zip(separate.named_parameters());
@@ -38,7 +38,7 @@ fn a_convolution_and_its_relu_fuse_without_changing_any_value() {
     let device = Device::cpu();
     let conv = || Conv2d::new(&mut Initializer::new(&device, 3), 3, 20, 3).with_padding(1);
     let (separate, model) = (conv(), Sequential::new().push(conv()).push(ReLU).push(Flatten).push(ReLU));
-    let x = Tensor::randn([4, 3, 9, 8], 0.0, 1.0, 4, &device);
+    let x = Tensor::randn([4, 3, 9, 8], 4, &device);
 
     let fused = model.forward(&x, Mode::Eval);
     let unfused = ReLU.forward(&separate.forward(&x, Mode::Eval), Mode::Eval).flatten(1).relu();
@@ -50,7 +50,7 @@ fn a_dense_layer_and_its_relu_fuse_without_changing_any_value() {
     let device = Device::cpu();
     let dense = || Dense::new(&mut Initializer::new(&device, 6), 30, 17);
     let (separate, model) = (dense(), Sequential::new().push(dense()).push(ReLU));
-    let x = Tensor::randn([9, 30], 0.0, 1.0, 7, &device);
+    let x = Tensor::randn([9, 30], 7, &device);
     let fused = model.forward(&x, Mode::Eval);
     let unfused = x.matmul_with(separate.weight(), false, true).add(separate.bias().unwrap()).relu();
     assert_same_values_and_gradients(&fused, &unfused, &model, &separate);
@@ -61,7 +61,7 @@ fn a_dense_layer_its_relu_and_dropout_fuse_in_training_without_changing_any_valu
     let device = Device::cpu();
     let dense = || Dense::new(&mut Initializer::new(&device, 6), 30, 17);
     let (separate, model) = (dense(), Sequential::new().push(dense()).push(ReLU).push(Dropout::new(0.4)));
-    let x = Tensor::randn([9, 30], 0.0, 1.0, 7, &device);
+    let x = Tensor::randn([9, 30], 7, &device);
     let unfused_relu = || x.matmul_with(separate.weight(), false, true).add(separate.bias().unwrap()).relu();
     // A shard's window (first sample 5 of the global batch) checks the mask's offset.
     for mode in [Mode::train(11), Mode::train(12).with_first_sample(5)] {

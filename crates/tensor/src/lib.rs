@@ -35,7 +35,7 @@ pub use error::{KilnError, Result};
 pub use ops::{ConvOptions, Size2d, Variance};
 pub use rng::{DropoutMask, Rng, dropout_hash, dropout_keeps};
 pub use shape::{AxisSplit, Shape};
-pub use tensor::{Tensor, TensorId};
+pub use tensor::{Normal, Tensor, TensorId};
 pub use unary_ops::{
     GradientRule, GradientSource, UNARY_DEFINITIONS, UnaryDefinition, UnaryDomain, UnaryGradientKernel,
     UnaryKernel, UnaryOp, ValueRule, erf, wgsl_prelude,

@@ -3,6 +3,7 @@
 //! differentiable ops live in `ops/`, one family a file.
 
 use std::fmt;
+use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -20,6 +21,15 @@ impl TensorId {
     fn fresh() -> Self {
         TensorId(NEXT_ID.fetch_add(1, Ordering::Relaxed))
     }
+}
+
+/// A normal distribution's parameters, for [`Tensor::normal`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Normal {
+    /// The mean.
+    pub mean: f32,
+    /// The standard deviation.
+    pub std: f32,
 }
 
 /// An n-dimensional array on a device. Cloning is cheap (the storage is shared). Data
@@ -131,19 +141,27 @@ impl Tensor {
         Tensor::full(shape, 1.0, device)
     }
 
-    /// Uniform in `[low, high)`, drawn on the host from `seed` and uploaded, so the same
-    /// seed gives the same values on every backend.
-    pub fn rand_uniform(shape: impl Into<Shape>, low: f32, high: f32, seed: u64, device: &Device) -> Self {
+    /// Uniform in `range` (`low..high`), drawn on the host from `seed` (the same values
+    /// on every device).
+    pub fn rand_uniform(shape: impl Into<Shape>, range: Range<f32>, seed: u64, device: &Device) -> Self {
         let shape = shape.into();
         let mut rng = Rng::new(seed);
-        let data = (0..shape.numel()).map(|_| low + (high - low) * rng.next_f32()).collect();
+        let width = range.end - range.start;
+        let data = (0..shape.numel()).map(|_| range.start + width * rng.next_f32()).collect();
         Tensor::from_vec(shape, data, device)
     }
 
-    /// Normal with the given mean and standard deviation, drawn on the host from `seed`.
-    pub fn randn(shape: impl Into<Shape>, mean: f32, std: f32, seed: u64, device: &Device) -> Self {
+    /// Standard normal (mean 0, standard deviation 1), drawn on the host from `seed`:
+    /// PyTorch's `randn` with a seed.
+    pub fn randn(shape: impl Into<Shape>, seed: u64, device: &Device) -> Self {
+        Tensor::normal(shape, Normal { mean: 0.0, std: 1.0 }, seed, device)
+    }
+
+    /// Normal with `normal`'s mean and standard deviation, drawn on the host from `seed`.
+    pub fn normal(shape: impl Into<Shape>, normal: Normal, seed: u64, device: &Device) -> Self {
         let shape = shape.into();
         let mut rng = Rng::new(seed);
+        let Normal { mean, std } = normal;
         let data = (0..shape.numel()).map(|_| mean + std * rng.normal() as f32).collect();
         Tensor::from_vec(shape, data, device)
     }

@@ -17,7 +17,7 @@ fn cpu() -> Device {
 }
 
 fn randn(shape: &[usize], seed: u64) -> Tensor {
-    Tensor::randn(shape.to_vec(), 0.0, 1.0, seed, &cpu())
+    Tensor::randn(shape.to_vec(), seed, &cpu())
 }
 
 /// Outputs and input gradients of matrix products and a convolution, computed on

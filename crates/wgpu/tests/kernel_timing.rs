@@ -18,8 +18,8 @@ fn a_timing_window_reports_gpu_time_and_gflops_per_kernel_family() {
     let backend = device.backend().as_any().downcast_ref::<WgpuBackend>().unwrap();
     let cpu = Device::cpu();
     let (m, k, n) = (67, 45, 131);
-    let a = Tensor::randn([m, k], 0.0, 1.0, 1, &cpu);
-    let b = Tensor::randn([k, n], 0.0, 1.0, 2, &cpu);
+    let a = Tensor::randn([m, k], 1, &cpu);
+    let b = Tensor::randn([k, n], 2, &cpu);
     let want = a.matmul(&b).relu().to_vec().unwrap();
     let (ga, gb) = (a.to_device(&device).unwrap(), b.to_device(&device).unwrap());
     ga.matmul(&gb).relu().to_vec().unwrap(); // compiles the pipelines outside the window

@@ -17,11 +17,11 @@ fn cpu() -> Device {
 }
 
 fn randn(shape: &[usize], seed: u64) -> Tensor {
-    Tensor::randn(shape.to_vec(), 0.0, 1.0, seed, &cpu())
+    Tensor::randn(shape.to_vec(), seed, &cpu())
 }
 
 fn uniform(shape: &[usize], low: f32, high: f32, seed: u64) -> Tensor {
-    Tensor::rand_uniform(shape.to_vec(), low, high, seed, &cpu())
+    Tensor::rand_uniform(shape.to_vec(), low..high, seed, &cpu())
 }
 
 /// `‖a − b‖ / ‖b‖` (absolute when b is zero).

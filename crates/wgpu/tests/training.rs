@@ -18,7 +18,7 @@ fn alexnet_step_matches_the_cpu() {
     let Some(gpu) = gpu() else { return };
     let build = |device: &Device| models::alexnet(&mut Initializer::new(device, 5), 1, 10, 67).unwrap();
     let (cpu_model, gpu_model) = (build(&Device::cpu()), build(&gpu));
-    let x = Tensor::rand_uniform([4, 1, 67, 67], 0.0, 1.0, 6, &Device::cpu());
+    let x = Tensor::rand_uniform([4, 1, 67, 67], 0.0..1.0, 6, &Device::cpu());
     let labels = Tensor::from_i32([4], vec![3, 1, 4, 1], &Device::cpu());
     // Evaluation mode: dropout off, so both backends compute the same function.
     let step = |model: &Sequential, device: &Device| {

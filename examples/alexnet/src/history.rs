@@ -48,14 +48,15 @@ const RUNNING_KEY: &str = "history_running";
 const WINDOW_KEY: &str = "history_window";
 
 impl History {
-    /// Adds one training step's loss; closes a window into a running point when
-    /// `close_window` (every few steps).
-    pub fn add_step(&mut self, loss: f64, at_epoch: f64, lr: f64, close_window: bool) {
-        self.window_sum += loss;
+    /// Adds one training step (its loss, where it ends and its learning rate, as a
+    /// point of its own); closes a window into a running point when `close_window`
+    /// (every few steps).
+    pub fn add_step(&mut self, step: RunningPoint, close_window: bool) {
+        self.window_sum += step.loss;
         self.window_steps += 1;
         if close_window {
             let loss = self.window_sum / self.window_steps as f64;
-            self.running.push(RunningPoint { at_epoch, loss, lr });
+            self.running.push(RunningPoint { loss, ..step });
             self.window_sum = 0.0;
             self.window_steps = 0;
         }
@@ -128,9 +129,9 @@ mod tests {
     #[test]
     fn a_history_survives_checkpoint_metadata_exactly() {
         let mut history = History::default();
-        history.add_step(2.3, 0.1, 0.004, false);
-        history.add_step(1.0 / 3.0, 0.2, 0.01, true);
-        history.add_step(0.7, 0.3, 0.02, false);
+        history.add_step(RunningPoint { loss: 2.3, at_epoch: 0.1, lr: 0.004 }, false);
+        history.add_step(RunningPoint { loss: 1.0 / 3.0, at_epoch: 0.2, lr: 0.01 }, true);
+        history.add_step(RunningPoint { loss: 0.7, at_epoch: 0.3, lr: 0.02 }, false);
         let score = |loss, accuracy| Score { loss, accuracy };
         history.epochs.push(EpochPoint {
             epoch: 1,

@@ -23,7 +23,7 @@ use kiln_nn::{
 use kiln_tensor::{Device, Gradients, Rng, no_grad};
 
 use crate::args::Args;
-use crate::history::{EpochPoint, History};
+use crate::history::{EpochPoint, History, RunningPoint};
 use crate::plots;
 use crate::recipe::{Recipe, Sampling};
 use crate::report::{EpochRecord, Score, Tally, bar_message, epoch_bar, open_metrics, write_metrics};
@@ -259,7 +259,7 @@ impl<'a> Trainer<'a> {
             augment: self.recipe.augment.augment(),
             normalize: self.input,
             shard: self.shard(),
-            ..BatchConfig::shuffled(self.recipe.batch_size, self.args.image_size, self.args.seed)
+            ..BatchConfig::shuffled(self.recipe.batch_size, self.args.image_size).with_seed(self.args.seed)
         }
     }
 
@@ -343,7 +343,8 @@ impl<'a> Trainer<'a> {
                 self.position.step += 1;
                 let at_epoch = epoch as f64 + self.position.batch as f64 / steps_per_epoch as f64;
                 let close_window = self.position.step.is_multiple_of(window);
-                self.history.add_step(loss_value as f64, at_epoch, lr as f64, close_window);
+                let step = RunningPoint { loss: loss_value as f64, at_epoch, lr: lr as f64 };
+                self.history.add_step(step, close_window);
                 steps_this_run += 1;
                 bar.inc(1);
                 let speed = (self.tally.seen() as f64) / epoch_seconds(self.carried_seconds);

@@ -36,7 +36,7 @@ pub struct AttentionMasks<'a> {
 ///
 /// let device = Device::cpu();
 /// let attention = MultiheadAttention::new(&mut Initializer::new(&device, 0), 16, 4).batch_first();
-/// let x = Tensor::randn([2, 5, 16], 0.0, 1.0, 1, &device);
+/// let x = Tensor::randn([2, 5, 16], 1, &device);
 /// assert_eq!(attention.forward(&x, Mode::Eval).dims(), &[2, 5, 16]);
 /// let names: Vec<String> = attention.named_parameters().into_iter().map(|(n, _)| n).collect();
 /// assert_eq!(names, ["in_proj_weight", "in_proj_bias", "out_proj.weight", "out_proj.bias"]);

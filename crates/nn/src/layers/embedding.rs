@@ -26,7 +26,7 @@ impl Embedding {
     /// `count` vectors of `dim` values.
     pub fn new(init: &mut Initializer, count: usize, dim: usize) -> Self {
         let seed = init.next_seed();
-        let weight = Tensor::randn([count, dim], 0.0, 1.0, seed, init.device()).with_requires_grad();
+        let weight = Tensor::randn([count, dim], seed, init.device()).with_requires_grad();
         Embedding { weight }
     }
 

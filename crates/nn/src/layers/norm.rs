@@ -53,11 +53,11 @@ struct RunningStats {
 /// ```
 /// use kiln_cpu::CpuDevice;
 /// use kiln_nn::{BatchNorm2d, Mode, Module};
-/// use kiln_tensor::{Device, Tensor};
+/// use kiln_tensor::{Device, Normal, Tensor};
 ///
 /// let device = Device::cpu();
 /// let bn = BatchNorm2d::new(&device, 3);
-/// let x = Tensor::randn([4, 3, 5, 5], 2.0, 3.0, 0, &device);
+/// let x = Tensor::normal([4, 3, 5, 5], Normal { mean: 2.0, std: 3.0 }, 0, &device);
 /// let y = bn.forward(&x, Mode::train(0));
 /// let mean = y.mean_axes(&[0, 2, 3], false).to_vec().unwrap();
 /// assert!(mean.iter().all(|m| m.abs() < 1e-5));
@@ -232,11 +232,11 @@ impl Module for BatchNorm {
 /// ```
 /// use kiln_cpu::CpuDevice;
 /// use kiln_nn::{LayerNorm, Mode, Module};
-/// use kiln_tensor::{Device, Tensor};
+/// use kiln_tensor::{Device, Normal, Tensor};
 ///
 /// let device = Device::cpu();
 /// let norm = LayerNorm::new(&device, &[8]);
-/// let y = norm.forward(&Tensor::randn([2, 5, 8], 1.0, 2.0, 0, &device), Mode::Eval);
+/// let y = norm.forward(&Tensor::normal([2, 5, 8], Normal { mean: 1.0, std: 2.0 }, 0, &device), Mode::Eval);
 /// assert!(y.mean_axes(&[2], false).to_vec().unwrap().iter().all(|m| m.abs() < 1e-5));
 /// ```
 pub struct LayerNorm {

@@ -13,11 +13,11 @@ use crate::Module;
 /// ```
 /// use kiln_cpu::CpuDevice;
 /// use kiln_nn::{Dense, Initializer, Mode, Module, clip_grad_norm};
-/// use kiln_tensor::{Device, Tensor};
+/// use kiln_tensor::{Device, Normal, Tensor};
 ///
 /// let device = Device::cpu();
 /// let model = Dense::new(&mut Initializer::new(&device, 0), 3, 2);
-/// let x = Tensor::randn([4, 3], 0.0, 10.0, 1, &device);
+/// let x = Tensor::normal([4, 3], Normal { mean: 0.0, std: 10.0 }, 1, &device);
 /// let mut grads = model.forward(&x, Mode::Eval).sum().backward();
 /// let norm = clip_grad_norm(&model, &mut grads, 1.0).unwrap().item().unwrap();
 /// let clipped = clip_grad_norm(&model, &mut grads, 1.0).unwrap().item().unwrap();

@@ -44,7 +44,7 @@ pub struct OptimizerState {
 /// let model = Dense::new(&mut Initializer::new(&device, 0), 3, 2);
 /// let mut sgd = Sgd::new(0.1).with_momentum(0.9);
 /// let labels = Tensor::from_i32([4], vec![0, 1, 1, 0], &device);
-/// let x = Tensor::randn([4, 3], 0.0, 1.0, 1, &device);
+/// let x = Tensor::randn([4, 3], 1, &device);
 /// let before = model.forward(&x, Mode::Eval).cross_entropy(&labels).item().unwrap();
 /// for _ in 0..20 {
 ///     let grads = model.forward(&x, Mode::train(0)).cross_entropy(&labels).backward();

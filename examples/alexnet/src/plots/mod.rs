@@ -279,7 +279,7 @@ pub fn confusion(path: &Path, matrix: &ConfusionMatrix) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::EpochPoint;
+    use crate::history::{EpochPoint, RunningPoint};
     use crate::report::Score;
 
     /// The size and pixels of a PNG file.
@@ -296,7 +296,8 @@ mod tests {
         let mut history = History::default();
         for step in 0..40 {
             let at = (step + 1) as f64 / 20.0;
-            history.add_step(2.0 / (1.0 + at), at, 0.01 * (1.0 - at / 2.0), step % 4 == 3);
+            let point = RunningPoint { loss: 2.0 / (1.0 + at), at_epoch: at, lr: 0.01 * (1.0 - at / 2.0) };
+            history.add_step(point, step % 4 == 3);
         }
         for epoch in 1..=2 {
             let score = |loss, accuracy| Score { loss, accuracy };
