@@ -18,7 +18,7 @@
 # toolchain uses the bundle that --prepare leaves in target/gpu-check/bundle.tar.xz
 # (stripped release binaries of kiln-bench, alexnet-example, the kiln-wgpu test
 # binaries and the facade's every-device tests, whose `::wgpu` halves then run on the
-# GPU; about 15 MB compressed; with --with-data also the four Fashion-MNIST files,
+# GPU; about 19 MB compressed; with --with-data also the four Fashion-MNIST files,
 # 30 MB more); carry the folder target/gpu-check to the machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
