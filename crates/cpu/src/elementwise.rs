@@ -195,6 +195,31 @@ fn row_offset(row: usize, out_dims: &[usize], strides: &[usize]) -> usize {
     offset
 }
 
+/// `dims` with each run of adjacent dimensions that both operands step through as one
+/// (a dimension's stride equals the next one's stride times its size, for both; a
+/// broadcast dimension has stride 0) merged into one, with the operands' strides: a
+/// per-channel `[1, C, 1, 1]` operand against `[N, C, H, W]` gives rows of `H·W`
+/// instead of `W`.
+fn merge_dimensions(dims: &[usize], sa: Vec<usize>, sb: Vec<usize>) -> (Vec<usize>, Vec<usize>, Vec<usize>) {
+    let (mut merged, mut ma, mut mb): (Vec<usize>, Vec<usize>, Vec<usize>) =
+        (Vec::new(), Vec::new(), Vec::new());
+    for axis in 0..dims.len() {
+        match (merged.last_mut(), ma.last(), mb.last()) {
+            (Some(size), Some(&a), Some(&b)) if a == sa[axis] * dims[axis] && b == sb[axis] * dims[axis] => {
+                *size *= dims[axis];
+                *ma.last_mut().expect("same length") = sa[axis];
+                *mb.last_mut().expect("same length") = sb[axis];
+            }
+            _ => {
+                merged.push(dims[axis]);
+                ma.push(sa[axis]);
+                mb.push(sb[axis]);
+            }
+        }
+    }
+    (merged, ma, mb)
+}
+
 /// Calls `f(out_row, a_offset, a_step, b_offset, b_step)` for every row of the output.
 fn for_each_broadcast_row(
     out: &mut [f32],
@@ -203,10 +228,13 @@ fn for_each_broadcast_row(
     out_shape: &Shape,
     f: impl Fn(&mut [f32], usize, usize, usize, usize) + Sync,
 ) {
-    let dims = out_shape.dims();
+    let (dims, sa, sb) = merge_dimensions(
+        out_shape.dims(),
+        a_shape.broadcast_strides(out_shape),
+        b_shape.broadcast_strides(out_shape),
+    );
+    let dims = &dims[..];
     let row_len = dims.last().copied().unwrap_or(1).max(1);
-    let sa = a_shape.broadcast_strides(out_shape);
-    let sb = b_shape.broadcast_strides(out_shape);
     let (step_a, step_b) = (sa.last().copied().unwrap_or(0), sb.last().copied().unwrap_or(0));
     if row_len > CHUNK {
         // Long rows (a scalar's gradient spread over a whole tensor) split into pieces.
@@ -302,4 +330,22 @@ pub fn broadcast_to(mem: &HostMemory, x: &[f32], shape: &Shape, out_shape: &Shap
 pub fn dropout(mem: &HostMemory, x: &[f32], p: f32, mask: DropoutMask) -> Vec<f32> {
     let scale = 1.0 / (1.0 - p);
     fill_indexed(mem, x.len(), |i| if mask.keeps(i as u32, p) { x[i] * scale } else { 0.0 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::merge_dimensions;
+
+    #[test]
+    fn dimensions_both_operands_step_through_as_one_are_merged() {
+        // x [2, 3, 4, 5] against a per-channel [1, 3, 1, 1]: rows of 4·5.
+        let (dims, sa, sb) = merge_dimensions(&[2, 3, 4, 5], vec![60, 20, 5, 1], vec![0, 1, 0, 0]);
+        assert_eq!((dims, sa, sb), (vec![2, 3, 20], vec![60, 20, 1], vec![0, 1, 0]));
+        // Same shapes: one dimension.
+        let (dims, sa, sb) = merge_dimensions(&[2, 3, 4], vec![12, 4, 1], vec![12, 4, 1]);
+        assert_eq!((dims, sa, sb), (vec![24], vec![1], vec![1]));
+        // A transposed operand merges nothing.
+        let (dims, _, _) = merge_dimensions(&[3, 4], vec![4, 1], vec![1, 3]);
+        assert_eq!(dims, vec![3, 4]);
+    }
 }

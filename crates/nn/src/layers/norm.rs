@@ -7,7 +7,7 @@
 
 use std::sync::Mutex;
 
-use kiln_tensor::{Device, Shape, Tensor, Variance, no_grad};
+use kiln_tensor::{Device, Shape, Tensor, no_grad};
 
 use super::{visit_weight_and_bias, visit_weight_and_bias_mut};
 use crate::{Mode, Module, NnError, Result, SummaryStyle};
@@ -16,11 +16,6 @@ use crate::{Mode, Module, NnError, Result, SummaryStyle};
 pub const DEFAULT_EPS: f32 = 1e-5;
 /// PyTorch's default `momentum` of the running statistics.
 pub const DEFAULT_MOMENTUM: f32 = 0.1;
-
-/// `(x − mean) / √(var + eps)`, then `· weight + bias` (both shaped to broadcast).
-fn normalize(x: &Tensor, mean: &Tensor, var: &Tensor, eps: f32) -> Tensor {
-    x.sub(mean).div(&var.add_scalar(eps).sqrt())
-}
 
 /// The scale and shift of a normalization layer: `weight` ones and `bias` zeros of
 /// `shape`, trained.
@@ -172,20 +167,24 @@ impl Module for BatchNorm {
         );
         let axes: Vec<usize> = (0..rank).filter(|&a| a != 1).collect();
         let shape = self.channel_shape(rank);
-        let normalized = match mode {
+        // `(x − mean)·(weight/√(var + eps)) + bias`: the per-channel factors are small
+        // tensors, so the whole input is read and written as few times as the ops allow.
+        let (centered, var) = match mode {
             Mode::Train { .. } => {
                 let mean = x.mean_axes(&axes, true);
-                let var = x.var_axes(&axes, Variance::Population, true);
+                let centered = x.sub(&mean);
+                let var = centered.mul(&centered).mean_axes(&axes, true);
                 let count = x.numel() / self.channels();
                 self.track(&mean.reshape([self.channels()]), &var.reshape([self.channels()]), count);
-                normalize(x, &mean, &var, self.eps)
+                (centered, var)
             }
             Mode::Eval => {
                 let (mean, var) = self.running_stats();
-                normalize(x, &mean.reshape(shape.clone()), &var.reshape(shape.clone()), self.eps)
+                (x.sub(&mean.reshape(shape.clone())), var.reshape(shape.clone()))
             }
         };
-        normalized.mul(&self.weight.reshape(shape.clone())).add(&self.bias.reshape(shape))
+        let scale = self.weight.reshape(shape.clone()).mul(&var.add_scalar(self.eps).powf(-0.5));
+        centered.mul(&scale).add(&self.bias.reshape(shape))
     }
 
     fn output_shape(&self, input: &Shape) -> Result<Shape> {
