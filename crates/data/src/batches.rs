@@ -3,7 +3,7 @@
 //! to `[0, 1]` with their labels, the choice to keep or drop a last partial batch, and
 //! each process's shard of every batch in data-parallel training.
 
-use kiln_tensor::{Device, Rng, Tensor};
+use kiln_tensor::{Device, Rng, Shape, Tensor};
 
 use crate::Split;
 use crate::augment::Augment;
@@ -117,8 +117,9 @@ impl BatchConfig {
     }
 }
 
-/// One batch on the host (this process's shard of it in a data-parallel run): `images`
-/// is `[len, 1, size, size]` row-major in `[0, 1]`.
+/// One batch of labelled examples on the host (this process's shard of it in a
+/// data-parallel run): `inputs` holds `len` examples of `example_shape`, row-major
+/// (Fashion-MNIST's are `[1, size, size]` images with pixels in `[0, 1]`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Batch {
     /// Position of the batch in its epoch.
@@ -127,12 +128,12 @@ pub struct Batch {
     pub first_sample: usize,
     /// Examples in the whole batch, over all shards (`len()` without sharding).
     pub whole_len: usize,
-    /// Pixels, `[len, 1, image_size, image_size]`.
-    pub images: Vec<f32>,
-    /// Labels, `[len]`.
+    /// The examples' values, `[len, ..example_shape]`.
+    pub inputs: Vec<f32>,
+    /// Labels (class indices), `[len]`.
     pub labels: Vec<i32>,
-    /// Side of the images.
-    pub image_size: usize,
+    /// The shape of one example, without the batch dimension.
+    pub example_shape: Shape,
 }
 
 impl Batch {
@@ -146,11 +147,18 @@ impl Batch {
         self.labels.is_empty()
     }
 
-    /// The batch as tensors on `device`: images `[N, 1, S, S]` and i32 labels `[N]`.
+    /// The batch as tensors on `device`: inputs `[N, ..example_shape]` and i32 labels
+    /// `[N]`.
     pub fn into_tensors(self, device: &Device) -> (Tensor, Tensor) {
-        let (n, s) = (self.len(), self.image_size);
-        (Tensor::from_vec([n, 1, s, s], self.images, device), Tensor::from_i32([n], self.labels, device))
+        let n = self.len();
+        let dims: Vec<usize> = std::iter::once(n).chain(self.example_shape.dims().iter().copied()).collect();
+        (Tensor::from_vec(dims, self.inputs, device), Tensor::from_i32([n], self.labels, device))
     }
+}
+
+/// The generator of epoch `epoch`'s order under `seed`.
+pub(crate) fn epoch_rng(seed: u64, epoch: usize) -> Rng {
+    Rng::new(seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }
 
 /// The example order of one epoch, how it is cut into batches, and how its images
@@ -172,7 +180,7 @@ impl EpochPlan {
     /// `(config.seed, epoch)`, so the same seed gives the same order.
     pub fn new(split: &Split, config: &BatchConfig, epoch: usize) -> Self {
         assert!(config.batch_size > 0, "batch size must be positive");
-        let mut rng = Rng::new(config.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut rng = epoch_rng(config.seed, epoch);
         let order: Vec<usize> = match config.order {
             Order::InOrder => (0..split.len()).collect(),
             Order::Shuffle => {
@@ -245,5 +253,6 @@ pub fn make_batch(split: &Split, plan: &EpochPlan, b: usize, image_size: usize) 
         }
     }
     let labels = indices.iter().map(|&i| split.label(i) as i32).collect();
-    Batch { index: b, first_sample, whole_len, images, labels, image_size }
+    let example_shape = Shape::from([1, image_size, image_size]);
+    Batch { index: b, first_sample, whole_len, inputs: images, labels, example_shape }
 }

@@ -66,6 +66,11 @@ pub enum DataError {
         /// What went wrong.
         reason: String,
     },
+    /// Examples given in memory do not fit together (values, shape and labels).
+    BadExamples {
+        /// What was wrong.
+        reason: String,
+    },
     /// The dataset is in none of the places looked at, and could not be downloaded.
     NotFound {
         /// Every directory searched, in order.
@@ -99,6 +104,7 @@ impl fmt::Display for DataError {
                 "{url}: downloaded data has SHA-256 {found}, expected {expected} (corrupt or tampered download)"
             ),
             DataError::Download { url, reason } => write!(f, "downloading {url} failed: {reason}"),
+            DataError::BadExamples { reason } => write!(f, "{reason}"),
             DataError::NotFound { searched, download } => {
                 writeln!(f, "Fashion-MNIST was not found. Looked in:")?;
                 for dir in searched {

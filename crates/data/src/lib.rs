@@ -1,9 +1,11 @@
 //! # kiln-data
 //!
-//! Datasets for Kiln: the IDX format (gzip or raw), Fashion-MNIST found on disk or
-//! downloaded and verified, epochs of shuffled (or drawn) batches resized to any square
-//! size with optional augmentation (random flips and shifts), and a background
-//! prefetcher so the training step never waits for data.
+//! Datasets for Kiln: the [`Dataset`] trait a training loop draws batches from (with
+//! [`ImageDataset`] for image splits and [`TensorDataset`] for examples in memory), the
+//! IDX format (gzip or raw), Fashion-MNIST found on disk or downloaded and verified,
+//! epochs of shuffled (or drawn) batches resized to any square size with optional
+//! augmentation (random flips and shifts), and a background prefetcher so the training
+//! step never waits for data.
 //!
 //! ```no_run
 //! use kiln_data::{BatchConfig, FashionMnist, Pass, Prefetcher, CLASS_NAMES};
@@ -18,6 +20,7 @@
 
 mod augment;
 mod batches;
+mod dataset;
 mod error;
 mod fashion;
 mod http;
@@ -29,6 +32,7 @@ mod sha256;
 
 pub use augment::Augment;
 pub use batches::{Batch, BatchConfig, EpochPlan, Normalize, Order, Shard, make_batch};
+pub use dataset::{Dataset, EpochRequest, ImageDataset, TensorDataset};
 pub use error::{DataError, Result};
 pub use fashion::{CLASS_NAMES, FashionMnist, IMAGE_SIZE, Split};
 pub use locate::{DatasetFile, SearchPaths};

@@ -66,10 +66,10 @@ fn batches_carry_scaled_pixels_and_labels() {
     let split = tiny_split();
     let plan = EpochPlan::new(&split, &config(4, false), 0);
     let batch = make_batch(&split, &plan, 1, 3);
-    assert_eq!(batch.images.len(), 4 * 9);
+    assert_eq!(batch.inputs.len(), 4 * 9);
     for (k, &i) in plan.indices(1).iter().enumerate() {
         assert_eq!(batch.labels[k], i as i32);
-        assert!(batch.images[k * 9..(k + 1) * 9].iter().all(|&v| (v - i as f32 * 10.0 / 255.0).abs() < 1e-6));
+        assert!(batch.inputs[k * 9..(k + 1) * 9].iter().all(|&v| (v - i as f32 * 10.0 / 255.0).abs() < 1e-6));
     }
 }
 
@@ -129,7 +129,7 @@ fn augmentation_preserves_labels_and_is_seeded() {
         assert_eq!(before.labels, after.labels, "augmentation keeps every label");
         let again = make_batch(&split, &EpochPlan::new(&split, &augmented, 2), b, 4);
         assert_eq!(after, again, "the same seed, epoch and batch give the same images");
-        for (x, y) in before.images.chunks(16).zip(after.images.chunks(16)) {
+        for (x, y) in before.inputs.chunks(16).zip(after.inputs.chunks(16)) {
             changed += usize::from(x != y);
             // A flip and a shift only move pixels or black them out.
             assert!(y.iter().all(|v| *v == 0.0 || x.contains(v)), "{x:?} → {y:?}");
@@ -175,7 +175,7 @@ fn normalized_batches_are_standardized_pixels() {
     let a = make_batch(&split, &EpochPlan::new(&split, &plain, 0), 0, 2);
     let b = make_batch(&split, &EpochPlan::new(&split, &standardized, 0), 0, 2);
     assert_eq!(a.labels, b.labels);
-    for (x, y) in a.images.iter().zip(&b.images) {
+    for (x, y) in a.inputs.iter().zip(&b.inputs) {
         assert!((y - (x - 0.25) / 0.5).abs() < 1e-6, "{x} → {y}");
     }
 }
@@ -196,9 +196,9 @@ fn shards_of_every_batch_together_are_the_whole_batch() {
         .collect();
     for (b, batch) in whole.iter().enumerate() {
         let parts: Vec<_> = shards.iter().map(|shard| &shard[b]).collect();
-        let images: Vec<f32> = parts.iter().flat_map(|p| p.images.clone()).collect();
+        let images: Vec<f32> = parts.iter().flat_map(|p| p.inputs.clone()).collect();
         let labels: Vec<i32> = parts.iter().flat_map(|p| p.labels.clone()).collect();
-        assert_eq!((images, labels), (batch.images.clone(), batch.labels.clone()), "batch {b}");
+        assert_eq!((images, labels), (batch.inputs.clone(), batch.labels.clone()), "batch {b}");
         let sizes: Vec<usize> = parts.iter().map(|p| p.len()).collect();
         assert!(sizes.iter().max().unwrap() - sizes.iter().min().unwrap() <= 1, "sizes {sizes:?}");
         let mut first = 0;
