@@ -212,19 +212,6 @@ impl Args {
     }
 }
 
-impl Args {
-    /// Where the plots go: --plots, else the checkpoint's directory.
-    pub fn plots_dir(&self) -> PathBuf {
-        match &self.plots {
-            Some(dir) => dir.clone(),
-            None => match self.checkpoint.parent() {
-                Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-                _ => PathBuf::from("."),
-            },
-        }
-    }
-}
-
 /// `path` made absolute, with `.` and `..` folded and its longest existing ancestor
 /// resolved (symbolic links), so two spellings of one file compare equal even before
 /// the file or its directory exists.

@@ -4,7 +4,7 @@
 
 use kiln_nn::models::{Footprint, alexnet_footprint};
 
-use crate::memory::{human_bytes, total_memory_bytes};
+use kiln_train::memory::{human_bytes, total_memory_bytes};
 
 /// How many threads per available core `--threads` may ask for: beyond a few, extra
 /// threads only add switching overhead.

@@ -4,31 +4,25 @@
 mod args;
 mod cluster;
 mod device;
-mod history;
 mod limits;
-mod memory;
-mod plots;
 mod recipe;
-mod report;
-mod signals;
-mod train;
 
 use std::io::Write;
-use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use kiln_data::FashionMnist;
+use kiln_data::{CLASS_NAMES, FashionMnist, ImageDataset, Normalize, Order, Split};
 use kiln_dist::DataParallel;
-use kiln_nn::{Adam, Init, Initializer, Module, Optimizer, Sgd, checkpoint, models};
+use kiln_nn::{Adam, Init, Initializer, Module, Optimizer, Sgd, models};
 use kiln_tensor::Shape;
+use kiln_train::{
+    Ending, Evaluation, Finished, Paused, PlotsDir, Purpose, StopSignals, TrainConfig, TrainError, Trainer,
+    final_report, memory, plots,
+};
 
 use crate::args::{Args, InitChoice, OptimizerChoice};
 use crate::recipe::{Output, Recipe, Sampling};
-use crate::report::{final_report, open_metrics};
-use crate::signals::StopSignals;
-use crate::train::{Ending, Paused, Splits, Trainer, load_model};
 
 /// Exit status of a run refused before it started (flags, settings).
 const USAGE: u8 = 2;
@@ -131,48 +125,6 @@ fn quiet_vulkan_device_select() {
     }
 }
 
-/// Checks the files the run reads and writes before any expensive work: the
-/// checkpoint to resume or evaluate exists, and every file the run may write (the
-/// checkpoint, the best checkpoint beside it, the metrics, both plots) can be created
-/// and is not a directory. An existing metrics file is not truncated here: that happens
-/// only when training starts.
-fn check_files(args: &Args) -> Result<(), String> {
-    if (args.resume || args.eval_only) && !args.checkpoint.is_file() {
-        let flag = if args.resume { "--resume" } else { "--eval-only" };
-        return Err(format!(
-            "{flag} needs the checkpoint {}, which does not exist; point --checkpoint at a saved one",
-            args.checkpoint.display()
-        ));
-    }
-    let writable = |path: &Path| checkpoint::ensure_writable(path).map_err(|err| err.to_string());
-    if !args.eval_only {
-        writable(&args.checkpoint)?;
-        writable(&train::best_checkpoint_path(&args.checkpoint))?;
-        if let Some(path) = &args.metrics {
-            open_metrics(path, true)?;
-        }
-    }
-    let plots = args.plots_dir();
-    std::fs::create_dir_all(&plots)
-        .map_err(|err| format!("cannot create the plots directory {}: {err}", plots.display()))?;
-    let mut plot_files = vec![plots::CONFUSION_FILE];
-    if !args.eval_only {
-        plot_files.push(plots::TRAINING_FILE);
-    }
-    for file in plot_files {
-        let path = plots.join(file);
-        checkpoint::ensure_writable(&path)
-            .map_err(|err| format!("--plots: cannot write {}: {}", path.display(), io_reason(&err)))?;
-    }
-    Ok(())
-}
-
-/// The underlying reason of a failed writability check, without the checkpoint wording.
-fn io_reason(err: &kiln_nn::NnError) -> String {
-    use std::error::Error;
-    err.source().map(ToString::to_string).unwrap_or_else(|| err.to_string())
-}
-
 /// "1 epoch", "5 epochs".
 fn plural(count: usize, noun: &str) -> String {
     if count == 1 { format!("1 {noun}") } else { format!("{count} {noun}s") }
@@ -240,6 +192,69 @@ enum Outcome {
     Refused(String),
 }
 
+/// Metadata key of the pixel standardization the model was trained with.
+const INPUT_KEY: &str = "input_normalization";
+
+/// How a checkpoint's metadata describes the input standardization.
+fn input_description(input: Option<Normalize>) -> String {
+    match input {
+        Some(Normalize { mean, std }) => format!("{mean},{std}"),
+        None => "none".into(),
+    }
+}
+
+/// The input standardization a checkpoint's metadata names (none for a checkpoint
+/// that does not say).
+fn saved_input(
+    meta: &std::collections::BTreeMap<String, String>,
+    args: &Args,
+) -> Result<Option<Normalize>, String> {
+    let Some(text) = meta.get(INPUT_KEY).filter(|t| t.as_str() != "none") else { return Ok(None) };
+    let values: Vec<f32> = text.split(',').filter_map(|v| v.parse().ok()).collect();
+    match values[..] {
+        [mean, std] if std > 0.0 => Ok(Some(Normalize { mean, std })),
+        _ => Err(format!(
+            "cannot evaluate: {}'s `{INPUT_KEY}` is malformed: {text}",
+            args.checkpoint.display()
+        )),
+    }
+}
+
+/// The trainer's settings from the flags and the recipe.
+fn train_config(args: &Args, recipe: &Recipe) -> TrainConfig {
+    TrainConfig {
+        epochs: args.epochs,
+        batch_size: recipe.batch_size,
+        seed: args.seed,
+        checkpoint: args.checkpoint.clone(),
+        checkpoint_every: recipe.checkpoint_every,
+        max_steps: args.max_steps,
+        resume: args.resume,
+        purpose: if args.eval_only { Purpose::Evaluate } else { Purpose::Train },
+        metrics: args.metrics.clone(),
+        plots: args.plots.clone().map_or(PlotsDir::BesideCheckpoint, PlotsDir::Dir),
+        progress: true,
+    }
+}
+
+/// The test images resized to the model's input, standardized by `input`.
+fn test_images(test: Split, args: &Args, input: Option<Normalize>) -> ImageDataset {
+    ImageDataset::new(test, args.image_size).with_normalize(input).with_class_names(&CLASS_NAMES)
+}
+
+/// The training images as the recipe samples, augments and standardizes them.
+fn training_images(train: Split, args: &Args, recipe: &Recipe) -> ImageDataset {
+    let order = match recipe.sampling {
+        Sampling::Shuffle => Order::Shuffle,
+        Sampling::Draws { draw } => Order::WithReplacement { draws: (train.len() / draw).max(1) * draw },
+    };
+    ImageDataset::new(train, args.image_size)
+        .with_order(order)
+        .with_augment(recipe.augment.augment())
+        .with_normalize(recipe.input_normalization())
+        .with_class_names(&CLASS_NAMES)
+}
+
 /// Runs the command. In a data-parallel run every process runs it; only rank 0 checks
 /// and writes files and prints. `Err` is this process's own failure (in a
 /// data-parallel run, the others may not have failed).
@@ -250,7 +265,8 @@ fn run(
     signals: &StopSignals,
 ) -> Result<Outcome, String> {
     let root = parallel.is_root();
-    if let Err(message) = parallel.rank0_check(|| check_files(args)) {
+    let config = train_config(args, recipe);
+    if let Err(message) = parallel.rank0_check(|| config.check_files()) {
         return Ok(Outcome::Refused(message));
     }
     let (device, device_line) = device::pick(args.backend, args.threads, parallel)?;
@@ -292,27 +308,53 @@ fn run(
         );
     }
 
-    let mut trainer =
-        Trainer::new(args, recipe, parallel, device, model, optimizer(recipe), Splits { train, test });
-    trainer.interrupted = signals.stop.clone();
-    let confusion_png = args.plots_dir().join(plots::CONFUSION_FILE);
+    let recipe_schedule = recipe.clone();
+    let builder = Trainer::builder(
+        model,
+        training_images(train, args, recipe),
+        test_images(test.clone(), args, recipe.input_normalization()),
+    )
+    .config(config)
+    .optimizer(optimizer(recipe))
+    .schedule(move |length| recipe_schedule.lr_schedule(length.epochs, length.steps_per_epoch))
+    .loss(recipe.output)
+    .device(&device)
+    .data_parallel(parallel)
+    .stop_flag(signals.stop.clone())
+    .run_setting("image_size", args.image_size.to_string())
+    .run_setting("recipe", format!("{:?}", recipe.preset).to_lowercase())
+    .run_setting(INPUT_KEY, input_description(recipe.input_normalization()));
+    let builder = if args.eval_only { builder.evaluate_only() } else { builder };
+    let mut trainer = match builder.build() {
+        Ok(trainer) => trainer,
+        Err(TrainError::Refused(message)) => return Ok(Outcome::Refused(message)),
+        Err(TrainError::Failed(message)) => return Err(message),
+    };
+    let confusion_png = trainer.config().confusion_plot();
+    let class_names = trainer.class_names();
     let interrupted_evaluation =
         || Paused { message: "interrupted during evaluation: nothing to save".into(), interrupted: true };
     if args.eval_only {
-        trainer.input = load_model(parallel, &args.checkpoint, &mut trainer.model)?;
-        let Some((score, matrix)) = trainer.evaluate()? else {
+        let meta = trainer.load_weights().map_err(|err| err.to_string())?;
+        let test = test_images(test, args, saved_input(&meta, args)?);
+        let Some(evaluation) = trainer.evaluate_on(&test).map_err(|err| err.to_string())? else {
             return Ok(Outcome::Paused(interrupted_evaluation()));
         };
         if root {
-            print!("{}", final_report(&matrix, score, Duration::ZERO, 0, memory::peak_rss_bytes()));
-            plots::confusion(&confusion_png, &matrix)?;
-            println!("confusion matrix drawn in {}", confusion_png.display());
+            let Evaluation { score, confusion } = &evaluation;
+            print!(
+                "{}",
+                final_report(confusion, &class_names, *score, Duration::ZERO, 0, memory::peak_rss_bytes())
+            );
+            if let Some(png) = &confusion_png {
+                plots::confusion(png, confusion, &class_names)?;
+                println!("confusion matrix drawn in {}", png.display());
+            }
         }
         return Ok(Outcome::Done);
     }
     if args.resume {
-        trainer.resume()?;
-        let p = trainer.position;
+        let p = trainer.position();
         if root {
             println!(
                 "resuming from {} at epoch {}, batch {} (step {})",
@@ -326,22 +368,25 @@ fn run(
     if root {
         println!("{}", describe(args, recipe));
     }
-    match trainer.train()? {
+    match trainer.fit().map_err(|err| err.to_string())? {
         Ending::Paused(paused) => Ok(Outcome::Paused(paused)),
         Ending::Diverged(message) => Ok(Outcome::Diverged(message)),
-        Ending::Finished { training, images, last } => {
+        Ending::Finished(Finished { training, examples, last }) => {
             let evaluation = match last {
                 Some(evaluation) => evaluation,
-                None => match trainer.evaluate()? {
+                None => match trainer.evaluate().map_err(|err| err.to_string())? {
                     Some(evaluation) => evaluation,
                     None => return Ok(Outcome::Paused(interrupted_evaluation())),
                 },
             };
-            let (score, matrix) = evaluation;
             if !root {
                 return Ok(Outcome::Done);
             }
-            print!("{}", final_report(&matrix, score, training, images, memory::peak_rss_bytes()));
+            let Evaluation { score, confusion } = &evaluation;
+            print!(
+                "{}",
+                final_report(confusion, &class_names, *score, training, examples, memory::peak_rss_bytes())
+            );
             if parallel.size() > 1 {
                 let communication = parallel.communication_time().as_secs_f64();
                 println!(
@@ -349,17 +394,14 @@ fn run(
                     100.0 * communication / training.as_secs_f64().max(1e-9)
                 );
             }
-            plots::confusion(&confusion_png, &matrix)?;
-            let plots_dir = args.plots_dir();
-            println!(
-                "plots: {} and {}",
-                plots_dir.join(plots::TRAINING_FILE).display(),
-                confusion_png.display()
-            );
-            if let Some(best) = trainer.history.best() {
+            if let (Some(png), Some(training_png)) = (&confusion_png, trainer.config().training_plot()) {
+                plots::confusion(png, confusion, &class_names)?;
+                println!("plots: {} and {}", training_png.display(), png.display());
+            }
+            if let Some(best) = trainer.history().best() {
                 println!(
                     "best checkpoint: {} (epoch {}, test accuracy {:.2}%)",
-                    trainer.best_checkpoint_path().display(),
+                    trainer.config().best_checkpoint().display(),
                     best.epoch,
                     100.0 * best.test.accuracy
                 );

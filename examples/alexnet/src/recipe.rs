@@ -78,9 +78,9 @@ pub enum Output {
     KerasSigmoid,
 }
 
-impl Output {
+impl kiln_train::Loss for Output {
     /// The loss a training step minimizes.
-    pub fn training_loss(&self, outputs: &Tensor, labels: &Tensor) -> Tensor {
+    fn training_loss(&self, outputs: &Tensor, labels: &Tensor) -> Tensor {
         match *self {
             Output::Softmax { label_smoothing } => outputs.cross_entropy_smoothed(labels, label_smoothing),
             Output::KerasSigmoid => outputs.sigmoid().probability_cross_entropy(labels),
@@ -88,7 +88,7 @@ impl Output {
     }
 
     /// The loss reported on the test set: the training loss without label smoothing.
-    pub fn test_loss(&self, outputs: &Tensor, labels: &Tensor) -> Tensor {
+    fn evaluation_loss(&self, outputs: &Tensor, labels: &Tensor) -> Tensor {
         match self {
             Output::Softmax { .. } => outputs.cross_entropy(labels),
             Output::KerasSigmoid => outputs.sigmoid().probability_cross_entropy(labels),

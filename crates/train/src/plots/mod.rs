@@ -8,7 +8,6 @@ mod glyph_backend;
 use std::io::BufWriter;
 use std::path::Path;
 
-use kiln_data::CLASS_NAMES;
 use kiln_nn::ConfusionMatrix;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -210,11 +209,11 @@ fn heat(share: f64) -> RGBColor {
     RGBColor(blend(247.0, 8.0), blend(251.0, 48.0), blend(255.0, 107.0))
 }
 
-/// Writes `confusion.png`: rows are true classes, columns predicted ones, each cell the
-/// percentage of its row, coloured by it.
-pub fn confusion(path: &Path, matrix: &ConfusionMatrix) -> Result<(), String> {
+/// Writes `confusion.png`: rows are true classes, columns predicted ones (labelled
+/// with `class_names`), each cell the percentage of its row, coloured by it.
+pub fn confusion(path: &Path, matrix: &ConfusionMatrix, class_names: &[String]) -> Result<(), String> {
     let classes = matrix.classes();
-    let names: Vec<&str> = (0..classes).map(|c| CLASS_NAMES.get(c).copied().unwrap_or("?")).collect();
+    let names: Vec<&str> = (0..classes).map(|c| class_names.get(c).map_or("?", String::as_str)).collect();
     render(path, CONFUSION_SIZE, |root| {
         let fail = |err: &dyn std::fmt::Display| failed(path, err);
         root.fill(&WHITE).map_err(|e| fail(&e))?;
@@ -336,9 +335,10 @@ mod tests {
         }
         let dir = scratch();
         let (a, b) = (dir.path().join("a-confusion.png"), dir.path().join("b-confusion.png"));
-        confusion(&a, &matrix).unwrap();
+        let names: Vec<String> = (0..10).map(|c| format!("class {c}")).collect();
+        confusion(&a, &matrix, &names).unwrap();
         matrix.add(3, 4);
-        confusion(&b, &matrix).unwrap();
+        confusion(&b, &matrix, &names).unwrap();
         let (size, pixels_a) = decode(&a);
         assert_eq!(size, CONFUSION_SIZE);
         assert_ne!(pixels_a, decode(&b).1, "another count draws another picture");

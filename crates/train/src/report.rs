@@ -8,7 +8,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use kiln_data::CLASS_NAMES;
 use kiln_nn::ConfusionMatrix;
 
 /// Loss and accuracy over a pass.
@@ -179,10 +178,11 @@ pub fn write_metrics(file: &mut File, record: &EpochRecord) -> Result<(), String
     writeln!(file, "{}", record.json()).map_err(|err| format!("cannot write metrics: {err}"))
 }
 
-/// The closing report: accuracy, per-class accuracy, confusion matrix, time, speed,
-/// memory.
+/// The closing report: accuracy, per-class accuracy, confusion matrix (classes named
+/// by `class_names`), time, speed, memory.
 pub fn final_report(
     matrix: &ConfusionMatrix,
+    class_names: &[String],
     test: Score,
     training: Duration,
     images: usize,
@@ -194,13 +194,14 @@ pub fn final_report(
         matrix.total(),
         test.loss
     );
-    for (c, name) in CLASS_NAMES.iter().enumerate().take(matrix.classes()) {
+    for (c, name) in class_names.iter().enumerate().take(matrix.classes()) {
         if let Some(accuracy) = matrix.class_accuracy(c) {
             out += &format!("  {name:<12} {:6.2}%\n", 100.0 * accuracy);
         }
     }
     out += "confusion matrix (rows: true class, columns: predicted class):\n";
-    out += &matrix.render(&CLASS_NAMES);
+    let names: Vec<&str> = class_names.iter().map(String::as_str).collect();
+    out += &matrix.render(&names);
     let seconds = training.as_secs_f64();
     if images > 0 {
         out += &format!(
