@@ -9,9 +9,13 @@
    running statistics from a training pass, GELU, AvgPool2d, GroupNorm, a grouped
    dilated Conv2d, AdaptiveAvgPool2d, LayerNorm, SiLU), a MultiheadAttention and an
    Embedding.
+4. Both directions for Kiln's ResNet-18 (into `torchvision.models.resnet18` with a
+   1-channel 3x3 stem and no max-pool) and its Vision Transformer (into
+   `torchvision.models.VisionTransformer` with a 1-channel `conv_proj`), defined by
+   `torch_resnet18` and `torch_vit` below.
 
 Run by hand where PyTorch is installed:
-    pip install torch safetensors
+    pip install torch torchvision pillow safetensors
     python3 scripts/check_torch_interop.py
 """
 import subprocess
@@ -105,6 +109,58 @@ def check_layers(d, directory):
     return max(kiln_to_torch, attention_delta, embedding_delta), torch_to_kiln
 
 
+def torch_resnet18(classes=10):
+    """torchvision's ResNet-18 for 1-channel 28x28 images: Kiln's `Stem::SmallImage`."""
+    import torchvision
+
+    model = torchvision.models.resnet18(num_classes=classes)
+    model.conv1 = torch.nn.Conv2d(1, 64, 3, padding=1, bias=False)
+    model.maxpool = torch.nn.Identity()
+    return model.eval()
+
+
+def torch_vit(classes=10):
+    """torchvision's VisionTransformer as Kiln's `VitConfig::FASHION_MNIST`."""
+    import torchvision
+
+    model = torchvision.models.VisionTransformer(
+        image_size=28, patch_size=4, num_layers=6, num_heads=4, hidden_dim=128, mlp_dim=256, num_classes=classes
+    )
+    model.conv_proj = torch.nn.Conv2d(1, 128, 4, stride=4)
+    return model.eval()
+
+
+def check_models(d, directory):
+    """Kiln's ResNet-18 and ViT into torchvision (strict) and torchvision's into Kiln."""
+    kiln("export-models", directory)
+    worst = [0.0, 0.0]
+    fresh_models = {}
+    for name, make in [("resnet18", torch_resnet18), ("vit", torch_vit)]:
+        model = make()
+        model.load_state_dict(load_file(d / f"kiln_{name}.safetensors"), strict=True)
+        io = load_file(d / f"kiln_{name}_io.safetensors")
+        with torch.no_grad():
+            delta = (model(io["input"]) - io["output"]).abs().max().item()
+        print(f"Kiln {name} checkpoint -> torchvision (strict=True): max |Δ| of logits = {delta:.3e}")
+        worst[0] = max(worst[0], delta)
+        fresh = make().train()
+        with torch.no_grad():
+            fresh(torch.randn(4, 1, 28, 28))  # running statistics off their defaults
+            for parameter in fresh.parameters():  # torchvision starts some at zero (the ViT's head)
+                parameter.add_(0.02 * torch.randn_like(parameter))
+        fresh_models[name] = fresh.eval()
+        save_file({k: v.contiguous() for k, v in fresh.state_dict().items()}, d / f"torch_{name}.safetensors")
+    x = torch.randn(3, 1, 28, 28)
+    save_file({"input": x}, d / "torch_models_io.safetensors")
+    kiln("import-models", directory)
+    for name, fresh in fresh_models.items():
+        with torch.no_grad():
+            delta = (fresh(x) - load_file(d / f"kiln_on_torch_{name}.safetensors")["output"]).abs().max().item()
+        print(f"torchvision {name} -> Kiln: max |Δ| of logits = {delta:.3e}")
+        worst[1] = max(worst[1], delta)
+    return worst
+
+
 def main():
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as directory:
@@ -130,8 +186,10 @@ def main():
         print(f"PyTorch weights -> Kiln: max |Δ| of logits = {torch_to_kiln:.3e}")
 
         layers_kiln_to_torch, layers_torch_to_kiln = check_layers(d, directory)
+        models_kiln_to_torch, models_torch_to_kiln = check_models(d, directory)
 
-    ok = max(kiln_to_torch, torch_to_kiln, layers_kiln_to_torch, layers_torch_to_kiln) < 1e-4
+    deltas = [kiln_to_torch, torch_to_kiln, layers_kiln_to_torch, layers_torch_to_kiln]
+    ok = max(deltas + [models_kiln_to_torch, models_torch_to_kiln]) < 1e-4
     print("OK" if ok else "MISMATCH")
     sys.exit(0 if ok else 1)
 

@@ -4,7 +4,9 @@
 //! re-exports the crates. `kiln::tensor` is `kiln-tensor` (tensors, autograd, the
 //! backend trait), `kiln::cpu` is `kiln-cpu` (the CPU backend), `kiln::nn` is
 //! `kiln-nn` (layers, optimizers, checkpoints), `kiln::data` is `kiln-data`
-//! (Fashion-MNIST, batches; cargo feature `data`, on by default) and `kiln::wgpu` is
+//! (datasets, Fashion-MNIST, batches; cargo feature `data`, on by default),
+//! `kiln::train` is `kiln-train` (the trainer; cargo feature `train`, on by default)
+//! and `kiln::wgpu` is
 //! `kiln-wgpu` (the GPU backend; cargo feature `wgpu`, off by default because it
 //! brings in the wgpu stack). The [`prelude`] brings in what a training loop needs.
 //!
@@ -24,6 +26,8 @@ pub use kiln_cpu as cpu;
 pub use kiln_data as data;
 pub use kiln_nn as nn;
 pub use kiln_tensor as tensor;
+#[cfg(feature = "train")]
+pub use kiln_train as train;
 #[cfg(feature = "wgpu")]
 pub use kiln_wgpu as wgpu;
 

@@ -30,11 +30,6 @@ impl ResidualBlock {
             bn2: BatchNorm2d::new(&device, channels),
         }
     }
-
-    /// The children by name, as a container's visitor walks them.
-    fn children(&self) -> [(&str, &dyn Module); 4] {
-        [("conv1", &self.conv1), ("bn1", &self.bn1), ("conv2", &self.conv2), ("bn2", &self.bn2)]
-    }
 }
 
 impl Module for ResidualBlock {
@@ -52,28 +47,19 @@ impl Module for ResidualBlock {
         SummaryStyle::Row("residual block".into())
     }
 
-    fn visit_parameters(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
-        for (name, child) in self.children() {
-            child.visit_parameters(&format!("{prefix}{name}."), f);
-        }
+    // Listing the children is all it takes: the default visitors name their
+    // parameters and buffers `conv1.weight`, `bn1.running_mean`, … from these names.
+    fn children(&self) -> Vec<(&str, &dyn Module)> {
+        vec![("conv1", &self.conv1), ("bn1", &self.bn1), ("conv2", &self.conv2), ("bn2", &self.bn2)]
     }
 
-    fn visit_parameters_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
-        self.conv1.visit_parameters_mut(&format!("{prefix}conv1."), f);
-        self.bn1.visit_parameters_mut(&format!("{prefix}bn1."), f);
-        self.conv2.visit_parameters_mut(&format!("{prefix}conv2."), f);
-        self.bn2.visit_parameters_mut(&format!("{prefix}bn2."), f);
-    }
-
-    fn visit_buffers(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
-        for (name, child) in self.children() {
-            child.visit_buffers(&format!("{prefix}{name}."), f);
-        }
-    }
-
-    fn visit_buffers_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
-        self.bn1.visit_buffers_mut(&format!("{prefix}bn1."), f);
-        self.bn2.visit_buffers_mut(&format!("{prefix}bn2."), f);
+    fn children_mut(&mut self) -> Vec<(&str, &mut dyn Module)> {
+        vec![
+            ("conv1", &mut self.conv1),
+            ("bn1", &mut self.bn1),
+            ("conv2", &mut self.conv2),
+            ("bn2", &mut self.bn2),
+        ]
     }
 }
 
@@ -98,10 +84,6 @@ impl EncoderBlock {
                 .push(Dense::new(init, 2 * dim, dim)),
         }
     }
-
-    fn children(&self) -> [(&str, &dyn Module); 4] {
-        [("ln1", &self.ln1), ("attention", &self.attention), ("ln2", &self.ln2), ("mlp", &self.mlp)]
-    }
 }
 
 impl Module for EncoderBlock {
@@ -118,17 +100,17 @@ impl Module for EncoderBlock {
         SummaryStyle::Row("encoder block".into())
     }
 
-    fn visit_parameters(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
-        for (name, child) in self.children() {
-            child.visit_parameters(&format!("{prefix}{name}."), f);
-        }
+    fn children(&self) -> Vec<(&str, &dyn Module)> {
+        vec![("ln1", &self.ln1), ("attention", &self.attention), ("ln2", &self.ln2), ("mlp", &self.mlp)]
     }
 
-    fn visit_parameters_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
-        self.ln1.visit_parameters_mut(&format!("{prefix}ln1."), f);
-        self.attention.visit_parameters_mut(&format!("{prefix}attention."), f);
-        self.ln2.visit_parameters_mut(&format!("{prefix}ln2."), f);
-        self.mlp.visit_parameters_mut(&format!("{prefix}mlp."), f);
+    fn children_mut(&mut self) -> Vec<(&str, &mut dyn Module)> {
+        vec![
+            ("ln1", &mut self.ln1),
+            ("attention", &mut self.attention),
+            ("ln2", &mut self.ln2),
+            ("mlp", &mut self.mlp),
+        ]
     }
 }
 

@@ -11,6 +11,11 @@
 //!   grouped dilated Conv2d, AdaptiveAvgPool2d, LayerNorm, SiLU), files `*_layers.safetensors` and
 //!   `*_layers_io.safetensors`; `export-layers` also writes an Embedding and a batch-first
 //!   `MultiheadAttention(16, 4)` (`kiln_attention*.safetensors`).
+//! - `export-models DIR` and `import-models DIR`: the same for ResNet-18 (1 channel,
+//!   small-image stem, batch-norm statistics moved by a training pass) and the
+//!   Fashion-MNIST Vision Transformer, files `{kiln,torch}_{resnet18,vit}.safetensors`,
+//!   `kiln_{resnet18,vit}_io.safetensors`, `torch_models_io.safetensors` and
+//!   `kiln_on_torch_{resnet18,vit}.safetensors`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -123,6 +128,43 @@ fn import_layers(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
     write_tensors(&dir.join("kiln_on_torch_layers.safetensors"), &[("output", &y)])
 }
 
+/// The two torchvision-compatible models, by file name.
+fn zoo(seed: u64) -> Vec<(&'static str, Box<dyn Module>)> {
+    let mut init = Initializer::new(&Device::cpu(), seed);
+    let resnet = models::resnet18(&mut init, 1, 10, models::Stem::SmallImage);
+    let vit =
+        models::VisionTransformer::new(&mut init, models::VitConfig::FASHION_MNIST).expect("a valid config");
+    vec![("resnet18", Box::new(resnet)), ("vit", Box::new(vit))]
+}
+
+fn export_models(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    let device = Device::cpu();
+    let x = Tensor::normal([3, 1, 28, 28], Normal { mean: 0.3, std: 0.4 }, 8, &device);
+    for (name, model) in zoo(21) {
+        // A training pass moves batch norm's running statistics off their defaults.
+        model.forward(&x, Mode::train(1));
+        checkpoint::save(
+            &dir.join(format!("kiln_{name}.safetensors")),
+            model.as_ref(),
+            None,
+            &BTreeMap::new(),
+        )?;
+        let y = model.forward(&x, Mode::Eval);
+        write_tensors(&dir.join(format!("kiln_{name}_io.safetensors")), &[("input", &x), ("output", &y)])?;
+    }
+    Ok(())
+}
+
+fn import_models(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    let x = read_tensor(&dir.join("torch_models_io.safetensors"), "input")?;
+    for (name, mut model) in zoo(97) {
+        checkpoint::load(&dir.join(format!("torch_{name}.safetensors")), model.as_mut(), None)?;
+        let y = model.forward(&x, Mode::Eval);
+        write_tensors(&dir.join(format!("kiln_on_torch_{name}.safetensors")), &[("output", &y)])?;
+    }
+    Ok(())
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let result = match (args.get(1).map(String::as_str), args.get(2)) {
@@ -130,7 +172,12 @@ fn main() {
         (Some("import"), Some(dir)) => import(&PathBuf::from(dir)),
         (Some("export-layers"), Some(dir)) => export_layers(&PathBuf::from(dir)),
         (Some("import-layers"), Some(dir)) => import_layers(&PathBuf::from(dir)),
-        _ => Err("usage: torch_interop export|import|export-layers|import-layers DIR".into()),
+        (Some("export-models"), Some(dir)) => export_models(&PathBuf::from(dir)),
+        (Some("import-models"), Some(dir)) => import_models(&PathBuf::from(dir)),
+        _ => Err(
+            "usage: torch_interop export|import|export-layers|import-layers|export-models|import-models DIR"
+                .into(),
+        ),
     };
     if let Err(err) = result {
         eprintln!("error: {err}");

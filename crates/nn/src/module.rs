@@ -49,19 +49,48 @@ pub trait Module: Any + Send + Sync {
     /// How the layer appears in a summary.
     fn summary_style(&self) -> SummaryStyle;
 
+    /// The named sub-modules this module is made of (PyTorch's `named_children`). A
+    /// model written as a struct of layers lists its fields here, and the default
+    /// visitors below then name its parameters and buffers `{child}.{name}`, as
+    /// PyTorch does; a layer with parameters of its own overrides the visitors instead.
+    fn children(&self) -> Vec<(&str, &dyn Module)> {
+        Vec::new()
+    }
+
+    /// The same sub-modules as [`Module::children`], mutably, in the same order.
+    fn children_mut(&mut self) -> Vec<(&str, &mut dyn Module)> {
+        Vec::new()
+    }
+
     /// Calls `f` with the full name (`prefix` + own name) of every parameter.
-    fn visit_parameters(&self, _prefix: &str, _f: &mut dyn FnMut(&str, &Tensor)) {}
+    fn visit_parameters(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
+        for (name, child) in self.children() {
+            child.visit_parameters(&format!("{prefix}{name}."), f);
+        }
+    }
 
     /// Calls `f` with the full name and a mutable handle of every parameter.
-    fn visit_parameters_mut(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, &mut Tensor)) {}
+    fn visit_parameters_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
+        for (name, child) in self.children_mut() {
+            child.visit_parameters_mut(&format!("{prefix}{name}."), f);
+        }
+    }
 
     /// Calls `f` with the full name of every buffer: state saved and loaded with the
     /// parameters but not trained, such as BatchNorm's running statistics (PyTorch's
-    /// `register_buffer`). Containers pass it on to their children.
-    fn visit_buffers(&self, _prefix: &str, _f: &mut dyn FnMut(&str, &Tensor)) {}
+    /// `register_buffer`).
+    fn visit_buffers(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
+        for (name, child) in self.children() {
+            child.visit_buffers(&format!("{prefix}{name}."), f);
+        }
+    }
 
     /// Calls `f` with the full name and a mutable handle of every buffer.
-    fn visit_buffers_mut(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, &mut Tensor)) {}
+    fn visit_buffers_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
+        for (name, child) in self.children_mut() {
+            child.visit_buffers_mut(&format!("{prefix}{name}."), f);
+        }
+    }
 
     /// `(name, buffer)` pairs in a fixed order.
     fn named_buffers(&self) -> Vec<(String, Tensor)> {

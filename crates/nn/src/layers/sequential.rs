@@ -110,27 +110,14 @@ impl Module for Sequential {
         self.children.iter().try_fold(input.clone(), |shape, (_, child)| child.summarize(&shape, rows))
     }
 
-    fn visit_parameters(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
-        for (name, child) in &self.children {
-            child.visit_parameters(&format!("{prefix}{name}."), f);
-        }
+    fn children(&self) -> Vec<(&str, &dyn Module)> {
+        self.children.iter().map(|(name, child)| (name.as_str(), child.as_ref())).collect()
     }
 
-    fn visit_parameters_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
-        for (name, child) in &mut self.children {
-            child.visit_parameters_mut(&format!("{prefix}{name}."), f);
-        }
-    }
-
-    fn visit_buffers(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
-        for (name, child) in &self.children {
-            child.visit_buffers(&format!("{prefix}{name}."), f);
-        }
-    }
-
-    fn visit_buffers_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
-        for (name, child) in &mut self.children {
-            child.visit_buffers_mut(&format!("{prefix}{name}."), f);
-        }
+    fn children_mut(&mut self) -> Vec<(&str, &mut dyn Module)> {
+        self.children
+            .iter_mut()
+            .map(|(name, child)| (name.as_str(), child.as_mut() as &mut dyn Module))
+            .collect()
     }
 }

@@ -1,7 +1,7 @@
-//! Ready-made models. `alexnet` is the model of the reference Keras notebook, laid out
-//! as PyTorch's `features`/`classifier` pair so its checkpoints load into PyTorch.
-//! [`alexnet_footprint`] gives its size from shapes alone, so a program can check that
-//! a configuration fits in memory before allocating anything.
+//! AlexNet, the model of the reference Keras notebook, laid out as PyTorch's
+//! `features`/`classifier` pair so its checkpoints load into PyTorch, and
+//! [`alexnet_footprint`], its size from shapes alone, so a program can check that a
+//! configuration fits in memory before allocating anything.
 
 use crate::{Conv2d, Dense, Dropout, Flatten, Initializer, MaxPool2d, NnError, ReLU, Result, Sequential};
 
