@@ -28,6 +28,28 @@ pub enum OptimizerChoice {
     Adam,
 }
 
+/// Which model is trained.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ModelChoice {
+    /// The reference notebook's AlexNet, on images resized to --image-size (224).
+    Alexnet,
+    /// ResNet-18 (torchvision's names) with a small-image stem, on 28×28 images.
+    Resnet,
+    /// A Vision Transformer (6 blocks of width 128, 4×4 patches), on 28×28 images.
+    Vit,
+}
+
+impl ModelChoice {
+    /// The model's name in messages and file names.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelChoice::Alexnet => "alexnet",
+            ModelChoice::Resnet => "resnet",
+            ModelChoice::Vit => "vit",
+        }
+    }
+}
+
 /// How the weights start.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum InitChoice {
@@ -37,14 +59,18 @@ pub enum InitChoice {
     He,
 }
 
-/// Train the AlexNet of the reference Keras notebook on Fashion-MNIST (28×28 images
-/// resized to --image-size), then report test accuracy per class.
+/// Train the AlexNet of the reference Keras notebook (or a ResNet-18 or a Vision
+/// Transformer) on Fashion-MNIST, then report test accuracy per class.
 #[derive(Clone, Debug, Parser)]
 #[command(name = "alexnet-example", version, about, long_about = None)]
 pub struct Args {
     /// Device to train on: auto picks a real GPU if there is one, else the CPU.
     #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
     pub backend: BackendChoice,
+
+    /// The model to train; each has its own recipe defaults.
+    #[arg(long, value_enum, default_value_t = ModelChoice::Alexnet)]
+    pub model: ModelChoice,
 
     /// Passes over the training set.
     #[arg(long, default_value_t = 5)]
@@ -55,11 +81,12 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = RecipeChoice::Kiln)]
     pub recipe: RecipeChoice,
 
-    /// Images per training step [default: 64 (kiln), 32 (notebook)].
+    /// Images per training step [default: 64 (kiln), 32 (notebook), 128 (kiln: resnet, vit)].
     #[arg(long)]
     pub batch_size: Option<usize>,
 
-    /// Learning rate, the peak of --schedule [default: 0.05 (kiln), 0.01 (notebook)].
+    /// Learning rate, the peak of --schedule [default: 0.05 (kiln), 0.01 (notebook), 0.1
+    /// (kiln: resnet), 0.001 (kiln: vit)].
     #[arg(long)]
     pub lr: Option<f32>,
 
@@ -90,27 +117,29 @@ pub struct Args {
     #[arg(long, value_name = "X")]
     pub label_smoothing: Option<f32>,
 
-    /// Random changes to the training images [default: none: in the default 5 epochs
-    /// flips measured worse, see docs/benchmarks.md's ablation].
+    /// Random changes to the training images [default: none (alexnet: in the default 5
+    /// epochs flips measured worse, see docs/benchmarks.md's ablation), flip+crop (kiln:
+    /// resnet, vit)].
     #[arg(long, value_enum)]
     pub augment: Option<AugmentChoice>,
 
     /// Standardize the pixels, (x − 0.2860) / 0.3530, Fashion-MNIST's mean and standard
-    /// deviation, instead of feeding [0, 1] [default: false].
+    /// deviation, instead of feeding [0, 1] [default: false (alexnet), true (resnet, vit)].
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub normalize: Option<bool>,
 
-    /// Optimizer [default: sgd].
+    /// Optimizer [default: sgd, adam (kiln: vit)].
     #[arg(long, value_enum)]
     pub optimizer: Option<OptimizerChoice>,
 
-    /// Weight initialization [default: he (kiln), glorot (notebook)].
+    /// Weight initialization [default: he (kiln), glorot (notebook; kiln: vit)].
     #[arg(long, value_enum)]
     pub init: Option<InitChoice>,
 
-    /// Side of the square images fed to the network (the notebook uses 224; at least 67).
-    #[arg(long, default_value_t = 224)]
-    pub image_size: usize,
+    /// Side of the square images fed to the network [default: 224 (alexnet, as the
+    /// notebook; at least 67), 28 (resnet, vit: Fashion-MNIST's own size)].
+    #[arg(long)]
+    pub image_size: Option<usize>,
 
     /// Train on only the first N training images (quick runs).
     #[arg(long, value_name = "N")]
@@ -134,9 +163,10 @@ pub struct Args {
     #[arg(long)]
     pub threads: Option<usize>,
 
-    /// Checkpoint file (safetensors, loadable by PyTorch).
-    #[arg(long, value_name = "PATH", default_value = "checkpoints/alexnet.safetensors")]
-    pub checkpoint: PathBuf,
+    /// Checkpoint file (safetensors, loadable by PyTorch) [default:
+    /// checkpoints/{model}.safetensors].
+    #[arg(long, value_name = "PATH")]
+    pub checkpoint: Option<PathBuf>,
 
     /// Also save a checkpoint every N training steps (one is always saved after each
     /// epoch, and the best epoch's model beside it as `…-best.safetensors`)
@@ -199,9 +229,9 @@ impl Args {
         if let Some(threads) = self.threads {
             limits::check_threads(threads)?;
         }
-        limits::check_image_size(self.image_size, recipe.batch_size)?;
+        limits::check_image_size(self.model, recipe.image_size, recipe.batch_size)?;
         if let Some(metrics) = &self.metrics
-            && same_file(metrics, &self.checkpoint)
+            && same_file(metrics, &self.checkpoint())
         {
             return Err(format!(
                 "--metrics and --checkpoint are the same file ({}): writing one would destroy the other; give them different paths",
@@ -209,6 +239,15 @@ impl Args {
             ));
         }
         Ok(recipe)
+    }
+}
+
+impl Args {
+    /// The checkpoint file: --checkpoint, else `checkpoints/{model}.safetensors`.
+    pub fn checkpoint(&self) -> PathBuf {
+        self.checkpoint
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("checkpoints/{}.safetensors", self.model.name())))
     }
 }
 

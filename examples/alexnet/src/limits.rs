@@ -2,9 +2,11 @@
 //! training step at the requested image and batch size fits in memory. Both are checked
 //! from arithmetic alone, before any device or model exists.
 
-use kiln_nn::models::{Footprint, alexnet_footprint};
+use kiln_nn::models::{Footprint, VitConfig, alexnet_footprint};
 
 use kiln_train::memory::{human_bytes, total_memory_bytes};
+
+use crate::args::ModelChoice;
 
 /// How many threads per available core `--threads` may ask for: beyond a few, extra
 /// threads only add switching overhead.
@@ -41,9 +43,32 @@ fn training_step_bytes(footprint: &Footprint, batch: usize, image_size: usize) -
     values.checked_mul(4)
 }
 
-/// Rejects an image size too small for AlexNet, or whose training step at `batch`
-/// images cannot fit in this machine's memory (saying the largest size that fits).
-pub fn check_image_size(image_size: usize, batch: usize) -> Result<(), String> {
+/// The smallest image a ResNet's small-image stem takes (its last stage sees 1×1).
+const RESNET_MIN_IMAGE: usize = 8;
+
+/// Rejects an image size the model cannot take: for AlexNet one too small, or whose
+/// training step at `batch` images cannot fit in this machine's memory (saying the
+/// largest size that fits); for the ViT one its patches do not tile.
+pub fn check_image_size(model: ModelChoice, image_size: usize, batch: usize) -> Result<(), String> {
+    match model {
+        ModelChoice::Alexnet => check_alexnet_image_size(image_size, batch),
+        ModelChoice::Resnet if image_size < RESNET_MIN_IMAGE => {
+            Err(format!("--image-size {image_size} is too small for resnet: at least {RESNET_MIN_IMAGE}"))
+        }
+        ModelChoice::Vit
+            if image_size == 0 || !image_size.is_multiple_of(VitConfig::FASHION_MNIST.patch_size) =>
+        {
+            Err(format!(
+                "--image-size {image_size} does not fit vit's {0}×{0} patches: use a multiple of {0}",
+                VitConfig::FASHION_MNIST.patch_size
+            ))
+        }
+        ModelChoice::Resnet | ModelChoice::Vit => Ok(()),
+    }
+}
+
+/// AlexNet's image size checks (see [`check_image_size`]).
+fn check_alexnet_image_size(image_size: usize, batch: usize) -> Result<(), String> {
     let footprint = alexnet_footprint(CHANNELS, CLASSES, image_size).map_err(|err| err.to_string())?;
     let Some(memory) = total_memory_bytes() else { return Ok(()) };
     let fits = |size: usize| {

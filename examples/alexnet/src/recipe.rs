@@ -8,7 +8,7 @@ use kiln_data::{Augment, Normalize};
 use kiln_nn::{Constant, Cosine, LrSchedule, MultiStep, OneCycle, Warmup};
 use kiln_tensor::Tensor;
 
-use crate::args::{Args, InitChoice, OptimizerChoice};
+use crate::args::{Args, InitChoice, ModelChoice, OptimizerChoice};
 
 /// A named set of defaults.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -151,11 +151,50 @@ pub struct Recipe {
     pub test_sample: Option<usize>,
     /// Save a checkpoint every this many steps (besides each epoch's end).
     pub checkpoint_every: Option<usize>,
+    /// Side of the square images fed to the model.
+    pub image_size: usize,
 }
 
+/// AlexNet's input size in the notebook.
+const ALEXNET_IMAGE: usize = 224;
+
+/// Fashion-MNIST's own image size, which ResNet and the ViT take unresized.
+const NATIVE_IMAGE: usize = 28;
+
 impl Recipe {
-    /// The preset's settings before any flag.
-    pub fn preset(preset: RecipeChoice) -> Recipe {
+    /// The preset's settings for `model` before any flag: the notebook's recipe for
+    /// any model, and Kiln's own per model.
+    pub fn preset(preset: RecipeChoice, model: ModelChoice) -> Recipe {
+        let image_size = if model == ModelChoice::Alexnet { ALEXNET_IMAGE } else { NATIVE_IMAGE };
+        let recipe = Recipe::alexnet_preset(preset, image_size);
+        match (preset, model) {
+            (RecipeChoice::Notebook, _) | (_, ModelChoice::Alexnet) => recipe,
+            // The usual recipe of a ResNet on 28×28 or 32×32 images: SGD with Nesterov
+            // momentum at 0.1 for a batch of 128, flips and shifts, standardized inputs.
+            (RecipeChoice::Kiln, ModelChoice::Resnet) => Recipe {
+                batch_size: 128,
+                lr: 0.1,
+                augment: AugmentChoice::FlipCrop,
+                normalize: true,
+                ..recipe
+            },
+            // Transformers train with Adam; Glorot (torchvision's Xavier) for their
+            // dense layers.
+            (RecipeChoice::Kiln, ModelChoice::Vit) => Recipe {
+                batch_size: 128,
+                optimizer: OptimizerChoice::Adam,
+                lr: 1e-3,
+                weight_decay: 0.0,
+                init: InitChoice::Glorot,
+                augment: AugmentChoice::FlipCrop,
+                normalize: true,
+                ..recipe
+            },
+        }
+    }
+
+    /// The preset's settings for AlexNet (the notebook's for every model).
+    fn alexnet_preset(preset: RecipeChoice, image_size: usize) -> Recipe {
         match preset {
             RecipeChoice::Kiln => Recipe {
                 preset,
@@ -174,6 +213,7 @@ impl Recipe {
                 sampling: Sampling::Shuffle,
                 test_sample: None,
                 checkpoint_every: None,
+                image_size,
             },
             RecipeChoice::Notebook => Recipe {
                 preset,
@@ -192,15 +232,17 @@ impl Recipe {
                 sampling: Sampling::Draws { draw: NOTEBOOK_DRAW },
                 test_sample: Some(NOTEBOOK_TEST_IMAGES),
                 checkpoint_every: Some(NOTEBOOK_CHECKPOINT_STEPS),
+                image_size,
             },
         }
     }
 
     /// The preset of `args.recipe` with every flag the user gave applied.
     pub fn from_args(args: &Args) -> Recipe {
-        let mut recipe = Recipe::preset(args.recipe);
+        let mut recipe = Recipe::preset(args.recipe, args.model);
         let r = &mut recipe;
         r.batch_size = args.batch_size.unwrap_or(r.batch_size);
+        r.image_size = args.image_size.unwrap_or(r.image_size);
         r.optimizer = args.optimizer.unwrap_or(r.optimizer);
         r.lr = args.lr.unwrap_or(r.lr);
         r.momentum = args.momentum.unwrap_or(r.momentum);
@@ -310,7 +352,7 @@ mod tests {
     #[test]
     fn presets_and_overrides() {
         let kiln = recipe(&[]);
-        assert_eq!(kiln, Recipe::preset(RecipeChoice::Kiln));
+        assert_eq!(kiln, Recipe::preset(RecipeChoice::Kiln, ModelChoice::Alexnet));
         let notebook = recipe(&["--recipe", "notebook"]);
         assert_eq!(notebook.output, Output::KerasSigmoid);
         assert_eq!(notebook.sampling, Sampling::Draws { draw: 128 });

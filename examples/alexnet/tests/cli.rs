@@ -175,7 +175,7 @@ fn an_interrupted_and_resumed_run_ends_bit_identical() {
 
 #[test]
 fn impossible_flags_are_rejected_with_one_line() {
-    let cases: [(&[&str], &str); 14] = [
+    let cases: [(&[&str], &str); 17] = [
         (&["--batch-size", "0"], "--batch-size must be at least 1"),
         (&["--lr", "0"], "--lr must be a positive number"),
         (&["--lr", "NaN"], "--lr must be a positive number"),
@@ -190,6 +190,9 @@ fn impossible_flags_are_rejected_with_one_line() {
             "image size 40 is too small for AlexNet's three poolings: the minimum is 67",
         ),
         (&["--resume", "--eval-only"], "--resume and --eval-only exclude each other"),
+        (&["--model", "mlp"], "invalid value 'mlp' for '--model"),
+        (&["--model", "vit", "--image-size", "30"], "--image-size 30 does not fit vit's 4×4 patches"),
+        (&["--model", "resnet", "--image-size", "4"], "--image-size 4 is too small for resnet: at least 8"),
         (&["--image-size", "100000"], "the largest size that fits at this batch size is"),
         (&["--threads", "100000"], "--threads 100000 is more than this machine can use: at most"),
         (
@@ -202,6 +205,43 @@ fn impossible_flags_are_rejected_with_one_line() {
         let output = run(args);
         assert_one_line_error(&output, 2, message);
         assert!(started.elapsed().as_secs() < 10, "{args:?} is rejected at once");
+    }
+}
+
+#[test]
+fn resnet_and_vit_train_on_28_pixel_images_with_their_own_recipes() {
+    let Some(data) = data_dir() else { return };
+    for (model, header, recipe) in [
+        ("resnet", "ResNet-18 for 1×28×28", "sgd lr 0.1 onecycle"),
+        ("vit", "Vision Transformer for 1×28×28", "adam lr 0.001 onecycle"),
+    ] {
+        let dir = temp_dir(model);
+        let data = data.display().to_string();
+        let flags = [
+            "--model",
+            model,
+            "--backend",
+            "cpu",
+            "--train-limit",
+            "96",
+            "--test-limit",
+            "64",
+            "--epochs",
+            "1",
+        ];
+        let output =
+            command(&[&flags[..], &["--data-dir", &data]].concat()).current_dir(&dir).output().unwrap();
+        assert!(output.status.success(), "{model}: {}", stderr(&output));
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(stdout.contains(header) && stdout.contains(recipe), "{model}: {stdout}");
+        assert!(stdout.contains("resized 28→28") && stdout.contains("test accuracy"), "{model}: {stdout}");
+        let checkpoint = dir.join(format!("checkpoints/{model}.safetensors"));
+        assert_eq!(
+            saved_metadata(&checkpoint, "model"),
+            model,
+            "the default checkpoint is named for the model"
+        );
+        assert!(dir.join(format!("checkpoints/{model}-best.safetensors")).is_file());
     }
 }
 
