@@ -193,3 +193,22 @@ test_on_every_device! {
         assert!(after < 0.5 * before, "loss {before} -> {after}");
     }
 }
+
+/// A layer that leaves its summary to the default.
+struct Twice;
+
+impl Module for Twice {
+    fn forward(&self, x: &Tensor, _mode: Mode) -> Tensor {
+        x.add(x)
+    }
+
+    fn output_shape(&self, input: &Shape) -> Result<Shape> {
+        Ok(input.clone())
+    }
+}
+
+#[test]
+fn a_module_without_a_summary_style_is_named_by_its_type() {
+    let summary = Sequential::new().push(Twice).summary(&Shape::from([3])).unwrap().to_string();
+    assert!(summary.contains("Twice"), "{summary}");
+}

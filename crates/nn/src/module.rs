@@ -46,8 +46,13 @@ pub trait Module: Any + Send + Sync {
     /// running; an error says why the input does not fit.
     fn output_shape(&self, input: &Shape) -> Result<Shape>;
 
-    /// How the layer appears in a summary.
-    fn summary_style(&self) -> SummaryStyle;
+    /// How the layer appears in a summary (by default a row named after its type, as
+    /// PyTorch prints a module's class).
+    fn summary_style(&self) -> SummaryStyle {
+        let full = std::any::type_name::<Self>();
+        let path = full.split('<').next().unwrap_or(full);
+        SummaryStyle::Row(path.rsplit("::").next().unwrap_or(path).to_string())
+    }
 
     /// The named sub-modules this module is made of (PyTorch's `named_children`). A
     /// model written as a struct of layers lists its fields here, and the default
