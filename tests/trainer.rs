@@ -22,7 +22,7 @@ fn clusters() -> (TensorDataset, TensorDataset) {
         })
     };
     let inputs: Vec<f32> = (0..96).flat_map(example).collect();
-    let labels: Vec<i32> = (0..96).map(|i| (i % 3) as i32).collect();
+    let labels: Vec<i32> = (0..96).map(|i| i % 3).collect();
     let train = TensorDataset::new(inputs[..72 * 4].to_vec(), [4], labels[..72].to_vec()).unwrap();
     (train.shuffled(), TensorDataset::new(inputs[72 * 4..].to_vec(), [4], labels[72..].to_vec()).unwrap())
 }
