@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Runs Kiln's CPU benchmark and the PyTorch and TensorFlow references alternately,
-# ROUNDS times each, at the same batch, image size, threads and step count, then prints
-# the median images/s of each and Kiln's ratios to them (JSON lines in OUT_DIR too).
+# ROUNDS times each, at the same model, batch, image size, threads and step count, then
+# prints the median images/s of each and Kiln's ratios to them (JSON lines in OUT_DIR
+# too).
 #
-#   bench/compare.sh [ROUNDS=3] [BATCH=128] [IMAGE=224] [THREADS=2] [OUT_DIR=bench/results]
+#   bench/compare.sh [ROUNDS=3] [BATCH=128] [IMAGE] [THREADS=2] [OUT_DIR=bench/results]
+#
+# MODEL=alexnet (default; IMAGE 224), resnet or vit (IMAGE 28; PyTorch builds them
+# from torchvision, TensorFlow only runs AlexNet).
 #
 # ISA=avx2 limits all three to AVX2 + FMA on an AVX-512 CPU, to measure what an
 # AVX2-only machine would see: Kiln's GEMM kernel (KILN_GEMM_KERNEL), oneDNN in
@@ -13,7 +17,13 @@
 # Needs: pip install -r bench/requirements.txt (a framework that is missing is skipped).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rounds=${1:-3} batch=${2:-128} image=${3:-224} threads=${4:-2} out=${5:-bench/results}
+model=${MODEL:-alexnet}
+case $model in
+  alexnet) default_image=224 ;;
+  resnet|vit) default_image=28 ;;
+  *) echo "compare.sh: MODEL must be alexnet, resnet or vit, not '$model'" >&2; exit 2 ;;
+esac
+rounds=${1:-3} batch=${2:-128} image=${3:-$default_image} threads=${4:-2} out=${5:-bench/results}
 isa=${ISA:-native}
 case $isa in
   native) suffix= ;;
@@ -23,31 +33,32 @@ case $isa in
 esac
 mkdir -p "$out"
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
-log="$out/compare-$stamp$suffix.jsonl"
+log="$out/compare-$model-$stamp$suffix.jsonl"
 cargo build --release -p kiln-bench >/dev/null
 
 frameworks=(kiln)
 python3 -c "import torch" 2>/dev/null && frameworks+=(pytorch)
-python3 -c "import tensorflow" 2>/dev/null && frameworks+=(tensorflow)
+[ "$model" = alexnet ] && python3 -c "import tensorflow" 2>/dev/null && frameworks+=(tensorflow)
 for round in $(seq "$rounds"); do
   for fw in "${frameworks[@]}"; do
     case $fw in
-      kiln) line=$(./target/release/kiln-bench --backend cpu --skip-layers --batch "$batch" \
+      kiln) line=$(./target/release/kiln-bench --backend cpu --model "$model" --skip-layers --batch "$batch" \
               --image-size "$image" --threads "$threads" --steps 2) ;;
-      pytorch) line=$(python3 bench/pytorch_alexnet.py --batch "$batch" --image-size "$image" \
+      pytorch) line=$(python3 bench/pytorch_models.py --model "$model" --batch "$batch" --image-size "$image" \
               --threads "$threads" --steps 2) ;;
       tensorflow) line=$(python3 bench/tensorflow_alexnet.py --batch "$batch" --image-size "$image" \
               --threads "$threads" --steps 2) ;;
     esac
-    echo "{\"round\": $round, \"framework\": \"$fw\", \"isa\": \"$isa\", \"result\": $line}" | tee -a "$log"
+    echo "{\"round\": $round, \"framework\": \"$fw\", \"model\": \"$model\", \"isa\": \"$isa\", \"result\": $line}" | tee -a "$log"
   done
 done
 
-python3 - "$log" <<'PY'
+python3 - "$log" "$model" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
+model = sys.argv[2]
 def median(fw, key):
-    vals = [r["result"]["alexnet"][0][key] for r in rows if r["framework"] == fw]
+    vals = [r["result"][model][0][key] for r in rows if r["framework"] == fw]
     return statistics.median(vals) if vals else None
 def peak(fw):
     vals = [r["result"]["peak_rss_bytes"] for r in rows if r["framework"] == fw]

@@ -1,7 +1,8 @@
 //! `kiln-bench`: measures Kiln on one backend and prints one JSON object:
 //! GEMM GFLOP/s at AlexNet's shapes, each convolution's forward / input-gradient /
-//! weight-gradient milliseconds, images/s of an AlexNet training step (forward,
-//! backward, SGD update) and of inference, and peak memory.
+//! weight-gradient milliseconds, images/s of a training step (forward, backward, SGD
+//! update) and of inference of AlexNet, ResNet-18 or the ViT (`--model`), and peak
+//! memory.
 //!
 //! `cargo run -p kiln-bench --release -- --backend cpu --batch 32 --batch 128`; with
 //! `--ops`, single ops at ResNet and ViT shapes instead.
@@ -14,7 +15,8 @@ use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
 use kiln_cpu::CpuDevice;
-use kiln_nn::{Initializer, Mode, Module, Optimizer, Sequential, Sgd, models};
+use kiln_nn::models::{self, Stem, VisionTransformer, VitConfig};
+use kiln_nn::{Initializer, Mode, Module, Optimizer, Sgd};
 use kiln_tensor::{Device, Normal, Tensor, no_grad};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -23,7 +25,29 @@ enum BackendChoice {
     Wgpu,
 }
 
-/// Measure Kiln's kernels and AlexNet training/inference throughput; prints JSON.
+/// The model whose training and inference are timed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ModelChoice {
+    /// The reference notebook's AlexNet (224×224 inputs by default).
+    Alexnet,
+    /// ResNet-18 with the small-image stem (28×28 inputs by default).
+    Resnet,
+    /// The Fashion-MNIST Vision Transformer (28×28 inputs by default).
+    Vit,
+}
+
+impl ModelChoice {
+    /// The model's name, the key of its entries in the JSON.
+    fn name(self) -> &'static str {
+        match self {
+            ModelChoice::Alexnet => "alexnet",
+            ModelChoice::Resnet => "resnet",
+            ModelChoice::Vit => "vit",
+        }
+    }
+}
+
+/// Measure Kiln's kernels and a model's training/inference throughput; prints JSON.
 #[derive(Parser, Debug)]
 #[command(name = "kiln-bench", about)]
 struct Args {
@@ -33,9 +57,12 @@ struct Args {
     /// Batch sizes of the training/inference measurements (repeatable).
     #[arg(long = "batch", default_values_t = [32, 128])]
     batches: Vec<usize>,
-    /// Input image side.
-    #[arg(long, default_value_t = 224)]
-    image_size: usize,
+    /// The model of the training and inference measurements.
+    #[arg(long, value_enum, default_value_t = ModelChoice::Alexnet)]
+    model: ModelChoice,
+    /// Input image side [default: 224 (alexnet), 28 (resnet, vit)].
+    #[arg(long)]
+    image_size: Option<usize>,
     /// Timed training steps per batch size (after one warm-up step); the best is reported.
     #[arg(long, default_value_t = 3)]
     steps: usize,
@@ -45,7 +72,8 @@ struct Args {
     /// CPU threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
-    /// Skip the GEMM and per-layer measurements.
+    /// Skip the GEMM and per-layer measurements (AlexNet's layers; always skipped for
+    /// the other models).
     #[arg(long)]
     skip_layers: bool,
     /// Measure the device's fp32 FMA peak (on the CPU a register-only loop on every
@@ -128,9 +156,9 @@ fn of_peak(gflops: f64, peak: Option<f64>) -> String {
 fn layer_figures(device: &Device, args: &Args, peak: Option<f64>) -> (Vec<String>, Vec<String>) {
     let n = args.layer_batch;
     let mut gemms = Vec::new();
-    let flat = models::alexnet(&mut Initializer::new(device, 0), 1, 10, args.image_size)
+    let flat = models::alexnet(&mut Initializer::new(device, 0), 1, 10, args.image_size())
         .ok()
-        .and_then(|m| m.summary(&[1, args.image_size, args.image_size].into()).ok())
+        .and_then(|m| m.summary(&[1, args.image_size(), args.image_size()].into()).ok())
         .and_then(|s| s.rows.iter().find(|r| r.layer == "flatten").map(|r| r.output.numel()))
         .unwrap_or(6400);
     let mut shapes: Vec<(String, usize, usize, usize)> = vec![("square 1024".into(), 1024, 1024, 1024)];
@@ -139,7 +167,7 @@ fn layer_figures(device: &Device, args: &Args, peak: Option<f64>) -> (Vec<String
         shapes.push(("square 4096".into(), 4096, 4096, 4096));
     }
     shapes.extend([(format!("fc1 batch {n}"), n, flat, 4096), (format!("fc2 batch {n}"), n, 4096, 4096)]);
-    for (name, cin, cout, k, s, p, side) in conv_layers(args.image_size) {
+    for (name, cin, cout, k, s, p, side) in conv_layers(args.image_size()) {
         let out = (side + 2 * p - k) / s + 1;
         shapes.push((format!("{name} as GEMM, 1 image"), cout, cin * k * k, out * out));
     }
@@ -155,7 +183,7 @@ fn layer_figures(device: &Device, args: &Args, peak: Option<f64>) -> (Vec<String
         ));
     }
     let mut convs = Vec::new();
-    for (name, cin, cout, k, s, p, side) in conv_layers(args.image_size) {
+    for (name, cin, cout, k, s, p, side) in conv_layers(args.image_size()) {
         let x = Tensor::randn([n, cin, side, side], 3, device).with_requires_grad();
         let w = Tensor::normal([cout, cin, k, k], Normal { mean: 0.0, std: 0.05 }, 4, device)
             .with_requires_grad();
@@ -243,19 +271,47 @@ struct StepWork {
     kernel_times: Option<kiln_wgpu::KernelTimes>,
 }
 
+impl Args {
+    /// The input side: --image-size, else the model's own.
+    fn image_size(&self) -> usize {
+        self.image_size.unwrap_or(if self.model == ModelChoice::Alexnet { 224 } else { 28 })
+    }
+}
+
+/// The model `choice` for 1-channel `side`² images and 10 classes; exits with a message
+/// when the size does not fit it.
+fn build_model(device: &Device, choice: ModelChoice, side: usize) -> Box<dyn Module> {
+    let mut init = Initializer::new(device, 1);
+    let built: kiln_nn::Result<Box<dyn Module>> = match choice {
+        ModelChoice::Alexnet => {
+            models::alexnet(&mut init, 1, 10, side).map(|m| Box::new(m) as Box<dyn Module>)
+        }
+        ModelChoice::Resnet => Ok(Box::new(models::resnet18(&mut init, 1, 10, Stem::SmallImage))),
+        ModelChoice::Vit => {
+            VisionTransformer::new(&mut init, VitConfig { image_size: side, ..VitConfig::FASHION_MNIST })
+                .map(|m| Box::new(m) as Box<dyn Module>)
+        }
+    };
+    built.unwrap_or_else(|err| {
+        eprintln!("error: {err}");
+        std::process::exit(2)
+    })
+}
+
 /// Images/s of training steps and of inference at batch `n`; on wgpu also the work one
 /// training step records.
 fn model_figures(device: &Device, args: &Args, n: usize) -> (String, Option<StepWork>) {
-    let model: Sequential = models::alexnet(&mut Initializer::new(device, 1), 1, 10, args.image_size)
-        .expect("image size fits AlexNet");
+    let side = args.image_size();
+    let model = build_model(device, args.model, side);
+    let model = model.as_ref();
     let mut sgd = Sgd::new(0.01).with_momentum(0.9);
-    let x = Tensor::rand_uniform([n, 1, args.image_size, args.image_size], 0.0..1.0, 2, device);
+    let x = Tensor::rand_uniform([n, 1, side, side], 0.0..1.0, 2, device);
     let labels = Tensor::from_i32([n], (0..n).map(|i| (i % 10) as i32).collect(), device);
     let mut step = 0;
     let mut train_step = || {
         let loss = model.forward(&x, Mode::train(step)).cross_entropy(&labels);
         let grads = loss.backward();
-        sgd.step(&model, &grads);
+        sgd.step(model, &grads);
         loss.item().expect("loss readback");
         step += 1;
     };
@@ -349,19 +405,21 @@ fn main() {
             (json, Some(p.gflops))
         }
     };
+    let skip_layers = args.skip_layers || args.model != ModelChoice::Alexnet;
     let (gemms, convs) =
-        if args.skip_layers { (Vec::new(), Vec::new()) } else { layer_figures(&device, &args, peak_gflops) };
+        if skip_layers { (Vec::new(), Vec::new()) } else { layer_figures(&device, &args, peak_gflops) };
     let (models, work): (Vec<String>, Vec<_>) =
         args.batches.iter().map(|&n| model_figures(&device, &args, n)).unzip();
     let wgpu_json = match (wgpu_backend(&device), work.into_iter().flatten().next()) {
         (Some(gpu), Some(w)) => wgpu_figures(gpu, &w),
         _ => "null".to_string(),
     };
+    let model = args.model.name();
     println!(
-        "{{\"backend\": \"{}\", \"threads\": {}, \"image_size\": {}, \"cpu_model\": \"{}\", \"fma_peak\": {peak_json}, \"gemm\": [{}], \"conv\": [{}], \"alexnet\": [{}], \"wgpu\": {wgpu_json}, \"peak_rss_bytes\": {}, \"device_memory_bytes\": {}}}",
+        "{{\"backend\": \"{}\", \"threads\": {}, \"image_size\": {}, \"cpu_model\": \"{}\", \"fma_peak\": {peak_json}, \"gemm\": [{}], \"conv\": [{}], \"model\": \"{model}\", \"{model}\": [{}], \"wgpu\": {wgpu_json}, \"peak_rss_bytes\": {}, \"device_memory_bytes\": {}}}",
         device.name().replace('"', "'"),
         threads,
-        args.image_size,
+        args.image_size(),
         cpu_model().replace('"', "'"),
         gemms.join(", "),
         convs.join(", "),

@@ -29,10 +29,40 @@ def alexnet(flat):
     )
 
 
+def resnet():
+    import torchvision
+
+    model = torchvision.models.resnet18(num_classes=10)
+    model.conv1 = nn.Conv2d(1, 64, 3, padding=1, bias=False)
+    model.maxpool = nn.Identity()
+    return model
+
+
+def vit(side):
+    import torchvision
+
+    model = torchvision.models.VisionTransformer(
+        image_size=side, patch_size=4, num_layers=6, num_heads=4, hidden_dim=128, mlp_dim=256, num_classes=10
+    )
+    model.conv_proj = nn.Conv2d(1, 128, 4, stride=4)
+    return model
+
+
+def build(name, side):
+    if name == "resnet":
+        return resnet()
+    if name == "vit":
+        return vit(side)
+    c1 = (side - 11) // 4 + 1
+    p3 = (((c1 - 3) // 2 + 1 - 3) // 2 + 1 - 3) // 2 + 1
+    return alexnet(256 * p3 * p3)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--batch", type=int, action="append")
-    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--model", choices=["alexnet", "resnet", "vit"], default="alexnet")
+    parser.add_argument("--image-size", type=int, help="default: 224 for alexnet, 28 for resnet and vit")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -41,12 +71,10 @@ def main():
     device = torch.device(args.device)
     torch.backends.cudnn.benchmark = device.type == "cuda"
     torch.manual_seed(0)
-    side = args.image_size
-    c1 = (side - 11) // 4 + 1
-    p3 = (((c1 - 3) // 2 + 1 - 3) // 2 + 1 - 3) // 2 + 1
+    side = args.image_size or (224 if args.model == "alexnet" else 28)
     results = []
     for n in args.batch or [32, 128]:
-        model = alexnet(256 * p3 * p3).to(device)
+        model = build(args.model, side).to(device)
         sgd = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
         x = torch.rand(n, 1, side, side, device=device)
         labels = torch.arange(n, device=device) % 10
@@ -70,7 +98,7 @@ def main():
     if device.type == "cuda":
         backend += f" on {torch.cuda.get_device_name(device)} (cuDNN benchmark mode)"
     print(json.dumps({"backend": backend, "threads": args.threads,
-                      "image_size": side, "alexnet": results, "peak_rss_bytes": peak}))
+                      "image_size": side, "model": args.model, args.model: results, "peak_rss_bytes": peak}))
 
 
 if __name__ == "__main__":
