@@ -189,7 +189,7 @@ pub fn final_report(
     peak: Option<u64>,
 ) -> String {
     let mut out = format!(
-        "test accuracy {:.2}% on {} images (loss {:.4})\nper class:\n",
+        "test accuracy {:.2}% on {} images (loss {:.6})\nper class:\n",
         100.0 * test.accuracy,
         matrix.total(),
         test.loss
