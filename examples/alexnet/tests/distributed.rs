@@ -98,6 +98,26 @@ mod with_mpi {
     }
 
     #[test]
+    fn a_resnet_with_batch_norm_trains_data_parallel() {
+        let Some(data) = data_dir() else { return };
+        let dir = temp_dir("dist-resnet");
+        let flags = "--model resnet --backend cpu --threads 1 --train-limit 128 --test-limit 64 --epochs 1 --batch-size 32";
+        let mut args: Vec<String> = flags.split_whitespace().map(String::from).collect();
+        args.extend(["--data-dir".into(), data.display().to_string()]);
+        args.extend(["--checkpoint".into(), dir.join("resnet.safetensors").display().to_string()]);
+        let output = mpirun(2, &args);
+        succeeded("mpirun -n 2 --model resnet", &output);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(stdout.contains("each 16 of every batch of 32") && stdout.contains("epoch 1/1"), "{stdout}");
+        let names: Vec<String> =
+            tensors(&dir.join("resnet.safetensors")).into_iter().map(|(n, _)| n).collect();
+        assert!(
+            names.iter().any(|n| n == "layer1.0.bn1.running_mean"),
+            "rank 0's statistics are saved: {names:?}"
+        );
+    }
+
+    #[test]
     fn two_processes_compute_what_one_process_computes() {
         let Some(data) = data_dir() else { return };
         let (single, double) = (temp_dir("dist-single"), temp_dir("dist-double"));
