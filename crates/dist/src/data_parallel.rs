@@ -74,17 +74,38 @@ impl DataParallel {
         if self.size() == 1 {
             return Ok(());
         }
-        let mut values =
-            model.named_parameters().iter().map(|(_, param)| param.to_vec()).collect::<Result<Vec<_>>>()?;
-        for tensor in &mut values {
-            self.timed(|| self.collective.broadcast_f32(tensor));
-        }
-        let mut values = values.into_iter();
+        let mut values = self.rank0_values(&model.named_parameters())?.into_iter();
         model.visit_parameters_mut("", &mut |_, param| {
             let rank0 = values.next().expect("the same parameters in the same order");
             *param = Tensor::from_vec(param.shape().clone(), rank0, param.device()).with_requires_grad();
         });
         Ok(())
+    }
+
+    /// Replaces every buffer of `model` (batch norm's running statistics) by rank 0's.
+    /// Each process updates its buffers from its own shard of every batch, as under
+    /// PyTorch's DDP without SyncBatchNorm; the trainer calls this before every
+    /// evaluation, so all processes evaluate (and rank 0 saves) rank 0's statistics, as
+    /// DDP's `broadcast_buffers` does.
+    pub fn broadcast_buffers(&self, model: &mut dyn Module) -> Result<()> {
+        if self.size() == 1 {
+            return Ok(());
+        }
+        let mut values = self.rank0_values(&model.named_buffers())?.into_iter();
+        model.visit_buffers_mut("", &mut |_, buffer| {
+            let rank0 = values.next().expect("the same buffers in the same order");
+            *buffer = Tensor::from_vec(buffer.shape().clone(), rank0, buffer.device());
+        });
+        Ok(())
+    }
+
+    /// Rank 0's values of `tensors`, on every process.
+    fn rank0_values(&self, tensors: &[(String, Tensor)]) -> Result<Vec<Vec<f32>>> {
+        let mut values = tensors.iter().map(|(_, t)| t.to_vec()).collect::<Result<Vec<_>>>()?;
+        for tensor in &mut values {
+            self.timed(|| self.collective.broadcast_f32(tensor));
+        }
+        Ok(values)
     }
 
     /// Makes `grads` the whole batch's gradients on every process: each process's

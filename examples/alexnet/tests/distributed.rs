@@ -115,6 +115,23 @@ mod with_mpi {
             names.iter().any(|n| n == "layer1.0.bn1.running_mean"),
             "rank 0's statistics are saved: {names:?}"
         );
+        // Both processes evaluate with rank 0's statistics: the loss rank 0's model
+        // gives alone on the same images.
+        let loss = |text: &str| -> f64 {
+            let line = text.lines().find(|l| l.starts_with("test accuracy ")).unwrap();
+            line.rsplit("(loss ").next().unwrap().trim_end_matches(')').parse().unwrap()
+        };
+        let mut alone: Vec<String> =
+            ["--model", "resnet", "--backend", "cpu", "--eval-only", "--test-limit", "64"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+        alone.extend(["--data-dir".into(), data.display().to_string()]);
+        alone.extend(["--checkpoint".into(), dir.join("resnet.safetensors").display().to_string()]);
+        let output = one_process(&alone);
+        succeeded("--eval-only of rank 0's checkpoint", &output);
+        let (together, rank0) = (loss(&stdout), loss(&String::from_utf8_lossy(&output.stdout)));
+        assert!((together - rank0).abs() <= 1e-4 * rank0, "{together} against {rank0}");
     }
 
     #[test]

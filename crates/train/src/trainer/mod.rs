@@ -296,6 +296,10 @@ impl<'p, M: Module> Trainer<'p, M> {
             bar.finish_and_clear();
             training += start.elapsed();
             self.carried_seconds = epoch_seconds(self.carried_seconds);
+            // Every process evaluates (and rank 0 saves) rank 0's running statistics.
+            self.processes
+                .broadcast_buffers(&mut self.model)
+                .map_err(|err| TrainError::Failed(err.to_string()))?;
             let Some(evaluation) = self.evaluate()? else {
                 return self.pause("interrupted during evaluation", self.carried_seconds, true);
             };
