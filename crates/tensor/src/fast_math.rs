@@ -23,8 +23,11 @@ pub fn exp(x: f32) -> f32 {
     const LN2_LOW: f32 = -2.121_944_4e-4;
     // Adding and subtracting 1.5·2²³ rounds a float of magnitude below 2²² to an integer.
     const ROUND: f32 = 12_582_912.0;
+    // Bits of the shifted value `1.5·2²³ + n`: `n` sits in the low mantissa bits.
+    const ROUND_BITS: i32 = 0x4B40_0000;
     let clamped = x.clamp(EXP_UNDERFLOW, EXP_OVERFLOW);
-    let n = (clamped * std::f32::consts::LOG2_E + ROUND) - ROUND;
+    let shifted = clamped * std::f32::consts::LOG2_E + ROUND;
+    let n = shifted - ROUND;
     let r = clamped - n * LN2_HIGH - n * LN2_LOW;
     let poly = 1.0
         + r * (1.0
@@ -33,7 +36,9 @@ pub fn exp(x: f32) -> f32 {
                     + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
     // 2ⁿ as two factors built from their exponent fields, 2^⌊n/2⌋ and 2^⌈n/2⌉: each is
     // a normal float for every n in −126..=128, where 2ⁿ itself may not be.
-    let n = n as i32;
+    // `n` as an integer from the bits rather than `n as i32`, whose saturating
+    // conversion does not vectorize (it compiled to a scalar convert per lane).
+    let n = (shifted.to_bits() as i32).wrapping_sub(ROUND_BITS);
     let factor = |e: i32| f32::from_bits(((e + 127) as u32) << 23);
     let value = poly * factor(n >> 1) * factor(n - (n >> 1));
     if x > EXP_OVERFLOW {
