@@ -25,6 +25,13 @@ struct Params {
 }
 
 
+// One product per dispatch (the tiled GEMM's batching hooks).
+fn product_count() -> u32 {
+    return 1u;
+}
+
+fn begin_product(p: u32) {}
+
 // Splits an unrolled row index (c·kH + ky)·kW + kx into (c, ky, kx); for the input
 // gradient the leading index is the output channel instead of c.
 fn split_row(row: u32) -> vec3<u32> {

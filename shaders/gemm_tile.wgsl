@@ -1,7 +1,10 @@
 // Tiled GEMM body shared by matmul and the three convolution kernels: C[m, n] = Σₖ A[m, k]·B[k, n].
 // The including kernel defines `params` (with fields m, n, k) and the accessors
 // `load_a(m, k)`, `load_b(k, n)` and `store_c(m, n, value)`; the accessors turn the
-// GEMM indices into tensor indices (im2col on the fly for convolutions).
+// GEMM indices into tensor indices (im2col on the fly for convolutions). It also
+// defines `product_count()` and `begin_product(p)`: a dispatch computes
+// `product_count()` products of the same shape (a batched matmul) stacked along z,
+// and each workgroup calls `begin_product` with its own before touching the operands.
 //
 // A WG_X×WG_Y workgroup (256 invocations) computes a (WG_Y·ROWS)×(WG_X·COLS) tile of
 // C, each invocation a ROWS×COLS block, stepping through K 16 at a time with both
@@ -76,8 +79,11 @@ fn stage(buf: u32, k0: u32, k_end: u32, row0: u32, col0: u32, li: u32) {
 fn tiled_gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
         @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let row0 = wg.y * TILE_M;
-    let split = wg.z % SPLITS;
-    let col0 = ((wg.z / SPLITS) * groups.x + wg.x) * TILE_N;
+    let per_product = groups.z / product_count();
+    begin_product(wg.z / per_product);
+    let z = wg.z % per_product;
+    let split = z % SPLITS;
+    let col0 = ((z / SPLITS) * groups.x + wg.x) * TILE_N;
     // This slice of K: whole TILE_K steps, the last slice shorter (or empty).
     let slice = (params.k + SPLITS * TILE_K - 1u) / (SPLITS * TILE_K) * TILE_K;
     let k_begin = split * slice;
@@ -146,6 +152,7 @@ fn tiled_gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) gro
 @compute @workgroup_size(256)
 fn split_k_sum(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
                @builtin(local_invocation_index) li: u32) {
+    begin_product(0u);
     let i = (wg.y * groups.x + wg.x) * 256u + li;
     if (i >= params.m * params.n) {
         return;

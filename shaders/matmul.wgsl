@@ -21,25 +21,45 @@ struct Params {
     first_index: u32,
     threshold: f32,
     scale: f32,
-    // Where this product's A, B and C start in their buffers (one product of a batch).
+    // Where the first product's A, B and C start in their buffers, and how far apart
+    // the `products` products of a batch (stacked along the grid's z) lie.
     a_offset: u32,
     b_offset: u32,
     c_offset: u32,
+    products: u32,
+    a_stride: u32,
+    b_stride: u32,
+    c_stride: u32,
+}
+
+// Where this workgroup's product's A, B and C start (set by `begin_product`).
+var<private> a_base: u32;
+var<private> b_base: u32;
+var<private> c_base: u32;
+
+fn product_count() -> u32 {
+    return params.products;
+}
+
+fn begin_product(p: u32) {
+    a_base = params.a_offset + p * params.a_stride;
+    b_base = params.b_offset + p * params.b_stride;
+    c_base = params.c_offset + p * params.c_stride;
 }
 
 
 fn load_a(m: u32, k: u32) -> f32 {
     if (params.trans_a != 0u) {
-        return a[params.a_offset + k * params.m + m];
+        return a[a_base + k * params.m + m];
     }
-    return a[params.a_offset + m * params.k + k];
+    return a[a_base + m * params.k + k];
 }
 
 fn load_b(k: u32, n: u32) -> f32 {
     if (params.trans_b != 0u) {
-        return b[params.b_offset + n * params.k + k];
+        return b[b_base + n * params.k + k];
     }
-    return b[params.b_offset + k * params.n + n];
+    return b[b_base + k * params.n + n];
 }
 
 fn store_c(m: u32, n: u32, value: f32) {
@@ -55,5 +75,5 @@ fn store_c(m: u32, n: u32, value: f32) {
         let kept = dropout_keeps(params.seed_lo, params.seed_hi, params.first_index + i, params.threshold);
         v = select(0.0, v * params.scale, kept);
     }
-    c[params.c_offset + i] = v;
+    c[c_base + i] = v;
 }

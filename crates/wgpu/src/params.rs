@@ -240,10 +240,16 @@ pub struct MatmulParams {
     /// 1: dropout after the ReLU, with the mask below.
     pub dropout: u32,
     pub mask: MaskParams,
-    /// Where this product's operands and result start (one product of a batch).
+    /// Where the first product's operands and result start.
     pub a_offset: u32,
     pub b_offset: u32,
     pub c_offset: u32,
+    /// Products of one dispatch, stacked along the grid's z (1 unless batched).
+    pub products: u32,
+    /// How far apart consecutive products' operands and results lie.
+    pub a_stride: u32,
+    pub b_stride: u32,
+    pub c_stride: u32,
 }
 
 impl MatmulParams {
@@ -267,6 +273,10 @@ impl MatmulParams {
             a_offset: 0,
             b_offset: 0,
             c_offset: 0,
+            products: 1,
+            a_stride: 0,
+            b_stride: 0,
+            c_stride: 0,
         }
     }
 }

@@ -10,6 +10,10 @@ use crate::gpu::grid;
 use crate::kernels::Kernel;
 use crate::params::MatmulParams;
 
+/// Workgroups a dispatch may have along z (WebGPU's default
+/// `maxComputeWorkgroupsPerDimension`).
+const MAX_GRID_Z: usize = 65_535;
+
 impl WgpuBackend {
     /// `op(A)·op(B)` of `d`, plus `bias[n]` on every row when given, with the store
     /// `params` describes (their activation and dropout), in one dispatch.
@@ -60,8 +64,10 @@ impl WgpuBackend {
         self.matmul_then(a, b, None, d, params, "matmul")
     }
 
-    /// Records [`kiln_tensor::Backend::batched_matmul`]: one GEMM pass per product,
-    /// reading its operands and writing its result at their offsets (no copies).
+    /// Records [`kiln_tensor::Backend::batched_matmul`]: every product in one dispatch
+    /// (products stacked along the grid's z, each reading its operands and writing its
+    /// result at its offsets, no copies), split only where the products would exceed
+    /// the grid's z limit.
     pub(crate) fn record_batched_matmul(
         &self,
         a: &StorageRef,
@@ -72,15 +78,33 @@ impl WgpuBackend {
         let out = self.f32s(batch.count * d.m * d.n, "batched matmul");
         let bindings =
             MatmulBindings { a: Some(a), b: Some(b), bias: None, c: Some(&out), partial: None }.slots();
-        let fixed = GemmTile::default_for(d.m);
-        for i in 0..batch.count {
+        // One tile shape without split-K (its partial sums have no room for products).
+        let tile = GemmTile::default_for(d.m);
+        let [x, y, z] = tile.grid(d.m, d.n);
+        let per_dispatch = (MAX_GRID_Z / z as usize).max(1);
+        let mut first = 0;
+        while first < batch.count {
+            let products = per_dispatch.min(batch.count - first);
             let params = MatmulParams {
-                a_offset: (i * batch.a_stride) as u32,
-                b_offset: (i * batch.b_stride) as u32,
-                c_offset: (i * d.m * d.n) as u32,
+                a_offset: (first * batch.a_stride) as u32,
+                b_offset: (first * batch.b_stride) as u32,
+                c_offset: (first * d.m * d.n) as u32,
+                products: products as u32,
+                a_stride: batch.a_stride as u32,
+                b_stride: batch.b_stride as u32,
+                c_stride: (d.m * d.n) as u32,
                 ..MatmulParams::new(d, false, Activation::Identity, None)
             };
-            self.record_tiled(GemmPass::Matmul, fixed, [d.m, d.n, d.k], "batched matmul", &params, &bindings);
+            let grid = [x, y, z * products as u32];
+            self.gpu.dispatch(
+                Kernel::Gemm(GemmPass::Matmul, tile),
+                "batched matmul",
+                &params,
+                &bindings,
+                grid,
+            );
+            self.gpu.count_flops(GemmPass::Matmul.name(), 2.0 * (products * d.m * d.n * d.k) as f64);
+            first += products;
         }
         out
     }
