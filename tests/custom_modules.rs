@@ -114,21 +114,6 @@ impl Module for EncoderBlock {
     }
 }
 
-/// `n` 8×8 one-channel images whose class (0–3) is the quadrant holding a bright square.
-fn quadrant_images(device: &Device, n: usize) -> (Tensor, Tensor) {
-    let mut pixels = vec![0.0f32; n * 64];
-    let labels: Vec<i32> = (0..n as i32).map(|i| i % 4).collect();
-    for (i, &class) in labels.iter().enumerate() {
-        let (row, col) = (4 * (class as usize / 2), 4 * (class as usize % 2));
-        for r in row..row + 3 {
-            for c in col..col + 3 {
-                pixels[i * 64 + r * 8 + c] = 1.0 + 0.1 * (i % 3) as f32;
-            }
-        }
-    }
-    (Tensor::from_vec([n, 1, 8, 8], pixels, device), Tensor::from_i32([n], labels, device))
-}
-
 /// Training loss after `steps` Adam steps on `x`, `y`, and the loss before them.
 fn train(
     model: &dyn Module,
@@ -158,7 +143,7 @@ test_on_every_device! {
         let names: Vec<String> = model.named_buffers().into_iter().map(|(n, _)| n).collect();
         assert_eq!(names[..3], ["1.bn1.running_mean", "1.bn1.running_var", "1.bn1.num_batches_tracked"]);
         assert!(model.named_parameters().iter().any(|(n, _)| n == "1.conv2.weight"));
-        let (x, y) = quadrant_images(device, 32);
+        let (x, y) = common::quadrant_images(device, 32);
         let (before, after) = train(&model, &x, &y, 40, |logits, y| logits.cross_entropy(y));
         assert!(after < 0.3 * before, "loss {before} -> {after}");
 

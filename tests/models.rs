@@ -23,21 +23,6 @@ const TINY_VIT: VitConfig = VitConfig {
     dropout: 0.0,
 };
 
-/// `n` 8×8 images whose class (0–3) is the quadrant holding a bright square.
-fn quadrants(device: &Device, n: usize) -> (Tensor, Tensor) {
-    let mut pixels = vec![0.0f32; n * 64];
-    let labels: Vec<i32> = (0..n as i32).map(|i| i % 4).collect();
-    for (i, &class) in labels.iter().enumerate() {
-        let (row, col) = (4 * (class as usize / 2), 4 * (class as usize % 2));
-        for r in row..row + 3 {
-            for c in col..col + 3 {
-                pixels[i * 64 + r * 8 + c] = 1.0;
-            }
-        }
-    }
-    (Tensor::from_vec([n, 1, 8, 8], pixels, device), Tensor::from_i32([n], labels, device))
-}
-
 /// The loss before and after `steps` Adam steps on `x`, `y`.
 fn learn(model: &dyn Module, x: &Tensor, y: &Tensor, steps: usize, lr: f32) -> (f32, f32) {
     let mut adam = Adam::new(lr);
@@ -79,7 +64,7 @@ test_on_every_device! {
     fn a_small_resnet_learns_the_quadrant_task(device: &Device) {
         let mut init = Initializer::new(device, 2);
         let model = models::resnet(&mut init, [1, 0, 0, 0], 1, 4, Stem::SmallImage);
-        let (x, y) = quadrants(device, 16);
+        let (x, y) = common::quadrant_images(device, 16);
         let (before, after) = learn(&model, &x, &y, 40, 0.01);
         assert!(after < 0.3 * before, "loss {before} -> {after}");
     }
@@ -102,7 +87,7 @@ test_on_every_device! {
         assert!(summary.contains("encoder block") && summary.contains("805,130"), "{summary}");
 
         let tiny = VisionTransformer::new(&mut init, TINY_VIT).unwrap();
-        let (x, y) = quadrants(device, 16);
+        let (x, y) = common::quadrant_images(device, 16);
         let (before, after) = learn(&tiny, &x, &y, 30, 0.01);
         assert!(after < 0.3 * before, "loss {before} -> {after}");
     }

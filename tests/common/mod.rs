@@ -160,3 +160,19 @@ pub fn assert_close(name: &str, got: &[f32], want: &[f32], tol: f32) {
         assert!((g - w).abs() <= tol, "{name}: element {i}: got {g}, want {w}");
     }
 }
+
+/// `n` 8×8 one-channel images on `device` whose class (0–3) is the quadrant holding a
+/// bright square, and their labels.
+pub fn quadrant_images(device: &Device, n: usize) -> (Tensor, Tensor) {
+    let mut pixels = vec![0.0f32; n * 64];
+    let labels: Vec<i32> = (0..n as i32).map(|i| i % 4).collect();
+    for (i, &class) in labels.iter().enumerate() {
+        let (row, col) = (4 * (class as usize / 2), 4 * (class as usize % 2));
+        for r in row..row + 3 {
+            for c in col..col + 3 {
+                pixels[i * 64 + r * 8 + c] = 1.0 + 0.1 * (i % 3) as f32;
+            }
+        }
+    }
+    (Tensor::from_vec([n, 1, 8, 8], pixels, device), Tensor::from_i32([n], labels, device))
+}

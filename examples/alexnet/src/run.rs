@@ -183,6 +183,21 @@ pub fn run(
     }
 }
 
+/// Prints the closing report of `evaluation`, with the training time and examples of
+/// this run when it trained.
+fn print_report(evaluation: &Evaluation, class_names: &[String], trained: Option<(Duration, usize)>) {
+    let (training, examples) = trained.unwrap_or((Duration::ZERO, 0));
+    let report = final_report(
+        &evaluation.confusion,
+        class_names,
+        evaluation.score,
+        training,
+        examples,
+        memory::peak_rss_bytes(),
+    );
+    print!("{report}");
+}
+
 /// What a run has settled before its model exists.
 struct Setup<'a> {
     args: &'a Args,
@@ -269,20 +284,9 @@ impl Setup<'_> {
                 return Ok(Outcome::Paused(interrupted_evaluation()));
             };
             if root {
-                let Evaluation { score, confusion } = &evaluation;
-                print!(
-                    "{}",
-                    final_report(
-                        confusion,
-                        &class_names,
-                        *score,
-                        Duration::ZERO,
-                        0,
-                        memory::peak_rss_bytes()
-                    )
-                );
+                print_report(&evaluation, &class_names, None);
                 if let Some(png) = &confusion_png {
-                    plots::confusion(png, confusion, &class_names)?;
+                    plots::confusion(png, &evaluation.confusion, &class_names)?;
                     println!("confusion matrix drawn in {}", png.display());
                 }
             }
@@ -317,18 +321,7 @@ impl Setup<'_> {
                 if !root {
                     return Ok(Outcome::Done);
                 }
-                let Evaluation { score, confusion } = &evaluation;
-                print!(
-                    "{}",
-                    final_report(
-                        confusion,
-                        &class_names,
-                        *score,
-                        training,
-                        examples,
-                        memory::peak_rss_bytes()
-                    )
-                );
+                print_report(&evaluation, &class_names, Some((training, examples)));
                 if parallel.size() > 1 {
                     let communication = parallel.communication_time().as_secs_f64();
                     println!(
@@ -337,7 +330,7 @@ impl Setup<'_> {
                     );
                 }
                 if let (Some(png), Some(training_png)) = (&confusion_png, trainer.config().training_plot()) {
-                    plots::confusion(png, confusion, &class_names)?;
+                    plots::confusion(png, &evaluation.confusion, &class_names)?;
                     println!("plots: {} and {}", training_png.display(), png.display());
                 }
                 if let Some(best) = trainer.history().best() {

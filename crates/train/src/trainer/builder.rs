@@ -10,8 +10,10 @@ use kiln_dist::{DataParallel, SingleProcess};
 use kiln_nn::{Constant, LrSchedule, Module, Optimizer, Sgd};
 use kiln_tensor::Device;
 
-use super::{Processes, ScheduleFn, Trainer, TrainingLength};
+use super::{Position, Processes, ScheduleFn, Trainer, TrainingLength};
 use crate::config::{PlotsDir, Purpose, TrainConfig};
+use crate::history::History;
+use crate::report::Tally;
 use crate::{CrossEntropy, Loss, Result, TrainError};
 
 /// Settings of a [`Trainer`] gathered before it is built; see [`Trainer::builder`].
@@ -203,7 +205,7 @@ impl<'p, M: Module> TrainerBuilder<'p, M> {
             let lr = optimizer.learning_rate();
             Box::new(move |_| Box::new(Constant(lr)))
         });
-        let mut trainer = Trainer::assemble(super::Parts {
+        let mut trainer = Trainer {
             config,
             processes,
             device,
@@ -215,7 +217,13 @@ impl<'p, M: Module> TrainerBuilder<'p, M> {
             test: self.test,
             stop: self.stop,
             run_settings: self.run_settings,
-        });
+            position: Position::default(),
+            history: History::default(),
+            tally: Tally::default(),
+            carried_seconds: 0.0,
+            last_saved: None,
+            save_waiting: false,
+        };
         if trainer.config.resume {
             trainer.resume()?;
         }

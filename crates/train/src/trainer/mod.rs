@@ -131,21 +131,6 @@ impl Deref for Processes<'_> {
     }
 }
 
-/// Everything a trainer is made of, as [`TrainerBuilder::build`] gathers it.
-struct Parts<'p, M: Module> {
-    config: TrainConfig,
-    processes: Processes<'p>,
-    device: Device,
-    model: M,
-    optimizer: Box<dyn Optimizer>,
-    schedule: ScheduleFn,
-    loss: Box<dyn Loss>,
-    train: Arc<dyn Dataset>,
-    test: Arc<dyn Dataset>,
-    stop: Arc<AtomicBool>,
-    run_settings: BTreeMap<String, String>,
-}
-
 /// Trains a classification [`Module`] on a [`Dataset`]: Keras' `fit`, Lightning's
 /// `Trainer`. Made with [`Trainer::builder`]; see the crate's example.
 pub struct Trainer<'p, M: Module> {
@@ -188,28 +173,6 @@ impl<'p, M: Module> Trainer<'p, M> {
         test: impl Dataset + 'static,
     ) -> TrainerBuilder<'p, M> {
         TrainerBuilder::new(model, train, test)
-    }
-
-    fn assemble(parts: Parts<'p, M>) -> Self {
-        Trainer {
-            config: parts.config,
-            processes: parts.processes,
-            device: parts.device,
-            model: parts.model,
-            optimizer: parts.optimizer,
-            schedule: parts.schedule,
-            loss: parts.loss,
-            train: parts.train,
-            test: parts.test,
-            stop: parts.stop,
-            run_settings: parts.run_settings,
-            position: Position::default(),
-            history: History::default(),
-            tally: Tally::default(),
-            carried_seconds: 0.0,
-            last_saved: None,
-            save_waiting: false,
-        }
     }
 
     /// The model.
