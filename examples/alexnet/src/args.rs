@@ -117,9 +117,9 @@ pub struct Args {
     #[arg(long, value_name = "X")]
     pub label_smoothing: Option<f32>,
 
-    /// Random changes to the training images [default: none (alexnet: in the default 5
-    /// epochs flips measured worse, see docs/benchmarks.md's ablation), flip+crop (kiln:
-    /// resnet, vit)].
+    /// Random changes to the training images [default: none (alexnet, vit: in their
+    /// default runs augmentation measured worse, see docs/benchmarks.md), flip+crop
+    /// (kiln: resnet)].
     #[arg(long, value_enum)]
     pub augment: Option<AugmentChoice>,
 

@@ -179,14 +179,14 @@ impl Recipe {
                 ..recipe
             },
             // Transformers train with Adam; Glorot (torchvision's Xavier) for their
-            // dense layers.
+            // dense layers. No augmentation: in 10 epochs flips and shifts measured
+            // behind (79.7% against 85.1% after 3 epochs; 88.9% after 10 without).
             (RecipeChoice::Kiln, ModelChoice::Vit) => Recipe {
                 batch_size: 128,
                 optimizer: OptimizerChoice::Adam,
                 lr: 1e-3,
                 weight_decay: 0.0,
                 init: InitChoice::Glorot,
-                augment: AugmentChoice::FlipCrop,
                 normalize: true,
                 ..recipe
             },
