@@ -355,18 +355,30 @@ impl Backend for CpuBackend {
     ) -> StorageRef {
         let mut c = self.memory.take(dims.m * dims.n);
         self.run(|_| {
-            gemm::gemm(&read_f32(x), &read_f32(weight), &mut c, dims, gemm::Threads::Pool);
+            let (x, weight) = (read_f32(x), read_f32(weight));
             let bias = bias.map(read_f32);
-            if bias.is_some() || activation != Activation::Identity || dropout.is_some() {
-                c.par_chunks_mut(dims.n).enumerate().for_each(|(r, row)| {
-                    let first = (r * dims.n) as u32;
-                    for (j, v) in row.iter_mut().enumerate() {
-                        let biased = bias.as_ref().map_or(*v, |b| *v + b[j]);
-                        let activated = activation.apply(biased);
-                        *v = dropout.map_or(activated, |d| d.apply(first + j as u32, activated));
-                    }
-                });
+            if bias.is_none() && activation == Activation::Identity && dropout.is_none() {
+                return gemm::gemm(&x, &weight, &mut c, dims, gemm::Threads::Pool);
             }
+            // Bias, activation and dropout on each row piece as the GEMM finishes it,
+            // while it is in cache (a second pass over C read it back from memory).
+            let epilogue = |row: usize, first_col: usize, values: &mut [f32]| {
+                let first = (row * dims.n + first_col) as u32;
+                match (&bias, activation, dropout) {
+                    (Some(bias), Activation::Identity, None) => {
+                        let bias = &bias[first_col..first_col + values.len()];
+                        values.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
+                    }
+                    _ => {
+                        for (j, v) in values.iter_mut().enumerate() {
+                            let biased = bias.as_ref().map_or(*v, |b| *v + b[first_col + j]);
+                            let activated = activation.apply(biased);
+                            *v = dropout.map_or(activated, |d| d.apply(first + j as u32, activated));
+                        }
+                    }
+                }
+            };
+            gemm::gemm_then(&x, &weight, &mut c, dims, gemm::Threads::Pool, &epilogue);
         });
         self.f32(c)
     }

@@ -17,6 +17,7 @@ mod transpose;
 use std::sync::OnceLock;
 
 use kiln_tensor::MatmulDims;
+pub use packed::RowEpilogue;
 use rayon::prelude::*;
 
 /// Rows of `C` one micro-kernel call produces.
@@ -323,11 +324,37 @@ pub fn gemm(a: &[f32], b: &[f32], c: &mut [f32], d: MatmulDims, threads: Threads
     gemm_with(GemmKernel::detect(), a, b, c, d, threads);
 }
 
+/// [`gemm`], then `epilogue(row, first_col, values)` on every piece of a row of `C` as
+/// soon as it is complete (while it is in cache), instead of a second pass over `C`.
+pub fn gemm_then(
+    a: &[f32],
+    b: &[f32],
+    c: &mut [f32],
+    d: MatmulDims,
+    threads: Threads,
+    epilogue: RowEpilogue,
+) {
+    gemm_blocks(GemmKernel::detect(), a, b, c, d, threads, Some(epilogue));
+}
+
 /// [`gemm`] on a chosen kernel.
 ///
 /// # Panics
 /// If a buffer is smaller than `d` says, or the CPU cannot run `kernel`.
 pub fn gemm_with(kernel: GemmKernel, a: &[f32], b: &[f32], c: &mut [f32], d: MatmulDims, threads: Threads) {
+    gemm_blocks(kernel, a, b, c, d, threads, None);
+}
+
+/// [`gemm_with`] with an optional [`RowEpilogue`] (indices of the whole `C`).
+fn gemm_blocks(
+    kernel: GemmKernel,
+    a: &[f32],
+    b: &[f32],
+    c: &mut [f32],
+    d: MatmulDims,
+    threads: Threads,
+    epilogue: Option<RowEpilogue>,
+) {
     let MatmulDims { m, k, n, trans_a, trans_b } = d;
     assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n, "gemm: buffers too small for {d:?}");
     let (rsa, csa) = if trans_a { (1, m) } else { (k, 1) };
@@ -339,7 +366,18 @@ pub fn gemm_with(kernel: GemmKernel, a: &[f32], b: &[f32], c: &mut [f32], d: Mat
         // SAFETY: concurrent calls receive disjoint blocks of C.
         let block = unsafe { c.block(rows.start, cols.start) };
         let a = a_at(rows.start);
-        packed::gemm(kernel, rows.len(), k, cols.len(), Left::Strided(&a), &b_at(cols.start), block);
+        let shifted = |r: usize, col: usize, values: &mut [f32]| {
+            epilogue.expect("called only with an epilogue")(rows.start + r, cols.start + col, values)
+        };
+        let shifted: Option<RowEpilogue> = epilogue.map(|_| &shifted as RowEpilogue);
+        packed::gemm(
+            kernel,
+            [rows.len(), k, cols.len()],
+            Left::Strided(&a),
+            &b_at(cols.start),
+            block,
+            shifted,
+        );
     };
     let threads = match threads {
         Threads::Pool => rayon::current_num_threads(),
@@ -413,7 +451,7 @@ pub fn gemm_packed(
             packed::OutputBlock { ptr: c.as_mut_ptr(), row_stride: plane, columns, accumulate }
         }
     };
-    packed::gemm(GemmKernel::detect(), m, k, n, a, b, block);
+    packed::gemm(GemmKernel::detect(), [m, k, n], a, b, block, None);
 }
 
 /// A row-major output matrix shared by tasks that write disjoint blocks of it.

@@ -169,12 +169,29 @@ impl OutputBlock {
     }
 }
 
+/// What runs on each row of `C` once it is complete, while it is still in cache: a
+/// dense layer's bias, activation and dropout. Called with the row, the first column
+/// and that row's values (of the block's contiguous columns).
+pub type RowEpilogue<'a> = &'a (dyn Fn(usize, usize, &mut [f32]) + Sync);
+
 /// Overwrites the `m×n` block `c` with `A·B` (`A` is `m×k`, `B` is `k×n`), or adds it
-/// when `c.accumulate`.
+/// when `c.accumulate`; then runs `epilogue`, when given, on each finished row piece
+/// (row and column indices relative to `c`; contiguous columns only).
 ///
 /// The caller guarantees that `c` covers `m×n` elements nobody else touches meanwhile,
 /// and that the CPU runs `kernel`.
-pub fn gemm(kernel: GemmKernel, m: usize, k: usize, n: usize, a: Left, b: &impl PackB, c: OutputBlock) {
+pub fn gemm(
+    kernel: GemmKernel,
+    [m, k, n]: [usize; 3],
+    a: Left,
+    b: &impl PackB,
+    c: OutputBlock,
+    epilogue: Option<RowEpilogue>,
+) {
+    assert!(
+        epilogue.is_none() || matches!(c.columns, Columns::Contiguous),
+        "a row epilogue needs contiguous rows"
+    );
     let kernels = kernel.kernels();
     if k == 0 {
         if !c.accumulate {
@@ -204,6 +221,17 @@ pub fn gemm(kernel: GemmKernel, m: usize, k: usize, n: usize, a: Left, b: &impl 
                     // SAFETY: the sub-block lies inside the caller's block.
                     let block = unsafe { c.sub_block(ic, jc) };
                     macro_kernel(kernels, [mc, kc, nc], a_block, b_pack, block, pc > 0 || c.accumulate);
+                    if let Some(epilogue) = epilogue.filter(|_| pc + kc == k) {
+                        for r in 0..mc {
+                            // SAFETY: row `ic + r`'s `nc` contiguous columns from `jc` lie
+                            // inside the caller's block, finished by the call above.
+                            let row = unsafe {
+                                let (ptr, _) = c.run(ic + r, jc);
+                                std::slice::from_raw_parts_mut(ptr, nc)
+                            };
+                            epilogue(ic + r, jc, row);
+                        }
+                    }
                 }
             }
         }

@@ -224,3 +224,27 @@ fn image_plane_output_matches_the_row_major_product() {
         }
     }
 }
+
+#[test]
+fn a_row_epilogue_sees_every_finished_row_once_with_its_indices() {
+    // Large enough to split across threads (by rows, then by columns), with ragged
+    // MC, NC and KC blocks: every element must be visited once, after its last sum.
+    for (m, k, n) in [(700, 300, 90), (40, 300, 2200)] {
+        let d = MatmulDims { m, k, n, trans_a: false, trans_b: true };
+        let (a, b) = (values(m * k, 3), values(k * n, 4));
+        let mut plain = vec![0.0; m * n];
+        gemm(&a, &b, &mut plain, d, Threads::Pool);
+        let mut fused = vec![0.0; m * n];
+        // Adds 1000·row + column: a wrong index or a second visit shows.
+        let epilogue = |row: usize, first: usize, values: &mut [f32]| {
+            for (j, v) in values.iter_mut().enumerate() {
+                *v += (1000 * row + first + j) as f32;
+            }
+        };
+        gemm_then(&a, &b, &mut fused, d, Threads::Pool, &epilogue);
+        for (i, (f, p)) in fused.iter().zip(&plain).enumerate() {
+            let want = p + (1000 * (i / n) + i % n) as f32;
+            assert_eq!(*f, want, "{m}x{k}x{n} element {i}");
+        }
+    }
+}
