@@ -24,7 +24,7 @@ pub struct Evaluation {
 impl<M: Module> Trainer<'_, M> {
     /// Scores the model on the test set; `None` when the stop flag interrupted it.
     pub fn evaluate(&self) -> Result<Option<Evaluation>> {
-        self.evaluate_on(&*self.test.clone())
+        self.evaluate_on(&*self.test)
     }
 
     /// Scores the model on `data` in evaluation mode (each process its shard); `None`
