@@ -227,6 +227,21 @@ test_on_every_device! {
         check_gradients("batch norm 2d, evaluation", [x.clone()], |t| bn.forward(&t[0], Mode::Eval));
         let bn1 = BatchNorm1d::new(device, 5);
         check_gradients("batch norm 1d", [randn(device, &[6, 5], 33)], |t| bn1.forward(&t[0], Mode::train(0)));
+        // The fused op itself, with a scale and shift that are not ones and zeros, on
+        // [batch, channels], [batch, channels, length] and images, and given statistics.
+        use kiln::tensor::BatchStatistics;
+        let (weight, bias) = (uniform(device, &[4], 0.5, 2.0, 50), randn(device, &[4], 51));
+        for shape in [&[6, 4][..], &[3, 4, 5], &[2, 4, 3, 5]] {
+            let input = randn(device, shape, 52).mul_scalar(1.5).add_scalar(0.3);
+            check_gradients(&format!("batch_norm {shape:?}"), [input.clone(), weight.clone(), bias.clone()], |t| {
+                t[0].batch_norm(&t[1], &t[2], BatchStatistics::Batch, 1e-5).output
+            });
+            let (mean, var) = (randn(device, &[4], 53), uniform(device, &[4], 0.5, 2.0, 54));
+            let given = BatchStatistics::Given { mean: &mean, var: &var };
+            check_gradients(&format!("batch_norm {shape:?}, given statistics"), [input, weight.clone(), bias.clone()], |t| {
+                t[0].batch_norm(&t[1], &t[2], given, 1e-5).output
+            });
+        }
         let group = GroupNorm::new(device, 2, 4);
         check_gradients("group norm", [x.clone()], |t| group.forward(&t[0], Mode::Eval));
         let layer = LayerNorm::new(device, &[5, 3]);

@@ -23,6 +23,7 @@
 //! assert_eq!(x.relu().to_vec().unwrap(), vec![1.0, 0.0]);
 //! ```
 
+mod channel_norm;
 mod conv;
 mod elementwise;
 mod gemm;
@@ -44,9 +45,9 @@ use std::sync::{Arc, OnceLock};
 use rayon::prelude::*;
 
 use kiln_tensor::{
-    Activation, AdamStep, AxisIndexing, AxisSplit, Backend, BinaryOp, Conv2dGeometry, Device, DropoutMask,
-    EpilogueDropout, KilnError, MatmulBatch, MatmulDims, Pool2dGeometry, Result, SgdStep, Shape, StorageRef,
-    StridedView, UnaryOp,
+    Activation, AdamStep, AxisIndexing, AxisSplit, Backend, BinaryOp, ChannelStatistics, Conv2dGeometry,
+    Device, DropoutMask, EpilogueDropout, KilnError, MatmulBatch, MatmulDims, Pool2dGeometry, Result,
+    SgdStep, Shape, StorageRef, StridedView, UnaryOp,
 };
 
 pub use gemm::GemmKernel;
@@ -275,6 +276,55 @@ impl Backend for CpuBackend {
         self.f32(self.run(|mem| {
             reduce::normalize_backward(mem, &read_f32(y), &read_f32(rstd), &read_f32(grad), split)
         }))
+    }
+
+    fn channel_norm(
+        &self,
+        x: &StorageRef,
+        weight: &StorageRef,
+        bias: &StorageRef,
+        given: Option<(&StorageRef, &StorageRef)>,
+        split: AxisSplit,
+        eps: f32,
+    ) -> (StorageRef, StorageRef, StorageRef) {
+        let (y, mean, var) = self.run(|mem| {
+            let given = given.map(|(mean, var)| (read_f32(mean), read_f32(var)));
+            let given = given.as_ref().map(|(mean, var)| (mean.as_slice(), var.as_slice()));
+            channel_norm::channel_norm(
+                mem,
+                &read_f32(x),
+                &read_f32(weight),
+                &read_f32(bias),
+                given,
+                split,
+                eps,
+            )
+        });
+        (self.f32(y), self.f32(mean), self.f32(var))
+    }
+
+    fn channel_norm_backward(
+        &self,
+        x: &StorageRef,
+        grad: &StorageRef,
+        weight: &StorageRef,
+        statistics: ChannelStatistics,
+        split: AxisSplit,
+        batch_statistics: bool,
+    ) -> (StorageRef, StorageRef, StorageRef) {
+        let (dx, dweight, dbias) = self.run(|mem| {
+            let (mean, var) = (read_f32(statistics.mean), read_f32(statistics.var));
+            channel_norm::channel_norm_backward(
+                mem,
+                &read_f32(x),
+                &read_f32(grad),
+                &read_f32(weight),
+                (&mean, &var, statistics.eps),
+                split,
+                batch_statistics,
+            )
+        });
+        (self.f32(dx), self.f32(dweight), self.f32(dbias))
     }
 
     fn softmax_backward(&self, y: &StorageRef, grad: &StorageRef, split: AxisSplit, log: bool) -> StorageRef {

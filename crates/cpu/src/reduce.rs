@@ -49,7 +49,7 @@ pub fn sum_contiguous(values: &[f32]) -> f32 {
 /// `Σ f(a[i], b[i])` over equally long contiguous slices, in [`sum_contiguous`]'s
 /// sixteen running sums and fixed order.
 #[inline(always)]
-fn sum_pairs(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
+pub(crate) fn sum_pairs(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
     const LANES: usize = 16;
     let mut sums = [0.0f32; LANES];
     let (a_chunks, b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));

@@ -318,6 +318,17 @@ pub struct AdamStep {
     pub step: u64,
 }
 
+/// The per-channel statistics a batch normalization divided by, for its backward pass.
+#[derive(Clone, Copy, Debug)]
+pub struct ChannelStatistics<'a> {
+    /// Mean per channel.
+    pub mean: &'a StorageRef,
+    /// Population variance per channel.
+    pub var: &'a StorageRef,
+    /// Added to the variance.
+    pub eps: f32,
+}
+
 /// The kernels of one device. Every method takes and returns whole tensors' storage, so
 /// one call is one coarse kernel (a GEMM, a whole convolution), which keeps dispatch cost
 /// negligible and leaves each backend free to fuse inside. Element counts and geometry
@@ -409,6 +420,31 @@ pub trait Backend: Send + Sync + Debug {
         grad: &StorageRef,
         split: AxisSplit,
     ) -> StorageRef;
+    /// Batch normalization of `x` (`[outer = batch, len = channels, inner]`): each
+    /// channel normalized by the batch's mean and population variance over `outer` and
+    /// `inner` (`given` is `None`) or by the `given` `(mean, var)`, then
+    /// `·weight[c] + bias[c]`. Returns the output and the mean and variance used.
+    fn channel_norm(
+        &self,
+        x: &StorageRef,
+        weight: &StorageRef,
+        bias: &StorageRef,
+        given: Option<(&StorageRef, &StorageRef)>,
+        split: AxisSplit,
+        eps: f32,
+    ) -> (StorageRef, StorageRef, StorageRef);
+    /// Gradients of [`Backend::channel_norm`] for `x`, `weight` and `bias` from the
+    /// upstream `grad`; `batch_statistics` says whether the forward pass used the
+    /// batch's statistics (whose dependence on `x` the input gradient then includes).
+    fn channel_norm_backward(
+        &self,
+        x: &StorageRef,
+        grad: &StorageRef,
+        weight: &StorageRef,
+        statistics: ChannelStatistics,
+        split: AxisSplit,
+        batch_statistics: bool,
+    ) -> (StorageRef, StorageRef, StorageRef);
     /// Gradient of `softmax` given its output `y`.
     fn softmax_backward(&self, y: &StorageRef, grad: &StorageRef, split: AxisSplit, log: bool) -> StorageRef;
     /// Mean softmax cross-entropy of `logits[n, classes]` against i32 `labels[n]`:

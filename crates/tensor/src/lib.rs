@@ -26,13 +26,14 @@ pub use autograd::{
     Gradients, is_recording, live_tape_entries, no_grad, tape_entries_recorded_on_this_thread,
 };
 pub use backend::{
-    Activation, AdamStep, AxisIndexing, Backend, BinaryOp, Conv2dGeometry, EpilogueDropout, MatmulBatch,
-    MatmulDims, Pool2dGeometry, SgdStep, SgdTarget, Storage, StorageRef, StridedView,
+    Activation, AdamStep, AxisIndexing, Backend, BinaryOp, ChannelStatistics, Conv2dGeometry,
+    EpilogueDropout, MatmulBatch, MatmulDims, Pool2dGeometry, SgdStep, SgdTarget, Storage, StorageRef,
+    StridedView,
 };
 pub use device::Device;
 pub use dtype::DType;
 pub use error::{KilnError, Result};
-pub use ops::{ConvOptions, Size2d, Variance};
+pub use ops::{BatchNormOutput, BatchStatistics, ConvOptions, Size2d, Variance};
 pub use rng::{DropoutMask, Rng, dropout_hash, dropout_keeps};
 pub use shape::{AxisSplit, Shape};
 pub use tensor::{Normal, Tensor, TensorId};

@@ -3,9 +3,9 @@
 //! the host and `synchronize`, which also report any GPU error.
 
 use kiln_tensor::{
-    Activation, AdamStep, AxisIndexing, AxisSplit, Backend, BinaryOp, Conv2dGeometry, DType, DropoutMask,
-    EpilogueDropout, MatmulBatch, MatmulDims, Pool2dGeometry, Result, SgdStep, SgdTarget, Shape, StorageRef,
-    StridedView, UnaryOp,
+    Activation, AdamStep, AxisIndexing, AxisSplit, Backend, BinaryOp, ChannelStatistics, Conv2dGeometry,
+    DType, DropoutMask, EpilogueDropout, MatmulBatch, MatmulDims, Pool2dGeometry, Result, SgdStep, SgdTarget,
+    Shape, StorageRef, StridedView, UnaryOp,
 };
 
 use crate::gpu::{Gpu, WorkCounters};
@@ -194,6 +194,30 @@ impl Backend for WgpuBackend {
         split: AxisSplit,
     ) -> StorageRef {
         self.record_normalize_backward(y, rstd, grad, split)
+    }
+
+    fn channel_norm(
+        &self,
+        x: &StorageRef,
+        weight: &StorageRef,
+        bias: &StorageRef,
+        given: Option<(&StorageRef, &StorageRef)>,
+        split: AxisSplit,
+        eps: f32,
+    ) -> (StorageRef, StorageRef, StorageRef) {
+        self.record_channel_norm(x, weight, bias, given, split, eps)
+    }
+
+    fn channel_norm_backward(
+        &self,
+        x: &StorageRef,
+        grad: &StorageRef,
+        weight: &StorageRef,
+        statistics: ChannelStatistics,
+        split: AxisSplit,
+        batch_statistics: bool,
+    ) -> (StorageRef, StorageRef, StorageRef) {
+        self.record_channel_norm_backward(x, grad, weight, statistics, split, batch_statistics)
     }
 
     fn softmax_backward(&self, y: &StorageRef, grad: &StorageRef, split: AxisSplit, log: bool) -> StorageRef {

@@ -131,6 +131,27 @@ binding_set! {
 }
 
 binding_set! {
+    /// `channel_norm.wgsl`: batch normalization and its gradient.
+    ChannelNormBindings {
+        /// The input.
+        x: Read F32,
+        /// The upstream gradient (backward).
+        grad: Read F32,
+        /// The scale per channel.
+        weight: Read F32,
+        /// The shift per channel (forward).
+        bias: Read F32,
+        /// Mean, then variance, per channel: written by a forward pass on the batch's
+        /// statistics, read otherwise.
+        stats: Write F32,
+        /// The output, or the input gradient.
+        out: Write F32,
+        /// The weight gradient, then the bias gradient, per channel (backward).
+        param_grads: Write F32,
+    }
+}
+
+binding_set! {
     /// `pool.wgsl`: max pooling and its gradient.
     PoolBindings {
         /// The input (or upstream gradient).

@@ -9,9 +9,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::bindings::{
-    Access, Binding, ConvForwardBindings, ConvInputGradBindings, ConvWeightGradBindings, DropoutBindings,
-    ElementwiseBindings, FmaPeakBindings, IndexAxisBindings, MatmulBindings, OptimBindings, PoolBindings,
-    ReduceBindings, wgsl_header,
+    Access, Binding, ChannelNormBindings, ConvForwardBindings, ConvInputGradBindings, ConvWeightGradBindings,
+    DropoutBindings, ElementwiseBindings, FmaPeakBindings, IndexAxisBindings, MatmulBindings, OptimBindings,
+    PoolBindings, ReduceBindings, wgsl_header,
 };
 use crate::gemm_tiles::{GemmPass, GemmTile};
 
@@ -39,6 +39,8 @@ pub enum Kernel {
     SoftmaxBackward,
     Normalize,
     NormalizeBackward,
+    ChannelNorm,
+    ChannelNormBackward,
     CrossEntropyRows,
     Mean,
     CrossEntropyBackward,
@@ -62,6 +64,7 @@ const DROPOUT: &str = include_str!("../shaders/dropout.wgsl");
 const DROPOUT_MASK: &str = include_str!("../shaders/dropout_mask.wgsl");
 const REDUCE: &str = include_str!("../shaders/reduce.wgsl");
 const POOL: &str = include_str!("../shaders/pool.wgsl");
+const CHANNEL_NORM: &str = include_str!("../shaders/channel_norm.wgsl");
 const INDEX_AXIS: &str = include_str!("../shaders/index_axis.wgsl");
 const OPTIM: &str = include_str!("../shaders/optim.wgsl");
 const SGD_RULE: &str = include_str!("../shaders/sgd_rule.wgsl");
@@ -105,6 +108,7 @@ const ELEMENTWISE_FAMILY: Family =
 const DROPOUT_FAMILY: Family =
     family(&[File(INDEX), File(DROPOUT_MASK), File(DROPOUT)], DropoutBindings::DECLARATION);
 const REDUCE_FAMILY: Family = family(&[File(INDEX), File(REDUCE)], ReduceBindings::DECLARATION);
+const CHANNEL_NORM_FAMILY: Family = family(&[File(CHANNEL_NORM)], ChannelNormBindings::DECLARATION);
 const POOL_FAMILY: Family = family(&[File(INDEX), File(POOL)], PoolBindings::DECLARATION);
 const INDEX_AXIS_FAMILY: Family = family(&[File(INDEX), File(INDEX_AXIS)], IndexAxisBindings::DECLARATION);
 const OPTIM_FAMILY: Family = family(&[File(INDEX), File(SGD_RULE), File(OPTIM)], OptimBindings::DECLARATION);
@@ -157,6 +161,8 @@ impl Kernel {
             SoftmaxBackward => (REDUCE_FAMILY, "softmax_backward"),
             Normalize => (REDUCE_FAMILY, "normalize"),
             NormalizeBackward => (REDUCE_FAMILY, "normalize_backward"),
+            ChannelNorm => (CHANNEL_NORM_FAMILY, "channel_norm"),
+            ChannelNormBackward => (CHANNEL_NORM_FAMILY, "channel_norm_backward"),
             CrossEntropyRows => (REDUCE_FAMILY, "cross_entropy_rows"),
             Mean => (REDUCE_FAMILY, "mean"),
             CrossEntropyBackward => (REDUCE_FAMILY, "cross_entropy_backward"),
@@ -182,6 +188,7 @@ impl Kernel {
             Dropout => "dropout",
             SumAxis | ChannelSum | MaxAxis | MaxAxisBackward | Softmax | SoftmaxBackward | Normalize
             | NormalizeBackward | CrossEntropyRows | Mean | CrossEntropyBackward => "reduce",
+            ChannelNorm | ChannelNormBackward => "batch_norm",
             PoolForward | PoolBackward => "max_pool",
             GatherAxis | ScatterAddAxis => "index",
             Sgd | SgdGroup(_) | Adam => "optimizer",

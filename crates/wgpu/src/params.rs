@@ -165,6 +165,34 @@ impl ReduceParams {
     }
 }
 
+/// `Params` of `channel_norm.wgsl`: batch normalization of `[outer, channels, inner]`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct ChannelNormParams {
+    pub outer: u32,
+    pub channels: u32,
+    pub inner: u32,
+    /// 1: the batch's statistics; 0: given ones.
+    pub batch_statistics: u32,
+    pub eps: f32,
+    /// WGSL rounds the uniform block to 16 bytes.
+    pub _pad: [u32; 3],
+}
+
+impl ChannelNormParams {
+    /// Normalization of the channels `split.len` of `split`.
+    pub fn new(split: AxisSplit, batch_statistics: bool, eps: f32) -> Self {
+        ChannelNormParams {
+            outer: split.outer as u32,
+            channels: split.len as u32,
+            inner: split.inner as u32,
+            batch_statistics: u32::from(batch_statistics),
+            eps,
+            _pad: [0; 3],
+        }
+    }
+}
+
 /// `Params` of `index_axis.wgsl` (picking along an axis by indices).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]

@@ -26,6 +26,9 @@ pub enum OptimizerChoice {
     Sgd,
     /// Adam (with --weight-decay as L2).
     Adam,
+    /// AdamW: Adam with --weight-decay decoupled from the gradient, applied to weight
+    /// matrices and kernels only (biases and normalization scales are not decayed).
+    Adamw,
 }
 
 /// Which model is trained.
@@ -108,7 +111,7 @@ pub struct Args {
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub nesterov: Option<bool>,
 
-    /// L2 weight decay [default: 0.0005 (kiln), 0 (notebook)].
+    /// Weight decay: L2 in the gradient for sgd and adam, decoupled for adamw [default: 0.0005 (kiln), 0 (notebook; kiln: vit)].
     #[arg(long)]
     pub weight_decay: Option<f32>,
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use kiln_data::{CLASS_NAMES, FashionMnist, ImageDataset, Normalize, Order, Split};
 use kiln_dist::DataParallel;
 use kiln_nn::models::{self, Stem, VisionTransformer, VitConfig};
-use kiln_nn::{Adam, Init, Initializer, Module, Optimizer, Sgd};
+use kiln_nn::{Adam, DecayScope, Init, Initializer, Module, Optimizer, Sgd};
 use kiln_tensor::{Device, Shape};
 use kiln_train::{
     Ending, Evaluation, Finished, Paused, PlotsDir, Purpose, StopSignals, TrainConfig, TrainError, Trainer,
@@ -33,6 +33,9 @@ fn optimizer(recipe: &Recipe) -> Box<dyn Optimizer> {
                 .with_weight_decay(recipe.weight_decay),
         ),
         OptimizerChoice::Adam => Box::new(Adam::new(recipe.lr).with_weight_decay(recipe.weight_decay)),
+        OptimizerChoice::Adamw => {
+            Box::new(Adam::adamw(recipe.lr, recipe.weight_decay).with_decay_scope(DecayScope::MatricesOnly))
+        }
     }
 }
 

@@ -1,13 +1,13 @@
 //! Normalization layers with `torch.nn`'s names, parameters and buffers: `BatchNorm1d`
 //! and `BatchNorm2d` (batch statistics in training, running statistics in evaluation),
 //! `LayerNorm` and `GroupNorm`. Layer and group normalization run `normalize_axis` (one
-//! kernel each way); batch normalization, whose statistics span several axes and feed
-//! its running averages, is built from reductions and elementwise ops. The scale
+//! kernel each way); batch normalization runs `batch_norm` (one kernel each way, the
+//! batch's statistics returned to update the running ones). The scale
 //! (`weight`, ones) and shift (`bias`, zeros) are trained like any parameter.
 
 use std::sync::Mutex;
 
-use kiln_tensor::{Device, Shape, Tensor, no_grad};
+use kiln_tensor::{BatchStatistics, Device, Shape, Tensor, no_grad};
 
 use super::{visit_weight_and_bias, visit_weight_and_bias_mut};
 use crate::{Mode, Module, NnError, Result, SummaryStyle};
@@ -134,13 +134,6 @@ impl BatchNorm {
         self.weight.dims()[0]
     }
 
-    /// The shape that puts a per-channel vector along axis 1 of an input of `rank`.
-    fn channel_shape(&self, rank: usize) -> Vec<usize> {
-        let mut dims = vec![1; rank];
-        dims[1] = self.channels();
-        dims
-    }
-
     /// Moves the running statistics towards this batch's.
     fn track(&self, mean: &Tensor, var: &Tensor, count: usize) {
         no_grad(|| {
@@ -165,26 +158,20 @@ impl Module for BatchNorm {
             self.channels(),
             x.shape()
         );
-        let axes: Vec<usize> = (0..rank).filter(|&a| a != 1).collect();
-        let shape = self.channel_shape(rank);
-        // `(x − mean)·(weight/√(var + eps)) + bias`: the per-channel factors are small
-        // tensors, so the whole input is read and written as few times as the ops allow.
-        let (centered, var) = match mode {
+        // One fused op: the batch's statistics in training (then folded into the running
+        // ones), the running statistics in evaluation.
+        match mode {
             Mode::Train { .. } => {
-                let mean = x.mean_axes(&axes, true);
-                let centered = x.sub(&mean);
-                let var = centered.mul(&centered).mean_axes(&axes, true);
-                let count = x.numel() / self.channels();
-                self.track(&mean.reshape([self.channels()]), &var.reshape([self.channels()]), count);
-                (centered, var)
+                let normalized = x.batch_norm(&self.weight, &self.bias, BatchStatistics::Batch, self.eps);
+                self.track(&normalized.mean, &normalized.var, x.numel() / self.channels());
+                normalized.output
             }
             Mode::Eval => {
                 let (mean, var) = self.running_stats();
-                (x.sub(&mean.reshape(shape.clone())), var.reshape(shape.clone()))
+                let given = BatchStatistics::Given { mean: &mean, var: &var };
+                x.batch_norm(&self.weight, &self.bias, given, self.eps).output
             }
-        };
-        let scale = self.weight.reshape(shape.clone()).mul(&var.add_scalar(self.eps).powf(-0.5));
-        centered.mul(&scale).add(&self.bias.reshape(shape))
+        }
     }
 
     fn output_shape(&self, input: &Shape) -> Result<Shape> {

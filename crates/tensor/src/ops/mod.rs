@@ -2,6 +2,7 @@
 //! rule side by side. Shape mistakes panic with a message naming the op and the shapes.
 
 mod avg_pool;
+mod batch_norm;
 mod binary;
 mod conv;
 mod conv_variants;
@@ -22,6 +23,7 @@ mod softmax;
 mod unary;
 mod views;
 
+pub use batch_norm::{BatchNormOutput, BatchStatistics};
 pub use conv::Size2d;
 pub use conv_variants::ConvOptions;
 pub use reduce_axes::Variance;

@@ -121,6 +121,24 @@ impl Gpu {
         encoder.copy_buffer_to_buffer(gpu_storage(src).buffer(), 0, gpu_storage(dst).buffer(), 0, bytes);
     }
 
+    /// Records a copy of `len` f32s from `src`, starting at element `from`, to the start
+    /// of `dst`.
+    pub fn copy_f32s(&self, src: &StorageRef, from: usize, dst: &StorageRef, len: usize) {
+        self.copy_f32_range(src, from, dst, 0, len);
+    }
+
+    /// Records a copy of `len` f32s from the start of `src` to `dst` at element `to`.
+    pub fn copy_f32s_to(&self, src: &StorageRef, dst: &StorageRef, to: usize, len: usize) {
+        self.copy_f32_range(src, 0, dst, to, len);
+    }
+
+    fn copy_f32_range(&self, src: &StorageRef, from: usize, dst: &StorageRef, to: usize, len: usize) {
+        let mut recorder = self.recorder.lock().expect("recorder lock");
+        let encoder = self.encoder(&mut recorder);
+        let (src_buffer, dst_buffer) = (gpu_storage(src).buffer(), gpu_storage(dst).buffer());
+        encoder.copy_buffer_to_buffer(src_buffer, 4 * from as u64, dst_buffer, 4 * to as u64, 4 * len as u64);
+    }
+
     pub(super) fn encoder<'r>(&self, recorder: &'r mut Recorder) -> &'r mut wgpu::CommandEncoder {
         recorder.encoder.get_or_insert_with(|| {
             self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("kiln step") })
