@@ -242,6 +242,14 @@ test_on_every_device! {
                 t[0].batch_norm(&t[1], &t[2], given, 1e-5).output
             });
         }
+        // The fused layer-norm op with each combination of scale and shift.
+        let (scale, shift) = (uniform(device, &[5, 3], 0.5, 2.0, 55), randn(device, &[5, 3], 56));
+        check_gradients("layer_norm, weight and bias", [x.clone(), scale.clone(), shift.clone()], |t| {
+            t[0].layer_norm(&[5, 3], Some(&t[1]), Some(&t[2]), 1e-5)
+        });
+        check_gradients("layer_norm, weight", [x.clone(), scale], |t| t[0].layer_norm(&[5, 3], Some(&t[1]), None, 1e-5));
+        check_gradients("layer_norm, bias", [x.clone(), shift], |t| t[0].layer_norm(&[3], None, Some(&t[1].narrow(0, 0, 1).reshape([3])), 1e-5));
+        check_gradients("layer_norm, neither", [x.clone()], |t| t[0].layer_norm(&[4, 5, 3], None, None, 1e-5));
         let group = GroupNorm::new(device, 2, 4);
         check_gradients("group norm", [x.clone()], |t| group.forward(&t[0], Mode::Eval));
         let layer = LayerNorm::new(device, &[5, 3]);

@@ -32,6 +32,7 @@ mod memory;
 mod optim;
 mod pool;
 mod reduce;
+mod row_norm;
 mod simd;
 mod storage;
 mod strided;
@@ -47,7 +48,7 @@ use rayon::prelude::*;
 use kiln_tensor::{
     Activation, AdamStep, AxisIndexing, AxisSplit, Backend, BinaryOp, ChannelStatistics, Conv2dGeometry,
     Device, DropoutMask, EpilogueDropout, KilnError, MatmulBatch, MatmulDims, Pool2dGeometry, Result,
-    SgdStep, Shape, StorageRef, StridedView, UnaryOp,
+    RowAffine, SgdStep, Shape, StorageRef, StridedView, UnaryOp,
 };
 
 pub use gemm::GemmKernel;
@@ -323,6 +324,37 @@ impl Backend for CpuBackend {
                 split,
                 batch_statistics,
             )
+        });
+        (self.f32(dx), self.f32(dweight), self.f32(dbias))
+    }
+
+    fn row_norm(
+        &self,
+        x: &StorageRef,
+        affine: RowAffine,
+        split: AxisSplit,
+        eps: f32,
+    ) -> (StorageRef, StorageRef) {
+        let (y, stats) = self.run(|mem| {
+            let (weight, bias) = (affine.weight.map(read_f32), affine.bias.map(read_f32));
+            let affine = (weight.as_ref().map(|w| w.as_slice()), bias.as_ref().map(|b| b.as_slice()));
+            row_norm::row_norm(mem, &read_f32(x), affine, split, eps)
+        });
+        (self.f32(y), self.f32(stats))
+    }
+
+    fn row_norm_backward(
+        &self,
+        x: &StorageRef,
+        grad: &StorageRef,
+        weight: Option<&StorageRef>,
+        stats: &StorageRef,
+        split: AxisSplit,
+    ) -> (StorageRef, StorageRef, StorageRef) {
+        let (dx, dweight, dbias) = self.run(|mem| {
+            let weight = weight.map(read_f32);
+            let weight = weight.as_ref().map(|w| w.as_slice());
+            row_norm::row_norm_backward(mem, &read_f32(x), &read_f32(grad), weight, &read_f32(stats), split)
         });
         (self.f32(dx), self.f32(dweight), self.f32(dbias))
     }

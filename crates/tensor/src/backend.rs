@@ -318,6 +318,15 @@ pub struct AdamStep {
     pub step: u64,
 }
 
+/// The optional elementwise scale and shift of a layer normalization's rows.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RowAffine<'a> {
+    /// Scale per feature.
+    pub weight: Option<&'a StorageRef>,
+    /// Shift per feature.
+    pub bias: Option<&'a StorageRef>,
+}
+
 /// The per-channel statistics a batch normalization divided by, for its backward pass.
 #[derive(Clone, Copy, Debug)]
 pub struct ChannelStatistics<'a> {
@@ -444,6 +453,28 @@ pub trait Backend: Send + Sync + Debug {
         statistics: ChannelStatistics,
         split: AxisSplit,
         batch_statistics: bool,
+    ) -> (StorageRef, StorageRef, StorageRef);
+    /// Normalizes each row of `x` (`[outer = rows, len = features, 1]`) by its mean and
+    /// population variance, then `·weight + bias` elementwise along the row where given.
+    /// Returns the output and, for the backward pass, each row's mean followed by each
+    /// row's `1/√(var + eps)` (`[2, rows]`).
+    fn row_norm(
+        &self,
+        x: &StorageRef,
+        affine: RowAffine,
+        split: AxisSplit,
+        eps: f32,
+    ) -> (StorageRef, StorageRef);
+    /// Gradients of [`Backend::row_norm`] for `x`, `weight` and `bias` (the last two
+    /// meaningful only where the forward pass had them) from the upstream `grad` and
+    /// the forward pass's `stats`.
+    fn row_norm_backward(
+        &self,
+        x: &StorageRef,
+        grad: &StorageRef,
+        weight: Option<&StorageRef>,
+        stats: &StorageRef,
+        split: AxisSplit,
     ) -> (StorageRef, StorageRef, StorageRef);
     /// Gradient of `softmax` given its output `y`.
     fn softmax_backward(&self, y: &StorageRef, grad: &StorageRef, split: AxisSplit, log: bool) -> StorageRef;

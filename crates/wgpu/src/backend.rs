@@ -4,8 +4,8 @@
 
 use kiln_tensor::{
     Activation, AdamStep, AxisIndexing, AxisSplit, Backend, BinaryOp, ChannelStatistics, Conv2dGeometry,
-    DType, DropoutMask, EpilogueDropout, MatmulBatch, MatmulDims, Pool2dGeometry, Result, SgdStep, SgdTarget,
-    Shape, StorageRef, StridedView, UnaryOp,
+    DType, DropoutMask, EpilogueDropout, MatmulBatch, MatmulDims, Pool2dGeometry, Result, RowAffine, SgdStep,
+    SgdTarget, Shape, StorageRef, StridedView, UnaryOp,
 };
 
 use crate::gpu::{Gpu, WorkCounters};
@@ -218,6 +218,27 @@ impl Backend for WgpuBackend {
         batch_statistics: bool,
     ) -> (StorageRef, StorageRef, StorageRef) {
         self.record_channel_norm_backward(x, grad, weight, statistics, split, batch_statistics)
+    }
+
+    fn row_norm(
+        &self,
+        x: &StorageRef,
+        affine: RowAffine,
+        split: AxisSplit,
+        eps: f32,
+    ) -> (StorageRef, StorageRef) {
+        self.record_row_norm(x, affine, split, eps)
+    }
+
+    fn row_norm_backward(
+        &self,
+        x: &StorageRef,
+        grad: &StorageRef,
+        weight: Option<&StorageRef>,
+        stats: &StorageRef,
+        split: AxisSplit,
+    ) -> (StorageRef, StorageRef, StorageRef) {
+        self.record_row_norm_backward(x, grad, weight, stats, split)
     }
 
     fn softmax_backward(&self, y: &StorageRef, grad: &StorageRef, split: AxisSplit, log: bool) -> StorageRef {

@@ -131,8 +131,9 @@ binding_set! {
 }
 
 binding_set! {
-    /// `channel_norm.wgsl`: batch normalization and its gradient.
-    ChannelNormBindings {
+    /// `channel_norm.wgsl` and `row_norm.wgsl`: batch and layer normalization and their
+    /// gradients.
+    NormBindings {
         /// The input.
         x: Read F32,
         /// The upstream gradient (backward).
@@ -141,12 +142,12 @@ binding_set! {
         weight: Read F32,
         /// The shift per channel (forward).
         bias: Read F32,
-        /// Mean, then variance, per channel: written by a forward pass on the batch's
-        /// statistics, read otherwise.
+        /// Batch norm: mean, then variance, per channel, written by a forward pass on
+        /// the batch's statistics, read otherwise. Layer norm: mean, then `rstd`, per row.
         stats: Write F32,
         /// The output, or the input gradient.
         out: Write F32,
-        /// The weight gradient, then the bias gradient, per channel (backward).
+        /// The weight gradient, then the bias gradient, per channel or feature (backward).
         param_grads: Write F32,
     }
 }

@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::bindings::{
-    Access, Binding, ChannelNormBindings, ConvForwardBindings, ConvInputGradBindings, ConvWeightGradBindings,
-    DropoutBindings, ElementwiseBindings, FmaPeakBindings, IndexAxisBindings, MatmulBindings, OptimBindings,
+    Access, Binding, ConvForwardBindings, ConvInputGradBindings, ConvWeightGradBindings, DropoutBindings,
+    ElementwiseBindings, FmaPeakBindings, IndexAxisBindings, MatmulBindings, NormBindings, OptimBindings,
     PoolBindings, ReduceBindings, wgsl_header,
 };
 use crate::gemm_tiles::{GemmPass, GemmTile};
@@ -41,6 +41,9 @@ pub enum Kernel {
     NormalizeBackward,
     ChannelNorm,
     ChannelNormBackward,
+    RowNorm,
+    RowNormBackward,
+    RowNormParamGrads,
     CrossEntropyRows,
     Mean,
     CrossEntropyBackward,
@@ -65,6 +68,7 @@ const DROPOUT_MASK: &str = include_str!("../shaders/dropout_mask.wgsl");
 const REDUCE: &str = include_str!("../shaders/reduce.wgsl");
 const POOL: &str = include_str!("../shaders/pool.wgsl");
 const CHANNEL_NORM: &str = include_str!("../shaders/channel_norm.wgsl");
+const ROW_NORM: &str = include_str!("../shaders/row_norm.wgsl");
 const INDEX_AXIS: &str = include_str!("../shaders/index_axis.wgsl");
 const OPTIM: &str = include_str!("../shaders/optim.wgsl");
 const SGD_RULE: &str = include_str!("../shaders/sgd_rule.wgsl");
@@ -108,7 +112,8 @@ const ELEMENTWISE_FAMILY: Family =
 const DROPOUT_FAMILY: Family =
     family(&[File(INDEX), File(DROPOUT_MASK), File(DROPOUT)], DropoutBindings::DECLARATION);
 const REDUCE_FAMILY: Family = family(&[File(INDEX), File(REDUCE)], ReduceBindings::DECLARATION);
-const CHANNEL_NORM_FAMILY: Family = family(&[File(CHANNEL_NORM)], ChannelNormBindings::DECLARATION);
+const CHANNEL_NORM_FAMILY: Family = family(&[File(CHANNEL_NORM)], NormBindings::DECLARATION);
+const ROW_NORM_FAMILY: Family = family(&[File(ROW_NORM)], NormBindings::DECLARATION);
 const POOL_FAMILY: Family = family(&[File(INDEX), File(POOL)], PoolBindings::DECLARATION);
 const INDEX_AXIS_FAMILY: Family = family(&[File(INDEX), File(INDEX_AXIS)], IndexAxisBindings::DECLARATION);
 const OPTIM_FAMILY: Family = family(&[File(INDEX), File(SGD_RULE), File(OPTIM)], OptimBindings::DECLARATION);
@@ -163,6 +168,9 @@ impl Kernel {
             NormalizeBackward => (REDUCE_FAMILY, "normalize_backward"),
             ChannelNorm => (CHANNEL_NORM_FAMILY, "channel_norm"),
             ChannelNormBackward => (CHANNEL_NORM_FAMILY, "channel_norm_backward"),
+            RowNorm => (ROW_NORM_FAMILY, "row_norm"),
+            RowNormBackward => (ROW_NORM_FAMILY, "row_norm_backward"),
+            RowNormParamGrads => (ROW_NORM_FAMILY, "row_norm_param_grads"),
             CrossEntropyRows => (REDUCE_FAMILY, "cross_entropy_rows"),
             Mean => (REDUCE_FAMILY, "mean"),
             CrossEntropyBackward => (REDUCE_FAMILY, "cross_entropy_backward"),
@@ -189,6 +197,7 @@ impl Kernel {
             SumAxis | ChannelSum | MaxAxis | MaxAxisBackward | Softmax | SoftmaxBackward | Normalize
             | NormalizeBackward | CrossEntropyRows | Mean | CrossEntropyBackward => "reduce",
             ChannelNorm | ChannelNormBackward => "batch_norm",
+            RowNorm | RowNormBackward | RowNormParamGrads => "layer_norm",
             PoolForward | PoolBackward => "max_pool",
             GatherAxis | ScatterAddAxis => "index",
             Sgd | SgdGroup(_) | Adam => "optimizer",

@@ -193,6 +193,35 @@ impl ChannelNormParams {
     }
 }
 
+/// `Params` of `row_norm.wgsl`: layer normalization of `[rows, features]`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct RowNormParams {
+    pub rows: u32,
+    pub features: u32,
+    /// 1 where the weight is bound.
+    pub has_weight: u32,
+    /// 1 where the bias is bound.
+    pub has_bias: u32,
+    pub eps: f32,
+    /// WGSL rounds the uniform block to 16 bytes.
+    pub _pad: [u32; 3],
+}
+
+impl RowNormParams {
+    /// The rows `split.outer` of `split.len` features.
+    pub fn new(split: AxisSplit, has_weight: bool, has_bias: bool, eps: f32) -> Self {
+        RowNormParams {
+            rows: split.outer as u32,
+            features: split.len as u32,
+            has_weight: u32::from(has_weight),
+            has_bias: u32::from(has_bias),
+            eps,
+            _pad: [0; 3],
+        }
+    }
+}
+
 /// `Params` of `index_axis.wgsl` (picking along an axis by indices).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]

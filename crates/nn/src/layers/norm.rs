@@ -1,9 +1,10 @@
 //! Normalization layers with `torch.nn`'s names, parameters and buffers: `BatchNorm1d`
 //! and `BatchNorm2d` (batch statistics in training, running statistics in evaluation),
-//! `LayerNorm` and `GroupNorm`. Layer and group normalization run `normalize_axis` (one
-//! kernel each way); batch normalization runs `batch_norm` (one kernel each way, the
-//! batch's statistics returned to update the running ones). The scale
-//! (`weight`, ones) and shift (`bias`, zeros) are trained like any parameter.
+//! `LayerNorm` and `GroupNorm`, each one fused kernel forward and one backward: batch
+//! normalization runs `batch_norm` (which returns the batch's statistics for the
+//! running ones), layer normalization `layer_norm`, group normalization
+//! `normalize_axis`. The scale (`weight`, ones) and shift (`bias`, zeros) are trained
+//! like any parameter.
 
 use std::sync::Mutex;
 
@@ -248,17 +249,7 @@ impl LayerNorm {
 
 impl Module for LayerNorm {
     fn forward(&self, x: &Tensor, _mode: Mode) -> Tensor {
-        let normalized = self.weight.dims();
-        let rank = x.shape().rank();
-        assert!(
-            rank >= normalized.len() && x.dims()[rank - normalized.len()..] == *normalized,
-            "LayerNorm: input shape {} does not end in the normalized shape {}",
-            x.shape(),
-            self.weight.shape()
-        );
-        let features: usize = normalized.iter().product();
-        let rows = x.reshape([x.numel() / features.max(1), features]);
-        rows.normalize_axis(1, self.eps).reshape(x.shape().clone()).mul(&self.weight).add(&self.bias)
+        x.layer_norm(self.weight.dims(), Some(&self.weight), Some(&self.bias), self.eps)
     }
 
     fn output_shape(&self, input: &Shape) -> Result<Shape> {

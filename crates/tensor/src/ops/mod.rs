@@ -8,6 +8,7 @@ mod conv;
 mod conv_variants;
 mod dropout;
 mod indexing;
+mod layer_norm;
 mod linear;
 mod loss;
 mod loss_variants;

@@ -5,14 +5,19 @@
 use kiln_tensor::{AxisSplit, ChannelStatistics, StorageRef};
 
 use crate::backend::WgpuBackend;
-use crate::bindings::ChannelNormBindings;
+use crate::bindings::NormBindings;
 use crate::gpu::grid;
 use crate::kernels::Kernel;
 use crate::params::ChannelNormParams;
 
 impl WgpuBackend {
     /// Two per-channel vectors out of a `[2, channels]` buffer.
-    fn split_pair(&self, pair: &StorageRef, channels: usize, op: &str) -> (StorageRef, StorageRef) {
+    pub(super) fn split_pair(
+        &self,
+        pair: &StorageRef,
+        channels: usize,
+        op: &str,
+    ) -> (StorageRef, StorageRef) {
         let (first, second) = (self.f32s(channels, op), self.f32s(channels, op));
         self.gpu.copy_f32s(pair, 0, &first, channels);
         self.gpu.copy_f32s(pair, channels, &second, channels);
@@ -43,7 +48,7 @@ impl WgpuBackend {
             Some((mean, var)) => self.join_pair(mean, var, channels, "batch norm"),
             None => self.f32s(2 * channels, "batch norm"),
         };
-        let bindings = ChannelNormBindings {
+        let bindings = NormBindings {
             x: Some(x),
             weight: Some(weight),
             bias: Some(bias),
@@ -75,7 +80,7 @@ impl WgpuBackend {
         let stats = self.join_pair(statistics.mean, statistics.var, channels, "batch norm backward");
         let dx = self.f32s(x.len(), "batch norm backward");
         let param_grads = self.f32s(2 * channels, "batch norm backward");
-        let bindings = ChannelNormBindings {
+        let bindings = NormBindings {
             x: Some(x),
             grad: Some(grad),
             weight: Some(weight),

@@ -9,3 +9,4 @@ mod indexing;
 mod optim;
 mod pool;
 mod reduce;
+mod row_norm;
