@@ -137,6 +137,22 @@ print("group norm", pick(y, [0, 10, 37, 71]))
 y = torch.nn.LayerNorm([9])(x.reshape(8, 9))
 print("layer norm", pick(y, [0, 10, 37, 71]))
 
+# The fused ops F.batch_norm (batch statistics) and F.layer_norm with a scale
+# 1 + w_of and a shift 0.3·x_of, and the gradients of Σ(y · w_of) for the input, the
+# weight and the bias. For tests/reference_values.rs (fused_normalizations_match_pytorch).
+for name in ["batch_norm", "layer_norm"]:
+    x = (2 * x_of([2, 4, 3, 3]) + 0.5).requires_grad_()
+    features = [4] if name == "batch_norm" else [3, 3]
+    weight = (1 + w_of(features)).requires_grad_()
+    bias = (0.3 * x_of(features)).requires_grad_()
+    if name == "batch_norm":
+        y = torch.nn.functional.batch_norm(x, None, None, weight, bias, training=True, eps=1e-5)
+    else:
+        y = torch.nn.functional.layer_norm(x, features, weight, bias, eps=1e-5)
+    (y * w_of([2, 4, 3, 3])).sum().backward()
+    print(name, pick(y, [0, 10, 37, 71]))
+    print("  dx", pick(x.grad, [0, 10, 37, 71]), "dweight", pick(weight.grad, [0, 3]), "dbias", pick(bias.grad, [0, 3]))
+
 # MultiheadAttention(8, 2, batch_first=True) with parameters from formulas, on
 # x[b, t, e] = sin(0.37·i + 0.1): self-attention with the last key of the second
 # example masked as padding, and causal self-attention. For tests/reference_values.rs.

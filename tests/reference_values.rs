@@ -298,6 +298,48 @@ test_on_every_device! {
         close("layer norm", &layer, &[(0, -1.514_656_5), (10, -6.260_197_6e-2), (37, 9.085_307_1e-1), (71, 1.533_719_8)]);
     }
 
+    /// The fused `batch_norm` (batch statistics) and `layer_norm` with a scale and a
+    /// shift, and their gradients, against PyTorch 2.15's `F.batch_norm` and
+    /// `F.layer_norm`.
+    fn fused_normalizations_match_pytorch(device: &Device) {
+        use kiln::tensor::BatchStatistics;
+        type Picks<'a> = &'a [(usize, f32)];
+        let close = |name: &str, t: &Tensor, picks: Picks| {
+            let values = t.to_vec().unwrap();
+            for &(i, want) in picks {
+                assert!((values[i] - want).abs() < 2e-5 * (1.0 + want.abs()), "{name}[{i}]: {} vs PyTorch {want}", values[i]);
+            }
+        };
+        let cases: [(&str, &[usize], [Picks; 4]); 2] = [
+            ("batch_norm", &[4], [
+                &[(0, -1.317_828_2), (10, -2.736_749_4e-1), (37, 1.391_018_9), (71, 3.232_426_2)],
+                &[(0, 5.543_392_9e-1), (10, 8.744_245e-2), (37, -6.933_011_4e-1), (71, 6.175_445_4e-2)],
+                &[(0, -2.523_106_3e-1), (3, 7.959_653_7e-1)],
+                &[(0, 2.581_236_1), (3, -2.155_516_1)],
+            ]),
+            ("layer_norm", &[3, 3], [
+                &[(0, -2.242_034_7), (10, 4.215_211_4e-2), (37, 1.495_916_4), (71, 2.046_776_1)],
+                &[(0, 2.512_152_8e-1), (10, 3.241_416_2e-1), (37, -6.097_120_8e-2), (71, -9.587_734_9e-3)],
+                &[(0, -6.439_217_9e-1), (3, 2.470_933e-1)],
+                &[(0, 7.285_943e-1), (3, 6.101_476e-1)],
+            ]),
+        ];
+        for (name, features, [y_picks, dx_picks, dweight_picks, dbias_picks]) in cases {
+            let x = sine_input(device, &[2, 4, 3, 3]).mul_scalar(2.0).add_scalar(0.5).with_requires_grad();
+            let weight = cosine_weight(device, features).add_scalar(1.0).with_requires_grad();
+            let bias = sine_input(device, features).mul_scalar(0.3).with_requires_grad();
+            let y = match name {
+                "batch_norm" => x.batch_norm(&weight, &bias, BatchStatistics::Batch, 1e-5).output,
+                _ => x.layer_norm(features, Some(&weight), Some(&bias), 1e-5),
+            };
+            let grads = y.mul(&cosine_weight(device, &[2, 4, 3, 3])).sum().backward();
+            close(name, &y, y_picks);
+            close(&format!("{name} dx"), grads.get(&x).unwrap(), dx_picks);
+            close(&format!("{name} dweight"), grads.get(&weight).unwrap(), dweight_picks);
+            close(&format!("{name} dbias"), grads.get(&bias).unwrap(), dbias_picks);
+        }
+    }
+
     /// `MultiheadAttention(8, 2, batch_first=True)` against PyTorch 2.15 with the same
     /// parameters (from formulas): key padding, and a causal mask.
     fn multihead_attention_matches_pytorch(device: &Device) {
