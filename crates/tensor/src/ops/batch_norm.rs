@@ -71,6 +71,7 @@ impl Tensor {
     /// ones. Returns the statistics used, from which a layer updates its running ones.
     ///
     /// ```
+    /// use kiln_cpu::CpuDevice;
     /// use kiln_tensor::{BatchStatistics, Device, Tensor};
     /// let device = Device::cpu();
     /// let x = Tensor::from_vec([2, 1, 2], vec![1.0, 3.0, 5.0, 7.0], &device);

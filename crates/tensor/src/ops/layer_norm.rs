@@ -52,12 +52,13 @@ impl Tensor {
     /// shape `normalized_shape`, both optional), in one kernel.
     ///
     /// ```
+    /// use kiln_cpu::CpuDevice;
     /// use kiln_tensor::{Device, Tensor};
     /// let device = Device::cpu();
-    /// let x = Tensor::from_vec([2, 2], vec![1.0, 3.0, 10.0, 10.0], &device);
+    /// let x = Tensor::from_vec([2, 2], vec![1.0, 3.0, 10.0, 14.0], &device);
     /// let bias = Tensor::from_vec([2], vec![0.5, 0.5], &device);
     /// let y = x.layer_norm(&[2], None, Some(&bias), 0.0);
-    /// assert_eq!(y.to_vec().unwrap(), vec![-0.5, 1.5, 0.5, 0.5]);
+    /// assert_eq!(y.to_vec().unwrap(), vec![-0.5, 1.5, -0.5, 1.5]);
     /// ```
     pub fn layer_norm(
         &self,
