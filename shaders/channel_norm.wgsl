@@ -1,5 +1,6 @@
 // Batch normalization of [outer = batch, channels, inner]: one workgroup per channel
-// reduces the channel's outer·inner values in shared memory, then writes them.
+// reduces the channel's outer·inner values in shared memory (`workgroup_sums.wgsl`),
+// then writes them.
 // `stats` holds the mean of each channel, then its variance ([2, channels]);
 // `param_grads` the weight gradient, then the bias gradient.
 
@@ -16,29 +17,9 @@ struct Params {
     _pad2: u32,
 }
 
-var<workgroup> partial: array<f32, 256>;
-var<workgroup> partial2: array<f32, 256>;
-
 // The position of the channel's `j`-th value (j < outer·inner).
 fn position(c: u32, j: u32) -> u32 {
     return ((j / params.inner) * params.channels + c) * params.inner + j % params.inner;
-}
-
-// Tree sums of `partial` and `partial2`; every invocation returns both totals.
-fn workgroup_sums(li: u32, a: f32, b: f32) -> vec2<f32> {
-    partial[li] = a;
-    partial2[li] = b;
-    workgroupBarrier();
-    for (var width = 128u; width > 0u; width >>= 1u) {
-        if (li < width) {
-            partial[li] += partial[li + width];
-            partial2[li] += partial2[li + width];
-        }
-        workgroupBarrier();
-    }
-    let totals = vec2<f32>(partial[0], partial2[0]);
-    workgroupBarrier();
-    return totals;
 }
 
 @compute @workgroup_size(256)

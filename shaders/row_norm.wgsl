@@ -16,13 +16,6 @@ struct Params {
     _pad2: u32,
 }
 
-var<workgroup> partial: array<f32, 256>;
-var<workgroup> partial2: array<f32, 256>;
-
-fn row_index(wg: vec3<u32>, groups: vec3<u32>, li: u32) -> u32 {
-    return (wg.y * groups.x + wg.x) * 256u + li;
-}
-
 fn scale_of(i: u32) -> f32 {
     if (params.has_weight == 1u) {
         return weight[i];
@@ -33,7 +26,7 @@ fn scale_of(i: u32) -> f32 {
 @compute @workgroup_size(256)
 fn row_norm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
             @builtin(local_invocation_index) li: u32) {
-    let row = row_index(wg, groups, li);
+    let row = flat_index(wg, groups, li);
     if (row >= params.rows) {
         return;
     }
@@ -65,7 +58,7 @@ fn row_norm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) group
 @compute @workgroup_size(256)
 fn row_norm_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
                      @builtin(local_invocation_index) li: u32) {
-    let row = row_index(wg, groups, li);
+    let row = flat_index(wg, groups, li);
     if (row >= params.rows) {
         return;
     }
@@ -102,18 +95,9 @@ fn row_norm_param_grads(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workg
         sum_gx += grad[at] * (x[at] - stats[row]) * stats[params.rows + row];
         sum_g += grad[at];
     }
-    partial[li] = sum_gx;
-    partial2[li] = sum_g;
-    workgroupBarrier();
-    for (var width = 128u; width > 0u; width >>= 1u) {
-        if (li < width) {
-            partial[li] += partial[li + width];
-            partial2[li] += partial2[li + width];
-        }
-        workgroupBarrier();
-    }
+    let sums = workgroup_sums(li, sum_gx, sum_g);
     if (li == 0u) {
-        param_grads[feature] = partial[0];
-        param_grads[params.features + feature] = partial2[0];
+        param_grads[feature] = sums.x;
+        param_grads[params.features + feature] = sums.y;
     }
 }

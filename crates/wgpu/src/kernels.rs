@@ -69,6 +69,7 @@ const REDUCE: &str = include_str!("../shaders/reduce.wgsl");
 const POOL: &str = include_str!("../shaders/pool.wgsl");
 const CHANNEL_NORM: &str = include_str!("../shaders/channel_norm.wgsl");
 const ROW_NORM: &str = include_str!("../shaders/row_norm.wgsl");
+const WORKGROUP_SUMS: &str = include_str!("../shaders/workgroup_sums.wgsl");
 const INDEX_AXIS: &str = include_str!("../shaders/index_axis.wgsl");
 const OPTIM: &str = include_str!("../shaders/optim.wgsl");
 const SGD_RULE: &str = include_str!("../shaders/sgd_rule.wgsl");
@@ -112,8 +113,10 @@ const ELEMENTWISE_FAMILY: Family =
 const DROPOUT_FAMILY: Family =
     family(&[File(INDEX), File(DROPOUT_MASK), File(DROPOUT)], DropoutBindings::DECLARATION);
 const REDUCE_FAMILY: Family = family(&[File(INDEX), File(REDUCE)], ReduceBindings::DECLARATION);
-const CHANNEL_NORM_FAMILY: Family = family(&[File(CHANNEL_NORM)], NormBindings::DECLARATION);
-const ROW_NORM_FAMILY: Family = family(&[File(ROW_NORM)], NormBindings::DECLARATION);
+const CHANNEL_NORM_FAMILY: Family =
+    family(&[File(WORKGROUP_SUMS), File(CHANNEL_NORM)], NormBindings::DECLARATION);
+const ROW_NORM_FAMILY: Family =
+    family(&[File(INDEX), File(WORKGROUP_SUMS), File(ROW_NORM)], NormBindings::DECLARATION);
 const POOL_FAMILY: Family = family(&[File(INDEX), File(POOL)], PoolBindings::DECLARATION);
 const INDEX_AXIS_FAMILY: Family = family(&[File(INDEX), File(INDEX_AXIS)], IndexAxisBindings::DECLARATION);
 const OPTIM_FAMILY: Family = family(&[File(INDEX), File(SGD_RULE), File(OPTIM)], OptimBindings::DECLARATION);
