@@ -111,7 +111,7 @@ pub struct Args {
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub nesterov: Option<bool>,
 
-    /// Weight decay: L2 in the gradient for sgd and adam, decoupled for adamw [default: 0.0005 (kiln), 0 (notebook; kiln: vit)].
+    /// Weight decay: L2 in the gradient for sgd and adam, decoupled for adamw [default: 0.0005 (kiln), 0 (notebook; kiln: vit), 0.01 (adamw, PyTorch's)].
     #[arg(long)]
     pub weight_decay: Option<f32>,
 

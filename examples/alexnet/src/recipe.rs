@@ -109,6 +109,10 @@ pub enum Sampling {
     },
 }
 
+/// `--optimizer adamw`'s weight decay when no `--weight-decay` is given: PyTorch's
+/// `AdamW` default.
+const ADAMW_WEIGHT_DECAY: f32 = 0.01;
+
 /// The notebook's draw: 128 random training images per `net.fit` call.
 const NOTEBOOK_DRAW: usize = 128;
 /// The notebook's test sample.
@@ -243,11 +247,20 @@ impl Recipe {
         let r = &mut recipe;
         r.batch_size = args.batch_size.unwrap_or(r.batch_size);
         r.image_size = args.image_size.unwrap_or(r.image_size);
+        let preset_optimizer = r.optimizer;
         r.optimizer = args.optimizer.unwrap_or(r.optimizer);
         r.lr = args.lr.unwrap_or(r.lr);
         r.momentum = args.momentum.unwrap_or(r.momentum);
         r.nesterov = args.nesterov.unwrap_or(r.nesterov);
-        r.weight_decay = args.weight_decay.unwrap_or(r.weight_decay);
+        // A preset's decay is L2 for its own optimizer; AdamW chosen by flag takes
+        // PyTorch's AdamW default unless --weight-decay is given.
+        let preset_decay =
+            if r.optimizer == OptimizerChoice::Adamw && preset_optimizer != OptimizerChoice::Adamw {
+                ADAMW_WEIGHT_DECAY
+            } else {
+                r.weight_decay
+            };
+        r.weight_decay = args.weight_decay.unwrap_or(preset_decay);
         r.init = args.init.unwrap_or(r.init);
         r.schedule = args.schedule.unwrap_or(r.schedule);
         r.warmup_epochs = args.warmup_epochs.unwrap_or(r.warmup_epochs);
@@ -377,6 +390,11 @@ mod tests {
         assert!(!recipe(&["--momentum", "0"]).nesterov, "the preset's Nesterov lapses without momentum");
         assert!(!recipe(&["--optimizer", "adam"]).nesterov);
         assert!(recipe(&["--nesterov", "--recipe", "notebook", "--momentum", "0.5"]).nesterov);
+        // AdamW by flag brings PyTorch's decay, not the preset's L2 decay; a flag wins.
+        let adamw = recipe(&["--optimizer", "adamw"]);
+        assert_eq!((adamw.optimizer, adamw.weight_decay), (OptimizerChoice::Adamw, ADAMW_WEIGHT_DECAY));
+        assert_eq!(recipe(&["--optimizer", "adamw", "--weight-decay", "0.05"]).weight_decay, 0.05);
+        assert_eq!(recipe(&["--optimizer", "adam"]).weight_decay, kiln.weight_decay);
     }
 
     #[test]

@@ -49,8 +49,15 @@ fn describe(args: &Args, recipe: &Recipe) -> String {
         Sampling::Shuffle => "shuffled".to_string(),
         Sampling::Draws { draw } => format!("draws of {draw} with replacement"),
     };
+    // Momentum is SGD's; Adam's moments have fixed rates.
+    let momentum = match recipe.optimizer {
+        OptimizerChoice::Sgd => {
+            format!("momentum {}{}, ", recipe.momentum, if recipe.nesterov { " (Nesterov)" } else { "" })
+        }
+        OptimizerChoice::Adam | OptimizerChoice::Adamw => String::new(),
+    };
     format!(
-        "recipe {:?}: {}, batch {} ({sampling}), {:?} lr {} {:?} schedule, warmup {} epochs, momentum {}{}, weight decay {}, {output}, augment {:?}{}, {:?} init, seed {}",
+        "recipe {:?}: {}, batch {} ({sampling}), {:?} lr {} {:?} schedule, warmup {} epochs, {momentum}weight decay {}, {output}, augment {:?}{}, {:?} init, seed {}",
         recipe.preset,
         plural(args.epochs, "epoch"),
         recipe.batch_size,
@@ -58,8 +65,6 @@ fn describe(args: &Args, recipe: &Recipe) -> String {
         recipe.lr,
         recipe.schedule,
         recipe.warmup_epochs,
-        recipe.momentum,
-        if recipe.nesterov { " (Nesterov)" } else { "" },
         recipe.weight_decay,
         recipe.augment,
         if recipe.normalize { ", normalized inputs" } else { "" },
