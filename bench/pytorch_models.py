@@ -39,12 +39,15 @@ def resnet():
 
 
 def vit(side):
+    """Kiln's `VitConfig::FASHION_MNIST`: a two-convolution stem, 1-channel input."""
     import torchvision
+    from torchvision.models.vision_transformer import ConvStemConfig
 
     model = torchvision.models.VisionTransformer(
-        image_size=side, patch_size=4, num_layers=6, num_heads=4, hidden_dim=128, mlp_dim=256, num_classes=10
+        image_size=side, patch_size=4, num_layers=6, num_heads=4, hidden_dim=128, mlp_dim=256, num_classes=10,
+        conv_stem_configs=[ConvStemConfig(64, 3, 2), ConvStemConfig(128, 3, 2)],
     )
-    model.conv_proj = nn.Conv2d(1, 128, 4, stride=4)
+    model.conv_proj.conv_bn_relu_0[0] = nn.Conv2d(1, 64, 3, stride=2, padding=1, bias=False)
     return model
 
 

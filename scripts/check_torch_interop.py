@@ -11,7 +11,8 @@
    Embedding.
 4. Both directions for Kiln's ResNet-18 (into `torchvision.models.resnet18` with a
    1-channel 3x3 stem and no max-pool) and its Vision Transformer (into
-   `torchvision.models.VisionTransformer` with a 1-channel `conv_proj`), defined by
+   `torchvision.models.VisionTransformer` with a convolutional stem whose first
+   convolution takes 1 channel), defined by
    `torch_resnet18` and `torch_vit` below.
 
 Run by hand where PyTorch is installed:
@@ -120,13 +121,16 @@ def torch_resnet18(classes=10):
 
 
 def torch_vit(classes=10):
-    """torchvision's VisionTransformer as Kiln's `VitConfig::FASHION_MNIST`."""
+    """torchvision's VisionTransformer as Kiln's `VitConfig::FASHION_MNIST`: a
+    convolutional stem (`conv_stem_configs`) whose first convolution takes 1 channel."""
     import torchvision
+    from torchvision.models.vision_transformer import ConvStemConfig
 
     model = torchvision.models.VisionTransformer(
-        image_size=28, patch_size=4, num_layers=6, num_heads=4, hidden_dim=128, mlp_dim=256, num_classes=classes
+        image_size=28, patch_size=4, num_layers=6, num_heads=4, hidden_dim=128, mlp_dim=256, num_classes=classes,
+        conv_stem_configs=[ConvStemConfig(64, 3, 2), ConvStemConfig(128, 3, 2)],
     )
-    model.conv_proj = torch.nn.Conv2d(1, 128, 4, stride=4)
+    model.conv_proj.conv_bn_relu_0[0] = torch.nn.Conv2d(1, 64, 3, stride=2, padding=1, bias=False)
     return model.eval()
 
 

@@ -6,7 +6,7 @@
 #[macro_use]
 mod common;
 
-use kiln::nn::models::{self, Stem, VisionTransformer, VitConfig};
+use kiln::nn::models::{self, ConvStemLayer, PatchEmbedding, Stem, VisionTransformer, VitConfig};
 use kiln::nn::{Adam, Initializer, Mode, Module, Optimizer};
 use kiln::prelude::*;
 
@@ -21,7 +21,14 @@ const TINY_VIT: VitConfig = VitConfig {
     mlp_dim: 32,
     classes: 4,
     dropout: 0.0,
+    patch_embedding: PatchEmbedding::Linear,
 };
+
+/// A convolutional stem for [`TINY_VIT`]: 8×8 images to its 2×2 grid of 4×4 patches.
+const TINY_STEM: [ConvStemLayer; 2] = [
+    ConvStemLayer { out_channels: 4, kernel_size: 3, stride: 2 },
+    ConvStemLayer { out_channels: 8, kernel_size: 3, stride: 2 },
+];
 
 /// The loss before and after `steps` Adam steps on `x`, `y`.
 fn learn(model: &dyn Module, x: &Tensor, y: &Tensor, steps: usize, lr: f32) -> (f32, f32) {
@@ -72,11 +79,13 @@ test_on_every_device! {
     fn the_vision_transformer_has_torchvisions_names_and_learns(device: &Device) {
         let mut init = Initializer::new(device, 3);
         let vit = VisionTransformer::new(&mut init, VitConfig::FASHION_MNIST).unwrap();
-        // torchvision's VisionTransformer(28, 4, 6, 4, 128, 256, num_classes=10) has
-        // 809,226 parameters with a 3-channel conv_proj; 1 channel has 2×128×16 fewer.
-        assert_eq!(vit.parameter_count(), 809_226 - 2 * 128 * 16);
+        // torchvision's VisionTransformer(28, 4, 6, 4, 128, 256, num_classes=10,
+        // conv_stem_configs=[ConvStemConfig(64, 3, 2), ConvStemConfig(128, 3, 2)]) with a
+        // 1-channel first convolution has 894,154 parameters.
+        assert_eq!(vit.parameter_count(), 894_154);
         let names: Vec<String> = vit.named_parameters().into_iter().map(|(n, _)| n).collect();
-        for name in ["class_token", "conv_proj.weight", "encoder.pos_embedding",
+        for name in ["class_token", "conv_proj.conv_bn_relu_0.0.weight", "conv_proj.conv_bn_relu_1.1.bias",
+                     "conv_proj.conv_last.weight", "encoder.pos_embedding",
                      "encoder.layers.encoder_layer_5.self_attention.out_proj.bias",
                      "encoder.layers.encoder_layer_0.mlp.3.weight", "encoder.ln.weight", "heads.head.weight"] {
             assert!(names.iter().any(|n| n == name), "{name} in {names:?}");
@@ -84,12 +93,17 @@ test_on_every_device! {
         let logits = vit.forward(&Tensor::randn([2, 1, 28, 28], 5, device), Mode::Eval);
         assert_eq!(logits.dims(), &[2, 10]);
         let summary = vit.summary(&Shape::from([1, 28, 28])).unwrap().to_string();
-        assert!(summary.contains("encoder block") && summary.contains("805,130"), "{summary}");
+        assert!(summary.contains("encoder block") && summary.contains("894,154"), "{summary}");
 
-        let tiny = VisionTransformer::new(&mut init, TINY_VIT).unwrap();
         let (x, y) = common::quadrant_images(device, 16);
-        let (before, after) = learn(&tiny, &x, &y, 30, 0.01);
-        assert!(after < 0.3 * before, "loss {before} -> {after}");
+        let linear = VisionTransformer::new(&mut init, TINY_VIT).unwrap();
+        assert!(linear.named_parameters().iter().any(|(n, _)| n == "conv_proj.weight"));
+        let stem = PatchEmbedding::ConvStem(&TINY_STEM);
+        let conv_stem = VisionTransformer::new(&mut init, VitConfig { patch_embedding: stem, ..TINY_VIT }).unwrap();
+        for tiny in [&linear, &conv_stem] {
+            let (before, after) = learn(tiny, &x, &y, 30, 0.01);
+            assert!(after < 0.3 * before, "loss {before} -> {after}");
+        }
     }
 
     fn impossible_vision_transformers_are_refused(device: &Device) {
@@ -98,5 +112,8 @@ test_on_every_device! {
         assert!(err.to_string().contains("patch size 5 does not divide image size 8"), "{err}");
         let err = VisionTransformer::new(&mut init, VitConfig { heads: 3, ..TINY_VIT }).err().unwrap();
         assert!(err.to_string().contains("3 heads do not divide the width 16"), "{err}");
+        let one_conv = PatchEmbedding::ConvStem(&TINY_STEM[..1]);
+        let err = VisionTransformer::new(&mut init, VitConfig { patch_embedding: one_conv, ..TINY_VIT }).err().unwrap();
+        assert!(err.to_string().contains("stem makes a 4×4 grid of 8×8 images, patches of 4 need 2×2"), "{err}");
     }
 }

@@ -213,7 +213,7 @@ fn resnet_and_vit_train_on_28_pixel_images_with_their_own_recipes() {
     let Some(data) = data_dir() else { return };
     for (model, header, recipe) in [
         ("resnet", "ResNet-18 for 1×28×28", "sgd lr 0.1 onecycle"),
-        ("vit", "Vision Transformer for 1×28×28", "adam lr 0.001 onecycle"),
+        ("vit", "Vision Transformer for 1×28×28", "adamw lr 0.001 onecycle"),
     ] {
         let dir = temp_dir(model);
         let data = data.display().to_string();

@@ -9,4 +9,4 @@ mod vit;
 
 pub use alexnet::{Footprint, alexnet, alexnet_footprint};
 pub use resnet::{BasicBlock, RESNET18_BLOCKS, RESNET34_BLOCKS, Stem, resnet, resnet18};
-pub use vit::{VisionTransformer, VitConfig};
+pub use vit::{ConvStemLayer, FASHION_MNIST_STEM, PatchEmbedding, VisionTransformer, VitConfig};

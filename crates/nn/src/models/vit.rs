@@ -1,14 +1,14 @@
 //! The Vision Transformer (Dosovitskiy et al., 2020) with torchvision's
 //! `VisionTransformer` layout and parameter names: patches embedded by a strided
-//! convolution (`conv_proj`), a class token, a learned position embedding, pre-norm
-//! encoder blocks of multi-head self-attention and a GELU MLP, a final layer norm, and
-//! a dense head on the class token.
+//! convolution or a small convolutional stem (`conv_proj`), a class token, a learned
+//! position embedding, pre-norm encoder blocks of multi-head self-attention and a GELU
+//! MLP, a final layer norm, and a dense head on the class token.
 
 use kiln_tensor::{Normal, Shape, Tensor};
 
 use crate::{
-    Conv2d, Dense, Dropout, GELU, Initializer, LayerNorm, Mode, Module, MultiheadAttention, NnError, Result,
-    Sequential, SummaryRow, SummaryStyle,
+    BatchNorm2d, Conv2d, Dense, Dropout, GELU, Initializer, LayerNorm, Mode, Module, MultiheadAttention,
+    NnError, ReLU, Result, Sequential, SummaryRow, SummaryStyle,
 };
 
 /// torchvision's layer-norm epsilon in the Vision Transformer.
@@ -16,6 +16,83 @@ const LAYER_NORM_EPS: f32 = 1e-6;
 
 /// Standard deviation of the position embedding's initial values (torchvision's).
 const POSITION_STD: f32 = 0.02;
+
+/// One convolution of a convolutional stem (torchvision's `ConvStemConfig`): a
+/// `kernel_size`² convolution with `stride` and padding `(kernel_size - 1) / 2`, no
+/// bias, then batch norm and ReLU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvStemLayer {
+    /// Output channels.
+    pub out_channels: usize,
+    /// Side of the square kernel.
+    pub kernel_size: usize,
+    /// Step between windows.
+    pub stride: usize,
+}
+
+/// How a Vision Transformer turns an image into patch tokens (`conv_proj`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PatchEmbedding {
+    /// One convolution with kernel and stride `patch_size`: each patch projected
+    /// linearly (the original ViT; torchvision's default, named `conv_proj.weight`).
+    Linear,
+    /// Convolutions with batch norm and ReLU, then a 1×1 convolution to the width
+    /// (Xiao et al., 2021, "Early convolutions help transformers see better";
+    /// torchvision's `conv_stem_configs`, named `conv_proj.conv_bn_relu_{i}.0/1` and
+    /// `conv_proj.conv_last`). Their strides bring the image down to
+    /// `image_size / patch_size` on a side.
+    ConvStem(&'static [ConvStemLayer]),
+}
+
+impl PatchEmbedding {
+    /// Side of the grid that this embedding makes of `image_size`-sided images with
+    /// patches of `patch_size`.
+    fn grid_side(&self, image_size: usize, patch_size: usize) -> usize {
+        match self {
+            PatchEmbedding::Linear => image_size / patch_size,
+            PatchEmbedding::ConvStem(layers) => layers.iter().fold(image_size, |side, layer| {
+                let padding = (layer.kernel_size - 1) / 2;
+                (side + 2 * padding).saturating_sub(layer.kernel_size) / layer.stride + 1
+            }),
+        }
+    }
+
+    /// The `conv_proj` module for `config`.
+    fn build(&self, init: &mut Initializer, config: &VitConfig) -> Box<dyn Module> {
+        let width = config.hidden_dim;
+        match self {
+            PatchEmbedding::Linear => Box::new(
+                Conv2d::new(init, config.in_channels, width, config.patch_size)
+                    .with_stride(config.patch_size),
+            ),
+            PatchEmbedding::ConvStem(layers) => {
+                let device = init.device().clone();
+                let mut stem = Sequential::new();
+                let mut channels = config.in_channels;
+                for (i, layer) in layers.iter().enumerate() {
+                    let conv = Conv2d::new(init, channels, layer.out_channels, layer.kernel_size)
+                        .with_stride(layer.stride)
+                        .with_padding((layer.kernel_size - 1) / 2)
+                        .without_bias();
+                    let block = Sequential::new()
+                        .push(conv)
+                        .push(BatchNorm2d::new(&device, layer.out_channels))
+                        .push(ReLU);
+                    stem = stem.push_named(&format!("conv_bn_relu_{i}"), block);
+                    channels = layer.out_channels;
+                }
+                Box::new(stem.push_named("conv_last", Conv2d::new(init, channels, width, 1)))
+            }
+        }
+    }
+}
+
+/// The convolutional stem of [`VitConfig::FASHION_MNIST`]: two stride-2 3×3
+/// convolutions (64 and 128 channels) take 28×28 images to the 7×7 grid of 4×4 patches.
+pub const FASHION_MNIST_STEM: [ConvStemLayer; 2] = [
+    ConvStemLayer { out_channels: 64, kernel_size: 3, stride: 2 },
+    ConvStemLayer { out_channels: 128, kernel_size: 3, stride: 2 },
+];
 
 /// The shape of a Vision Transformer (torchvision's `VisionTransformer` arguments).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -38,11 +115,14 @@ pub struct VitConfig {
     pub classes: usize,
     /// Dropout after the position embedding, the attention and the MLP layers.
     pub dropout: f32,
+    /// How images become patch tokens.
+    pub patch_embedding: PatchEmbedding,
 }
 
 impl VitConfig {
-    /// A small ViT for 28×28 grayscale images in 10 classes: 7×7 = 49 patches of 4×4,
-    /// 6 blocks of width 128 with 4 heads and MLPs of 256 (0.8 M parameters).
+    /// A small ViT for 28×28 grayscale images in 10 classes: a convolutional stem
+    /// ([`FASHION_MNIST_STEM`]) to 7×7 = 49 tokens of 4×4 patches, 6 blocks of width 128
+    /// with 4 heads and MLPs of 256 (0.9 M parameters).
     pub const FASHION_MNIST: VitConfig = VitConfig {
         image_size: 28,
         patch_size: 4,
@@ -53,6 +133,7 @@ impl VitConfig {
         mlp_dim: 256,
         classes: 10,
         dropout: 0.0,
+        patch_embedding: PatchEmbedding::ConvStem(&FASHION_MNIST_STEM),
     };
 
     /// Tokens per image: the patches and the class token.
@@ -74,6 +155,23 @@ impl VitConfig {
         }
         if self.layers == 0 || self.mlp_dim == 0 || self.classes == 0 || self.in_channels == 0 {
             return bad("layers, MLP width, classes and channels must be at least 1".into());
+        }
+        if let PatchEmbedding::ConvStem(layers) = self.patch_embedding {
+            if layers.iter().any(|l| l.out_channels == 0 || l.kernel_size == 0 || l.stride == 0) {
+                return bad(
+                    "the convolutional stem's channels, kernel sizes and strides must be at least 1".into()
+                );
+            }
+            let (side, patches) = (
+                self.patch_embedding.grid_side(self.image_size, self.patch_size),
+                self.image_size / self.patch_size,
+            );
+            if side != patches {
+                return bad(format!(
+                    "the convolutional stem makes a {side}×{side} grid of {0}×{0} images, patches of {1} need {patches}×{patches}",
+                    self.image_size, self.patch_size
+                ));
+            }
         }
         Ok(())
     }
@@ -202,7 +300,7 @@ impl Module for Encoder {
 /// `conv_proj` takes `in_channels` channels.
 pub struct VisionTransformer {
     config: VitConfig,
-    conv_proj: Conv2d,
+    conv_proj: Box<dyn Module>,
     class_token: Tensor,
     encoder: Encoder,
     heads: Sequential,
@@ -215,8 +313,7 @@ impl VisionTransformer {
         config.validate()?;
         let device = init.device().clone();
         let width = config.hidden_dim;
-        let conv_proj =
-            Conv2d::new(init, config.in_channels, width, config.patch_size).with_stride(config.patch_size);
+        let conv_proj = config.patch_embedding.build(init, &config);
         let mut layers = Sequential::new();
         for i in 0..config.layers {
             layers = layers.push_named(&format!("encoder_layer_{i}"), EncoderBlock::new(init, &config));
@@ -279,7 +376,12 @@ impl Module for VisionTransformer {
         let output = self.output_shape(input)?;
         let c = &self.config;
         let tokens = Shape::from([c.sequence_length(), c.hidden_dim]);
-        let patch = format!("patches {0}×{0} + class token + position", c.patch_size);
+        let patch = match c.patch_embedding {
+            PatchEmbedding::Linear => format!("patches {0}×{0} + class token + position", c.patch_size),
+            PatchEmbedding::ConvStem(layers) => {
+                format!("conv stem ({} convs) + class token + position", layers.len() + 1)
+            }
+        };
         let embedding =
             self.conv_proj.parameter_count() + self.class_token.numel() + self.encoder.pos_embedding.numel();
         rows.push(SummaryRow { layer: patch, output: tokens.clone(), params: embedding });
@@ -290,11 +392,15 @@ impl Module for VisionTransformer {
     }
 
     fn children(&self) -> Vec<(&str, &dyn Module)> {
-        vec![("conv_proj", &self.conv_proj), ("encoder", &self.encoder), ("heads", &self.heads)]
+        vec![("conv_proj", self.conv_proj.as_ref()), ("encoder", &self.encoder), ("heads", &self.heads)]
     }
 
     fn children_mut(&mut self) -> Vec<(&str, &mut dyn Module)> {
-        vec![("conv_proj", &mut self.conv_proj), ("encoder", &mut self.encoder), ("heads", &mut self.heads)]
+        vec![
+            ("conv_proj", self.conv_proj.as_mut()),
+            ("encoder", &mut self.encoder),
+            ("heads", &mut self.heads),
+        ]
     }
 
     fn visit_parameters(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
