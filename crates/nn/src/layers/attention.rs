@@ -1,7 +1,8 @@
 //! `MultiheadAttention` with PyTorch's parameter layout (`in_proj_weight` `[3E, E]`,
 //! `in_proj_bias`, `out_proj.weight`, `out_proj.bias`), `batch_first` or
 //! sequence-first inputs, and key-padding, additive and causal masks. Built from
-//! batched matrix products, `softmax` and view ops, so its gradient follows from theirs.
+//! fused dense products (one for the whole input projection in self-attention), batched
+//! matrix products, `softmax` and view ops, so its gradient follows from theirs.
 
 use kiln_tensor::{Shape, Tensor};
 
@@ -78,18 +79,37 @@ impl MultiheadAttention {
         self.out_proj_weight.dims()[0]
     }
 
-    /// `x · Wᵀ + b` with `W`, `b` rows `part·E .. (part+1)·E` of the input projection.
-    fn project(&self, x: &Tensor, part: usize) -> Tensor {
+    /// `x · Wᵀ + b` with `W`, `b` rows `part·E .. (part+1)·E` of the input projection,
+    /// times `scale`, as one fused product.
+    fn project(&self, x: &Tensor, part: usize, scale: f32) -> Tensor {
         let e = self.embed_dim();
         let weight = self.in_proj_weight.narrow(0, part * e, e);
         let bias = self.in_proj_bias.narrow(0, part * e, e);
-        x.matmul_with(&weight, false, true).add(&bias)
+        if scale == 1.0 {
+            x.linear(&weight, Some(&bias))
+        } else {
+            x.linear(&weight.mul_scalar(scale), Some(&bias.mul_scalar(scale)))
+        }
     }
 
     /// `[B, L, E]` as `[B, heads, L, E / heads]`.
     fn split_heads(&self, x: &Tensor) -> Tensor {
         let (b, l) = (x.dims()[0], x.dims()[1]);
         x.reshape([b, l, self.heads, self.embed_dim() / self.heads]).permute(&[0, 2, 1, 3])
+    }
+
+    /// Queries (times `query_scale`), keys and values `[B, heads, L, E / heads]` of one
+    /// sequence `x` `[B, L, E]`: a single product with the whole input projection (the
+    /// query rows scaled), split by views.
+    fn project_self(&self, x: &Tensor, query_scale: f32) -> [Tensor; 3] {
+        let e = self.embed_dim();
+        let (b, l, d) = (x.dims()[0], x.dims()[1], e / self.heads);
+        let row_scales: Vec<f32> = (0..3 * e).map(|row| if row < e { query_scale } else { 1.0 }).collect();
+        let row_scales = Tensor::from_vec([3 * e], row_scales, x.device());
+        let weight = self.in_proj_weight.mul(&row_scales.reshape([3 * e, 1]));
+        let qkv = x.linear(&weight, Some(&self.in_proj_bias.mul(&row_scales)));
+        let parts = qkv.reshape([b, l, 3, self.heads, d]).permute(&[2, 0, 3, 1, 4]);
+        [0, 1, 2].map(|part| parts.narrow(0, part, 1).squeeze(0))
     }
 
     /// Attention of `query` `[B, T, E]` (or `[T, B, E]`) over `key` and `value`
@@ -104,13 +124,21 @@ impl MultiheadAttention {
             );
         }
         let batch_major = |t: &Tensor| if self.batch_first { t.clone() } else { t.transpose(0, 1) };
-        let (q, k, v) = (batch_major(query), batch_major(key), batch_major(value));
-        let (b, t, s) = (q.dims()[0], q.dims()[1], k.dims()[1]);
-        let q = self.split_heads(&self.project(&q, 0));
-        let k = self.split_heads(&self.project(&k, 1));
-        let v = self.split_heads(&self.project(&v, 2));
-        let head_dim = e / self.heads;
-        let mut scores = q.matmul_with(&k, false, true).mul_scalar(1.0 / (head_dim as f32).sqrt());
+        let query_major = batch_major(query);
+        let (b, t, s) = (query_major.dims()[0], query_major.dims()[1], batch_major(key).dims()[1]);
+        // The scores' 1/√d scale goes into the query projection: a pass over the
+        // [E, E] weight instead of one over the [B, heads, T, S] scores.
+        let query_scale = 1.0 / ((e / self.heads) as f32).sqrt();
+        let [q, k, v] = if query.id() == key.id() && key.id() == value.id() {
+            self.project_self(&query_major, query_scale)
+        } else {
+            [
+                self.split_heads(&self.project(&query_major, 0, query_scale)),
+                self.split_heads(&self.project(&batch_major(key), 1, 1.0)),
+                self.split_heads(&self.project(&batch_major(value), 2, 1.0)),
+            ]
+        };
+        let mut scores = q.matmul_with(&k, false, true);
         if let Some(padding) = masks.key_padding {
             assert_eq!(
                 padding.dims(),
@@ -133,7 +161,7 @@ impl MultiheadAttention {
         }
         let heads = scores.softmax(3).matmul(&v);
         let merged = heads.permute(&[0, 2, 1, 3]).reshape([b, t, e]);
-        let out = merged.matmul_with(&self.out_proj_weight, false, true).add(&self.out_proj_bias);
+        let out = merged.linear(&self.out_proj_weight, Some(&self.out_proj_bias));
         if self.batch_first { out } else { out.transpose(0, 1) }
     }
 }
