@@ -7,7 +7,7 @@
 mod common;
 
 use kiln::nn::models::{self, ConvStemLayer, PatchEmbedding, Stem, VisionTransformer, VitConfig};
-use kiln::nn::{Adam, Initializer, Mode, Module, Optimizer};
+use kiln::nn::{Adam, BatchNorm2d, Conv2d, Initializer, Mode, Module, Optimizer, ReLU, Sequential};
 use kiln::prelude::*;
 
 /// A ViT small enough for a test: 8×8 images in 4×4 patches, 2 blocks of width 16.
@@ -103,6 +103,32 @@ test_on_every_device! {
         for tiny in [&linear, &conv_stem] {
             let (before, after) = learn(tiny, &x, &y, 30, 0.01);
             assert!(after < 0.3 * before, "loss {before} -> {after}");
+        }
+    }
+
+    fn in_evaluation_a_convolution_and_its_batch_norm_run_folded_as_the_layers_would(device: &Device) {
+        let mut init = Initializer::new(device, 6);
+        let plain = Sequential::new()
+            .push(Conv2d::new(&mut init, 3, 4, 3).with_padding(1))
+            .push(BatchNorm2d::new(device, 4))
+            .push(ReLU);
+        let grouped = Sequential::new()
+            .push(Conv2d::grouped(&mut init, 4, 6, 3, 2).with_stride(2).without_bias())
+            .push(BatchNorm2d::new(device, 6));
+        let x = Tensor::randn([2, 3, 6, 6], 7, device);
+        for step in 0..3 {
+            // Training passes move the running statistics off their defaults.
+            grouped.forward(&plain.forward(&x, Mode::train(step)), Mode::train(step));
+        }
+        let folded = grouped.forward(&plain.forward(&x, Mode::Eval), Mode::Eval);
+        let layer_by_layer = [&plain, &grouped]
+            .iter()
+            .flat_map(|s| s.children())
+            .fold(x.clone(), |h, (_, layer)| layer.forward(&h, Mode::Eval));
+        let (folded, want) = (folded.to_vec().unwrap(), layer_by_layer.to_vec().unwrap());
+        assert_eq!(folded.len(), 2 * 6 * 2 * 2);
+        for (i, (a, b)) in folded.iter().zip(&want).enumerate() {
+            assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "[{i}] folded {a} vs layer by layer {b}");
         }
     }
 

@@ -1,6 +1,7 @@
 //! Fused forms of a layer and the ReLU (and dropout) after it, which [`Sequential`]
 //! runs as one op where it can: the ReLU, and the dropout mask, applied in the layer's
-//! own store, one pass over memory. Only Kiln's layers that have such a form implement
+//! own store, one pass over memory; and a convolution with the batch norm after it
+//! folded in, in evaluation. Only Kiln's layers that have such a form implement
 //! [`ReluFusion`]; `Sequential` recognizes them, `ReLU` and `Dropout` by their types, so
 //! the `Module` trait, and every layer a user writes, knows nothing of fusion.
 //!
@@ -10,7 +11,7 @@ use std::any::Any;
 
 use kiln_tensor::Tensor;
 
-use crate::{Conv2d, Dense, Dropout, Mode, Module, ReLU};
+use crate::{BatchNorm, Conv2d, Dense, Dropout, Mode, Module, ReLU};
 
 /// A layer that can run with the ReLU after it as one op.
 pub(crate) trait ReluFusion {
@@ -31,6 +32,48 @@ pub(crate) fn relu_fusion(layer: &dyn Module) -> Option<&dyn ReluFusion> {
         Some(conv) => Some(conv),
         None => layer.downcast_ref::<Dense>().map(|dense| dense as &dyn ReluFusion),
     }
+}
+
+/// How a convolution followed by a batch norm ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ThenRelu {
+    /// With a ReLU.
+    Yes,
+    /// Without.
+    No,
+}
+
+/// `conv`, then `norm`, then ReLU if asked. In evaluation the normalization is a fixed
+/// per-channel scale and shift, which [`Conv2d::forward_scaled`] folds into the
+/// convolution: one op instead of three passes over the activations. In training the
+/// three run as they are (the batch's statistics are not known before the convolution).
+pub(crate) fn conv_batch_norm(
+    conv: &Conv2d,
+    norm: &BatchNorm,
+    x: &Tensor,
+    mode: Mode,
+    relu: ThenRelu,
+) -> Tensor {
+    match mode {
+        Mode::Eval => {
+            let (scale, shift) = norm.eval_scale_and_shift();
+            conv.forward_scaled(x, &scale, &shift, relu == ThenRelu::Yes)
+        }
+        Mode::Train { .. } => {
+            let normalized = norm.forward(&conv.forward(x, mode), mode);
+            if relu == ThenRelu::Yes { normalized.relu() } else { normalized }
+        }
+    }
+}
+
+/// `layer` as a [`Conv2d`], if it is one.
+pub(crate) fn as_conv(layer: &dyn Module) -> Option<&Conv2d> {
+    (layer as &dyn Any).downcast_ref::<Conv2d>()
+}
+
+/// `layer` as a [`BatchNorm`], if it is one.
+pub(crate) fn as_batch_norm(layer: &dyn Module) -> Option<&BatchNorm> {
+    (layer as &dyn Any).downcast_ref::<BatchNorm>()
 }
 
 /// Whether `layer` is [`ReLU`].

@@ -23,6 +23,7 @@ pub use dense::Dense;
 pub use dropout::Dropout;
 pub use embedding::Embedding;
 pub use flatten::Flatten;
+pub(crate) use fusion::{ThenRelu, conv_batch_norm};
 pub use norm::{BatchNorm, BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm};
 pub use pool::MaxPool2d;
 pub use sequential::Sequential;

@@ -131,6 +131,15 @@ impl BatchNorm {
         (running.mean.clone(), running.var.clone())
     }
 
+    /// The per-channel `scale` and `shift` that evaluation applies, `x·scale + shift`:
+    /// `weight / √(running_var + eps)` and `bias − running_mean·scale`.
+    pub fn eval_scale_and_shift(&self) -> (Tensor, Tensor) {
+        let (mean, var) = self.running_stats();
+        let scale = self.weight.div(&var.add_scalar(self.eps).sqrt());
+        let shift = self.bias.sub(&mean.mul(&scale));
+        (scale, shift)
+    }
+
     fn channels(&self) -> usize {
         self.weight.dims()[0]
     }

@@ -3,7 +3,7 @@
 
 use kiln_tensor::{Shape, Tensor};
 
-use super::fusion::{as_dropout, is_relu, relu_fusion};
+use super::fusion::{ThenRelu, as_batch_norm, as_conv, as_dropout, conv_batch_norm, is_relu, relu_fusion};
 use crate::summary::SummaryRow;
 use crate::{Mode, Module, Result, SummaryStyle};
 
@@ -64,6 +64,15 @@ impl Sequential {
     /// Child `i` on `h` fused with the ReLU (and the dropout) after it, and how many
     /// children that output covers; `None` where nothing fuses.
     fn fused_forward(&self, i: usize, h: &Tensor, mode: Mode) -> Option<(Tensor, usize)> {
+        let child = |j: usize| self.children.get(j).map(|(_, c)| c.as_ref());
+        if mode == Mode::Eval {
+            let conv = child(i).and_then(as_conv);
+            if let Some((conv, norm)) = conv.zip(child(i + 1).and_then(as_batch_norm)) {
+                let relu = if child(i + 2).is_some_and(is_relu) { ThenRelu::Yes } else { ThenRelu::No };
+                let covered = if relu == ThenRelu::Yes { 3 } else { 2 };
+                return Some((conv_batch_norm(conv, norm, h, mode, relu), covered));
+            }
+        }
         let layer = relu_fusion(self.children[i].1.as_ref())?;
         if !self.children.get(i + 1).is_some_and(|(_, next)| is_relu(next.as_ref())) {
             return None;
@@ -80,6 +89,8 @@ impl Module for Sequential {
     /// Runs the children in order; a `Conv2d` or `Dense` that a [`crate::ReLU`] follows
     /// runs with the ReLU as one op (`conv2d_relu`, `linear_relu`), and a `Dense` with
     /// the [`crate::Dropout`] after that ReLU too in training (`linear_relu_dropout`).
+    /// In evaluation a `Conv2d` followed by a [`crate::BatchNorm2d`] (and a ReLU) is one
+    /// convolution with the normalization folded into its kernel and bias.
     fn forward(&self, x: &Tensor, mode: Mode) -> Tensor {
         let mut h = x.clone();
         let mut i = 0;

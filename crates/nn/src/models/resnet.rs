@@ -4,6 +4,7 @@
 
 use kiln_tensor::{Shape, Tensor};
 
+use crate::layers::{ThenRelu, conv_batch_norm};
 use crate::{
     AdaptiveAvgPool2d, BatchNorm, BatchNorm2d, Conv2d, Dense, Flatten, Initializer, MaxPool2d, Mode, Module,
     NnError, ReLU, Result, Sequential, SummaryStyle,
@@ -64,8 +65,8 @@ impl BasicBlock {
 
 impl Module for BasicBlock {
     fn forward(&self, x: &Tensor, mode: Mode) -> Tensor {
-        let h = self.bn1.forward(&self.conv1.forward(x, mode), mode).relu();
-        let h = self.bn2.forward(&self.conv2.forward(&h, mode), mode);
+        let h = conv_batch_norm(&self.conv1, &self.bn1, x, mode, ThenRelu::Yes);
+        let h = conv_batch_norm(&self.conv2, &self.bn2, &h, mode, ThenRelu::No);
         let identity = match &self.downsample {
             Some(downsample) => downsample.forward(x, mode),
             None => x.clone(),
