@@ -153,6 +153,17 @@ for name in ["batch_norm", "layer_norm"]:
     print(name, pick(y, [0, 10, 37, 71]))
     print("  dx", pick(x.grad, [0, 10, 37, 71]), "dweight", pick(weight.grad, [0, 3]), "dbias", pick(bias.grad, [0, 3]))
 
+# F.scaled_dot_product_attention of q = x_of, k = w_of, v = 2·x_of + 0.5 ([2, 3, 5, 4],
+# [2, 3, 6, 4], [2, 3, 6, 3]), default scale, and the gradients of Σ(y · w_of) for q, k
+# and v. For tests/reference_values.rs (scaled_dot_product_attention_matches_pytorch).
+q = x_of([2, 3, 5, 4]).requires_grad_()
+k = w_of([2, 3, 6, 4]).requires_grad_()
+v = (2 * x_of([2, 3, 6, 3]) + 0.5).requires_grad_()
+y = F.scaled_dot_product_attention(q, k, v)
+(y * w_of([2, 3, 5, 3])).sum().backward()
+print("sdpa", pick(y, [0, 11, 47, 89]))
+print("  dq", pick(q.grad, [0, 13, 57, 119]), "dk", pick(k.grad, [0, 17, 71, 143]), "dv", pick(v.grad, [0, 19, 61, 107]))
+
 # MultiheadAttention(8, 2, batch_first=True) with parameters from formulas, on
 # x[b, t, e] = sin(0.37·i + 0.1): self-attention with the last key of the second
 # example masked as padding, and causal self-attention. For tests/reference_values.rs.

@@ -265,6 +265,15 @@ test_on_every_device! {
         check_gradients("[2, 5, 4]ᵀ · [2, 5, 3]", [randn(device, &[2, 5, 4], 40), randn(device, &[2, 5, 3], 41)], |t| t[0].matmul_with(&t[1], true, false));
     }
 
+    fn scaled_dot_product_attention(device: &Device) {
+        check_gradients("attention [2, 3, 4] over [2, 5, 4] of [2, 5, 3]", [randn(device, &[2, 3, 4], 60), randn(device, &[2, 5, 4], 61), randn(device, &[2, 5, 3], 62)], |t| {
+            t[0].scaled_dot_product_attention(&t[1], &t[2], None)
+        });
+        check_gradients("attention scale 0.7, one query", [randn(device, &[1, 2, 1, 3], 63), randn(device, &[1, 2, 4, 3], 64), randn(device, &[1, 2, 4, 2], 65)], |t| {
+            t[0].scaled_dot_product_attention(&t[1], &t[2], Some(0.7))
+        });
+    }
+
     fn multihead_attention(device: &Device) {
         use kiln::nn::{AttentionMasks, Initializer, Mode, Module, MultiheadAttention};
         let attention = MultiheadAttention::new(&mut Initializer::new(device, 3), 6, 2).batch_first();

@@ -340,6 +340,29 @@ test_on_every_device! {
         }
     }
 
+    /// `F.scaled_dot_product_attention` (default scale) and its gradients for the query,
+    /// key and value, against PyTorch 2.15.
+    fn scaled_dot_product_attention_matches_pytorch(device: &Device) {
+        let q = sine_input(device, &[2, 3, 5, 4]).with_requires_grad();
+        let k = cosine_weight(device, &[2, 3, 6, 4]).with_requires_grad();
+        let v = sine_input(device, &[2, 3, 6, 3]).mul_scalar(2.0).add_scalar(0.5).with_requires_grad();
+        let y = q.scaled_dot_product_attention(&k, &v, None);
+        assert_eq!(y.dims(), &[2, 3, 5, 3]);
+        let grads = y.mul(&cosine_weight(device, &[2, 3, 5, 3])).sum().backward();
+        let cases: [(&str, &Tensor, [(usize, f32); 4]); 4] = [
+            ("output", &y, [(0, 8.120_347_9e-1), (11, 1.908_400_4e-1), (47, 4.198_476_7e-1), (89, 7.591_838_2e-1)]),
+            ("dq", grads.get(&q).unwrap(), [(0, 1.966_771_6e-1), (13, 8.035_014_6e-2), (57, -3.656_803_2e-3), (119, 7.598_251_8e-2)]),
+            ("dk", grads.get(&k).unwrap(), [(0, 4.898_493_7e-2), (17, -7.055_953_9e-2), (71, 1.102_855_2e-1), (143, 2.098_121_5e-1)]),
+            ("dv", grads.get(&v).unwrap(), [(0, 3.410_186_8e-1), (19, -2.663_774_5e-1), (61, 3.115_957_7e-1), (107, -3.880_181_3e-1)]),
+        ];
+        for (name, t, picks) in cases {
+            let values = t.to_vec().unwrap();
+            for (i, want) in picks {
+                assert!((values[i] - want).abs() < 2e-5 * (1.0 + want.abs()), "{name}[{i}]: {} vs PyTorch {want}", values[i]);
+            }
+        }
+    }
+
     /// `MultiheadAttention(8, 2, batch_first=True)` against PyTorch 2.15 with the same
     /// parameters (from formulas): key padding, and a causal mask.
     fn multihead_attention_matches_pytorch(device: &Device) {

@@ -23,6 +23,7 @@
 //! assert_eq!(x.relu().to_vec().unwrap(), vec![1.0, 0.0]);
 //! ```
 
+mod attention;
 mod channel_norm;
 mod conv;
 mod elementwise;
@@ -46,9 +47,9 @@ use std::sync::{Arc, OnceLock};
 use rayon::prelude::*;
 
 use kiln_tensor::{
-    Activation, AdamStep, AxisIndexing, AxisSplit, Backend, BinaryOp, ChannelStatistics, Conv2dGeometry,
-    Device, DropoutMask, EpilogueDropout, KilnError, MatmulBatch, MatmulDims, Pool2dGeometry, Result,
-    RowAffine, SgdStep, Shape, StorageRef, StridedView, UnaryOp,
+    Activation, AdamStep, AttentionDims, AxisIndexing, AxisSplit, Backend, BinaryOp, ChannelStatistics,
+    Conv2dGeometry, Device, DropoutMask, EpilogueDropout, KilnError, MatmulBatch, MatmulDims, Pool2dGeometry,
+    Result, RowAffine, SgdStep, Shape, StorageRef, StridedView, UnaryOp,
 };
 
 pub use gemm::GemmKernel;
@@ -424,6 +425,21 @@ impl Backend for CpuBackend {
             }
         });
         self.f32(c)
+    }
+
+    fn attention(
+        &self,
+        q: &StorageRef,
+        k: &StorageRef,
+        v: &StorageRef,
+        dims: AttentionDims,
+        keep_weights: bool,
+    ) -> (StorageRef, Option<StorageRef>) {
+        let (out, weights) = self.run(|mem| {
+            let (q, k, v) = (read_f32(q), read_f32(k), read_f32(v));
+            attention::attention(mem, [&q[..], &k[..], &v[..]], dims, keep_weights)
+        });
+        (self.f32(out), weights.map(|w| self.f32(w)))
     }
 
     fn linear(

@@ -206,6 +206,25 @@ pub struct MatmulBatch {
     pub b_stride: usize,
 }
 
+/// Sizes of a batch of scaled dot-product attentions: for each of `batch` items,
+/// queries `[queries, depth]`, keys `[keys, depth]` and values `[keys, value_depth]`,
+/// each operand contiguous item after item.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AttentionDims {
+    /// Independent attentions (batch × heads).
+    pub batch: usize,
+    /// Query positions per item.
+    pub queries: usize,
+    /// Key (and value) positions per item.
+    pub keys: usize,
+    /// Width of each query and key.
+    pub depth: usize,
+    /// Width of each value.
+    pub value_depth: usize,
+    /// Factor of the scores `q·k` before the softmax.
+    pub scale: f32,
+}
+
 /// Geometry of a 2-D convolution: NCHW input, OIHW weight, NCHW output. Stride and
 /// padding are `(vertical, horizontal)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -520,6 +539,40 @@ pub trait Backend: Send + Sync + Debug {
             self.scatter_view(&out, &flat(c_len, i * c_len), &c_i);
         }
         out
+    }
+    /// Scaled dot-product attention of each item: `softmax(scale · q·kᵀ) · v`, with the
+    /// attention weights (`[batch, queries, keys]`, the softmax's output) returned too
+    /// when `keep_weights` (the backward pass needs them). By default the products and
+    /// the softmax run as their own kernels (the scale as one more when it is not 1);
+    /// backends override it to keep each item's scores in registers and cache.
+    fn attention(
+        &self,
+        q: &StorageRef,
+        k: &StorageRef,
+        v: &StorageRef,
+        dims: AttentionDims,
+        keep_weights: bool,
+    ) -> (StorageRef, Option<StorageRef>) {
+        let AttentionDims { batch, queries, keys, depth, value_depth, scale } = dims;
+        let scores_dims = MatmulDims { m: queries, k: depth, n: keys, trans_a: false, trans_b: true };
+        let mut scores = self.batched_matmul(
+            q,
+            k,
+            scores_dims,
+            MatmulBatch { count: batch, a_stride: queries * depth, b_stride: keys * depth },
+        );
+        if scale != 1.0 {
+            scores = self.unary(UnaryOp::MulScalar { factor: scale }, &scores);
+        }
+        let split = AxisSplit { outer: batch * queries, len: keys, inner: 1 };
+        let weights = self.softmax(&scores, split, false);
+        let out = self.batched_matmul(
+            &weights,
+            v,
+            MatmulDims { m: queries, k: keys, n: value_depth, trans_a: false, trans_b: false },
+            MatmulBatch { count: batch, a_stride: queries * keys, b_stride: keys * value_depth },
+        );
+        (out, keep_weights.then_some(weights))
     }
     /// A dense layer's forward pass in one kernel: `x · weightᵀ` (`dims` says so:
     /// `[m, k] · [n, k]ᵀ`), plus `bias` `[n]` on every row when given, `activation`

@@ -26,7 +26,7 @@ pub use autograd::{
     Gradients, is_recording, live_tape_entries, no_grad, tape_entries_recorded_on_this_thread,
 };
 pub use backend::{
-    Activation, AdamStep, AxisIndexing, Backend, BinaryOp, ChannelStatistics, Conv2dGeometry,
+    Activation, AdamStep, AttentionDims, AxisIndexing, Backend, BinaryOp, ChannelStatistics, Conv2dGeometry,
     EpilogueDropout, MatmulBatch, MatmulDims, Pool2dGeometry, RowAffine, SgdStep, SgdTarget, Storage,
     StorageRef, StridedView,
 };

@@ -1,8 +1,9 @@
 //! `MultiheadAttention` with PyTorch's parameter layout (`in_proj_weight` `[3E, E]`,
 //! `in_proj_bias`, `out_proj.weight`, `out_proj.bias`), `batch_first` or
 //! sequence-first inputs, and key-padding, additive and causal masks. Built from
-//! fused dense products (one for the whole input projection in self-attention), batched
-//! matrix products, `softmax` and view ops, so its gradient follows from theirs.
+//! fused dense products (one for the whole input projection in self-attention),
+//! `scaled_dot_product_attention` (or, with masks, batched matrix products and
+//! `softmax`) and view ops, so its gradient follows from theirs.
 
 use kiln_tensor::{Shape, Tensor};
 
@@ -80,16 +81,11 @@ impl MultiheadAttention {
     }
 
     /// `x · Wᵀ + b` with `W`, `b` rows `part·E .. (part+1)·E` of the input projection,
-    /// times `scale`, as one fused product.
-    fn project(&self, x: &Tensor, part: usize, scale: f32) -> Tensor {
+    /// as one fused product.
+    fn project(&self, x: &Tensor, part: usize) -> Tensor {
         let e = self.embed_dim();
         let weight = self.in_proj_weight.narrow(0, part * e, e);
-        let bias = self.in_proj_bias.narrow(0, part * e, e);
-        if scale == 1.0 {
-            x.linear(&weight, Some(&bias))
-        } else {
-            x.linear(&weight.mul_scalar(scale), Some(&bias.mul_scalar(scale)))
-        }
+        x.linear(&weight, Some(&self.in_proj_bias.narrow(0, part * e, e)))
     }
 
     /// `[B, L, E]` as `[B, heads, L, E / heads]`.
@@ -98,16 +94,12 @@ impl MultiheadAttention {
         x.reshape([b, l, self.heads, self.embed_dim() / self.heads]).permute(&[0, 2, 1, 3])
     }
 
-    /// Queries (times `query_scale`), keys and values `[B, heads, L, E / heads]` of one
-    /// sequence `x` `[B, L, E]`: a single product with the whole input projection (the
-    /// query rows scaled), split by views.
-    fn project_self(&self, x: &Tensor, query_scale: f32) -> [Tensor; 3] {
+    /// Queries, keys and values `[B, heads, L, E / heads]` of one sequence `x` `[B, L,
+    /// E]`: a single product with the whole input projection, split by views.
+    fn project_self(&self, x: &Tensor) -> [Tensor; 3] {
         let e = self.embed_dim();
         let (b, l, d) = (x.dims()[0], x.dims()[1], e / self.heads);
-        let row_scales: Vec<f32> = (0..3 * e).map(|row| if row < e { query_scale } else { 1.0 }).collect();
-        let row_scales = Tensor::from_vec([3 * e], row_scales, x.device());
-        let weight = self.in_proj_weight.mul(&row_scales.reshape([3 * e, 1]));
-        let qkv = x.linear(&weight, Some(&self.in_proj_bias.mul(&row_scales)));
+        let qkv = x.linear(&self.in_proj_weight, Some(&self.in_proj_bias));
         let parts = qkv.reshape([b, l, 3, self.heads, d]).permute(&[2, 0, 3, 1, 4]);
         [0, 1, 2].map(|part| parts.narrow(0, part, 1).squeeze(0))
     }
@@ -126,19 +118,22 @@ impl MultiheadAttention {
         let batch_major = |t: &Tensor| if self.batch_first { t.clone() } else { t.transpose(0, 1) };
         let query_major = batch_major(query);
         let (b, t, s) = (query_major.dims()[0], query_major.dims()[1], batch_major(key).dims()[1]);
-        // The scores' 1/√d scale goes into the query projection: a pass over the
-        // [E, E] weight instead of one over the [B, heads, T, S] scores.
-        let query_scale = 1.0 / ((e / self.heads) as f32).sqrt();
         let [q, k, v] = if query.id() == key.id() && key.id() == value.id() {
-            self.project_self(&query_major, query_scale)
+            self.project_self(&query_major)
         } else {
             [
-                self.split_heads(&self.project(&query_major, 0, query_scale)),
-                self.split_heads(&self.project(&batch_major(key), 1, 1.0)),
-                self.split_heads(&self.project(&batch_major(value), 2, 1.0)),
+                self.split_heads(&self.project(&query_major, 0)),
+                self.split_heads(&self.project(&batch_major(key), 1)),
+                self.split_heads(&self.project(&batch_major(value), 2)),
             ]
         };
-        let mut scores = q.matmul_with(&k, false, true);
+        let unmasked = masks.key_padding.is_none() && masks.additive.is_none() && !masks.causal;
+        if unmasked {
+            let heads = q.scaled_dot_product_attention(&k, &v, None);
+            return self.merge_heads(&heads, [b, t, e]);
+        }
+        let head_dim = e / self.heads;
+        let mut scores = q.matmul_with(&k, false, true).mul_scalar(1.0 / (head_dim as f32).sqrt());
         if let Some(padding) = masks.key_padding {
             assert_eq!(
                 padding.dims(),
@@ -159,7 +154,12 @@ impl MultiheadAttention {
             let above: Vec<f32> = (0..t * s).map(|i| if i % s > i / s { HIDDEN } else { 0.0 }).collect();
             scores = scores.add(&Tensor::from_vec([t, s], above, q.device()));
         }
-        let heads = scores.softmax(3).matmul(&v);
+        self.merge_heads(&scores.softmax(3).matmul(&v), [b, t, e])
+    }
+
+    /// The heads' outputs `[B, heads, T, E / heads]` side by side and through the
+    /// output projection, in the input's layout.
+    fn merge_heads(&self, heads: &Tensor, [b, t, e]: [usize; 3]) -> Tensor {
         let merged = heads.permute(&[0, 2, 1, 3]).reshape([b, t, e]);
         let out = merged.linear(&self.out_proj_weight, Some(&self.out_proj_bias));
         if self.batch_first { out } else { out.transpose(0, 1) }

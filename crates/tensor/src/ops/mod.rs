@@ -1,6 +1,7 @@
 //! The differentiable ops, one family a file, each with its forward and its backward
 //! rule side by side. Shape mistakes panic with a message naming the op and the shapes.
 
+mod attention;
 mod avg_pool;
 mod batch_norm;
 mod binary;
