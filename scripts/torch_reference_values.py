@@ -166,7 +166,7 @@ print("  dq", pick(q.grad, [0, 13, 57, 119]), "dk", pick(k.grad, [0, 17, 71, 143
 
 # MultiheadAttention(8, 2, batch_first=True) with parameters from formulas, on
 # x[b, t, e] = sin(0.37·i + 0.1): self-attention with the last key of the second
-# example masked as padding, and causal self-attention. For tests/reference_values.rs.
+# example masked as padding, without masks, and causal. For tests/reference_values.rs.
 attention = torch.nn.MultiheadAttention(8, 2, batch_first=True)
 with torch.no_grad():
     attention.in_proj_weight.copy_(w_of([24, 8]))
@@ -177,6 +177,8 @@ x = x_of([2, 3, 8])
 padding = torch.tensor([[False, False, False], [False, False, True]])
 y, _ = attention(x, x, x, key_padding_mask=padding)
 print("attention padded", pick(y, [0, 9, 22, 30, 47]))
+y, _ = attention(x, x, x)
+print("attention unmasked", pick(y, [0, 9, 22, 30, 47]))
 causal = torch.triu(torch.full((3, 3), float("-inf")), diagonal=1)
 y, _ = attention(x, x, x, attn_mask=causal)
 print("attention causal", pick(y, [0, 9, 22, 30, 47]))

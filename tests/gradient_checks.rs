@@ -274,6 +274,18 @@ test_on_every_device! {
         });
     }
 
+    fn packed_self_attention(device: &Device) {
+        // [batch 2, len 3, 3 parts × 2 heads × head_dim 2].
+        check_gradients("packed self-attention, 2 heads", [randn(device, &[2, 3, 12], 66)], |t| t[0].packed_self_attention(2));
+        // The same values as the heads copied out and attended one by one.
+        let qkv = randn(device, &[2, 3, 12], 67);
+        let heads = qkv.reshape([2, 3, 3, 2, 2]).permute(&[2, 0, 3, 1, 4]);
+        let [q, k, v] = [0, 1, 2].map(|part| heads.narrow(0, part, 1).squeeze(0));
+        let want = q.scaled_dot_product_attention(&k, &v, None).permute(&[0, 2, 1, 3]).reshape([2, 3, 4]);
+        let (got, want) = (qkv.packed_self_attention(2).to_vec().unwrap(), want.to_vec().unwrap());
+        assert!(got.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-6), "{got:?} vs {want:?}");
+    }
+
     fn multihead_attention(device: &Device) {
         use kiln::nn::{AttentionMasks, Initializer, Mode, Module, MultiheadAttention};
         let attention = MultiheadAttention::new(&mut Initializer::new(device, 3), 6, 2).batch_first();

@@ -382,9 +382,11 @@ test_on_every_device! {
         let cases = [
             ("padded", padded, [(0, -3.562_673_6e-1), (9, 8.813_113_6e-1), (22, 4.819_657_2e-1), (30, 7.866_184_4e-2), (47, 6.397_001_7e-1)]),
             ("causal", causal, [(0, -3.582_506_2e-1), (9, 8.811_164_5e-1), (22, 4.819_657_2e-1), (30, 5.863_265_7e-2), (47, 6.306_859_3e-1)]),
+            ("unmasked", AttentionMasks::default(), [(0, -3.562_673_6e-1), (9, 8.813_113_6e-1), (22, 4.819_657_2e-1), (30, 1.190_420_8e-1), (47, 6.306_859_3e-1)]),
         ];
-        // Self-attention takes one fused projection; the same values as a separate
-        // key and value tensor take three.
+        // Self-attention takes one fused projection (unmasked: attended in place by
+        // packed_self_attention); the same values as a separate key and value tensor
+        // take three projections.
         let memory = x.mul_scalar(1.0);
         for (name, masks, picks) in cases {
             for (path, key) in [("self", &x), ("separate", &memory)] {

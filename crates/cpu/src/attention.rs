@@ -3,10 +3,12 @@
 //! while the row sits in cache, so the `[queries, keys]` score matrix is never written
 //! out (only the softmax's output, when the backward pass needs it). Items run in
 //! parallel; inside an item the keys are transposed once so that a row's scores come
-//! from 16-lane multiply-adds down the depth.
+//! from 16-lane multiply-adds down the depth. Rows are read and written through
+//! strides, so a self-attention layer's heads come straight from its fused projection
+//! and go straight to the output projection's layout.
 
-use kiln_tensor::AttentionDims;
 use kiln_tensor::fast_math::exp;
+use kiln_tensor::{AttentionDims, PackedAttentionDims};
 use rayon::prelude::*;
 
 use crate::memory::HostMemory;
@@ -23,38 +25,108 @@ pub fn attention(
     dims: AttentionDims,
     keep_weights: bool,
 ) -> (Vec<f32>, Option<Vec<f32>>) {
-    let AttentionDims { batch, queries, keys, depth, value_depth, .. } = dims;
+    let AttentionDims { batch, queries, keys, depth, value_depth, scale } = dims;
     let mut out = mem.take(batch * queries * value_depth);
     let mut weights = keep_weights.then(|| mem.take(batch * queries * keys));
-    let out_items = out.par_chunks_mut((queries * value_depth).max(1));
-    let run = |(item, out): (usize, &mut [f32]), weights: Option<&mut [f32]>| {
+    let item = |b: usize, out: &mut [f32], weights: Option<&mut [f32]>| {
         widest(AttentionItem {
-            q: &q[item * queries * depth..][..queries * depth],
-            k: &k[item * keys * depth..][..keys * depth],
-            v: &v[item * keys * value_depth..][..keys * value_depth],
-            out,
+            q: Rows { data: q, start: b * queries * depth, stride: depth, width: depth },
+            k: Rows { data: k, start: b * keys * depth, stride: depth, width: depth },
+            v: Rows { data: v, start: b * keys * value_depth, stride: value_depth, width: value_depth },
+            out: RowsMut { data: out, start: 0, stride: value_depth },
             weights,
-            dims,
+            queries,
+            keys,
+            scale,
         })
     };
+    let out_items = out.par_chunks_mut((queries * value_depth).max(1)).enumerate();
     match weights.as_mut() {
         Some(weights) => out_items
-            .enumerate()
             .zip(weights.par_chunks_mut((queries * keys).max(1)))
-            .for_each(|(item, weights)| run(item, Some(weights))),
-        None => out_items.enumerate().for_each(|item| run(item, None)),
+            .for_each(|((b, out), weights)| item(b, out, Some(weights))),
+        None => out_items.for_each(|(b, out)| item(b, out, None)),
     }
     (out, weights)
 }
 
+/// [`attention`] of every head of a self-attention layer, read from its fused
+/// projection `qkv` `[batch, len, 3, heads, head_dim]` and written as `[batch, len,
+/// heads, head_dim]`, in place: each sequence is one task, its heads one after another.
+pub fn packed_attention(
+    mem: &HostMemory,
+    qkv: &[f32],
+    dims: PackedAttentionDims,
+    keep_weights: bool,
+) -> (Vec<f32>, Option<Vec<f32>>) {
+    let PackedAttentionDims { batch, len, heads, head_dim, scale } = dims;
+    let width = dims.width();
+    let mut out = mem.take(batch * len * width);
+    let mut weights = keep_weights.then(|| mem.take(batch * heads * len * len));
+    let sequence = |b: usize, out: &mut [f32], mut weights: Option<&mut [f32]>| {
+        for h in 0..heads {
+            let rows = |part: usize| Rows {
+                data: qkv,
+                start: b * len * 3 * width + part * width + h * head_dim,
+                stride: 3 * width,
+                width: head_dim,
+            };
+            widest(AttentionItem {
+                q: rows(0),
+                k: rows(1),
+                v: rows(2),
+                out: RowsMut { data: &mut *out, start: h * head_dim, stride: width },
+                weights: weights.as_deref_mut().map(|w| &mut w[h * len * len..][..len * len]),
+                queries: len,
+                keys: len,
+                scale,
+            })
+        }
+    };
+    let out_sequences = out.par_chunks_mut((len * width).max(1)).enumerate();
+    match weights.as_mut() {
+        Some(weights) => out_sequences
+            .zip(weights.par_chunks_mut((heads * len * len).max(1)))
+            .for_each(|((b, out), weights)| sequence(b, out, Some(weights))),
+        None => out_sequences.for_each(|(b, out)| sequence(b, out, None)),
+    }
+    (out, weights)
+}
+
+/// Rows of `width` values, row `i` starting at `data[start + i·stride]`.
+#[derive(Clone, Copy)]
+struct Rows<'a> {
+    data: &'a [f32],
+    start: usize,
+    stride: usize,
+    width: usize,
+}
+
+impl<'a> Rows<'a> {
+    #[inline(always)]
+    fn row(&self, i: usize) -> &'a [f32] {
+        &self.data[self.start + i * self.stride..][..self.width]
+    }
+}
+
+/// Output rows, row `i` starting at `data[start + i·stride]`.
+struct RowsMut<'a> {
+    data: &'a mut [f32],
+    start: usize,
+    stride: usize,
+}
+
 /// One item's attention, compiled whole for each instruction set.
 struct AttentionItem<'a> {
-    q: &'a [f32],
-    k: &'a [f32],
-    v: &'a [f32],
-    out: &'a mut [f32],
+    q: Rows<'a>,
+    k: Rows<'a>,
+    v: Rows<'a>,
+    out: RowsMut<'a>,
+    /// The item's `[queries, keys]` softmax output, when kept.
     weights: Option<&'a mut [f32]>,
-    dims: AttentionDims,
+    queries: usize,
+    keys: usize,
+    scale: f32,
 }
 
 impl VectorLoop for AttentionItem<'_> {
@@ -62,20 +134,19 @@ impl VectorLoop for AttentionItem<'_> {
 
     #[inline(always)]
     fn run(self) {
-        let AttentionDims { keys, depth, value_depth, scale, .. } = self.dims;
+        let AttentionItem { q, k, v, out, mut weights, queries, keys, scale } = self;
+        let (depth, value_depth) = (q.width, v.width);
         let padded = keys.next_multiple_of(LANES);
         // kᵀ with each depth's row padded by zeros to whole lanes.
         let mut keys_t = vec![0.0f32; depth * padded];
-        for (j, key) in self.k.chunks_exact(depth).enumerate() {
-            for (d, value) in key.iter().enumerate() {
+        for j in 0..keys {
+            for (d, value) in k.row(j).iter().enumerate() {
                 keys_t[d * padded + j] = *value;
             }
         }
         let mut scores = vec![0.0f32; padded];
-        let mut weights = self.weights;
-        for (i, (query, out)) in
-            self.q.chunks_exact(depth).zip(self.out.chunks_exact_mut(value_depth)).enumerate()
-        {
+        for i in 0..queries {
+            let query = q.row(i);
             for (chunk, lanes) in scores.chunks_exact_mut(LANES).enumerate() {
                 let mut sums = [0.0f32; LANES];
                 for (d, q) in query.iter().enumerate() {
@@ -93,9 +164,10 @@ impl VectorLoop for AttentionItem<'_> {
             if let Some(weights) = weights.as_deref_mut() {
                 weights[i * keys..][..keys].copy_from_slice(row);
             }
-            out.fill(0.0);
-            for (p, value) in row.iter().zip(self.v.chunks_exact(value_depth)) {
-                out.iter_mut().zip(value).for_each(|(o, v)| *o += p * v);
+            let out_row = &mut out.data[out.start + i * out.stride..][..value_depth];
+            out_row.fill(0.0);
+            for (j, p) in row.iter().enumerate() {
+                out_row.iter_mut().zip(v.row(j)).for_each(|(o, v)| *o += p * v);
             }
         }
     }
@@ -158,5 +230,42 @@ mod tests {
             assert!(none.is_none());
             assert_eq!(alone.len(), batch * queries * value_depth);
         }
+    }
+
+    #[test]
+    fn packed_attention_equals_attention_on_the_heads_copied_out() {
+        let (batch, len, heads, head_dim) = (3, 9, 2, 5);
+        let dims = PackedAttentionDims { batch, len, heads, head_dim, scale: 0.45 };
+        let width = heads * head_dim;
+        let qkv: Vec<f32> =
+            (0..batch * len * 3 * width).map(|i| ((i * 11 % 29) as f32 - 14.0) / 9.0).collect();
+        // [batch, heads, len, head_dim] copies of the queries, keys and values.
+        let part = |p: usize| -> Vec<f32> {
+            let mut out = vec![];
+            for b in 0..batch {
+                for h in 0..heads {
+                    for i in 0..len {
+                        let start = (b * len + i) * 3 * width + p * width + h * head_dim;
+                        out.extend_from_slice(&qkv[start..start + head_dim]);
+                    }
+                }
+            }
+            out
+        };
+        let (q, k, v) = (part(0), part(1), part(2));
+        let memory = HostMemory::default();
+        let (want, want_weights) = attention(&memory, [&q, &k, &v], dims.per_head(), true);
+        let (got, got_weights) = packed_attention(&memory, &qkv, dims, true);
+        assert_eq!(got_weights, want_weights, "weights are [batch, heads, len, len] either way");
+        for b in 0..batch {
+            for h in 0..heads {
+                for i in 0..len {
+                    let got = &got[(b * len + i) * width + h * head_dim..][..head_dim];
+                    let want = &want[((b * heads + h) * len + i) * head_dim..][..head_dim];
+                    assert_eq!(got, want, "sequence {b}, head {h}, position {i}");
+                }
+            }
+        }
+        assert!(packed_attention(&memory, &qkv, dims, false).1.is_none());
     }
 }

@@ -48,8 +48,8 @@ use rayon::prelude::*;
 
 use kiln_tensor::{
     Activation, AdamStep, AttentionDims, AxisIndexing, AxisSplit, Backend, BinaryOp, ChannelStatistics,
-    Conv2dGeometry, Device, DropoutMask, EpilogueDropout, KilnError, MatmulBatch, MatmulDims, Pool2dGeometry,
-    Result, RowAffine, SgdStep, Shape, StorageRef, StridedView, UnaryOp,
+    Conv2dGeometry, Device, DropoutMask, EpilogueDropout, KilnError, MatmulBatch, MatmulDims,
+    PackedAttentionDims, Pool2dGeometry, Result, RowAffine, SgdStep, Shape, StorageRef, StridedView, UnaryOp,
 };
 
 pub use gemm::GemmKernel;
@@ -439,6 +439,17 @@ impl Backend for CpuBackend {
             let (q, k, v) = (read_f32(q), read_f32(k), read_f32(v));
             attention::attention(mem, [&q[..], &k[..], &v[..]], dims, keep_weights)
         });
+        (self.f32(out), weights.map(|w| self.f32(w)))
+    }
+
+    fn packed_attention(
+        &self,
+        qkv: &StorageRef,
+        dims: PackedAttentionDims,
+        keep_weights: bool,
+    ) -> (StorageRef, Option<StorageRef>) {
+        let (out, weights) =
+            self.run(|mem| attention::packed_attention(mem, &read_f32(qkv), dims, keep_weights));
         (self.f32(out), weights.map(|w| self.f32(w)))
     }
 

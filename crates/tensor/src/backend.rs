@@ -225,6 +225,62 @@ pub struct AttentionDims {
     pub scale: f32,
 }
 
+/// Sizes of the attention inside a multi-head self-attention layer, read straight
+/// from its fused input projection: `qkv` is `[batch, len, 3, heads, head_dim]` (each
+/// position's queries, keys and values for every head, as `x · in_proj_weightᵀ` lays
+/// them out), the output `[batch, len, heads, head_dim]` (the heads side by side, as
+/// the output projection takes them).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PackedAttentionDims {
+    /// Sequences.
+    pub batch: usize,
+    /// Positions per sequence.
+    pub len: usize,
+    /// Attention heads.
+    pub heads: usize,
+    /// Width of each head's queries, keys and values.
+    pub head_dim: usize,
+    /// Factor of the scores `q·k` before the softmax.
+    pub scale: f32,
+}
+
+impl PackedAttentionDims {
+    /// Width of one position's outputs, `heads · head_dim`.
+    pub fn width(&self) -> usize {
+        self.heads * self.head_dim
+    }
+
+    /// The queries (`part` 0), keys (1) or values (2) of `qkv` as `[batch, heads, len,
+    /// head_dim]`.
+    pub fn part_view(&self, part: usize) -> StridedView {
+        let (e, l, d) = (self.width(), self.len, self.head_dim);
+        StridedView {
+            dims: vec![self.batch, self.heads, l, d],
+            strides: vec![l * 3 * e, d, 3 * e, 1],
+            offset: part * e,
+        }
+    }
+
+    /// The output `[batch, len, heads, head_dim]` seen as `[batch, heads, len,
+    /// head_dim]`.
+    pub fn heads_view(&self) -> StridedView {
+        let (e, l, d) = (self.width(), self.len, self.head_dim);
+        StridedView { dims: vec![self.batch, self.heads, l, d], strides: vec![l * e, d, e, 1], offset: 0 }
+    }
+
+    /// The same attentions as separate `[batch·heads]` items.
+    pub fn per_head(&self) -> AttentionDims {
+        AttentionDims {
+            batch: self.batch * self.heads,
+            queries: self.len,
+            keys: self.len,
+            depth: self.head_dim,
+            value_depth: self.head_dim,
+            scale: self.scale,
+        }
+    }
+}
+
 /// Geometry of a 2-D convolution: NCHW input, OIHW weight, NCHW output. Stride and
 /// padding are `(vertical, horizontal)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -573,6 +629,23 @@ pub trait Backend: Send + Sync + Debug {
             MatmulBatch { count: batch, a_stride: queries * keys, b_stride: keys * value_depth },
         );
         (out, keep_weights.then_some(weights))
+    }
+    /// [`Backend::attention`] of every head of a self-attention layer, read from its
+    /// fused projection `qkv` and written with the heads side by side (see
+    /// [`PackedAttentionDims`]); the weights, when kept, are `[batch, heads, len,
+    /// len]`. By default the heads are copied out, attended, and copied back;
+    /// backends override it to read and write the packed layouts in place.
+    fn packed_attention(
+        &self,
+        qkv: &StorageRef,
+        dims: PackedAttentionDims,
+        keep_weights: bool,
+    ) -> (StorageRef, Option<StorageRef>) {
+        let [q, k, v] = [0, 1, 2].map(|part| self.gather_view(qkv, &dims.part_view(part)));
+        let (heads, weights) = self.attention(&q, &k, &v, dims.per_head(), keep_weights);
+        let out = self.full(dims.batch * dims.len * dims.width(), 0.0);
+        self.scatter_view(&out, &dims.heads_view(), &heads);
+        (out, weights)
     }
     /// A dense layer's forward pass in one kernel: `x · weightᵀ` (`dims` says so:
     /// `[m, k] · [n, k]ᵀ`), plus `bias` `[n]` on every row when given, `activation`

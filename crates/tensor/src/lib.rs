@@ -27,8 +27,8 @@ pub use autograd::{
 };
 pub use backend::{
     Activation, AdamStep, AttentionDims, AxisIndexing, Backend, BinaryOp, ChannelStatistics, Conv2dGeometry,
-    EpilogueDropout, MatmulBatch, MatmulDims, Pool2dGeometry, RowAffine, SgdStep, SgdTarget, Storage,
-    StorageRef, StridedView,
+    EpilogueDropout, MatmulBatch, MatmulDims, PackedAttentionDims, Pool2dGeometry, RowAffine, SgdStep,
+    SgdTarget, Storage, StorageRef, StridedView,
 };
 pub use device::Device;
 pub use dtype::DType;

@@ -2,8 +2,9 @@
 //! `in_proj_bias`, `out_proj.weight`, `out_proj.bias`), `batch_first` or
 //! sequence-first inputs, and key-padding, additive and causal masks. Built from
 //! fused dense products (one for the whole input projection in self-attention),
-//! `scaled_dot_product_attention` (or, with masks, batched matrix products and
-//! `softmax`) and view ops, so its gradient follows from theirs.
+//! `packed_self_attention` on that projection (or `scaled_dot_product_attention`, or
+//! with masks batched matrix products and `softmax`) and view ops, so its gradient
+//! follows from theirs.
 
 use kiln_tensor::{Shape, Tensor};
 
@@ -118,7 +119,14 @@ impl MultiheadAttention {
         let batch_major = |t: &Tensor| if self.batch_first { t.clone() } else { t.transpose(0, 1) };
         let query_major = batch_major(query);
         let (b, t, s) = (query_major.dims()[0], query_major.dims()[1], batch_major(key).dims()[1]);
-        let [q, k, v] = if query.id() == key.id() && key.id() == value.id() {
+        let self_attention = query.id() == key.id() && key.id() == value.id();
+        let unmasked = masks.key_padding.is_none() && masks.additive.is_none() && !masks.causal;
+        if self_attention && unmasked {
+            // The heads read from the fused projection and written side by side in place.
+            let qkv = query_major.linear(&self.in_proj_weight, Some(&self.in_proj_bias));
+            return self.project_out(&qkv.packed_self_attention(self.heads));
+        }
+        let [q, k, v] = if self_attention {
             self.project_self(&query_major)
         } else {
             [
@@ -127,7 +135,6 @@ impl MultiheadAttention {
                 self.split_heads(&self.project(&batch_major(value), 2)),
             ]
         };
-        let unmasked = masks.key_padding.is_none() && masks.additive.is_none() && !masks.causal;
         if unmasked {
             let heads = q.scaled_dot_product_attention(&k, &v, None);
             return self.merge_heads(&heads, [b, t, e]);
@@ -160,7 +167,12 @@ impl MultiheadAttention {
     /// The heads' outputs `[B, heads, T, E / heads]` side by side and through the
     /// output projection, in the input's layout.
     fn merge_heads(&self, heads: &Tensor, [b, t, e]: [usize; 3]) -> Tensor {
-        let merged = heads.permute(&[0, 2, 1, 3]).reshape([b, t, e]);
+        self.project_out(&heads.permute(&[0, 2, 1, 3]).reshape([b, t, e]))
+    }
+
+    /// The output projection of the heads side by side `[B, T, E]`, in the input's
+    /// layout.
+    fn project_out(&self, merged: &Tensor) -> Tensor {
         let out = merged.linear(&self.out_proj_weight, Some(&self.out_proj_bias));
         if self.batch_first { out } else { out.transpose(0, 1) }
     }
