@@ -30,6 +30,7 @@ def cases():
         ("softmax 128x4x50x50 last axis", [[128, 4, 50, 50]], lambda x: torch.softmax(x[0], 3)),
         ("layer norm 128x50x128", [[128, 50, 128]], lambda x: norm(x[0])),
         ("gelu 128x50x512", [[128, 50, 512]], lambda x: F.gelu(x[0])),
+        ("attention 128x4 50x32", [[128, 4, 50, 32]] * 3, lambda x: F.scaled_dot_product_attention(*x)),
     ]
 
 

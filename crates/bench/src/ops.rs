@@ -66,6 +66,11 @@ fn cases(device: &Device) -> Vec<OpCase> {
             },
         },
         OpCase { name: "gelu 128x50x512", inputs: vec![vec![128, 50, 512]], run: Box::new(|x| x[0].gelu()) },
+        OpCase {
+            name: "attention 128x4 50x32",
+            inputs: vec![vec![128, 4, 50, 32]; 3],
+            run: Box::new(|x| x[0].scaled_dot_product_attention(&x[1], &x[2], None)),
+        },
     ]
 }
 
