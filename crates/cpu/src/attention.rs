@@ -147,30 +147,121 @@ impl VectorLoop for AttentionItem<'_> {
         let mut scores = vec![0.0f32; padded];
         for i in 0..queries {
             let query = q.row(i);
-            for (chunk, lanes) in scores.chunks_exact_mut(LANES).enumerate() {
-                let mut sums = [0.0f32; LANES];
-                for (d, q) in query.iter().enumerate() {
-                    let column = &keys_t[d * padded + chunk * LANES..][..LANES];
-                    sums.iter_mut().zip(column).for_each(|(s, k)| *s += q * k);
+            // Scores four 16-lane chunks at a time: four independent sums down the depth.
+            let chunks = padded / LANES;
+            let mut chunk = 0;
+            while chunk < chunks {
+                let lanes = &mut scores[chunk * LANES..];
+                if chunk + SCORE_BLOCK <= chunks {
+                    let sums = dot_columns::<SCORE_BLOCK>(query, &keys_t, padded, chunk);
+                    lanes.iter_mut().zip(sums.as_flattened()).for_each(|(l, s)| *l = s * scale);
+                    chunk += SCORE_BLOCK;
+                } else {
+                    let sums = dot_columns::<1>(query, &keys_t, padded, chunk);
+                    lanes.iter_mut().zip(sums.as_flattened()).for_each(|(l, s)| *l = s * scale);
+                    chunk += 1;
                 }
-                lanes.iter_mut().zip(sums).for_each(|(l, s)| *l = s * scale);
             }
-            let row = &mut scores[..keys];
-            let max = row.iter().fold(f32::NEG_INFINITY, |m, s| m.max(*s));
-            row.iter_mut().for_each(|s| *s = exp(*s - max));
-            let total: f32 = row.iter().sum();
-            let inverse = 1.0 / total;
-            row.iter_mut().for_each(|s| *s *= inverse);
+            // Lanes past the last key weigh nothing.
+            scores[keys..].fill(f32::NEG_INFINITY);
+            let mut maxima = [f32::NEG_INFINITY; LANES];
+            for lanes in scores.chunks_exact(LANES) {
+                maxima.iter_mut().zip(lanes).for_each(|(m, l)| *m = m.max(*l));
+            }
+            let max = maxima.iter().fold(f32::NEG_INFINITY, |m, l| m.max(*l));
+            let mut totals = [0.0f32; LANES];
+            for lanes in scores.chunks_exact_mut(LANES) {
+                lanes.iter_mut().zip(totals.iter_mut()).for_each(|(l, t)| {
+                    *l = exp(*l - max);
+                    *t += *l;
+                });
+            }
+            let inverse = 1.0 / totals.iter().sum::<f32>();
+            scores.iter_mut().for_each(|s| *s *= inverse);
+            let row = &scores[..keys];
             if let Some(weights) = weights.as_deref_mut() {
                 weights[i * keys..][..keys].copy_from_slice(row);
             }
             let out_row = &mut out.data[out.start + i * out.stride..][..value_depth];
-            out_row.fill(0.0);
-            for (j, p) in row.iter().enumerate() {
-                out_row.iter_mut().zip(v.row(j)).for_each(|(o, v)| *o += p * v);
+            weighted_values(row, v, out_row);
+        }
+    }
+}
+
+/// Chunks of 16 scores computed together (independent sums keep the multiply-adds
+/// from waiting on each other).
+const SCORE_BLOCK: usize = 4;
+
+/// `q·kᵀ` of one query for the `N` 16-lane chunks of keys from `first_chunk` on, from
+/// the transposed keys (`padded` lanes a depth row).
+#[inline(always)]
+fn dot_columns<const N: usize>(
+    query: &[f32],
+    keys_t: &[f32],
+    padded: usize,
+    first_chunk: usize,
+) -> [[f32; LANES]; N] {
+    let mut sums = [[0.0f32; LANES]; N];
+    for (d, q) in query.iter().enumerate() {
+        let start = d * padded + first_chunk * LANES;
+        for (n, sum) in sums.iter_mut().enumerate() {
+            let column: &[f32; LANES] = keys_t[start + n * LANES..][..LANES].try_into().expect("16 lanes");
+            for lane in 0..LANES {
+                sum[lane] += q * column[lane];
             }
         }
     }
+    sums
+}
+
+/// `out = Σⱼ row[j] · v[j]`: 32 output lanes at a time, even and odd keys in separate
+/// sums (four independent chains), then 16, then one lane at a time.
+#[inline(always)]
+fn weighted_values(row: &[f32], v: Rows<'_>, out: &mut [f32]) {
+    let mut first = 0;
+    while first + 2 * LANES <= out.len() {
+        let sums = value_sums::<2>(row, v, first);
+        out[first..first + 2 * LANES].copy_from_slice(sums.as_flattened());
+        first += 2 * LANES;
+    }
+    if first + LANES <= out.len() {
+        let sums = value_sums::<1>(row, v, first);
+        out[first..first + LANES].copy_from_slice(sums.as_flattened());
+        first += LANES;
+    }
+    for (e, o) in out.iter_mut().enumerate().skip(first) {
+        *o = row.iter().enumerate().map(|(j, p)| p * v.row(j)[e]).sum();
+    }
+}
+
+/// `sums += p · values[..N·16]`.
+#[inline(always)]
+fn add_scaled<const N: usize>(sums: &mut [[f32; LANES]; N], p: f32, values: &[f32]) {
+    for (n, sum) in sums.iter_mut().enumerate() {
+        let values: &[f32; LANES] = values[n * LANES..][..LANES].try_into().expect("16 lanes");
+        for lane in 0..LANES {
+            sum[lane] += p * values[lane];
+        }
+    }
+}
+
+/// `Σⱼ row[j] · v[j][first..first + N·16]`, even and odd `j` summed apart.
+#[inline(always)]
+fn value_sums<const N: usize>(row: &[f32], v: Rows<'_>, first: usize) -> [[f32; LANES]; N] {
+    let mut even = [[0.0f32; LANES]; N];
+    let mut odd = [[0.0f32; LANES]; N];
+    let pairs = row.len() / 2;
+    for pair in 0..pairs {
+        add_scaled(&mut even, row[2 * pair], &v.row(2 * pair)[first..]);
+        add_scaled(&mut odd, row[2 * pair + 1], &v.row(2 * pair + 1)[first..]);
+    }
+    if row.len() % 2 == 1 {
+        add_scaled(&mut even, row[row.len() - 1], &v.row(row.len() - 1)[first..]);
+    }
+    for (e, o) in even.iter_mut().zip(odd) {
+        e.iter_mut().zip(o).for_each(|(e, o)| *e += o);
+    }
+    even
 }
 
 #[cfg(test)]
