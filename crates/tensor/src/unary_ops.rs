@@ -246,6 +246,19 @@ pub fn erf(x: f32) -> f32 {
     (1.0 - poly * exp(-x * x)).copysign(x)
 }
 
+/// The standard normal CDF `Φ(x)` and `e^(−x²/2)` (the density's exponential, which
+/// GELU's gradient needs too): `1 − Φ(|x|) = ½·erfc(|x|/√2)` by [`erf`]'s formula, whose
+/// exponential is that same `e^(−x²/2)`, so a GELU and its gradient take one `exp`.
+#[inline(always)]
+fn normal_cdf(x: f32) -> (f32, f32) {
+    let t = 1.0 / (1.0 + 0.327_591_1 * FRAC_1_SQRT_2 * x.abs());
+    let poly =
+        t * (0.254_829_6 + t * (-0.284_496_74 + t * (1.421_413_7 + t * (-1.453_152 + t * 1.061_405_4))));
+    let gauss = exp(-0.5 * x * x);
+    let upper_tail = 0.5 * poly * gauss;
+    (if x >= 0.0 { 1.0 - upper_tail } else { upper_tail }, gauss)
+}
+
 /// The tanh approximation's inner value `√(2/π)(x + 0.044715x³)`.
 #[inline(always)]
 fn gelu_tanh_inner(x: f32) -> f32 {
@@ -365,10 +378,10 @@ unary_ops! {
     /// GELU, `x·Φ(x)` with `Φ` the standard normal CDF (PyTorch's `gelu`,
     /// `approximate='none'`).
     Gelu => gelu {
-        forward: |v| 0.5 * v * (1.0 + erf(v * FRAC_1_SQRT_2)),
+        forward: |v| v * normal_cdf(v).0,
         gradient: Input |x, g| {
-            let cdf = 0.5 * (1.0 + erf(x * FRAC_1_SQRT_2));
-            g * (cdf + x * FRAC_1_SQRT_2PI * exp(-0.5 * x * x))
+            let (cdf, gauss) = normal_cdf(x);
+            g * (cdf + x * FRAC_1_SQRT_2PI * gauss)
         },
         wgsl: "0.5 * v * (1.0 + erf_approx(v * FRAC_1_SQRT_2))",
         wgsl_gradient: "g * (0.5 * (1.0 + erf_approx(x * FRAC_1_SQRT_2)) + x * FRAC_1_SQRT_2PI * exp(-0.5 * x * x))",
@@ -489,6 +502,18 @@ mod tests {
         for (x, want) in cases {
             let got = f64::from(erf(x as f32));
             assert!((got - want).abs() < 2e-7, "erf({x}) = {got}, want {want}");
+        }
+    }
+
+    #[test]
+    fn the_normal_cdf_equals_half_one_plus_erf_and_its_density_term() {
+        for i in -400..=400 {
+            let x = i as f32 * 0.025;
+            let (cdf, gauss) = normal_cdf(x);
+            let want = 0.5 * (1.0 + f64::from(erf(x * FRAC_1_SQRT_2)));
+            assert!((f64::from(cdf) - want).abs() < 2e-7, "Φ({x}) = {cdf}, want {want}");
+            let want_gauss = (-0.5 * f64::from(x) * f64::from(x)).exp();
+            assert!((f64::from(gauss) - want_gauss).abs() < 1e-7, "e^(-x²/2) at {x}: {gauss}");
         }
     }
 
