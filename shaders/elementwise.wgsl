@@ -89,6 +89,7 @@ fn binary(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups:
         case BINARY_GREATER: { out[i] = select(0.0, 1.0, a > in1[ib]); }
         case BINARY_GREATER_EQUAL: { out[i] = select(0.0, 1.0, a >= in1[ib]); }
         case BINARY_EQUAL: { out[i] = select(0.0, 1.0, a == in1[ib]); }
+        case BINARY_ADD_RELU: { out[i] = max(a + in1[ib], 0.0); }
         default: { out[i] = bitcast<f32>(UNKNOWN_CODE_NAN_BASE | params.op); }
     }
 }

@@ -329,6 +329,9 @@ test_on_every_device! {
         check_gradients("maximum", [a.clone(), b.clone()], |t| t[0].maximum(&t[1]));
         check_gradients("minimum", [a.clone(), b.clone()], |t| t[0].minimum(&t[1]));
         check_gradients("maximum broadcast", [a.clone(), b.narrow(0, 0, 1)], |t| t[0].maximum(&t[1]));
+        // Sums lie 0.05 or more from 0, so a ±eps step never crosses the ReLU's kink.
+        check_gradients("add_relu", [a.clone(), b.clone()], |t| t[0].add_relu(&t[1]));
+        check_gradients("add_relu broadcast", [a.clone(), b.narrow(0, 0, 1)], |t| t[0].add_relu(&t[1]));
         let mask = a.gt(&b);
         check_gradients("where_mask", [a.clone(), b], |t| Tensor::where_mask(&mask, &t[0], &t[1].mul_scalar(3.0)));
         check_gradients("masked_fill", [a], |t| t[0].masked_fill(&mask, -5.0).exp());

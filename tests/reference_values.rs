@@ -507,8 +507,8 @@ test_on_every_device! {
         }
     }
 
-    /// Comparisons, `maximum`/`minimum` (NaN propagates, as PyTorch's), `where_mask`
-    /// and `masked_fill` with an infinite fill, by hand.
+    /// Comparisons, `maximum`/`minimum` (NaN propagates, as PyTorch's), `add_relu`,
+    /// `where_mask` and `masked_fill` with an infinite fill, by hand.
     fn comparisons_and_selection_by_hand(device: &Device) {
         let a = Tensor::from_vec([5], vec![1.0, -2.0, 3.0, f32::NAN, 0.5], device);
         let b = Tensor::from_vec([5], vec![1.0, 2.0, -3.0, 0.0, 0.25], device);
@@ -522,6 +522,9 @@ test_on_every_device! {
         let min = a.minimum(&b).to_vec().unwrap();
         assert_eq!([min[0], min[1], min[2], min[4]], [1.0, -2.0, -3.0, 0.25]);
         assert!(min[3].is_nan());
+        let sum = Tensor::from_vec([2, 2], vec![1.0, -2.0, 3.0, 0.5], device);
+        let residual = Tensor::from_vec([2], vec![1.0, -3.5], device);
+        assert_eq!(sum.add_relu(&residual).to_vec().unwrap(), [2.0, 0.0, 4.0, 0.0], "relu(a + b), broadcast");
         let scores = Tensor::from_vec([2, 3], vec![0.5, 1.0, 2.0, 3.0, f32::INFINITY, -1.0], device);
         let hide = Tensor::from_vec([3], vec![0.0, 1.0, 0.0], device);
         let filled = scores.masked_fill(&hide, f32::NEG_INFINITY).to_vec().unwrap();

@@ -284,6 +284,7 @@ pub fn binary(
         BinaryOp::Sub => broadcast_map(mem, operands, out_shape, |x, y| x - y),
         BinaryOp::Mul => broadcast_map(mem, operands, out_shape, |x, y| x * y),
         BinaryOp::Div => broadcast_map(mem, operands, out_shape, |x, y| x / y),
+        BinaryOp::AddRelu => broadcast_map(mem, operands, out_shape, |x, y| (x + y).max(0.0)),
         _ => broadcast_map(mem, operands, out_shape, move |x, y| op.apply(x, y)),
     }
 }

@@ -146,6 +146,8 @@ pub enum BinaryOp {
     GreaterEqual,
     /// 1 where `a = b`, else 0
     Equal,
+    /// `max(a + b, 0)`: a residual connection and the ReLU after it in one pass
+    AddRelu,
 }
 
 impl BinaryOp {
@@ -172,6 +174,7 @@ impl BinaryOp {
             BinaryOp::Greater => indicator(a > b),
             BinaryOp::GreaterEqual => indicator(a >= b),
             BinaryOp::Equal => indicator(a == b),
+            BinaryOp::AddRelu => (a + b).max(0.0),
         }
     }
 }

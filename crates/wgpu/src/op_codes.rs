@@ -22,10 +22,11 @@ pub enum BinaryCode {
     Greater,
     GreaterEqual,
     Equal,
+    AddRelu,
 }
 
 impl BinaryCode {
-    const ALL: [BinaryCode; 11] = [
+    const ALL: [BinaryCode; 12] = [
         BinaryCode::Add,
         BinaryCode::Sub,
         BinaryCode::Mul,
@@ -37,6 +38,7 @@ impl BinaryCode {
         BinaryCode::Greater,
         BinaryCode::GreaterEqual,
         BinaryCode::Equal,
+        BinaryCode::AddRelu,
     ];
 
     /// The code of `op`.
@@ -52,6 +54,7 @@ impl BinaryCode {
             BinaryOp::Greater => BinaryCode::Greater,
             BinaryOp::GreaterEqual => BinaryCode::GreaterEqual,
             BinaryOp::Equal => BinaryCode::Equal,
+            BinaryOp::AddRelu => BinaryCode::AddRelu,
         }
     }
 
@@ -68,6 +71,7 @@ impl BinaryCode {
             BinaryCode::Greater => "BINARY_GREATER",
             BinaryCode::GreaterEqual => "BINARY_GREATER_EQUAL",
             BinaryCode::Equal => "BINARY_EQUAL",
+            BinaryCode::AddRelu => "BINARY_ADD_RELU",
         }
     }
 }

@@ -71,7 +71,7 @@ impl Module for BasicBlock {
             Some(downsample) => downsample.forward(x, mode),
             None => x.clone(),
         };
-        h.add(&identity).relu()
+        h.add_relu(&identity)
     }
 
     fn output_shape(&self, input: &Shape) -> Result<Shape> {

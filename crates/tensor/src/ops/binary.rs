@@ -28,6 +28,11 @@ impl BackwardRule for BinaryBackward {
                 return vec![a.requires_grad().then(|| grad.keep_where(b).sum_to(a.shape())), None];
             }
             BinaryOp::Greater | BinaryOp::GreaterEqual | BinaryOp::Equal => return vec![None, None],
+            // Both inputs get the gradient where the output is positive.
+            BinaryOp::AddRelu => {
+                let passed = grad.keep_where(output);
+                (passed.clone(), passed)
+            }
         };
         vec![a.requires_grad().then(|| ga.sum_to(a.shape())), b.requires_grad().then(|| gb.sum_to(b.shape()))]
     }
@@ -72,6 +77,12 @@ impl Tensor {
     /// `self / other` elementwise (broadcasting).
     pub fn div(&self, other: &Tensor) -> Tensor {
         self.binary(BinaryOp::Div, other)
+    }
+
+    /// `relu(self + other)` (broadcasting) as one op: a residual connection and the
+    /// ReLU after it in one pass over memory; the gradient is masked by the output.
+    pub fn add_relu(&self, other: &Tensor) -> Tensor {
+        self.binary(BinaryOp::AddRelu, other)
     }
 
     /// The larger of `self` and `other` elementwise (PyTorch's `maximum`; NaN wins).
