@@ -349,7 +349,8 @@ test_on_every_device! {
         let y = q.scaled_dot_product_attention(&k, &v, None);
         assert_eq!(y.dims(), &[2, 3, 5, 3]);
         let grads = y.mul(&cosine_weight(device, &[2, 3, 5, 3])).sum().backward();
-        let cases: [(&str, &Tensor, [(usize, f32); 4]); 4] = [
+        type Case<'a> = (&'a str, &'a Tensor, [(usize, f32); 4]);
+        let cases: [Case; 4] = [
             ("output", &y, [(0, 8.120_347_9e-1), (11, 1.908_400_4e-1), (47, 4.198_476_7e-1), (89, 7.591_838_2e-1)]),
             ("dq", grads.get(&q).unwrap(), [(0, 1.966_771_6e-1), (13, 8.035_014_6e-2), (57, -3.656_803_2e-3), (119, 7.598_251_8e-2)]),
             ("dk", grads.get(&k).unwrap(), [(0, 4.898_493_7e-2), (17, -7.055_953_9e-2), (71, 1.102_855_2e-1), (143, 2.098_121_5e-1)]),
