@@ -45,18 +45,6 @@ pub enum PatchEmbedding {
 }
 
 impl PatchEmbedding {
-    /// Side of the grid that this embedding makes of `image_size`-sided images with
-    /// patches of `patch_size`.
-    fn grid_side(&self, image_size: usize, patch_size: usize) -> usize {
-        match self {
-            PatchEmbedding::Linear => image_size / patch_size,
-            PatchEmbedding::ConvStem(layers) => layers.iter().fold(image_size, |side, layer| {
-                let padding = (layer.kernel_size - 1) / 2;
-                (side + 2 * padding).saturating_sub(layer.kernel_size) / layer.stride + 1
-            }),
-        }
-    }
-
     /// The `conv_proj` module for `config`.
     fn build(&self, init: &mut Initializer, config: &VitConfig) -> Box<dyn Module> {
         let width = config.hidden_dim;
@@ -85,6 +73,15 @@ impl PatchEmbedding {
             }
         }
     }
+}
+
+/// Side of the grid that the convolutional stem `layers` makes of `image_size`-sided
+/// images.
+fn stem_grid_side(layers: &[ConvStemLayer], image_size: usize) -> usize {
+    layers.iter().fold(image_size, |side, layer| {
+        let padding = (layer.kernel_size - 1) / 2;
+        (side + 2 * padding).saturating_sub(layer.kernel_size) / layer.stride + 1
+    })
 }
 
 /// The convolutional stem of [`VitConfig::FASHION_MNIST`]: two stride-2 3×3
@@ -162,10 +159,8 @@ impl VitConfig {
                     "the convolutional stem's channels, kernel sizes and strides must be at least 1".into()
                 );
             }
-            let (side, patches) = (
-                self.patch_embedding.grid_side(self.image_size, self.patch_size),
-                self.image_size / self.patch_size,
-            );
+            let (side, patches) =
+                (stem_grid_side(layers, self.image_size), self.image_size / self.patch_size);
             if side != patches {
                 return bad(format!(
                     "the convolutional stem makes a {side}×{side} grid of {0}×{0} images, patches of {1} need {patches}×{patches}",
