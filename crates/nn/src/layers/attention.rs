@@ -118,7 +118,8 @@ impl MultiheadAttention {
         }
         let batch_major = |t: &Tensor| if self.batch_first { t.clone() } else { t.transpose(0, 1) };
         let query_major = batch_major(query);
-        let (b, t, s) = (query_major.dims()[0], query_major.dims()[1], batch_major(key).dims()[1]);
+        let (b, t) = (query_major.dims()[0], query_major.dims()[1]);
+        let s = key.dims()[usize::from(self.batch_first)];
         let self_attention = query.id() == key.id() && key.id() == value.id();
         let unmasked = masks.key_padding.is_none() && masks.additive.is_none() && !masks.causal;
         if self_attention && unmasked {
