@@ -125,6 +125,9 @@ test_on_every_device! {
             .iter()
             .flat_map(|s| s.children())
             .fold(x.clone(), |h, (_, layer)| layer.forward(&h, Mode::Eval));
+        let mismatched = Sequential::new().push(Conv2d::new(&mut init, 3, 4, 3)).push(BatchNorm2d::new(device, 5));
+        let run = std::panic::AssertUnwindSafe(|| mismatched.forward(&x, Mode::Eval));
+        assert!(std::panic::catch_unwind(run).is_err(), "a norm of other channels is refused, not folded");
         let (folded, want) = (folded.to_vec().unwrap(), layer_by_layer.to_vec().unwrap());
         assert_eq!(folded.len(), 2 * 6 * 2 * 2);
         for (i, (a, b)) in folded.iter().zip(&want).enumerate() {

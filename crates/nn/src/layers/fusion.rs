@@ -9,7 +9,7 @@
 
 use std::any::Any;
 
-use kiln_tensor::Tensor;
+use kiln_tensor::{Shape, Tensor};
 
 use crate::{BatchNorm, Conv2d, Dense, Dropout, Mode, Module, ReLU};
 
@@ -54,16 +54,16 @@ pub(crate) fn conv_batch_norm(
     mode: Mode,
     relu: ThenRelu,
 ) -> Tensor {
-    match mode {
-        Mode::Eval => {
-            let (scale, shift) = norm.eval_scale_and_shift();
-            conv.forward_scaled(x, &scale, &shift, relu == ThenRelu::Yes)
-        }
-        Mode::Train { .. } => {
-            let normalized = norm.forward(&conv.forward(x, mode), mode);
-            if relu == ThenRelu::Yes { normalized.relu() } else { normalized }
-        }
+    // Folded only where the norm takes the convolution's output (a `BatchNorm2d` of its
+    // channels); anything else runs unfused, and fails there with the norm's message.
+    let out_channels = conv.weight().dims()[0];
+    let fits = norm.output_shape(&Shape::from([out_channels, 1, 1])).is_ok();
+    if mode == Mode::Eval && fits {
+        let (scale, shift) = norm.eval_scale_and_shift();
+        return conv.forward_scaled(x, &scale, &shift, relu == ThenRelu::Yes);
     }
+    let normalized = norm.forward(&conv.forward(x, mode), mode);
+    if relu == ThenRelu::Yes { normalized.relu() } else { normalized }
 }
 
 /// `layer` as a [`Conv2d`], if it is one.
