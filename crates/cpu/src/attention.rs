@@ -40,13 +40,7 @@ pub fn attention(
             scale,
         })
     };
-    let out_items = out.par_chunks_mut((queries * value_depth).max(1)).enumerate();
-    match weights.as_mut() {
-        Some(weights) => out_items
-            .zip(weights.par_chunks_mut((queries * keys).max(1)))
-            .for_each(|((b, out), weights)| item(b, out, Some(weights))),
-        None => out_items.for_each(|(b, out)| item(b, out, None)),
-    }
+    for_each_item(&mut out, queries * value_depth, weights.as_deref_mut(), queries * keys, item);
     (out, weights)
 }
 
@@ -83,14 +77,23 @@ pub fn packed_attention(
             })
         }
     };
-    let out_sequences = out.par_chunks_mut((len * width).max(1)).enumerate();
-    match weights.as_mut() {
-        Some(weights) => out_sequences
-            .zip(weights.par_chunks_mut((heads * len * len).max(1)))
-            .for_each(|((b, out), weights)| sequence(b, out, Some(weights))),
-        None => out_sequences.for_each(|(b, out)| sequence(b, out, None)),
-    }
+    for_each_item(&mut out, len * width, weights.as_deref_mut(), heads * len * len, sequence);
     (out, weights)
+}
+
+/// `f(i, out, weights)` in parallel for each item `i`: its `out_len` outputs and, where
+/// weights are kept, its `weights_len` of them.
+fn for_each_item<F>(out: &mut [f32], out_len: usize, weights: Option<&mut [f32]>, weights_len: usize, f: F)
+where
+    F: Fn(usize, &mut [f32], Option<&mut [f32]>) + Sync,
+{
+    let items = out.par_chunks_mut(out_len.max(1)).enumerate();
+    match weights {
+        Some(weights) => items
+            .zip(weights.par_chunks_mut(weights_len.max(1)))
+            .for_each(|((i, out), weights)| f(i, out, Some(weights))),
+        None => items.for_each(|(i, out)| f(i, out, None)),
+    }
 }
 
 /// Rows of `width` values, row `i` starting at `data[start + i·stride]`.
