@@ -7,11 +7,11 @@
 //! strides, so a self-attention layer's heads come straight from its fused projection
 //! and go straight to the output projection's layout.
 
-use kiln_tensor::fast_math::exp;
 use kiln_tensor::{AttentionDims, PackedAttentionDims};
 use rayon::prelude::*;
 
 use crate::memory::HostMemory;
+use crate::reduce::softmax_row;
 use crate::simd::{VectorLoop, widest};
 
 /// Lanes of the score and value loops: one AVX-512 register, two AVX2 ones.
@@ -148,6 +148,8 @@ impl VectorLoop for AttentionItem<'_> {
             }
         }
         let mut scores = vec![0.0f32; padded];
+        // The row's softmax, where no weights are kept to hold it.
+        let mut probabilities = vec![0.0f32; if weights.is_some() { 0 } else { keys }];
         for i in 0..queries {
             let query = q.row(i);
             // Scores four 16-lane chunks at a time: four independent sums down the depth.
@@ -165,26 +167,11 @@ impl VectorLoop for AttentionItem<'_> {
                     chunk += 1;
                 }
             }
-            // Lanes past the last key weigh nothing.
-            scores[keys..].fill(f32::NEG_INFINITY);
-            let mut maxima = [f32::NEG_INFINITY; LANES];
-            for lanes in scores.chunks_exact(LANES) {
-                maxima.iter_mut().zip(lanes).for_each(|(m, l)| *m = m.max(*l));
-            }
-            let max = maxima.iter().fold(f32::NEG_INFINITY, |m, l| m.max(*l));
-            let mut totals = [0.0f32; LANES];
-            for lanes in scores.chunks_exact_mut(LANES) {
-                lanes.iter_mut().zip(totals.iter_mut()).for_each(|(l, t)| {
-                    *l = exp(*l - max);
-                    *t += *l;
-                });
-            }
-            let inverse = 1.0 / totals.iter().sum::<f32>();
-            scores.iter_mut().for_each(|s| *s *= inverse);
-            let row = &scores[..keys];
-            if let Some(weights) = weights.as_deref_mut() {
-                weights[i * keys..][..keys].copy_from_slice(row);
-            }
+            let row = match weights.as_deref_mut() {
+                Some(weights) => &mut weights[i * keys..][..keys],
+                None => &mut probabilities[..],
+            };
+            softmax_row(row, &scores[..keys], false);
             let out_row = &mut out.data[out.start + i * out.stride..][..value_depth];
             weighted_values(row, v, out_row);
         }

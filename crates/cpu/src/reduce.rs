@@ -166,7 +166,7 @@ const LANES: usize = 16;
 /// the exponentials may recompute but the sum and the scaling skip (a short row of 50
 /// costs 4 chunks instead of 3 chunks and 2 scalar steps per pass).
 #[inline(always)]
-fn softmax_row(out: &mut [f32], x: &[f32], log: bool) {
+pub(crate) fn softmax_row(out: &mut [f32], x: &[f32], log: bool) {
     let len = x.len();
     if len < LANES {
         return softmax_short_row(out, x, log);
