@@ -6,12 +6,12 @@
 
 use super::{expect_f32, expect_same_device};
 use crate::autograd::{BackwardRule, is_recording};
-use crate::{AttentionDims, AxisSplit, PackedAttentionDims, Shape, StorageRef, Tensor};
+use crate::{AttentionDims, PackedAttentionDims, Shape, StorageRef, Tensor};
 
 struct AttentionBackward {
     /// The softmax's output, `[.., queries, keys]` as the query's leading dimensions.
     weights: StorageRef,
-    split: AxisSplit,
+    keys: usize,
     scale: f32,
 }
 
@@ -19,7 +19,7 @@ impl BackwardRule for AttentionBackward {
     fn backward(&self, inputs: &[Tensor], _output: &Tensor, grad: Tensor) -> Vec<Option<Tensor>> {
         let (q, k, v) = (&inputs[0], &inputs[1], &inputs[2]);
         let mut weights_shape = q.dims().to_vec();
-        *weights_shape.last_mut().expect("rank ≥ 2") = self.split.len;
+        *weights_shape.last_mut().expect("rank ≥ 2") = self.keys;
         let weights = Tensor::from_storage(self.weights.clone(), Shape::new(weights_shape), q.device());
         let wanted = [q.requires_grad(), k.requires_grad(), v.requires_grad()];
         attention_gradients([q, k, v], &weights, &grad, self.scale, wanted).into()
@@ -144,13 +144,12 @@ impl Tensor {
         );
         let mut shape = q.to_vec();
         shape[rank - 1] = value_depth;
-        let split = AxisSplit { outer: dims.batch * queries, len: keys, inner: 1 };
         match weights {
             Some(weights) => Tensor::from_op(
                 output,
                 Shape::new(shape.as_slice()),
                 &inputs,
-                AttentionBackward { weights, split, scale },
+                AttentionBackward { weights, keys, scale },
             ),
             None => Tensor::from_storage(output, Shape::new(shape.as_slice()), self.device()),
         }
