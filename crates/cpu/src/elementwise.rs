@@ -267,8 +267,8 @@ struct Operands<'a> {
     b_shape: &'a Shape,
 }
 
-/// `a op b` broadcast to `out_shape`. Each arithmetic op gets loops of its own, so they
-/// vectorize; the rest share one.
+/// `a op b` broadcast to `out_shape`. Each arithmetic op (and the residual `AddRelu`)
+/// gets loops of its own, so they vectorize; the rest share one.
 pub fn binary(
     mem: &HostMemory,
     op: BinaryOp,
@@ -284,7 +284,7 @@ pub fn binary(
         BinaryOp::Sub => broadcast_map(mem, operands, out_shape, |x, y| x - y),
         BinaryOp::Mul => broadcast_map(mem, operands, out_shape, |x, y| x * y),
         BinaryOp::Div => broadcast_map(mem, operands, out_shape, |x, y| x / y),
-        BinaryOp::AddRelu => broadcast_map(mem, operands, out_shape, |x, y| (x + y).max(0.0)),
+        BinaryOp::AddRelu => broadcast_map(mem, operands, out_shape, |x, y| BinaryOp::AddRelu.apply(x, y)),
         _ => broadcast_map(mem, operands, out_shape, move |x, y| op.apply(x, y)),
     }
 }
