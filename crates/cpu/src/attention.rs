@@ -11,8 +11,8 @@ use kiln_tensor::{AttentionDims, PackedAttentionDims};
 use rayon::prelude::*;
 
 use crate::memory::HostMemory;
-use crate::reduce::softmax_row;
 use crate::simd::{VectorLoop, widest};
+use crate::softmax_row::softmax_row;
 
 /// Lanes of the score and value loops: one AVX-512 register, two AVX2 ones.
 const LANES: usize = 16;

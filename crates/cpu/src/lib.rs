@@ -35,6 +35,7 @@ mod pool;
 mod reduce;
 mod row_norm;
 mod simd;
+mod softmax_row;
 mod storage;
 mod strided;
 #[cfg(test)]

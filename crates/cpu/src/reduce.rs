@@ -3,11 +3,12 @@
 //! softmax cross-entropy.
 
 use kiln_tensor::AxisSplit;
-use kiln_tensor::fast_math::exp;
+use kiln_tensor::fast_math::exp_bounded;
 use rayon::prelude::*;
 
 use crate::memory::HostMemory;
 use crate::simd::{VectorLoop, widest};
+use crate::softmax_row::{softmax_row, softmax_row_backward};
 
 /// Elements a parallel task reads at least: small blocks (a softmax row of 50) are
 /// grouped so that scheduling costs nothing.
@@ -157,87 +158,6 @@ impl VectorLoop for SoftmaxBlocks<'_> {
     }
 }
 
-/// Lanes of the row kernels: one AVX-512 register, two AVX2 ones.
-const LANES: usize = 16;
-
-/// Softmax of one contiguous row into `out`. A row of at least [`LANES`] values runs in
-/// whole lane chunks only: where the length is not a multiple of the lanes, the last
-/// chunk ends at the row's end and overlaps the one before it, which the maximum and
-/// the exponentials may recompute but the sum and the scaling skip (a short row of 50
-/// costs 4 chunks instead of 3 chunks and 2 scalar steps per pass).
-#[inline(always)]
-pub(crate) fn softmax_row(out: &mut [f32], x: &[f32], log: bool) {
-    let len = x.len();
-    if len < LANES {
-        return softmax_short_row(out, x, log);
-    }
-    let whole = len / LANES * LANES;
-    // The overlapping last chunk and how many of its lanes the whole chunks covered
-    // (`LANES` when there is no rest: the chunk is skipped).
-    let (tail, covered) = (len - LANES, LANES - (len - whole));
-    let mut maxima = [f32::NEG_INFINITY; LANES];
-    for chunk in x[..whole].chunks_exact(LANES) {
-        maxima.iter_mut().zip(chunk).for_each(|(m, v)| *m = m.max(*v));
-    }
-    maxima.iter_mut().zip(&x[tail..]).for_each(|(m, v)| *m = m.max(*v));
-    let max = fold(maxima, f32::max);
-    if log {
-        let mut sums = [0.0f32; LANES];
-        for chunk in x[..whole].chunks_exact(LANES) {
-            sums.iter_mut().zip(chunk).for_each(|(s, v)| *s += exp(v - max));
-        }
-        let lanes = sums.iter_mut().zip(&x[tail..]).enumerate();
-        lanes.for_each(|(i, (s, v))| *s += if i < covered { 0.0 } else { exp(v - max) });
-        let log_sum = max + fold(sums, |a, b| a + b).ln();
-        out.iter_mut().zip(x).for_each(|(o, v)| *o = v - log_sum);
-        return;
-    }
-    let mut sums = [0.0f32; LANES];
-    for (o, chunk) in out[..whole].chunks_exact_mut(LANES).zip(x[..whole].chunks_exact(LANES)) {
-        for ((o, v), s) in o.iter_mut().zip(chunk).zip(sums.iter_mut()) {
-            *o = exp(v - max);
-            *s += *o;
-        }
-    }
-    for (i, ((o, v), s)) in out[tail..].iter_mut().zip(&x[tail..]).zip(sums.iter_mut()).enumerate() {
-        *o = exp(v - max);
-        *s += if i < covered { 0.0 } else { *o };
-    }
-    let scale = 1.0 / fold(sums, |a, b| a + b);
-    for o in out[..whole].chunks_exact_mut(LANES) {
-        o.iter_mut().for_each(|o| *o *= scale);
-    }
-    out[tail..].iter_mut().enumerate().for_each(|(i, o)| *o = if i < covered { *o } else { *o * scale });
-}
-
-/// [`softmax_row`] of a row shorter than [`LANES`], one value after another.
-#[inline(always)]
-fn softmax_short_row(out: &mut [f32], x: &[f32], log: bool) {
-    let max = x.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v));
-    out.iter_mut().zip(x).for_each(|(o, v)| *o = exp(v - max));
-    let sum: f32 = out.iter().sum();
-    if log {
-        let log_sum = max + sum.ln();
-        out.iter_mut().zip(x).for_each(|(o, v)| *o = v - log_sum);
-    } else {
-        let scale = 1.0 / sum;
-        out.iter_mut().for_each(|o| *o *= scale);
-    }
-}
-
-/// `lanes` combined by `f` in halving steps (16 → 8 → 4 → 2 → 1), which run as vector
-/// instructions.
-#[inline(always)]
-fn fold(mut lanes: [f32; LANES], f: impl Fn(f32, f32) -> f32) -> f32 {
-    let mut width = LANES;
-    while width > 1 {
-        width /= 2;
-        let (low, high) = lanes.split_at_mut(width);
-        low.iter_mut().zip(&high[..width]).for_each(|(a, b)| *a = f(*a, *b));
-    }
-    lanes[0]
-}
-
 /// Softmax down the columns of a `[len, inner]` block: each pass runs along rows of
 /// `inner` contiguous lanes.
 #[inline(always)]
@@ -249,7 +169,7 @@ fn softmax_columns(out: &mut [f32], x: &[f32], inner: usize, log: bool) {
     let mut sum = vec![0.0f32; inner];
     for (out, row) in out.chunks_mut(inner).zip(x.chunks(inner)) {
         for ((o, v), (m, s)) in out.iter_mut().zip(row).zip(max.iter().zip(sum.iter_mut())) {
-            *o = exp(v - m);
+            *o = exp_bounded(v - m);
             *s += *o;
         }
     }
@@ -306,9 +226,12 @@ impl VectorLoop for SoftmaxBackwardBlocks<'_> {
 #[inline(always)]
 fn softmax_block_backward(out: &mut [f32], y: &[f32], grad: &[f32], inner: usize, log: bool) {
     if inner == 1 {
+        if softmax_row_backward(out, y, grad, log) {
+            return;
+        }
         let total = if log { sum_contiguous(grad) } else { sum_pairs(grad, y, |g, y| g * y) };
         for ((o, g), y) in out.iter_mut().zip(grad).zip(y) {
-            *o = if log { g - exp(*y) * total } else { y * (g - total) };
+            *o = if log { g - exp_bounded(*y) * total } else { y * (g - total) };
         }
         return;
     }
@@ -320,7 +243,7 @@ fn softmax_block_backward(out: &mut [f32], y: &[f32], grad: &[f32], inner: usize
     }
     for (out, (g, y)) in out.chunks_mut(inner).zip(grad.chunks(inner).zip(y.chunks(inner))) {
         for ((o, t), (g, y)) in out.iter_mut().zip(&totals).zip(g.iter().zip(y)) {
-            *o = if log { g - exp(*y) * t } else { y * (g - t) };
+            *o = if log { g - exp_bounded(*y) * t } else { y * (g - t) };
         }
     }
 }
@@ -486,40 +409,6 @@ impl VectorLoop for NormalizeBackwardBlocks<'_> {
                 let mean_gy = (0..len).map(|l| grad[at(l)] * y[at(l)]).sum::<f32>() / n;
                 for l in 0..len {
                     out[at(l)] = r * (grad[at(l)] - mean_g - y[at(l)] * mean_gy);
-                }
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Softmax and log-softmax of `x` in f64, one value after another.
-    fn by_hand(x: &[f32], log: bool) -> Vec<f64> {
-        let max = x.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
-        let sum: f64 = x.iter().map(|&v| (v as f64 - max).exp()).sum();
-        x.iter()
-            .map(|&v| if log { v as f64 - max - sum.ln() } else { (v as f64 - max).exp() / sum })
-            .collect()
-    }
-
-    #[test]
-    fn rows_of_every_length_around_the_lanes_match_the_definition() {
-        // Lengths below, at and between multiples of the 16 lanes, where the last chunk
-        // overlaps the one before by every possible amount.
-        for len in (1..=70).chain([95, 96, 97]) {
-            let x: Vec<f32> = (0..len).map(|i| ((i * 37 % 23) as f32 - 11.0) * 0.7).collect();
-            for log in [false, true] {
-                let mut out = vec![f32::NAN; len];
-                softmax_row(&mut out, &x, log);
-                for (i, (got, want)) in out.iter().zip(by_hand(&x, log)).enumerate() {
-                    let tolerance = 2e-6 * want.abs().max(1.0);
-                    assert!(
-                        (*got as f64 - want).abs() <= tolerance,
-                        "len {len} log {log} [{i}]: {got} vs {want}"
-                    );
                 }
             }
         }

@@ -23,26 +23,10 @@ const EXP_UNDERFLOW: f32 = -87.336_55;
 /// polynomial to `r⁷` (truncation below 5e-9), `2ⁿ` is built from exponent bits.
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
-    // ln 2 in two parts: `n · LN2_HIGH` is exact for every `n` used here.
-    const LN2_HIGH: f32 = 355.0 / 512.0;
-    const LN2_LOW: f32 = -2.121_944_4e-4;
-    // Adding and subtracting 1.5·2²³ rounds a float of magnitude below 2²² to an integer.
-    const ROUND: f32 = 12_582_912.0;
-    // Bits of the shifted value `1.5·2²³ + n`: `n` sits in the low mantissa bits.
-    const ROUND_BITS: i32 = 0x4B40_0000;
-    let clamped = x.clamp(EXP_UNDERFLOW, EXP_OVERFLOW);
-    let shifted = clamped.mul_add(std::f32::consts::LOG2_E, ROUND);
-    let n = shifted - ROUND;
-    let r = (-n).mul_add(LN2_LOW, (-n).mul_add(LN2_HIGH, clamped));
-    let poly =
-        polynomial(r, &[1.0, 1.0, 1.0 / 2.0, 1.0 / 6.0, 1.0 / 24.0, 1.0 / 120.0, 1.0 / 720.0, 1.0 / 5040.0]);
+    let (poly, n) = exp_parts(x.clamp(EXP_UNDERFLOW, EXP_OVERFLOW));
     // 2ⁿ as two factors built from their exponent fields, 2^⌊n/2⌋ and 2^⌈n/2⌉: each is
     // a normal float for every n in −126..=128, where 2ⁿ itself may not be.
-    // `n` as an integer from the bits rather than `n as i32`, whose saturating
-    // conversion does not vectorize (it compiled to a scalar convert per lane).
-    let n = (shifted.to_bits() as i32).wrapping_sub(ROUND_BITS);
-    let factor = |e: i32| f32::from_bits(((e + 127) as u32) << 23);
-    let value = poly * factor(n >> 1) * factor(n - (n >> 1));
+    let value = poly * power_of_two(n >> 1) * power_of_two(n - (n >> 1));
     if x > EXP_OVERFLOW {
         f32::INFINITY
     } else if x < EXP_UNDERFLOW {
@@ -50,6 +34,45 @@ pub fn exp(x: f32) -> f32 {
     } else {
         value
     }
+}
+
+/// [`exp`] for `x ≤ 88` only (as softmax's `x − max` and a Gaussian's `−x²/2` are),
+/// where `2ⁿ` is one normal float: eight instructions fewer than [`exp`]. Larger `x`
+/// give wrong values.
+#[inline(always)]
+pub fn exp_bounded(x: f32) -> f32 {
+    // A comparison rather than `max`, which would turn NaN into the bound.
+    let (poly, n) = exp_parts(if x < EXP_UNDERFLOW { EXP_UNDERFLOW } else { x });
+    let value = poly * power_of_two(n);
+    if x < EXP_UNDERFLOW { 0.0 } else { value }
+}
+
+/// `(e^r, n)` with `x = n·ln 2 + r` and `|r| ≤ ln 2 / 2`, for `x` within
+/// [`EXP_UNDERFLOW`]`..=`[`EXP_OVERFLOW`]: `e^r` is its Taylor polynomial to `r⁷`
+/// (truncation below 5e-9).
+#[inline(always)]
+fn exp_parts(x: f32) -> (f32, i32) {
+    // ln 2 in two parts: `n · LN2_HIGH` is exact for every `n` used here.
+    const LN2_HIGH: f32 = 355.0 / 512.0;
+    const LN2_LOW: f32 = -2.121_944_4e-4;
+    // Adding and subtracting 1.5·2²³ rounds a float of magnitude below 2²² to an integer.
+    const ROUND: f32 = 12_582_912.0;
+    // Bits of the shifted value `1.5·2²³ + n`: `n` sits in the low mantissa bits.
+    const ROUND_BITS: i32 = 0x4B40_0000;
+    let shifted = x.mul_add(std::f32::consts::LOG2_E, ROUND);
+    let n = shifted - ROUND;
+    let r = (-n).mul_add(LN2_LOW, (-n).mul_add(LN2_HIGH, x));
+    let poly =
+        polynomial(r, &[1.0, 1.0, 1.0 / 2.0, 1.0 / 6.0, 1.0 / 24.0, 1.0 / 120.0, 1.0 / 720.0, 1.0 / 5040.0]);
+    // `n` as an integer from the bits rather than `n as i32`, whose saturating
+    // conversion does not vectorize (it compiled to a scalar convert per lane).
+    (poly, (shifted.to_bits() as i32).wrapping_sub(ROUND_BITS))
+}
+
+/// `2ⁿ` from its exponent field, for `n` in −126..=127.
+#[inline(always)]
+fn power_of_two(n: i32) -> f32 {
+    f32::from_bits(((n + 127) as u32) << 23)
 }
 
 /// `c₀ + c₁x + c₂x² + …` by Horner's rule, one fused multiply-add per coefficient
@@ -87,6 +110,17 @@ mod tests {
             worst = worst.max(ulps(exp(x), (x as f64).exp() as f32));
         }
         assert!(worst <= 2, "worst error {worst} ulp");
+    }
+
+    #[test]
+    fn exp_bounded_equals_exp_up_to_88() {
+        let mut x = -100.0f32;
+        while x <= 88.0 {
+            assert_eq!(exp_bounded(x).to_bits(), exp(x).to_bits(), "at {x}");
+            x += 0.0071;
+        }
+        assert_eq!(exp_bounded(f32::NEG_INFINITY), 0.0);
+        assert!(exp_bounded(f32::NAN).is_nan());
         assert_eq!(exp(0.0), 1.0);
     }
 

@@ -9,7 +9,7 @@
 //! (`docs/adding-an-op.md`).
 
 use crate::Tensor;
-use crate::fast_math::{exp, logistic, polynomial};
+use crate::fast_math::{exp, exp_bounded, logistic, polynomial};
 
 /// Which saved value a unary op's derivative reads, next to the upstream gradient.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -245,7 +245,7 @@ const ERF_COEFFICIENTS: [f32; 5] = [0.254_829_6, -0.284_496_74, 1.421_413_7, -1.
 pub fn erf(x: f32) -> f32 {
     let t = 1.0 / 0.327_591_1f32.mul_add(x.abs(), 1.0);
     let poly = t * polynomial(t, &ERF_COEFFICIENTS);
-    (-poly).mul_add(exp(-x * x), 1.0).copysign(x)
+    (-poly).mul_add(exp_bounded(-x * x), 1.0).copysign(x)
 }
 
 /// The standard normal CDF `Φ(x)` and `e^(−x²/2)` (the density's exponential, which
@@ -255,7 +255,7 @@ pub fn erf(x: f32) -> f32 {
 fn normal_cdf(x: f32) -> (f32, f32) {
     let t = 1.0 / (0.327_591_1 * FRAC_1_SQRT_2).mul_add(x.abs(), 1.0);
     let poly = t * polynomial(t, &ERF_COEFFICIENTS);
-    let gauss = exp(-0.5 * x * x);
+    let gauss = exp_bounded(-0.5 * x * x);
     let upper_tail = 0.5 * poly * gauss;
     (if x >= 0.0 { 1.0 - upper_tail } else { upper_tail }, gauss)
 }

@@ -1,0 +1,311 @@
+//! The softmax (or log-softmax) of one contiguous row and its gradient, held in 16-lane
+//! registers: the row kernels of the CPU softmax and of the attention kernel's score
+//! rows.
+//!
+//! A row of at least [`LANES`] values runs in whole lane chunks only. Where its length
+//! is not a multiple of the lanes, the last chunk ends at the row's end and overlaps
+//! the one before it: the maximum may see a value twice, the sum counts only the
+//! chunk's new lanes, and the overlapping stores write equal values (a row of 50 costs
+//! 4 chunks per pass, no scalar steps and no masked stores).
+
+use kiln_tensor::fast_math::exp_bounded;
+
+/// Lanes of the row kernel: one AVX-512 register, two AVX2 ones.
+pub const LANES: usize = 16;
+
+/// One chunk of a row, kept in registers.
+type Lanes = [f32; LANES];
+
+/// The `LANES` values starting at `values[0]`.
+#[inline(always)]
+fn load(values: &[f32]) -> Lanes {
+    *values.first_chunk::<LANES>().expect("a whole chunk")
+}
+
+/// Writes `lanes` over `out[..LANES]`.
+#[inline(always)]
+fn store(out: &mut [f32], lanes: Lanes) {
+    *out.first_chunk_mut::<LANES>().expect("a whole chunk") = lanes;
+}
+
+/// The larger of each pair of lanes.
+#[inline(always)]
+fn maximum(mut a: Lanes, b: Lanes) -> Lanes {
+    for (a, b) in a.iter_mut().zip(b) {
+        *a = a.max(b);
+    }
+    a
+}
+
+/// `a + b·weight` lane by lane.
+#[inline(always)]
+fn add_weighted(mut a: Lanes, b: Lanes, weight: Lanes) -> Lanes {
+    for ((a, b), w) in a.iter_mut().zip(b).zip(weight) {
+        *a += b * w;
+    }
+    a
+}
+
+/// `a + b` lane by lane.
+#[inline(always)]
+fn add(mut a: Lanes, b: Lanes) -> Lanes {
+    for (a, b) in a.iter_mut().zip(b) {
+        *a += b;
+    }
+    a
+}
+
+/// `lanes · factor`.
+#[inline(always)]
+fn scale(mut lanes: Lanes, factor: f32) -> Lanes {
+    for v in lanes.iter_mut() {
+        *v *= factor;
+    }
+    lanes
+}
+
+/// `lanes − shift`.
+#[inline(always)]
+fn subtract(mut lanes: Lanes, shift: f32) -> Lanes {
+    for v in lanes.iter_mut() {
+        *v -= shift;
+    }
+    lanes
+}
+
+/// `e^(v − max)` of each lane.
+#[inline(always)]
+fn exp_shifted(mut lanes: Lanes, max: f32) -> Lanes {
+    for v in lanes.iter_mut() {
+        *v = exp_bounded(*v - max);
+    }
+    lanes
+}
+
+/// The largest lane, in halving steps (16 → 8 → 4 → 2 → 1) on a register's halves.
+#[inline(always)]
+fn horizontal_max(lanes: Lanes) -> f32 {
+    let mut width = LANES;
+    let mut lanes = lanes;
+    while width > 1 {
+        width /= 2;
+        for i in 0..width {
+            lanes[i] = lanes[i].max(lanes[i + width]);
+        }
+    }
+    lanes[0]
+}
+
+/// The sum of the lanes, in halving steps as [`horizontal_max`].
+#[inline(always)]
+fn horizontal_sum(lanes: Lanes) -> f32 {
+    let mut width = LANES;
+    let mut lanes = lanes;
+    while width > 1 {
+        width /= 2;
+        for i in 0..width {
+            lanes[i] += lanes[i + width];
+        }
+    }
+    lanes[0]
+}
+
+/// Softmax (`log`: log-softmax) of the row `x` into `out`, the maximum subtracted first.
+#[inline(always)]
+pub fn softmax_row(out: &mut [f32], x: &[f32], log: bool) {
+    let len = x.len();
+    if len < LANES {
+        return softmax_short_row(out, x, log);
+    }
+    let whole = len / LANES;
+    let last_start = len - LANES;
+    let last = load(&x[last_start..]);
+
+    let mut maxima = last;
+    for c in 0..whole {
+        maxima = maximum(maxima, load(&x[c * LANES..]));
+    }
+    let max = horizontal_max(maxima);
+    let last_exp = exp_shifted(last, max);
+    let mut sums = add_weighted([0.0; LANES], last_exp, new_lanes(len));
+    if log {
+        for c in 0..whole {
+            sums = add(sums, exp_shifted(load(&x[c * LANES..]), max));
+        }
+        let log_sum = max + horizontal_sum(sums).ln();
+        for c in 0..whole {
+            store(&mut out[c * LANES..], subtract(load(&x[c * LANES..]), log_sum));
+        }
+        store(&mut out[last_start..], subtract(last, log_sum));
+        return;
+    }
+    for c in 0..whole {
+        let exps = exp_shifted(load(&x[c * LANES..]), max);
+        store(&mut out[c * LANES..], exps);
+        sums = add(sums, exps);
+    }
+    let factor = 1.0 / horizontal_sum(sums);
+    for c in 0..whole {
+        let scaled = scale(load(&out[c * LANES..]), factor);
+        store(&mut out[c * LANES..], scaled);
+    }
+    // The same exponentials as the overlapped whole chunk's, scaled the same way.
+    store(&mut out[last_start..], scale(last_exp, factor));
+}
+
+/// For a row of `len >= LANES` values, whose last chunk starts `LANES` before its end:
+/// 1 in that chunk's lanes that no whole chunk covers, 0 in the others.
+#[inline(always)]
+fn new_lanes(len: usize) -> Lanes {
+    let mut lanes = [0.0; LANES];
+    lanes[LANES - len % LANES..].fill(1.0);
+    lanes
+}
+
+/// The gradient of [`softmax_row`] given its output `y` and the upstream gradient
+/// `grad`: `y·(g − Σ g·y)`, or for log-softmax `g − e^y·Σ g`. Rows shorter than
+/// [`LANES`] return `false` and are left to the caller.
+#[inline(always)]
+pub fn softmax_row_backward(out: &mut [f32], y: &[f32], grad: &[f32], log: bool) -> bool {
+    let len = y.len();
+    if len < LANES {
+        return false;
+    }
+    let whole = len / LANES;
+    let last_start = len - LANES;
+    let new_lanes = new_lanes(len);
+    let (last_y, last_grad) = (load(&y[last_start..]), load(&grad[last_start..]));
+    let total = if log {
+        let mut sums = add_weighted([0.0; LANES], last_grad, new_lanes);
+        for c in 0..whole {
+            sums = add(sums, load(&grad[c * LANES..]));
+        }
+        horizontal_sum(sums)
+    } else {
+        let mut sums = add_weighted([0.0; LANES], multiply(last_grad, last_y), new_lanes);
+        for c in 0..whole {
+            sums = add(sums, multiply(load(&grad[c * LANES..]), load(&y[c * LANES..])));
+        }
+        horizontal_sum(sums)
+    };
+    if log {
+        for c in 0..whole {
+            let chunk = log_softmax_gradient(load(&y[c * LANES..]), load(&grad[c * LANES..]), total);
+            store(&mut out[c * LANES..], chunk);
+        }
+        store(&mut out[last_start..], log_softmax_gradient(last_y, last_grad, total));
+    } else {
+        for c in 0..whole {
+            let chunk = softmax_gradient(load(&y[c * LANES..]), load(&grad[c * LANES..]), total);
+            store(&mut out[c * LANES..], chunk);
+        }
+        store(&mut out[last_start..], softmax_gradient(last_y, last_grad, total));
+    }
+    true
+}
+
+/// One chunk of the softmax gradient `y·(g − total)`.
+#[inline(always)]
+fn softmax_gradient(mut y: Lanes, grad: Lanes, total: f32) -> Lanes {
+    for (y, g) in y.iter_mut().zip(grad) {
+        *y *= g - total;
+    }
+    y
+}
+
+/// One chunk of the log-softmax gradient `g − e^y·total`.
+#[inline(always)]
+fn log_softmax_gradient(mut y: Lanes, grad: Lanes, total: f32) -> Lanes {
+    for (y, g) in y.iter_mut().zip(grad) {
+        *y = g - exp_bounded(*y) * total;
+    }
+    y
+}
+
+/// `a · b` lane by lane.
+#[inline(always)]
+fn multiply(mut a: Lanes, b: Lanes) -> Lanes {
+    for (a, b) in a.iter_mut().zip(b) {
+        *a *= b;
+    }
+    a
+}
+
+/// [`softmax_row`] of a row shorter than [`LANES`], one value after another.
+#[inline(always)]
+fn softmax_short_row(out: &mut [f32], x: &[f32], log: bool) {
+    let max = x.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v));
+    out.iter_mut().zip(x).for_each(|(o, v)| *o = exp_bounded(v - max));
+    let sum: f32 = out.iter().sum();
+    if log {
+        let log_sum = max + sum.ln();
+        out.iter_mut().zip(x).for_each(|(o, v)| *o = v - log_sum);
+    } else {
+        let scale = 1.0 / sum;
+        out.iter_mut().for_each(|o| *o *= scale);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The softmax (log-softmax) gradient of `x`'s softmax output `y` in f64.
+    fn gradient_by_hand(y: &[f32], grad: &[f32], log: bool) -> Vec<f64> {
+        let pairs = y.iter().zip(grad).map(|(&y, &g)| (y as f64, g as f64));
+        if log {
+            let total: f64 = grad.iter().map(|&g| g as f64).sum();
+            pairs.map(|(y, g)| g - y.exp() * total).collect()
+        } else {
+            let total: f64 = pairs.clone().map(|(y, g)| y * g).sum();
+            pairs.map(|(y, g)| y * (g - total)).collect()
+        }
+    }
+
+    #[test]
+    fn row_gradients_of_every_length_from_the_lanes_up_match_the_definition() {
+        for len in (LANES..=70).chain([95, 96, 97]) {
+            let x: Vec<f32> = (0..len).map(|i| ((i * 37 % 23) as f32 - 11.0) * 0.7).collect();
+            let grad: Vec<f32> = (0..len).map(|i| ((i * 11 % 7) as f32 - 3.0) * 0.3).collect();
+            for log in [false, true] {
+                let mut y = vec![0.0; len];
+                softmax_row(&mut y, &x, log);
+                let mut out = vec![f32::NAN; len];
+                assert!(softmax_row_backward(&mut out, &y, &grad, log));
+                for (i, (got, want)) in out.iter().zip(gradient_by_hand(&y, &grad, log)).enumerate() {
+                    assert!((*got as f64 - want).abs() <= 1e-5, "len {len} log {log} [{i}]: {got} vs {want}");
+                }
+            }
+        }
+        assert!(!softmax_row_backward(&mut [0.0; 3], &[0.2, 0.3, 0.5], &[1.0; 3], false));
+    }
+
+    /// Softmax and log-softmax of `x` in f64, one value after another.
+    fn by_hand(x: &[f32], log: bool) -> Vec<f64> {
+        let max = x.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
+        let sum: f64 = x.iter().map(|&v| (v as f64 - max).exp()).sum();
+        x.iter()
+            .map(|&v| if log { v as f64 - max - sum.ln() } else { (v as f64 - max).exp() / sum })
+            .collect()
+    }
+
+    #[test]
+    fn rows_of_every_length_around_the_lanes_match_the_definition() {
+        // Lengths below, at and between multiples of the 16 lanes, where the last chunk
+        // overlaps the one before by every possible amount.
+        for len in (1..=70).chain([95, 96, 97]) {
+            let x: Vec<f32> = (0..len).map(|i| ((i * 37 % 23) as f32 - 11.0) * 0.7).collect();
+            for log in [false, true] {
+                let mut out = vec![f32::NAN; len];
+                softmax_row(&mut out, &x, log);
+                for (i, (got, want)) in out.iter().zip(by_hand(&x, log)).enumerate() {
+                    let tolerance = 2e-6 * want.abs().max(1.0);
+                    assert!(
+                        (*got as f64 - want).abs() <= tolerance,
+                        "len {len} log {log} [{i}]: {got} vs {want}"
+                    );
+                }
+            }
+        }
+    }
+}
