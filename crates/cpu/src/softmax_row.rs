@@ -157,8 +157,13 @@ pub fn softmax_row(out: &mut [f32], x: &[f32], log: bool) {
 /// 1 in that chunk's lanes that no whole chunk covers, 0 in the others.
 #[inline(always)]
 fn new_lanes(len: usize) -> Lanes {
+    let first_new = LANES - len % LANES;
+    // Lane by lane, a comparison with the lane index (one vector compare and select);
+    // a `fill` from `first_new` would go through memory.
     let mut lanes = [0.0; LANES];
-    lanes[LANES - len % LANES..].fill(1.0);
+    for (i, lane) in lanes.iter_mut().enumerate() {
+        *lane = if i >= first_new { 1.0 } else { 0.0 };
+    }
     lanes
 }
 
