@@ -29,6 +29,7 @@ mod conv;
 mod elementwise;
 mod gemm;
 mod indexing;
+mod lanes;
 mod memory;
 mod optim;
 mod pool;

@@ -6,6 +6,7 @@ use kiln_tensor::AxisSplit;
 use kiln_tensor::fast_math::exp_bounded;
 use rayon::prelude::*;
 
+use crate::lanes::horizontal_sum;
 use crate::memory::HostMemory;
 use crate::simd::{VectorLoop, widest};
 use crate::softmax_row::{softmax_row, softmax_row_backward};
@@ -59,7 +60,7 @@ pub(crate) fn sum_pairs(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f3
         sums.iter_mut().zip(x.iter().zip(y)).for_each(|(sum, (x, y))| *sum += f(*x, *y));
     }
     sums.iter_mut().zip(a_rest.iter().zip(b_rest)).for_each(|(sum, (x, y))| *sum += f(*x, *y));
-    sums.iter().sum()
+    horizontal_sum(sums)
 }
 
 /// Rows shorter than this are summed one element after another: sixteen running sums

@@ -67,12 +67,15 @@ impl VectorLoop for ForwardRows<'_> {
             let m = sum_contiguous(x) / n;
             let r = 1.0 / (sum_pairs(x, x, |v, _| (v - m) * (v - m)) / n + eps).sqrt();
             (*mean, *rstd) = (m, r);
-            out.iter_mut().zip(x).for_each(|(o, v)| *o = (v - m) * r);
-            if let Some(w) = weight {
-                out.iter_mut().zip(w).for_each(|(o, w)| *o *= w);
-            }
-            if let Some(b) = bias {
-                out.iter_mut().zip(b).for_each(|(o, b)| *o += b);
+            let normalized = out.iter_mut().zip(x);
+            // One pass per case, so that each is one vector loop.
+            match (weight, bias) {
+                (Some(w), Some(b)) => normalized
+                    .zip(w.iter().zip(b))
+                    .for_each(|((o, v), (w, b))| *o = ((v - m) * r).mul_add(*w, *b)),
+                (Some(w), None) => normalized.zip(w).for_each(|((o, v), w)| *o = (v - m) * r * w),
+                (None, Some(b)) => normalized.zip(b).for_each(|((o, v), b)| *o = (v - m) * r + b),
+                (None, None) => normalized.for_each(|(o, v)| *o = (v - m) * r),
             }
         }
     }

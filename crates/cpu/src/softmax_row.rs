@@ -10,68 +10,10 @@
 
 use kiln_tensor::fast_math::exp_bounded;
 
-/// Lanes of the row kernel: one AVX-512 register, two AVX2 ones.
-pub const LANES: usize = 16;
-
-/// One chunk of a row, kept in registers.
-type Lanes = [f32; LANES];
-
-/// The `LANES` values starting at `values[0]`.
-#[inline(always)]
-fn load(values: &[f32]) -> Lanes {
-    *values.first_chunk::<LANES>().expect("a whole chunk")
-}
-
-/// Writes `lanes` over `out[..LANES]`.
-#[inline(always)]
-fn store(out: &mut [f32], lanes: Lanes) {
-    *out.first_chunk_mut::<LANES>().expect("a whole chunk") = lanes;
-}
-
-/// The larger of each pair of lanes.
-#[inline(always)]
-fn maximum(mut a: Lanes, b: Lanes) -> Lanes {
-    for (a, b) in a.iter_mut().zip(b) {
-        *a = a.max(b);
-    }
-    a
-}
-
-/// `a + b·weight` lane by lane.
-#[inline(always)]
-fn add_weighted(mut a: Lanes, b: Lanes, weight: Lanes) -> Lanes {
-    for ((a, b), w) in a.iter_mut().zip(b).zip(weight) {
-        *a += b * w;
-    }
-    a
-}
-
-/// `a + b` lane by lane.
-#[inline(always)]
-fn add(mut a: Lanes, b: Lanes) -> Lanes {
-    for (a, b) in a.iter_mut().zip(b) {
-        *a += b;
-    }
-    a
-}
-
-/// `lanes · factor`.
-#[inline(always)]
-fn scale(mut lanes: Lanes, factor: f32) -> Lanes {
-    for v in lanes.iter_mut() {
-        *v *= factor;
-    }
-    lanes
-}
-
-/// `lanes − shift`.
-#[inline(always)]
-fn subtract(mut lanes: Lanes, shift: f32) -> Lanes {
-    for v in lanes.iter_mut() {
-        *v -= shift;
-    }
-    lanes
-}
+use crate::lanes::{
+    LANES, Lanes, add, add_weighted, horizontal_max, horizontal_sum, load, maximum, multiply, scale, store,
+    subtract,
+};
 
 /// `e^(v − max)` of each lane.
 #[inline(always)]
@@ -80,34 +22,6 @@ fn exp_shifted(mut lanes: Lanes, max: f32) -> Lanes {
         *v = exp_bounded(*v - max);
     }
     lanes
-}
-
-/// The largest lane, in halving steps (16 → 8 → 4 → 2 → 1) on a register's halves.
-#[inline(always)]
-fn horizontal_max(lanes: Lanes) -> f32 {
-    let mut width = LANES;
-    let mut lanes = lanes;
-    while width > 1 {
-        width /= 2;
-        for i in 0..width {
-            lanes[i] = lanes[i].max(lanes[i + width]);
-        }
-    }
-    lanes[0]
-}
-
-/// The sum of the lanes, in halving steps as [`horizontal_max`].
-#[inline(always)]
-fn horizontal_sum(lanes: Lanes) -> f32 {
-    let mut width = LANES;
-    let mut lanes = lanes;
-    while width > 1 {
-        width /= 2;
-        for i in 0..width {
-            lanes[i] += lanes[i + width];
-        }
-    }
-    lanes[0]
 }
 
 /// Softmax (`log`: log-softmax) of the row `x` into `out`, the maximum subtracted first.
@@ -225,15 +139,6 @@ fn log_softmax_gradient(mut y: Lanes, grad: Lanes, total: f32) -> Lanes {
         *y = g - exp_bounded(*y) * total;
     }
     y
-}
-
-/// `a · b` lane by lane.
-#[inline(always)]
-fn multiply(mut a: Lanes, b: Lanes) -> Lanes {
-    for (a, b) in a.iter_mut().zip(b) {
-        *a *= b;
-    }
-    a
 }
 
 /// [`softmax_row`] of a row shorter than [`LANES`], one value after another.
