@@ -197,7 +197,7 @@ fn dot_columns<const N: usize>(
         for (n, sum) in sums.iter_mut().enumerate() {
             let column: &[f32; LANES] = keys_t[start + n * LANES..][..LANES].try_into().expect("16 lanes");
             for lane in 0..LANES {
-                sum[lane] += q * column[lane];
+                sum[lane] = q.mul_add(column[lane], sum[lane]);
             }
         }
     }
@@ -230,7 +230,7 @@ fn add_scaled<const N: usize>(sums: &mut [[f32; LANES]; N], p: f32, values: &[f3
     for (n, sum) in sums.iter_mut().enumerate() {
         let values: &[f32; LANES] = values[n * LANES..][..LANES].try_into().expect("16 lanes");
         for lane in 0..LANES {
-            sum[lane] += p * values[lane];
+            sum[lane] = p.mul_add(values[lane], sum[lane]);
         }
     }
 }
