@@ -2,8 +2,9 @@
 //! against every key, their softmax and the weighted sum of the values are computed
 //! while the row sits in cache, so the `[queries, keys]` score matrix is never written
 //! out (only the softmax's output, when the backward pass needs it). Items run in
-//! parallel; inside an item the keys are transposed once so that a row's scores come
-//! from 16-lane multiply-adds down the depth. Rows are read and written through
+//! parallel; inside an item the keys are transposed once so that scores come from
+//! 16-lane multiply-adds down the depth, four query rows at a time (each key and value
+//! chunk loaded once for the four, four independent sums). Rows are read and written through
 //! strides, so a self-attention layer's heads come straight from its fused projection
 //! and go straight to the output projection's layout.
 
@@ -119,6 +120,14 @@ struct RowsMut<'a> {
     stride: usize,
 }
 
+impl RowsMut<'_> {
+    /// The `width` values of row `i`.
+    #[inline(always)]
+    fn row(&mut self, i: usize, width: usize) -> &mut [f32] {
+        &mut self.data[self.start + i * self.stride..][..width]
+    }
+}
+
 /// One item's attention, compiled whole for each instruction set.
 struct AttentionItem<'a> {
     q: Rows<'a>,
@@ -137,8 +146,8 @@ impl VectorLoop for AttentionItem<'_> {
 
     #[inline(always)]
     fn run(self) {
-        let AttentionItem { q, k, v, out, mut weights, queries, keys, scale } = self;
-        let (depth, value_depth) = (q.width, v.width);
+        let AttentionItem { q, k, v, mut out, mut weights, queries, keys, scale } = self;
+        let depth = q.width;
         let padded = keys.next_multiple_of(LANES);
         // kᵀ with each depth's row padded by zeros to whole lanes.
         let mut keys_t = vec![0.0f32; depth * padded];
@@ -147,111 +156,127 @@ impl VectorLoop for AttentionItem<'_> {
                 keys_t[d * padded + j] = *value;
             }
         }
-        let mut scores = vec![0.0f32; padded];
-        // The row's softmax, where no weights are kept to hold it.
-        let mut probabilities = vec![0.0f32; if weights.is_some() { 0 } else { keys }];
-        for i in 0..queries {
-            let query = q.row(i);
-            // Scores four 16-lane chunks at a time: four independent sums down the depth.
-            let chunks = padded / LANES;
-            let mut chunk = 0;
-            while chunk < chunks {
-                let lanes = &mut scores[chunk * LANES..];
-                if chunk + SCORE_BLOCK <= chunks {
-                    let sums = dot_columns::<SCORE_BLOCK>(query, &keys_t, padded, chunk);
-                    lanes.iter_mut().zip(sums.as_flattened()).for_each(|(l, s)| *l = s * scale);
-                    chunk += SCORE_BLOCK;
-                } else {
-                    let sums = dot_columns::<1>(query, &keys_t, padded, chunk);
-                    lanes.iter_mut().zip(sums.as_flattened()).for_each(|(l, s)| *l = s * scale);
-                    chunk += 1;
-                }
+        let keys_t = KeysT { data: &keys_t, padded };
+        let mut scores = vec![0.0f32; QUERY_BLOCK * padded];
+        // The block's softmax rows, where no weights are kept to hold them.
+        let mut probabilities = vec![0.0f32; if weights.is_some() { 0 } else { QUERY_BLOCK * keys }];
+        let mut first = 0;
+        while first < queries {
+            let block = if first + QUERY_BLOCK <= queries { QUERY_BLOCK } else { 1 };
+            if block == QUERY_BLOCK {
+                block_scores::<QUERY_BLOCK>(q, first, keys_t, scale, &mut scores);
+            } else {
+                block_scores::<1>(q, first, keys_t, scale, &mut scores);
             }
-            let row = match weights.as_deref_mut() {
-                Some(weights) => &mut weights[i * keys..][..keys],
-                None => &mut probabilities[..],
+            let rows = match weights.as_deref_mut() {
+                Some(weights) => &mut weights[first * keys..][..block * keys],
+                None => &mut probabilities[..block * keys],
             };
-            softmax_row(row, &scores[..keys], false);
-            let out_row = &mut out.data[out.start + i * out.stride..][..value_depth];
-            weighted_values(row, v, out_row);
+            for (r, row) in rows.chunks_exact_mut(keys).enumerate() {
+                softmax_row(row, &scores[r * padded..][..keys], false);
+            }
+            if block == QUERY_BLOCK {
+                block_values::<QUERY_BLOCK>(rows, v, &mut out, first);
+            } else {
+                block_values::<1>(rows, v, &mut out, first);
+            }
+            first += block;
         }
     }
 }
 
-/// Chunks of 16 scores computed together (independent sums keep the multiply-adds
-/// from waiting on each other).
-const SCORE_BLOCK: usize = 4;
+/// Query rows whose scores and weighted values are computed together: each key or
+/// value chunk loaded serves all of them, and their sums are independent chains (four
+/// 16-lane accumulators, which the compiler keeps in registers).
+const QUERY_BLOCK: usize = 4;
 
-/// `q·kᵀ` of one query for the `N` 16-lane chunks of keys from `first_chunk` on, from
-/// the transposed keys (`padded` lanes a depth row).
-#[inline(always)]
-fn dot_columns<const N: usize>(
-    query: &[f32],
-    keys_t: &[f32],
+/// An item's keys transposed: depth `d`'s row of `padded` lanes (zeros past the keys)
+/// at `data[d·padded..]`.
+#[derive(Clone, Copy)]
+struct KeysT<'a> {
+    data: &'a [f32],
     padded: usize,
-    first_chunk: usize,
-) -> [[f32; LANES]; N] {
-    let mut sums = [[0.0f32; LANES]; N];
-    for (d, q) in query.iter().enumerate() {
-        let start = d * padded + first_chunk * LANES;
-        for (n, sum) in sums.iter_mut().enumerate() {
-            let column: &[f32; LANES] = keys_t[start + n * LANES..][..LANES].try_into().expect("16 lanes");
-            for lane in 0..LANES {
-                sum[lane] = q.mul_add(column[lane], sum[lane]);
-            }
+}
+
+/// `scale · q·kᵀ` of the `Q` query rows from `first` on, row `r` into
+/// `scores[r·padded..]`, one 16-lane chunk of keys at a time.
+#[inline(always)]
+fn block_scores<const Q: usize>(
+    q: Rows<'_>,
+    first: usize,
+    keys_t: KeysT<'_>,
+    scale: f32,
+    scores: &mut [f32],
+) {
+    let queries: [&[f32]; Q] = std::array::from_fn(|r| q.row(first + r));
+    for chunk in 0..keys_t.padded / LANES {
+        let sums = dot_column::<Q>(queries, keys_t, chunk);
+        for (r, sums) in sums.iter().enumerate() {
+            let lanes = &mut scores[r * keys_t.padded + chunk * LANES..][..LANES];
+            lanes.iter_mut().zip(sums).for_each(|(l, s)| *l = s * scale);
+        }
+    }
+}
+
+/// `q·kᵀ` of `Q` query rows for the 16 keys of chunk `chunk`.
+#[inline(always)]
+fn dot_column<const Q: usize>(queries: [&[f32]; Q], keys_t: KeysT<'_>, chunk: usize) -> [[f32; LANES]; Q] {
+    let depth = queries[0].len();
+    let queries: [&[f32]; Q] = std::array::from_fn(|r| &queries[r][..depth]);
+    let mut sums = [[0.0f32; LANES]; Q];
+    for d in 0..depth {
+        let start = d * keys_t.padded + chunk * LANES;
+        let column: &[f32; LANES] = keys_t.data[start..][..LANES].try_into().expect("16 lanes");
+        for (query, sum) in queries.iter().zip(sums.iter_mut()) {
+            add_scaled(sum, query[d], column);
         }
     }
     sums
 }
 
-/// `out = Σⱼ row[j] · v[j]`: 32 output lanes at a time, even and odd keys in separate
-/// sums (four independent chains), then 16, then one lane at a time.
+/// `sum += factor · values`, lane by lane in fused multiply-adds.
 #[inline(always)]
-fn weighted_values(row: &[f32], v: Rows<'_>, out: &mut [f32]) {
-    let mut first = 0;
-    while first + 2 * LANES <= out.len() {
-        let sums = value_sums::<2>(row, v, first);
-        out[first..first + 2 * LANES].copy_from_slice(sums.as_flattened());
-        first += 2 * LANES;
-    }
-    if first + LANES <= out.len() {
-        let sums = value_sums::<1>(row, v, first);
-        out[first..first + LANES].copy_from_slice(sums.as_flattened());
-        first += LANES;
-    }
-    for (e, o) in out.iter_mut().enumerate().skip(first) {
-        *o = row.iter().enumerate().map(|(j, p)| p * v.row(j)[e]).sum();
+fn add_scaled(sum: &mut [f32; LANES], factor: f32, values: &[f32; LANES]) {
+    for lane in 0..LANES {
+        sum[lane] = factor.mul_add(values[lane], sum[lane]);
     }
 }
 
-/// `sums += p · values[..N·16]`.
+/// `out[first + r] = Σⱼ rows[r][j] · v[j]` for the `Q` softmax rows in `rows`: 16
+/// output lanes at a time, then one lane at a time.
 #[inline(always)]
-fn add_scaled<const N: usize>(sums: &mut [[f32; LANES]; N], p: f32, values: &[f32]) {
-    for (n, sum) in sums.iter_mut().enumerate() {
-        let values: &[f32; LANES] = values[n * LANES..][..LANES].try_into().expect("16 lanes");
-        for lane in 0..LANES {
-            sum[lane] = p.mul_add(values[lane], sum[lane]);
+fn block_values<const Q: usize>(rows: &[f32], v: Rows<'_>, out: &mut RowsMut<'_>, first: usize) {
+    let keys = rows.len() / Q;
+    let rows: [&[f32]; Q] = std::array::from_fn(|r| &rows[r * keys..][..keys]);
+    let width = v.width;
+    let mut lane = 0;
+    while lane + LANES <= width {
+        let sums = value_sums::<Q>(rows, v, lane);
+        for (r, sums) in sums.iter().enumerate() {
+            out.row(first + r, width)[lane..][..LANES].copy_from_slice(sums);
+        }
+        lane += LANES;
+    }
+    for (r, row) in rows.iter().enumerate() {
+        for e in lane..width {
+            out.row(first + r, width)[e] = row.iter().enumerate().map(|(j, p)| p * v.row(j)[e]).sum();
         }
     }
 }
 
-/// `Σⱼ row[j] · v[j][first..first + N·16]`, even and odd `j` summed apart.
+/// `Σⱼ rows[r][j] · v[j][first..first + 16]` for each of the `Q` rows.
 #[inline(always)]
-fn value_sums<const N: usize>(row: &[f32], v: Rows<'_>, first: usize) -> [[f32; LANES]; N] {
-    let mut even = [[0.0f32; LANES]; N];
-    let mut odd = [[0.0f32; LANES]; N];
-    let pairs = row.len() / 2;
-    for pair in 0..pairs {
-        add_scaled(&mut even, row[2 * pair], &v.row(2 * pair)[first..]);
-        add_scaled(&mut odd, row[2 * pair + 1], &v.row(2 * pair + 1)[first..]);
+fn value_sums<const Q: usize>(rows: [&[f32]; Q], v: Rows<'_>, first: usize) -> [[f32; LANES]; Q] {
+    let keys = rows[0].len();
+    let rows: [&[f32]; Q] = std::array::from_fn(|r| &rows[r][..keys]);
+    let mut sums = [[0.0f32; LANES]; Q];
+    for j in 0..keys {
+        let values: &[f32; LANES] = v.row(j)[first..][..LANES].try_into().expect("16 lanes");
+        for (row, sum) in rows.iter().zip(sums.iter_mut()) {
+            add_scaled(sum, row[j], values);
+        }
     }
-    if row.len() % 2 == 1 {
-        add_scaled(&mut even, row[row.len() - 1], &v.row(row.len() - 1)[first..]);
-    }
-    for (e, o) in even.iter_mut().zip(odd) {
-        e.iter_mut().zip(o).for_each(|(e, o)| *e += o);
-    }
-    even
+    sums
 }
 
 #[cfg(test)]
