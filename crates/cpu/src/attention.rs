@@ -4,9 +4,9 @@
 //! out (only the softmax's output, when the backward pass needs it). Items run in
 //! parallel; inside an item the keys are transposed once so that scores come from
 //! 16-lane multiply-adds down the depth, four query rows at a time (each key and value
-//! chunk loaded once for the four, four independent sums). Rows are read and written through
-//! strides, so a self-attention layer's heads come straight from its fused projection
-//! and go straight to the output projection's layout.
+//! chunk loaded once for the four, four independent sums). Rows are read and written
+//! through strides, so a self-attention layer's heads come straight from its fused
+//! projection and go straight to the output projection's layout.
 
 use kiln_tensor::{AttentionDims, PackedAttentionDims};
 use rayon::prelude::*;
