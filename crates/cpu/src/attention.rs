@@ -11,12 +11,10 @@
 use kiln_tensor::{AttentionDims, PackedAttentionDims};
 use rayon::prelude::*;
 
+use crate::lanes::LANES;
 use crate::memory::HostMemory;
 use crate::simd::{VectorLoop, widest};
 use crate::softmax_row::softmax_row;
-
-/// Lanes of the score and value loops: one AVX-512 register, two AVX2 ones.
-const LANES: usize = 16;
 
 /// `softmax(scale · q·kᵀ) · v` of every item, and the softmax's output when
 /// `keep_weights`.

@@ -30,15 +30,6 @@ pub fn maximum(mut a: Lanes, b: Lanes) -> Lanes {
     a
 }
 
-/// `a + b·weight` lane by lane.
-#[inline(always)]
-pub fn add_weighted(mut a: Lanes, b: Lanes, weight: Lanes) -> Lanes {
-    for ((a, b), w) in a.iter_mut().zip(b).zip(weight) {
-        *a += b * w;
-    }
-    a
-}
-
 /// `a + b` lane by lane.
 #[inline(always)]
 pub fn add(mut a: Lanes, b: Lanes) -> Lanes {

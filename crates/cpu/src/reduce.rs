@@ -6,7 +6,7 @@ use kiln_tensor::AxisSplit;
 use kiln_tensor::fast_math::exp_bounded;
 use rayon::prelude::*;
 
-use crate::lanes::horizontal_sum;
+use crate::lanes::{LANES, horizontal_sum};
 use crate::memory::HostMemory;
 use crate::simd::{VectorLoop, widest};
 use crate::softmax_row::{softmax_row, softmax_row_backward};
@@ -52,7 +52,6 @@ pub fn sum_contiguous(values: &[f32]) -> f32 {
 /// sixteen running sums and fixed order.
 #[inline(always)]
 pub(crate) fn sum_pairs(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
-    const LANES: usize = 16;
     let mut sums = [0.0f32; LANES];
     let (a_chunks, b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
     let (a_rest, b_rest) = (a_chunks.remainder(), b_chunks.remainder());

@@ -11,8 +11,7 @@
 use kiln_tensor::fast_math::exp_bounded;
 
 use crate::lanes::{
-    LANES, Lanes, add, add_weighted, horizontal_max, horizontal_sum, load, maximum, multiply, scale, store,
-    subtract,
+    LANES, Lanes, add, horizontal_max, horizontal_sum, load, maximum, multiply, scale, store, subtract,
 };
 
 /// `e^(v − max)` of each lane.
@@ -41,7 +40,7 @@ pub fn softmax_row(out: &mut [f32], x: &[f32], log: bool) {
     }
     let max = horizontal_max(maxima);
     let last_exp = exp_shifted(last, max);
-    let mut sums = add_weighted([0.0; LANES], last_exp, new_lanes(len));
+    let mut sums = multiply(last_exp, new_lanes(len));
     if log {
         for c in 0..whole {
             sums = add(sums, exp_shifted(load(&x[c * LANES..]), max));
@@ -95,13 +94,13 @@ pub fn softmax_row_backward(out: &mut [f32], y: &[f32], grad: &[f32], log: bool)
     let new_lanes = new_lanes(len);
     let (last_y, last_grad) = (load(&y[last_start..]), load(&grad[last_start..]));
     let total = if log {
-        let mut sums = add_weighted([0.0; LANES], last_grad, new_lanes);
+        let mut sums = multiply(last_grad, new_lanes);
         for c in 0..whole {
             sums = add(sums, load(&grad[c * LANES..]));
         }
         horizontal_sum(sums)
     } else {
-        let mut sums = add_weighted([0.0; LANES], multiply(last_grad, last_y), new_lanes);
+        let mut sums = multiply(multiply(last_grad, last_y), new_lanes);
         for c in 0..whole {
             sums = add(sums, multiply(load(&grad[c * LANES..]), load(&y[c * LANES..])));
         }
