@@ -75,11 +75,17 @@ impl<'a> PaddedInput<'a> {
         } else {
             let mut padded = memory.scratch(g.batch * g.in_channels * plane);
             padded.par_chunks_mut(plane).zip(x.par_chunks(g.in_h * g.in_w)).for_each(|(out, source)| {
-                // Every element is written (zero where it is padding or past the
-                // padded plane), so the scratch needs no zeroing first.
+                // Every element a tap reads is written (zero where it is padding or
+                // past the padded plane), so the scratch needs no zeroing first.
                 let mut rows = out.chunks_exact_mut(phase_w);
                 for a in 0..sh {
                     for b in 0..sw {
+                        if a >= g.kernel_h || b >= g.kernel_w {
+                            // No tap reads this phase (a kernel smaller than its
+                            // stride): its rows stay unwritten.
+                            rows.nth(phase_h - 1);
+                            continue;
+                        }
                         // Phase columns `px` with `px·sw + b` inside the unpadded input.
                         let first = g.padding.1.saturating_sub(b).div_ceil(sw);
                         let end = (g.padding.1 + g.in_w).saturating_sub(b).div_ceil(sw).min(phase_w);

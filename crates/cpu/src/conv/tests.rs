@@ -118,6 +118,13 @@ fn strided_convolutions() {
 }
 
 #[test]
+fn kernels_smaller_than_their_stride() {
+    // Only the stride phases the kernel reaches are copied (ResNet's 1×1/2 shortcut).
+    check(geometry([3, 5, 14, 14], 6, (1, 1), (2, 2), (0, 0)));
+    check(geometry([2, 3, 11, 10], 4, (2, 1), (3, 2), (1, 1)));
+}
+
+#[test]
 fn padding_of_a_kernel_size_or_more() {
     check(geometry([2, 2, 4, 5], 3, (2, 2), (1, 1), (2, 2)));
 }
