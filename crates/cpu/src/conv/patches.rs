@@ -99,8 +99,7 @@ impl<'a> PaddedInput<'a> {
                             row[..first].fill(0.0);
                             row[end..].fill(0.0);
                             let x = first * sw + b - g.padding.1;
-                            let source = source[y * g.in_w + x..].iter().step_by(sw);
-                            row[first..end].iter_mut().zip(source).for_each(|(o, v)| *o = *v);
+                            every_nth(&source[y * g.in_w + x..], sw, &mut row[first..end]);
                         }
                     }
                 }
@@ -123,6 +122,21 @@ impl<'a> PaddedInput<'a> {
             col_step: g.stride.1 / sw,
             tap_offsets,
         }
+    }
+}
+
+/// Fills `target` with every `step`-th element of `source` from the first: a plain copy
+/// for step 1, and for step 2 pairs the compiler turns into vector shuffles.
+fn every_nth(source: &[f32], step: usize, target: &mut [f32]) {
+    let source = &source[..(target.len() - 1) * step + 1];
+    match step {
+        1 => target.copy_from_slice(source),
+        2 => {
+            let (last, pairs) = target.split_last_mut().expect("a non-empty row");
+            pairs.iter_mut().zip(source.chunks_exact(2)).for_each(|(o, pair)| *o = pair[0]);
+            *last = source[source.len() - 1];
+        }
+        _ => target.iter_mut().enumerate().for_each(|(i, o)| *o = source[i * step]),
     }
 }
 
@@ -201,34 +215,49 @@ fn copy_run(data: &[f32], start: usize, panel: &mut [f32], at: usize, len: usize
 }
 
 impl PackB for Patches<'_> {
-    /// Tap by tap: a panel row is one tap seen from the panel's pixels, which come in
-    /// runs along output rows. With consecutive pixels reading consecutive elements
-    /// (stride 1, or [`InputLayout::Phases`]), each run is one fixed 16-float move
-    /// straight into the panel: its spill lands on entries a later run or row
-    /// overwrites (or past `cols`), and only where a move would leave the panel or the
-    /// input is it cut to length.
+    /// One panel is a block of one panel.
     fn pack(&self, first_row: usize, rows: usize, first_col: usize, cols: usize, panel: &mut [f32]) {
-        let mut runs = [Run::default(); NR];
-        let mut count = 0;
-        self.0.runs(first_col, cols, |run| {
-            runs[count] = run;
-            count += 1;
-        });
-        let taps = &self.0.input.tap_offsets[first_row..first_row + rows];
-        let data = &self.0.input.data;
-        let consecutive = self.0.input.col_step == 1;
-        let panel = &mut panel[..rows * NR];
-        for (p, tap) in taps.iter().enumerate() {
-            for run in &runs[..count] {
-                let (start, at) = (tap + run.offset, p * NR + run.at);
-                if consecutive {
-                    copy_run(data, start, panel, at, run.len);
-                } else {
-                    let target = &mut panel[at..at + run.len];
-                    target.iter_mut().zip(self.0.elements(start, run.len)).for_each(|(o, v)| *o = *v);
-                }
+        self.pack_block(first_row, rows, first_col, cols, panel);
+    }
+
+    /// Tap by tap: a tap's row of the block is gathered into a buffer, its pixels
+    /// coming in runs along output rows (read front to back), then dealt out 16 floats
+    /// to each panel. With consecutive pixels reading consecutive elements (stride 1,
+    /// or [`InputLayout::Phases`]), a run is copied in fixed 16-float moves whose
+    /// spill lands on entries the next run overwrites (or past `cols`, zeroed after).
+    fn pack_block(&self, first_row: usize, rows: usize, first_col: usize, cols: usize, out: &mut [f32]) {
+        let mut runs = Vec::with_capacity(cols.div_ceil(self.0.geometry.out_w()) + 1);
+        self.0.runs(first_col, cols, |run| runs.push(run));
+        let width = cols.next_multiple_of(NR);
+        // One panel's width of slack takes the last run's spill.
+        let mut row = vec![0.0; width + NR];
+        for (p, &tap) in self.0.input.tap_offsets[first_row..first_row + rows].iter().enumerate() {
+            self.fill_row(tap, &runs, cols, &mut row);
+            for (t, chunk) in row[..width].chunks_exact(NR).enumerate() {
+                copy_16(chunk, &mut out[(t * rows + p) * NR..][..NR]);
             }
         }
+    }
+}
+
+impl Patches<'_> {
+    /// Row `tap` of the block's `cols` columns, whose pixels come in `runs`, into
+    /// `row` (at least `cols` rounded up to [`NR`], plus `NR`), zero from `cols` on.
+    fn fill_row(&self, tap: usize, runs: &[Run], cols: usize, row: &mut [f32]) {
+        let data = &self.0.input.data;
+        if self.0.input.col_step == 1 {
+            for run in runs {
+                for chunk in (0..run.len).step_by(NR) {
+                    copy_run(data, tap + run.offset + chunk, row, run.at + chunk, NR.min(run.len - chunk));
+                }
+            }
+        } else {
+            for run in runs {
+                let target = &mut row[run.at..run.at + run.len];
+                target.iter_mut().zip(self.0.elements(tap + run.offset, run.len)).for_each(|(o, v)| *o = *v);
+            }
+        }
+        row[cols..].fill(0.0);
     }
 }
 
