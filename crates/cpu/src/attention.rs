@@ -11,6 +11,7 @@
 use kiln_tensor::{AttentionDims, PackedAttentionDims};
 use rayon::prelude::*;
 
+use crate::gemm::gather_columns;
 use crate::lanes::LANES;
 use crate::memory::HostMemory;
 use crate::simd::{VectorLoop, widest};
@@ -149,11 +150,7 @@ impl VectorLoop for AttentionItem<'_> {
         let padded = keys.next_multiple_of(LANES);
         // kᵀ with each depth's row padded by zeros to whole lanes.
         let mut keys_t = vec![0.0f32; depth * padded];
-        for j in 0..keys {
-            for (d, value) in k.row(j).iter().enumerate() {
-                keys_t[d * padded + j] = *value;
-            }
-        }
+        gather_columns(k.data, [k.start, k.stride], [depth, keys], padded, &mut keys_t);
         let keys_t = KeysT { data: &keys_t, padded };
         let mut scores = vec![0.0f32; QUERY_BLOCK * padded];
         // The block's softmax rows, where no weights are kept to hold them.

@@ -19,6 +19,7 @@ use std::sync::OnceLock;
 use kiln_tensor::MatmulDims;
 pub use packed::RowEpilogue;
 use rayon::prelude::*;
+pub(crate) use transpose::gather_columns;
 
 /// Rows of `C` one micro-kernel call produces.
 pub const MR: usize = 6;
