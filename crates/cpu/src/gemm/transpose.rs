@@ -38,6 +38,7 @@ pub fn gather_columns(
                         runs,
                         panel.as_mut_ptr().add(p * width + j),
                         width,
+                        p + 8 < rows,
                     )
                 };
             }
@@ -58,9 +59,13 @@ mod avx {
     /// Transposes the block whose row `r < runs` is the 8 values at `src + r·src_stride`
     /// into 8 rows of `runs` values at `dst + q·dst_stride`: `dst[q][r] = src[r][q]`.
     ///
+    /// `followed` says that more destination rows follow the block's eighth (written
+    /// after it): with back-to-back runs, its last run may then spill into them too.
+    ///
     /// # Safety
     /// The CPU must support AVX; `runs ≤ 8`; the `runs` source runs of 8 floats and the 8
-    /// destination runs of `runs` floats must be valid.
+    /// destination runs of `runs` floats must be valid, and when `followed`, the
+    /// `8 − runs` floats after the last one too.
     #[target_feature(enable = "avx")]
     pub unsafe fn transpose_block(
         src: *const f32,
@@ -68,6 +73,7 @@ mod avx {
         runs: usize,
         dst: *mut f32,
         dst_stride: usize,
+        followed: bool,
     ) {
         let mut r = [_mm256_setzero_ps(); 8];
         for (i, row) in r.iter_mut().enumerate().take(runs) {
@@ -106,14 +112,15 @@ mod avx {
         // Masked stores are slow (microcoded on AMD). Where the destination runs are
         // back to back (an `A` panel: 6-float runs 6 apart), whole 8-float stores in
         // order each spill into the next run, which its own store then overwrites; only
-        // the last run needs the mask.
+        // the last run needs the mask, unless rows the caller writes next follow it.
         let back_to_back = dst_stride == runs;
         for (q, row) in out.into_iter().enumerate() {
             // SAFETY: the caller's destination run `q`, `runs` floats long; a whole store
             // of a run that is not the last spills only into the next run, which the
-            // caller's destination also holds when the runs are back to back.
+            // caller's destination also holds when the runs are back to back, and the
+            // last one into the rows that follow when `followed`.
             unsafe {
-                if runs == 8 || (back_to_back && q < 7) {
+                if runs == 8 || (back_to_back && (q < 7 || followed)) {
                     _mm256_storeu_ps(dst.add(q * dst_stride), row)
                 } else {
                     _mm256_maskstore_ps(dst.add(q * dst_stride), mask, row)
