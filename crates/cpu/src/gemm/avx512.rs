@@ -1,7 +1,11 @@
 //! The AVX-512 micro-kernels: a 12×32 block of `C` from two consecutive packed `A`
 //! panels (6 rows each) and two consecutive packed `B` panels (16 columns each), held
-//! in twenty-four 16-lane registers for the whole `k` loop, and a 6×32 one (one `A`
-//! panel, twelve registers) for the rows left below the last 12-row tile. They read the
+//! in twenty-four 16-lane registers for the whole `k` loop, the same block from twelve
+//! rows of a row-major `A` read in place (its values are broadcast one at a time, so
+//! they need not be contiguous, and packing them would only transpose them; for the
+//! common row strides, see [`rows_kernel`]), and a
+//! 6×32 one (one `A` panel, twelve registers) for the rows left below the last 12-row
+//! tile. They read the
 //! same packed layout as the 6×16 kernels, so packing (and the convolutions that pack
 //! their own panels) is shared; tiles narrower than 32 columns at the edges of a block
 //! go to the AVX2 kernel, which every AVX-512 CPU also runs.
@@ -11,6 +15,7 @@
 
 use std::arch::x86_64::*;
 
+use super::packed::RowsKernel;
 use super::{MR, NR};
 
 /// Rows of `C` one call produces: two `A` panels.
@@ -45,7 +50,7 @@ pub unsafe fn kernel(
     accumulate: bool,
 ) {
     // SAFETY: the caller's guarantees, for two A panels.
-    unsafe { rows_by_32::<WIDE_MR>(k, [a, a.add(a_next)], b, b_next, c, rsc, accumulate) }
+    unsafe { rows_by_32::<WIDE_MR, _>(k, Panels([a, a.add(a_next)]), b, b_next, c, rsc, accumulate) }
 }
 
 /// See [`super::packed::PairKernel`]: the `MR×WIDE_NR` product of one packed `A` panel
@@ -66,20 +71,92 @@ pub unsafe fn pair_kernel(
     accumulate: bool,
 ) {
     // SAFETY: the caller's guarantees, for one A panel (rows past MR are never read).
-    unsafe { rows_by_32::<MR>(k, [a, a], b, b_next, c, rsc, accumulate) }
+    unsafe { rows_by_32::<MR, _>(k, Panels([a, a]), b, b_next, c, rsc, accumulate) }
 }
 
-/// The `ROWS×WIDE_NR` block of `C` (`ROWS` is `MR` or `WIDE_MR`) from the `A` panels
-/// `a` (rows past `MR` come from the second) and two `B` panels, in `2·ROWS` registers
-/// for the whole `k` loop.
+/// The [`super::packed::RowsKernel`] for a row-major `A` whose rows lie `lda` floats
+/// apart, for the strides with one: the twelve rows are then fixed offsets from one
+/// address, which each broadcast folds into its multiply-add. With `lda` known only at
+/// run time, twelve row addresses do not fit in the general registers beside the
+/// loop's own, and the compiler's spills made the kernel twice as slow as packing.
+pub fn rows_kernel(lda: usize) -> Option<RowsKernel> {
+    macro_rules! strides {
+        ($($stride:literal)*) => {
+            match lda {
+                $($stride => Some(fixed_stride_kernel::<$stride> as RowsKernel),)*
+                _ => None,
+            }
+        };
+    }
+    strides!(16 32 48 64 96 128 192 256 384 512 768 1024 1536 2048 3072 4096)
+}
+
+/// See [`super::packed::RowsKernel`]: the `WIDE_MR×WIDE_NR` product of `WIDE_MR` rows
+/// of a row-major `A` read in place (row `r` at `a + r·LDA`, `k` consecutive values)
+/// and two packed `B` panels (the second `b_next` floats after the first), stored into
+/// `c` (row stride `rsc`), added to what is there when `accumulate`.
 ///
 /// # Safety
-/// As for [`kernel`], for `ROWS` rows.
+/// The CPU must support AVX-512F ([`available`]); each of the `WIDE_MR` rows must hold
+/// `k` values, both `B` panels `k` steps, and `c` a `WIDE_MR×WIDE_NR` block with row
+/// stride `rsc`.
+#[target_feature(enable = "avx512f")]
+unsafe fn fixed_stride_kernel<const LDA: usize>(
+    k: usize,
+    a: *const f32,
+    b: *const f32,
+    b_next: usize,
+    c: *mut f32,
+    rsc: usize,
+    accumulate: bool,
+) {
+    // SAFETY: the caller's guarantees, for WIDE_MR rows in place.
+    unsafe { rows_by_32::<WIDE_MR, _>(k, FixedStride::<LDA>(a), b, b_next, c, rsc, accumulate) }
+}
+
+/// Where a kernel reads the value of `A` in row `r` of its tile at step `p`.
+trait LeftValues: Copy {
+    /// The address of that value.
+    ///
+    /// # Safety
+    /// `(r, p)` must lie inside the caller's operand.
+    unsafe fn at(self, r: usize, p: usize) -> *const f32;
+}
+
+/// Two packed `A` panels: rows past `MR` come from the second.
+#[derive(Clone, Copy)]
+struct Panels([*const f32; 2]);
+
+impl LeftValues for Panels {
+    #[inline(always)]
+    unsafe fn at(self, r: usize, p: usize) -> *const f32 {
+        // SAFETY: inside the caller's panels.
+        unsafe { self.0[r / MR].add(p * MR + r % MR) }
+    }
+}
+
+/// Rows of a row-major `A` read in place, `LDA` floats apart.
+#[derive(Clone, Copy)]
+struct FixedStride<const LDA: usize>(*const f32);
+
+impl<const LDA: usize> LeftValues for FixedStride<LDA> {
+    #[inline(always)]
+    unsafe fn at(self, r: usize, p: usize) -> *const f32 {
+        // SAFETY: inside the caller's rows.
+        unsafe { self.0.add(r * LDA + p) }
+    }
+}
+
+/// The `ROWS×WIDE_NR` block of `C` (`ROWS` is `MR` or `WIDE_MR`) from the `A` values
+/// `a` and two `B` panels, in `2·ROWS` registers for the whole `k` loop.
+///
+/// # Safety
+/// As for [`kernel`], for `ROWS` rows of `a`.
 #[target_feature(enable = "avx512f")]
 #[inline]
-unsafe fn rows_by_32<const ROWS: usize>(
+unsafe fn rows_by_32<const ROWS: usize, A: LeftValues>(
     k: usize,
-    a: [*const f32; 2],
+    a: A,
     b: *const f32,
     b_next: usize,
     c: *mut f32,
@@ -96,13 +173,13 @@ unsafe fn rows_by_32<const ROWS: usize>(
     }
     let mut acc = [[_mm512_setzero_ps(); 2]; ROWS];
     let step = |acc: &mut [[__m512; 2]; ROWS], offset: usize| {
-        // SAFETY: the caller guarantees MR values of the A panels and NR of both B
-        // panels at this step.
+        // SAFETY: the caller guarantees ROWS values of A and NR of both B panels at
+        // this step.
         unsafe {
             let b0 = _mm512_loadu_ps(b.add(offset * NR));
             let b1 = _mm512_loadu_ps(b.add(b_next + offset * NR));
             for (r, row) in acc.iter_mut().enumerate() {
-                let ar = _mm512_set1_ps(*a[r / MR].add(offset * MR + r % MR));
+                let ar = _mm512_set1_ps(*a.at(r, offset));
                 row[0] = _mm512_fmadd_ps(ar, b0, row[0]);
                 row[1] = _mm512_fmadd_ps(ar, b1, row[1]);
             }

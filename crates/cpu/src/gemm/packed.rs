@@ -53,6 +53,16 @@ pub type WideKernel = unsafe fn(usize, *const f32, usize, *const f32, usize, *mu
 /// As for [`MicroKernel`], for the three panels and the `MR×2NR` block.
 pub type PairKernel = unsafe fn(usize, *const f32, *const f32, usize, *mut f32, usize, bool);
 
+/// A rows kernel: the `2MR×2NR` block of `C` from `2MR` rows of a row-major `A` read
+/// in place (rows a stride apart that the kernel was made for) and two consecutive `B`
+/// panels (the second `b_next` floats after the first): `(k, a, b, b_next, c, row
+/// stride, accumulate)`.
+///
+/// # Safety
+/// As for [`MicroKernel`], for the `2MR` rows of `k` values, both panels and the
+/// `2MR×2NR` block.
+pub type RowsKernel = unsafe fn(usize, *const f32, *const f32, usize, *mut f32, usize, bool);
+
 /// The kernels one GEMM runs: the `MR×NR` tile kernel, and a wide one that covers
 /// two by two panels at once wherever a whole `2MR×2NR` tile fits, with a pair kernel
 /// for the rows below the last whole wide tile.
@@ -65,6 +75,20 @@ pub struct Kernels {
     /// One `A` panel by two `B` panels, when the CPU has such a kernel (used with
     /// `wide`).
     pub pair: Option<PairKernel>,
+    /// The wide tile from a row-major `A` in place, for the row strides the CPU has
+    /// such a kernel for (used with `wide` and `pair`).
+    pub rows: fn(usize) -> Option<RowsKernel>,
+}
+
+/// An `mc×kc` block of `A` as the micro-kernels read it.
+#[derive(Clone, Copy)]
+enum LeftBlock<'a> {
+    /// All rows packed into `MR`-row panels.
+    Packed(&'a [f32]),
+    /// Rows `0..whole` (whole `2MR`-row tiles) read in place from a row-major matrix
+    /// by `kernel`: row `r` at `data[offset + r·lda..]`; the rows below packed into
+    /// `rest`.
+    Rows { kernel: RowsKernel, data: &'a [f32], offset: usize, lda: usize, whole: usize, rest: &'a [f32] },
 }
 
 /// How the columns of an output matrix lie in memory.
@@ -200,6 +224,11 @@ pub fn gemm(
         }
         return;
     }
+    // A row-major A is read in place where a rows kernel exists for its stride.
+    let rows_kernel = match a {
+        Left::Strided(a) if a.col_stride == 1 && kernels.wide.is_some() => (kernels.rows)(a.row_stride),
+        _ => None,
+    };
     PACKED.with(|cell| {
         let mut buffer = cell.borrow_mut();
         let (a_pack, b_pack) = packing_buffers(&mut buffer);
@@ -212,11 +241,25 @@ pub fn gemm(
                 for ic in (0..m).step_by(MC) {
                     let mc = MC.min(m - ic);
                     let a_block = match a {
+                        Left::Strided(a) if rows_kernel.is_some() => {
+                            let whole = mc / (2 * MR) * (2 * MR);
+                            pack_a(a, ic + whole, pc, mc - whole, kc, a_pack);
+                            LeftBlock::Rows {
+                                kernel: rows_kernel.expect("checked above"),
+                                data: a.data,
+                                offset: a.offset + ic * a.row_stride + pc,
+                                lda: a.row_stride,
+                                whole,
+                                rest: &*a_pack,
+                            }
+                        }
                         Left::Strided(a) => {
                             pack_a(a, ic, pc, mc, kc, a_pack);
-                            &*a_pack
+                            LeftBlock::Packed(&*a_pack)
                         }
-                        Left::Packed(a) => &a.data[pc * m.next_multiple_of(MR) + ic * kc..],
+                        Left::Packed(a) => {
+                            LeftBlock::Packed(&a.data[pc * m.next_multiple_of(MR) + ic * kc..])
+                        }
                     };
                     // SAFETY: the sub-block lies inside the caller's block.
                     let block = unsafe { c.sub_block(ic, jc) };
@@ -248,32 +291,64 @@ fn packing_buffers(buffer: &mut Vec<f32>) -> (&mut [f32], &mut [f32]) {
     buffer[skip..].split_at_mut(MC * KC)
 }
 
-/// Runs the micro-kernels over a packed `mc×kc` block of `A` and `kc×nc` block of `B`,
-/// writing (or, when `accumulate`, adding) the `mc×nc` result into `c`: the wide
-/// kernel on every whole `2MR×2NR` tile, the tile kernel on the rest.
+/// Runs the micro-kernels over an `mc×kc` block of `A` and a packed `kc×nc` block of
+/// `B`, writing (or, when `accumulate`, adding) the `mc×nc` result into `c`: the wide
+/// kernel (or, for rows read in place, the rows kernel) on every whole `2MR×2NR` tile,
+/// the pair and tile kernels on the rest.
 fn macro_kernel(
     kernels: Kernels,
     [mc, kc, nc]: [usize; 3],
-    a_pack: &[f32],
+    a_block: LeftBlock,
     b_pack: &[f32],
     c: OutputBlock,
     accumulate: bool,
 ) {
+    // Rows `first..` of the block come from the packed panels `a_pack`.
+    let (first, a_pack) = match a_block {
+        LeftBlock::Packed(a_pack) => (0, a_pack),
+        LeftBlock::Rows { whole, rest, .. } => (whole, rest),
+    };
+    // SAFETY: `first <= mc` rows lie inside the caller's block.
+    let packed_c = unsafe { c.sub_block(first, 0) };
+    let packed_dims = [mc - first, kc, nc];
     let tile = |ir: usize, jr: usize| {
-        narrow_tile(kernels.tile, [ir, jr], [mc, kc, nc], a_pack, b_pack, c, accumulate)
+        narrow_tile(kernels.tile, [ir, jr], packed_dims, a_pack, b_pack, packed_c, accumulate)
     };
     let mut jr = 0;
     while jr < nc {
+        let cols = (2 * NR).min(nc - jr);
         // Two B panels from `jr` exist when more than NR columns are left; the second
         // may be ragged (zero-padded by the packing).
-        let Some(wide) = kernels.wide.filter(|_| nc - jr > NR) else {
-            (0..mc).step_by(MR).for_each(|ir| tile(ir, jr));
+        let wide = kernels.wide.filter(|_| nc - jr > NR);
+        if let LeftBlock::Rows { kernel: rows, data, offset, lda, whole, .. } = a_block {
+            // With one B panel left, it stands in for both and half the tile is dropped.
+            let b_next = if nc - jr > NR { NR * kc } else { 0 };
+            for ir in (0..whole).step_by(2 * MR) {
+                let a = &data[offset + ir * lda..][..(2 * MR - 1) * lda + kc];
+                // SAFETY: `2MR` rows of `kc` values from `a` (sliced above), the B
+                // panels from `jr` hold kc steps each, and the tile lies inside the
+                // caller's block (a ragged or non-contiguous one is computed into
+                // `edge`); the kernel matches the CPU (see `gemm`).
+                unsafe {
+                    let b = b_pack[jr * kc..(jr + NR) * kc + b_next].as_ptr();
+                    let (out, contiguous) = c.run(ir, jr);
+                    if cols == 2 * NR && contiguous >= 2 * NR {
+                        rows(kc, a.as_ptr(), b, b_next, out, c.row_stride, accumulate);
+                    } else {
+                        let mut edge = [0.0f32; 4 * MR * NR];
+                        rows(kc, a.as_ptr(), b, b_next, edge.as_mut_ptr(), 2 * NR, false);
+                        c.store([ir, jr], [2 * MR, cols], &edge, 2 * NR, accumulate);
+                    }
+                }
+            }
+        }
+        let Some(wide) = wide else {
+            (0..mc - first).step_by(MR).for_each(|ir| tile(ir, jr));
             jr += NR;
             continue;
         };
-        let cols = (2 * NR).min(nc - jr);
         let mut ir = 0;
-        while mc - ir >= 2 * MR {
+        while mc - first - ir >= 2 * MR {
             // SAFETY: two whole A panels from `ir` and two B panels from `jr` (checked
             // above), each `kc` steps; the 2MR×cols tile lies inside the caller's block
             // (a ragged or non-contiguous one is computed into `edge`), and the kernel
@@ -292,9 +367,9 @@ fn macro_kernel(
             }
             ir += 2 * MR;
         }
-        for rest in (ir..mc).step_by(MR) {
+        for rest in (ir..mc - first).step_by(MR) {
             match kernels.pair {
-                Some(pair) => pair_tile(pair, [rest, jr], [mc, kc, nc], a_pack, b_pack, c, accumulate),
+                Some(pair) => pair_tile(pair, [rest, jr], packed_dims, a_pack, b_pack, packed_c, accumulate),
                 None => {
                     tile(rest, jr);
                     tile(rest, jr + NR);

@@ -177,6 +177,53 @@ fn the_simd_kernels_agree_bit_for_bit() {
     }
 }
 
+/// A row-major `A` whose row stride has a rows kernel is read in place (whole 12-row
+/// tiles) with the ragged rows below packed: against the float64 product, overwriting
+/// and accumulating, and bit for bit against the AVX2 kernel, for a wide and ragged
+/// second column panel, a lone narrow one, several `MC` and `KC` blocks.
+#[test]
+fn rows_read_in_place_give_the_packed_product() {
+    if !GemmKernel::Avx512.is_available() {
+        eprintln!("no AVX-512: no rows kernel to test");
+        return;
+    }
+    for (m, k, n) in [(29, 32, 50), (12, 16, 16), (100, 128, 40), (30, 384, 33), (13, 256, 70)] {
+        assert!((GemmKernel::Avx512.kernels().rows)(k).is_some(), "no rows kernel for stride {k}");
+        let a = values(m * k, 21);
+        let b = values(k * n, 22);
+        let initial = values(m * n, 23);
+        let d = MatmulDims { m, k, n, trans_a: false, trans_b: false };
+        let (exact, scale) = reference(&a, &b, d);
+        let check = |c: &[f32], start: &[f32]| {
+            for (i, got) in c.iter().enumerate() {
+                let want = exact[i] + f64::from(start[i]);
+                let error = (f64::from(*got) - want).abs();
+                assert!(error <= 1e-6 * (scale[i] + f64::from(start[i]).abs()) + 1e-7, "{d:?}: entry {i}");
+            }
+        };
+        let mut overwritten = vec![f32::NAN; m * n];
+        gemm_with(GemmKernel::Avx512, &a, &b, &mut overwritten, d, Threads::Caller);
+        check(&overwritten, &vec![0.0; m * n]);
+        let mut accumulated = initial.clone();
+        let a_rows = Strided { data: &a, offset: 0, row_stride: k, col_stride: 1 };
+        let b_rows = Strided { data: &b, offset: 0, row_stride: n, col_stride: 1 };
+        let block = packed::OutputBlock {
+            ptr: accumulated.as_mut_ptr(),
+            row_stride: n,
+            columns: packed::Columns::Contiguous,
+            accumulate: true,
+        };
+        packed::gemm(GemmKernel::Avx512, [m, k, n], Left::Strided(&a_rows), &b_rows, block, None);
+        check(&accumulated, &initial);
+        if GemmKernel::Avx2Fma.is_available() {
+            let mut packed = vec![0.0; m * n];
+            gemm_with(GemmKernel::Avx2Fma, &a, &b, &mut packed, d, Threads::Caller);
+            let bits = |c: &[f32]| c.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert!(bits(&overwritten) == bits(&packed), "in place vs packed, {d:?}");
+        }
+    }
+}
+
 /// Writing the product as NCHW image planes gives each entry where the row-major
 /// product has it, reordered: for planes narrower and wider than a tile, planes that
 /// tiles straddle, and row counts that are not multiples of any tile, overwriting and
