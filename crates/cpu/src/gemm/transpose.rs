@@ -4,7 +4,9 @@
 //! stores instead of 64 scalar loads and stores; the ragged rest goes one by one.
 
 /// Writes `panel[p·width + j] = data[start + j·stride + p]` for every `p < rows` and
-/// `j < cols`: `cols` runs of `rows` contiguous values, laid out as panel columns.
+/// `j < cols`: `cols` runs of `rows` contiguous values, laid out as panel columns. When
+/// `panel` holds all `rows·width` values, a row's entries from `cols` to the next
+/// multiple of 8 (within `width`) may be zeroed.
 pub fn gather_columns(
     data: &[f32],
     [start, stride]: [usize; 2],
@@ -27,6 +29,8 @@ pub fn gather_columns(
         for p in (0..done_rows).step_by(8) {
             for j in (0..cols).step_by(8) {
                 let runs = 8.min(cols - j);
+                // Whole 8-float stores fit in every destination row of the block.
+                let roomy = j + 8 <= width && rows * width <= panel.len();
                 // SAFETY: AVX is available (checked above); the block's `runs` source
                 // runs `start + (j + r)·stride + p .. + 8` and eight destination runs
                 // `(p + q)·width + j .. + runs` lie inside `data` and `panel` (asserted
@@ -39,6 +43,7 @@ pub fn gather_columns(
                         panel.as_mut_ptr().add(p * width + j),
                         width,
                         p + 8 < rows,
+                        roomy,
                     )
                 };
             }
@@ -61,11 +66,14 @@ mod avx {
     ///
     /// `followed` says that more destination rows follow the block's eighth (written
     /// after it): with back-to-back runs, its last run may then spill into them too.
+    /// `roomy` says that every destination run may be stored 8 floats long: what
+    /// lands past `runs` is zero.
     ///
     /// # Safety
     /// The CPU must support AVX; `runs ≤ 8`; the `runs` source runs of 8 floats and the 8
     /// destination runs of `runs` floats must be valid, and when `followed`, the
-    /// `8 − runs` floats after the last one too.
+    /// `8 − runs` floats after the last one too, and when `roomy`, 8 floats at the start
+    /// of every destination run.
     #[target_feature(enable = "avx")]
     pub unsafe fn transpose_block(
         src: *const f32,
@@ -74,6 +82,7 @@ mod avx {
         dst: *mut f32,
         dst_stride: usize,
         followed: bool,
+        roomy: bool,
     ) {
         let mut r = [_mm256_setzero_ps(); 8];
         for (i, row) in r.iter_mut().enumerate().take(runs) {
@@ -118,9 +127,10 @@ mod avx {
             // SAFETY: the caller's destination run `q`, `runs` floats long; a whole store
             // of a run that is not the last spills only into the next run, which the
             // caller's destination also holds when the runs are back to back, and the
-            // last one into the rows that follow when `followed`.
+            // last one into the rows that follow when `followed`; with `roomy`, any
+            // whole store stays in the caller's destination.
             unsafe {
-                if runs == 8 || (back_to_back && (q < 7 || followed)) {
+                if runs == 8 || roomy || (back_to_back && (q < 7 || followed)) {
                     _mm256_storeu_ps(dst.add(q * dst_stride), row)
                 } else {
                     _mm256_maskstore_ps(dst.add(q * dst_stride), mask, row)
@@ -144,14 +154,23 @@ mod tests {
             (1, 16, 16, 1),
             (24, 6, 6, 31),
             (17, 4, 6, 20),
+            (32, 2, 16, 32),
+            (19, 11, 16, 13),
         ] {
             let data: Vec<f32> = (0..3 + (cols - 1) * stride + rows).map(|i| i as f32).collect();
             let mut panel = vec![-1.0; rows * width];
             gather_columns(&data, [3, stride], [rows, cols], width, &mut panel);
             for p in 0..rows {
                 for j in 0..width {
-                    let want = if j < cols { data[3 + j * stride + p] } else { -1.0 };
-                    assert_eq!(panel[p * width + j], want, "{rows}×{cols} width {width}: ({p}, {j})");
+                    let got = panel[p * width + j];
+                    let at = format!("{rows}×{cols} width {width}: ({p}, {j})");
+                    if j < cols {
+                        assert_eq!(got, data[3 + j * stride + p], "{at}");
+                    } else if j < cols.next_multiple_of(8) {
+                        assert!(got == -1.0 || got == 0.0, "{at}: {got} past the columns");
+                    } else {
+                        assert_eq!(got, -1.0, "{at}");
+                    }
                 }
             }
         }
