@@ -1,21 +1,20 @@
 //! The AVX-512 micro-kernels: a 12×32 block of `C` from two consecutive packed `A`
 //! panels (6 rows each) and two consecutive packed `B` panels (16 columns each), held
-//! in twenty-four 16-lane registers for the whole `k` loop, the same block from twelve
+//! in twenty-four 16-lane registers for the whole `k` loop; the same block from twelve
 //! rows of a row-major `A` read in place (its values are broadcast one at a time, so
 //! they need not be contiguous, and packing them would only transpose them; for the
-//! common row strides, see [`rows_kernel`]), and a
-//! 6×32 one (one `A` panel, twelve registers) for the rows left below the last 12-row
-//! tile. They read the
-//! same packed layout as the 6×16 kernels, so packing (and the convolutions that pack
-//! their own panels) is shared; tiles narrower than 32 columns at the edges of a block
-//! go to the AVX2 kernel, which every AVX-512 CPU also runs.
+//! common row strides, see [`rows_kernel`]); and one for each count of rows left below
+//! the last 12-row tile (1 to 11, `2·rows` registers). They read the same packed layout
+//! as the 6×16 kernels, so packing (and the convolutions that pack their own panels) is
+//! shared; tiles narrower than 32 columns at the edges of a block go to the AVX2
+//! kernel, which every AVX-512 CPU also runs.
 //!
 //! Each entry of `C` is the same chain of fused multiply-adds, in the same order, as in
 //! the AVX2 kernel, so both kernels give bit-identical results.
 
 use std::arch::x86_64::*;
 
-use super::packed::RowsKernel;
+use super::packed::{RowsKernel, TailKernel};
 use super::{MR, NR};
 
 /// Rows of `C` one call produces: two `A` panels.
@@ -23,8 +22,8 @@ pub const WIDE_MR: usize = 2 * MR;
 /// Columns of `C` one call produces: two `B` panels.
 pub const WIDE_NR: usize = 2 * NR;
 
-/// Whether this CPU can run [`kernel`] and [`pair_kernel`] (and the AVX2 kernel used at
-/// the edges).
+/// Whether this CPU can run [`kernel`] and the tail kernels (and the AVX2 kernel used
+/// at the edges).
 pub fn available() -> bool {
     is_x86_feature_detected!("avx512f") && super::avx2::available()
 }
@@ -53,25 +52,46 @@ pub unsafe fn kernel(
     unsafe { rows_by_32::<WIDE_MR, _>(k, Panels([a, a.add(a_next)]), b, b_next, c, rsc, accumulate) }
 }
 
-/// See [`super::packed::PairKernel`]: the `MR×WIDE_NR` product of one packed `A` panel
-/// and two packed `B` panels (the second `b_next` floats after the first) over `k`
-/// steps, stored into `c` (row stride `rsc`), added to what is there when `accumulate`.
+/// The [`super::packed::TailKernel`] for `rows` (1 to `WIDE_MR − 1`) rows: the rows
+/// left below the last whole 12-row tile, computed exactly (`2·rows` registers) rather
+/// than as a padded tile through a buffer.
+pub fn tail_kernel(rows: usize) -> Option<TailKernel> {
+    macro_rules! counts {
+        ($($rows:literal)*) => {
+            match rows {
+                $($rows => Some(rows_tail::<$rows> as TailKernel),)*
+                _ => None,
+            }
+        };
+    }
+    counts!(1 2 3 4 5 6 7 8 9 10 11)
+}
+
+/// See [`super::packed::TailKernel`]: the `ROWS×WIDE_NR` product of the packed `A`
+/// panels at `a` (rows past `MR` from the second, `a_next` floats on) and two `B`
+/// panels (the second `b_next` floats after the first) over `k` steps, stored into `c`
+/// (row stride `rsc`), added to what is there when `accumulate`.
 ///
 /// # Safety
-/// The CPU must support AVX-512F ([`available`]); the `A` panel and both `B` panels must
-/// hold `k` steps, and `c` an `MR×WIDE_NR` block with row stride `rsc`.
+/// The CPU must support AVX-512F ([`available`]); the `A` panels holding the `ROWS`
+/// rows and both `B` panels must hold `k` steps, and `c` a `ROWS×WIDE_NR` block with
+/// row stride `rsc`.
 #[target_feature(enable = "avx512f")]
-pub unsafe fn pair_kernel(
+#[allow(clippy::too_many_arguments)]
+unsafe fn rows_tail<const ROWS: usize>(
     k: usize,
     a: *const f32,
+    a_next: usize,
     b: *const f32,
     b_next: usize,
     c: *mut f32,
     rsc: usize,
     accumulate: bool,
 ) {
-    // SAFETY: the caller's guarantees, for one A panel (rows past MR are never read).
-    unsafe { rows_by_32::<MR, _>(k, Panels([a, a]), b, b_next, c, rsc, accumulate) }
+    // The second panel is read only for rows past MR (the caller's guarantee).
+    let second = a.wrapping_add(a_next);
+    // SAFETY: the caller's guarantees, for ROWS rows of the panels.
+    unsafe { rows_by_32::<ROWS, _>(k, Panels([a, second]), b, b_next, c, rsc, accumulate) }
 }
 
 /// The [`super::packed::RowsKernel`] for a row-major `A` whose rows lie `lda` floats
@@ -147,7 +167,7 @@ impl<const LDA: usize> LeftValues for FixedStride<LDA> {
     }
 }
 
-/// The `ROWS×WIDE_NR` block of `C` (`ROWS` is `MR` or `WIDE_MR`) from the `A` values
+/// The `ROWS×WIDE_NR` block of `C` (`ROWS` up to `WIDE_MR`) from the `A` values
 /// `a` and two `B` panels, in `2·ROWS` registers for the whole `k` loop.
 ///
 /// # Safety

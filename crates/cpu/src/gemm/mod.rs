@@ -113,15 +113,15 @@ impl GemmKernel {
             GemmKernel::Avx512 => packed::Kernels {
                 tile: avx2::kernel,
                 wide: Some(avx512::kernel),
-                pair: Some(avx512::pair_kernel),
+                tail: avx512::tail_kernel,
                 rows: avx512::rows_kernel,
             },
             #[cfg(target_arch = "x86_64")]
             GemmKernel::Avx2Fma => {
-                packed::Kernels { tile: avx2::kernel, wide: None, pair: None, rows: |_| None }
+                packed::Kernels { tile: avx2::kernel, wide: None, tail: |_| None, rows: |_| None }
             }
             GemmKernel::Portable => {
-                packed::Kernels { tile: portable::kernel, wide: None, pair: None, rows: |_| None }
+                packed::Kernels { tile: portable::kernel, wide: None, tail: |_| None, rows: |_| None }
             }
         }
     }

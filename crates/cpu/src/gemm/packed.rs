@@ -45,13 +45,15 @@ pub type MicroKernel = unsafe fn(usize, *const f32, *const f32, *mut f32, usize,
 /// As for [`MicroKernel`], for all four panels and the `2MR×2NR` block.
 pub type WideKernel = unsafe fn(usize, *const f32, usize, *const f32, usize, *mut f32, usize, bool);
 
-/// A pair kernel: the `MR×2NR` block of `C` from one `A` panel and two consecutive `B`
-/// panels (the second `b_next` floats after the first): `(k, a, b, b_next, c, row
-/// stride, accumulate)`.
+/// A tail kernel: the block of `C` with as many rows as it was made for (fewer than
+/// `2MR`) and `2NR` columns, from the packed `A` panels holding those rows (the second
+/// `a_next` floats after the first, read only for rows past `MR`) and two consecutive
+/// `B` panels (the second `b_next` floats after the first): `(k, a, a_next, b, b_next,
+/// c, row stride, accumulate)`.
 ///
 /// # Safety
-/// As for [`MicroKernel`], for the three panels and the `MR×2NR` block.
-pub type PairKernel = unsafe fn(usize, *const f32, *const f32, usize, *mut f32, usize, bool);
+/// As for [`MicroKernel`], for the panels and the block.
+pub type TailKernel = WideKernel;
 
 /// A rows kernel: the `2MR×2NR` block of `C` from `2MR` rows of a row-major `A` read
 /// in place (rows a stride apart that the kernel was made for) and two consecutive `B`
@@ -64,7 +66,7 @@ pub type PairKernel = unsafe fn(usize, *const f32, *const f32, usize, *mut f32, 
 pub type RowsKernel = unsafe fn(usize, *const f32, *const f32, usize, *mut f32, usize, bool);
 
 /// The kernels one GEMM runs: the `MR×NR` tile kernel, and a wide one that covers
-/// two by two panels at once wherever a whole `2MR×2NR` tile fits, with a pair kernel
+/// two by two panels at once wherever a whole `2MR×2NR` tile fits, with tail kernels
 /// for the rows below the last whole wide tile.
 #[derive(Clone, Copy)]
 pub struct Kernels {
@@ -72,11 +74,11 @@ pub struct Kernels {
     pub tile: MicroKernel,
     /// Two by two panels, when the CPU has such a kernel.
     pub wide: Option<WideKernel>,
-    /// One `A` panel by two `B` panels, when the CPU has such a kernel (used with
-    /// `wide`).
-    pub pair: Option<PairKernel>,
+    /// The rows below the last whole wide tile by two `B` panels, for each count of
+    /// rows the CPU has such a kernel for (used with `wide`).
+    pub tail: fn(usize) -> Option<TailKernel>,
     /// The wide tile from a row-major `A` in place, for the row strides the CPU has
-    /// such a kernel for (used with `wide` and `pair`).
+    /// such a kernel for (used with `wide` and `tail`).
     pub rows: fn(usize) -> Option<RowsKernel>,
 }
 
@@ -294,7 +296,7 @@ fn packing_buffers(buffer: &mut Vec<f32>) -> (&mut [f32], &mut [f32]) {
 /// Runs the micro-kernels over an `mc×kc` block of `A` and a packed `kc×nc` block of
 /// `B`, writing (or, when `accumulate`, adding) the `mc×nc` result into `c`: the wide
 /// kernel (or, for rows read in place, the rows kernel) on every whole `2MR×2NR` tile,
-/// the pair and tile kernels on the rest.
+/// the tail and tile kernels on the rest.
 fn macro_kernel(
     kernels: Kernels,
     [mc, kc, nc]: [usize; 3],
@@ -367,25 +369,23 @@ fn macro_kernel(
             }
             ir += 2 * MR;
         }
-        for rest in (ir..mc - first).step_by(MR) {
-            match kernels.pair {
-                Some(pair) => pair_tile(pair, [rest, jr], packed_dims, a_pack, b_pack, packed_c, accumulate),
-                None => {
-                    tile(rest, jr);
-                    tile(rest, jr + NR);
-                }
-            }
+        match (kernels.tail)(mc - first - ir) {
+            Some(tail) => tail_tile(tail, [ir, jr], packed_dims, a_pack, b_pack, packed_c, accumulate),
+            None => (ir..mc - first).step_by(MR).for_each(|rest| {
+                tile(rest, jr);
+                tile(rest, jr + NR);
+            }),
         }
         jr += 2 * NR;
     }
 }
 
-/// One `MR×2NR` tile at rows `ir`, columns `jr` of the block, whose two B panels exist
-/// (see [`macro_kernel`]); with fewer than `MR` rows or `2NR` columns left, or columns
-/// that are not contiguous in memory, it is computed into a small buffer and its valid
-/// part copied out.
-fn pair_tile(
-    pair: PairKernel,
+/// The rows from `ir` to the end of the block (fewer than `2MR`, as many as `tail` was
+/// made for) by `2NR` columns at `jr`, whose two B panels exist (see [`macro_kernel`]);
+/// with fewer than `2NR` columns left, or columns that are not contiguous in memory, it
+/// is computed into a small buffer and its valid part copied out.
+fn tail_tile(
+    tail: TailKernel,
     [ir, jr]: [usize; 2],
     [mc, kc, nc]: [usize; 3],
     a_pack: &[f32],
@@ -393,20 +393,22 @@ fn pair_tile(
     c: OutputBlock,
     accumulate: bool,
 ) {
-    let (rows, cols) = (MR.min(mc - ir), (2 * NR).min(nc - jr));
-    let a_panel = &a_pack[ir * kc..(ir + MR) * kc];
+    let (rows, cols) = (mc - ir, (2 * NR).min(nc - jr));
+    let a_panels = &a_pack[ir * kc..(ir + rows.next_multiple_of(MR)) * kc];
+    let a_next = if rows > MR { MR * kc } else { 0 };
     let b_panels = &b_pack[jr * kc..(jr + 2 * NR) * kc];
-    // SAFETY: the A panel and both B panels hold kc steps each (sliced above); the tile
-    // lies inside the caller's block, and one that is short of rows or not contiguous
-    // is computed into `edge`. The kernel matches the CPU (see `gemm`).
+    // SAFETY: the A panels holding the rows and both B panels hold kc steps each
+    // (sliced above); the tile lies inside the caller's block, and one that is short of
+    // columns or not contiguous is computed into `edge`. The kernel matches the CPU
+    // (see `gemm`).
     unsafe {
         let (out, contiguous) = c.run(ir, jr);
-        if rows == MR && cols == 2 * NR && contiguous >= 2 * NR {
-            pair(kc, a_panel.as_ptr(), b_panels.as_ptr(), NR * kc, out, c.row_stride, accumulate);
+        if cols == 2 * NR && contiguous >= 2 * NR {
+            tail(kc, a_panels.as_ptr(), a_next, b_panels.as_ptr(), NR * kc, out, c.row_stride, accumulate);
             return;
         }
-        let mut edge = [0.0f32; MR * 2 * NR];
-        pair(kc, a_panel.as_ptr(), b_panels.as_ptr(), NR * kc, edge.as_mut_ptr(), 2 * NR, false);
+        let mut edge = [0.0f32; 4 * MR * NR];
+        tail(kc, a_panels.as_ptr(), a_next, b_panels.as_ptr(), NR * kc, edge.as_mut_ptr(), 2 * NR, false);
         c.store([ir, jr], [rows, cols], &edge, 2 * NR, accumulate);
     }
 }

@@ -177,6 +177,35 @@ fn the_simd_kernels_agree_bit_for_bit() {
     }
 }
 
+/// Every count of rows left below the last 12-row tile (0 to 11, each its own AVX-512
+/// kernel) against the float64 product and bit for bit against the AVX2 kernel, with
+/// whole and ragged column tiles, packed and read in place.
+#[test]
+fn every_tail_of_rows_matches() {
+    for m in 12..24 {
+        for (k, n) in [(20, 64), (32, 45)] {
+            let d = MatmulDims { m, k, n, trans_a: false, trans_b: false };
+            let a = values(m * k, 31);
+            let b = values(k * n, 32);
+            let (exact, scale) = reference(&a, &b, d);
+            let mut results = Vec::new();
+            for kernel in kernels() {
+                let mut c = vec![f32::NAN; m * n];
+                gemm_with(kernel, &a, &b, &mut c, d, Threads::Caller);
+                for (i, got) in c.iter().enumerate() {
+                    let error = (f64::from(*got) - exact[i]).abs();
+                    assert!(error <= 1e-6 * scale[i] + 1e-7, "{kernel:?} {d:?}: entry {i}");
+                }
+                results.push((kernel, c.iter().map(|v| v.to_bits()).collect::<Vec<_>>()));
+            }
+            let simd: Vec<_> = results.iter().filter(|(kernel, _)| *kernel != GemmKernel::Portable).collect();
+            for pair in simd.windows(2) {
+                assert!(pair[0].1 == pair[1].1, "{:?} vs {:?}, {d:?}", pair[0].0, pair[1].0);
+            }
+        }
+    }
+}
+
 /// A row-major `A` whose row stride has a rows kernel is read in place (whole 12-row
 /// tiles) with the ragged rows below packed: against the float64 product, overwriting
 /// and accumulating, and bit for bit against the AVX2 kernel, for a wide and ragged
