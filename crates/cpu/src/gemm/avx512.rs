@@ -14,7 +14,7 @@
 
 use std::arch::x86_64::*;
 
-use super::packed::{RowsKernel, TailKernel};
+use super::packed::{RowsKernel, TailKernel, TileOut};
 use super::{MR, NR};
 
 /// Rows of `C` one call produces: two `A` panels.
@@ -30,26 +30,15 @@ pub fn available() -> bool {
 
 /// See [`super::packed::WideKernel`]: the `WIDE_MR×WIDE_NR` product of two packed `A`
 /// panels (the second `a_next` floats after the first) and two packed `B` panels (the
-/// second `b_next` floats after the first) over `k` steps, stored into `c` (row stride
-/// `rsc`), added to what is there when `accumulate`.
+/// second `b_next` floats after the first) over `k` steps, stored as `out` says.
 ///
 /// # Safety
 /// The CPU must support AVX-512F ([`available`]); each of the four panels must hold
-/// `k` steps, and `c` a `WIDE_MR×WIDE_NR` block with row stride `rsc`.
+/// `k` steps, and `out` a `WIDE_MR×cols` block.
 #[target_feature(enable = "avx512f")]
-#[allow(clippy::too_many_arguments)]
-pub unsafe fn kernel(
-    k: usize,
-    a: *const f32,
-    a_next: usize,
-    b: *const f32,
-    b_next: usize,
-    c: *mut f32,
-    rsc: usize,
-    accumulate: bool,
-) {
+pub unsafe fn kernel(k: usize, a: *const f32, a_next: usize, b: *const f32, b_next: usize, out: TileOut) {
     // SAFETY: the caller's guarantees, for two A panels.
-    unsafe { rows_by_32::<WIDE_MR, _>(k, Panels([a, a.add(a_next)]), b, b_next, c, rsc, accumulate) }
+    unsafe { rows_by_32::<WIDE_MR, _>(k, Panels([a, a.add(a_next)]), b, b_next, out) }
 }
 
 /// The [`super::packed::TailKernel`] for `rows` (1 to `WIDE_MR − 1`) rows: the rows
@@ -69,29 +58,25 @@ pub fn tail_kernel(rows: usize) -> Option<TailKernel> {
 
 /// See [`super::packed::TailKernel`]: the `ROWS×WIDE_NR` product of the packed `A`
 /// panels at `a` (rows past `MR` from the second, `a_next` floats on) and two `B`
-/// panels (the second `b_next` floats after the first) over `k` steps, stored into `c`
-/// (row stride `rsc`), added to what is there when `accumulate`.
+/// panels (the second `b_next` floats after the first) over `k` steps, stored as `out`
+/// says.
 ///
 /// # Safety
 /// The CPU must support AVX-512F ([`available`]); the `A` panels holding the `ROWS`
-/// rows and both `B` panels must hold `k` steps, and `c` a `ROWS×WIDE_NR` block with
-/// row stride `rsc`.
+/// rows and both `B` panels must hold `k` steps, and `out` a `ROWS×cols` block.
 #[target_feature(enable = "avx512f")]
-#[allow(clippy::too_many_arguments)]
 unsafe fn rows_tail<const ROWS: usize>(
     k: usize,
     a: *const f32,
     a_next: usize,
     b: *const f32,
     b_next: usize,
-    c: *mut f32,
-    rsc: usize,
-    accumulate: bool,
+    out: TileOut,
 ) {
     // The second panel is read only for rows past MR (the caller's guarantee).
     let second = a.wrapping_add(a_next);
     // SAFETY: the caller's guarantees, for ROWS rows of the panels.
-    unsafe { rows_by_32::<ROWS, _>(k, Panels([a, second]), b, b_next, c, rsc, accumulate) }
+    unsafe { rows_by_32::<ROWS, _>(k, Panels([a, second]), b, b_next, out) }
 }
 
 /// The [`super::packed::RowsKernel`] for a row-major `A` whose rows lie `lda` floats
@@ -113,25 +98,22 @@ pub fn rows_kernel(lda: usize) -> Option<RowsKernel> {
 
 /// See [`super::packed::RowsKernel`]: the `WIDE_MR×WIDE_NR` product of `WIDE_MR` rows
 /// of a row-major `A` read in place (row `r` at `a + r·LDA`, `k` consecutive values)
-/// and two packed `B` panels (the second `b_next` floats after the first), stored into
-/// `c` (row stride `rsc`), added to what is there when `accumulate`.
+/// and two packed `B` panels (the second `b_next` floats after the first), stored as
+/// `out` says.
 ///
 /// # Safety
 /// The CPU must support AVX-512F ([`available`]); each of the `WIDE_MR` rows must hold
-/// `k` values, both `B` panels `k` steps, and `c` a `WIDE_MR×WIDE_NR` block with row
-/// stride `rsc`.
+/// `k` values, both `B` panels `k` steps, and `out` a `WIDE_MR×cols` block.
 #[target_feature(enable = "avx512f")]
 unsafe fn fixed_stride_kernel<const LDA: usize>(
     k: usize,
     a: *const f32,
     b: *const f32,
     b_next: usize,
-    c: *mut f32,
-    rsc: usize,
-    accumulate: bool,
+    out: TileOut,
 ) {
     // SAFETY: the caller's guarantees, for WIDE_MR rows in place.
-    unsafe { rows_by_32::<WIDE_MR, _>(k, FixedStride::<LDA>(a), b, b_next, c, rsc, accumulate) }
+    unsafe { rows_by_32::<WIDE_MR, _>(k, FixedStride::<LDA>(a), b, b_next, out) }
 }
 
 /// Where a kernel reads the value of `A` in row `r` of its tile at step `p`.
@@ -179,17 +161,13 @@ unsafe fn rows_by_32<const ROWS: usize, A: LeftValues>(
     a: A,
     b: *const f32,
     b_next: usize,
-    c: *mut f32,
-    rsc: usize,
-    accumulate: bool,
+    out: TileOut,
 ) {
+    let TileOut { ptr: c, row_stride: rsc, cols, accumulate } = out;
     for r in 0..ROWS {
         // Start fetching the C tile now; the k loop hides the latency.
-        // SAFETY: prefetching never faults; the addresses are the caller's tile.
-        unsafe {
-            _mm_prefetch::<_MM_HINT_T0>(c.add(r * rsc).cast());
-            _mm_prefetch::<_MM_HINT_T0>(c.add(r * rsc + WIDE_NR - 1).cast());
-        }
+        _mm_prefetch::<_MM_HINT_T0>(c.wrapping_add(r * rsc).cast());
+        _mm_prefetch::<_MM_HINT_T0>(c.wrapping_add(r * rsc + cols - 1).cast());
     }
     let mut acc = [[_mm512_setzero_ps(); 2]; ROWS];
     let step = |acc: &mut [[__m512; 2]; ROWS], offset: usize| {
@@ -212,17 +190,38 @@ unsafe fn rows_by_32<const ROWS: usize, A: LeftValues>(
     if k % 2 == 1 {
         step(&mut acc, k - 1);
     }
+    // Lanes of each half that hold the tile's columns.
+    let lanes = |from: usize| -> __mmask16 {
+        let count = cols.saturating_sub(from).min(NR);
+        (((1u32 << count) - 1) & 0xFFFF) as __mmask16
+    };
+    let (lo_lanes, hi_lanes) = (lanes(0), lanes(NR));
     for (r, [lo, hi]) in acc.into_iter().enumerate() {
-        // SAFETY: row `r` of the caller's ROWS×WIDE_NR block.
+        // SAFETY: the `cols` columns of row `r` of the caller's block; masked-off lanes
+        // are neither read nor written.
         unsafe {
             let row = c.add(r * rsc);
-            let (lo, hi) = if accumulate {
-                (_mm512_add_ps(lo, _mm512_loadu_ps(row)), _mm512_add_ps(hi, _mm512_loadu_ps(row.add(NR))))
+            let high = row.wrapping_add(NR);
+            if cols == WIDE_NR {
+                let (lo, hi) = if accumulate {
+                    (_mm512_add_ps(lo, _mm512_loadu_ps(row)), _mm512_add_ps(hi, _mm512_loadu_ps(high)))
+                } else {
+                    (lo, hi)
+                };
+                _mm512_storeu_ps(row, lo);
+                _mm512_storeu_ps(high, hi);
             } else {
-                (lo, hi)
-            };
-            _mm512_storeu_ps(row, lo);
-            _mm512_storeu_ps(row.add(NR), hi);
+                let (lo, hi) = if accumulate {
+                    (
+                        _mm512_add_ps(lo, _mm512_maskz_loadu_ps(lo_lanes, row)),
+                        _mm512_add_ps(hi, _mm512_maskz_loadu_ps(hi_lanes, high)),
+                    )
+                } else {
+                    (lo, hi)
+                };
+                _mm512_mask_storeu_ps(row, lo_lanes, lo);
+                _mm512_mask_storeu_ps(high, hi_lanes, hi);
+            }
         }
     }
 }

@@ -36,20 +36,34 @@ thread_local! {
 /// support the kernel's instructions.
 pub type MicroKernel = unsafe fn(usize, *const f32, *const f32, *mut f32, usize, bool);
 
+/// Where a wide, tail or rows kernel writes its block of `C`: `cols` (at most `2NR`)
+/// columns of each row from `ptr`, rows `row_stride` apart, added to what is there when
+/// `accumulate`. The columns past `cols` are neither read nor written.
+#[derive(Clone, Copy)]
+pub struct TileOut {
+    /// Element `(0, 0)` of the block.
+    pub ptr: *mut f32,
+    /// Distance between rows.
+    pub row_stride: usize,
+    /// Columns to store.
+    pub cols: usize,
+    /// Add to the block instead of overwriting it.
+    pub accumulate: bool,
+}
+
 /// A wide micro-kernel: the `2MR×2NR` block of `C` from two consecutive `A` panels
 /// (the second `a_next` floats after the first) and two consecutive `B` panels (the
-/// second `b_next` floats after the first): `(k, a, a_next, b, b_next, c, row stride,
-/// accumulate)`.
+/// second `b_next` floats after the first): `(k, a, a_next, b, b_next, out)`.
 ///
 /// # Safety
-/// As for [`MicroKernel`], for all four panels and the `2MR×2NR` block.
-pub type WideKernel = unsafe fn(usize, *const f32, usize, *const f32, usize, *mut f32, usize, bool);
+/// As for [`MicroKernel`], for all four panels and the `2MR×cols` block `out`.
+pub type WideKernel = unsafe fn(usize, *const f32, usize, *const f32, usize, TileOut);
 
 /// A tail kernel: the block of `C` with as many rows as it was made for (fewer than
 /// `2MR`) and `2NR` columns, from the packed `A` panels holding those rows (the second
 /// `a_next` floats after the first, read only for rows past `MR`) and two consecutive
 /// `B` panels (the second `b_next` floats after the first): `(k, a, a_next, b, b_next,
-/// c, row stride, accumulate)`.
+/// out)`.
 ///
 /// # Safety
 /// As for [`MicroKernel`], for the panels and the block.
@@ -57,13 +71,12 @@ pub type TailKernel = WideKernel;
 
 /// A rows kernel: the `2MR×2NR` block of `C` from `2MR` rows of a row-major `A` read
 /// in place (rows a stride apart that the kernel was made for) and two consecutive `B`
-/// panels (the second `b_next` floats after the first): `(k, a, b, b_next, c, row
-/// stride, accumulate)`.
+/// panels (the second `b_next` floats after the first): `(k, a, b, b_next, out)`.
 ///
 /// # Safety
 /// As for [`MicroKernel`], for the `2MR` rows of `k` values, both panels and the
-/// `2MR×2NR` block.
-pub type RowsKernel = unsafe fn(usize, *const f32, *const f32, usize, *mut f32, usize, bool);
+/// `2MR×cols` block `out`.
+pub type RowsKernel = unsafe fn(usize, *const f32, *const f32, usize, TileOut);
 
 /// The kernels one GEMM runs: the `MR×NR` tile kernel, and a wide one that covers
 /// two by two panels at once wherever a whole `2MR×2NR` tile fits, with tail kernels
@@ -333,14 +346,9 @@ fn macro_kernel(
                 // `edge`); the kernel matches the CPU (see `gemm`).
                 unsafe {
                     let b = b_pack[jr * kc..(jr + NR) * kc + b_next].as_ptr();
-                    let (out, contiguous) = c.run(ir, jr);
-                    if cols == 2 * NR && contiguous >= 2 * NR {
-                        rows(kc, a.as_ptr(), b, b_next, out, c.row_stride, accumulate);
-                    } else {
-                        let mut edge = [0.0f32; 4 * MR * NR];
-                        rows(kc, a.as_ptr(), b, b_next, edge.as_mut_ptr(), 2 * NR, false);
-                        c.store([ir, jr], [2 * MR, cols], &edge, 2 * NR, accumulate);
-                    }
+                    store_wide(c, [ir, jr], [2 * MR, cols], accumulate, |out| {
+                        rows(kc, a.as_ptr(), b, b_next, out)
+                    });
                 }
             }
         }
@@ -358,14 +366,9 @@ fn macro_kernel(
             unsafe {
                 let a = a_pack[ir * kc..(ir + 2 * MR) * kc].as_ptr();
                 let b = b_pack[jr * kc..(jr + 2 * NR) * kc].as_ptr();
-                let (out, contiguous) = c.run(ir, jr);
-                if cols == 2 * NR && contiguous >= 2 * NR {
-                    wide(kc, a, MR * kc, b, NR * kc, out, c.row_stride, accumulate);
-                } else {
-                    let mut edge = [0.0f32; 4 * MR * NR];
-                    wide(kc, a, MR * kc, b, NR * kc, edge.as_mut_ptr(), 2 * NR, false);
-                    c.store([ir, jr], [2 * MR, cols], &edge, 2 * NR, accumulate);
-                }
+                store_wide(c, [ir, jr], [2 * MR, cols], accumulate, |out| {
+                    wide(kc, a, MR * kc, b, NR * kc, out)
+                });
             }
             ir += 2 * MR;
         }
@@ -398,18 +401,39 @@ fn tail_tile(
     let a_next = if rows > MR { MR * kc } else { 0 };
     let b_panels = &b_pack[jr * kc..(jr + 2 * NR) * kc];
     // SAFETY: the A panels holding the rows and both B panels hold kc steps each
-    // (sliced above); the tile lies inside the caller's block, and one that is short of
-    // columns or not contiguous is computed into `edge`. The kernel matches the CPU
-    // (see `gemm`).
+    // (sliced above); the tile lies inside the caller's block. The kernel matches the
+    // CPU (see `gemm`).
     unsafe {
-        let (out, contiguous) = c.run(ir, jr);
-        if cols == 2 * NR && contiguous >= 2 * NR {
-            tail(kc, a_panels.as_ptr(), a_next, b_panels.as_ptr(), NR * kc, out, c.row_stride, accumulate);
-            return;
-        }
+        store_wide(c, [ir, jr], [rows, cols], accumulate, |out| {
+            tail(kc, a_panels.as_ptr(), a_next, b_panels.as_ptr(), NR * kc, out)
+        });
+    }
+}
+
+/// Runs a kernel that computes a `rows×2NR` tile (`rows` at most `2MR`) for the block's
+/// `rows×cols` region at `(ir, jr)`: straight into `c` where the `cols` columns are
+/// contiguous there (the kernel masks the ragged ones), else into a buffer whose valid
+/// part is then copied out (a tile that straddles image planes).
+///
+/// # Safety
+/// The region must lie inside the caller's block; `kernel` must write a `rows×cols`
+/// block as its [`TileOut`] says.
+unsafe fn store_wide(
+    c: OutputBlock,
+    [ir, jr]: [usize; 2],
+    [rows, cols]: [usize; 2],
+    accumulate: bool,
+    kernel: impl FnOnce(TileOut),
+) {
+    // SAFETY: inside the caller's block.
+    let (ptr, contiguous) = unsafe { c.run(ir, jr) };
+    if contiguous >= cols {
+        kernel(TileOut { ptr, row_stride: c.row_stride, cols, accumulate });
+    } else {
         let mut edge = [0.0f32; 4 * MR * NR];
-        tail(kc, a_panels.as_ptr(), a_next, b_panels.as_ptr(), NR * kc, edge.as_mut_ptr(), 2 * NR, false);
-        c.store([ir, jr], [rows, cols], &edge, 2 * NR, accumulate);
+        kernel(TileOut { ptr: edge.as_mut_ptr(), row_stride: 2 * NR, cols: 2 * NR, accumulate: false });
+        // SAFETY: the caller's region.
+        unsafe { c.store([ir, jr], [rows, cols], &edge, 2 * NR, accumulate) };
     }
 }
 

@@ -206,6 +206,36 @@ fn every_tail_of_rows_matches() {
     }
 }
 
+/// Ragged column tiles are stored with masks straight into `C`: the columns between
+/// `n` and the row stride keep their values, overwriting and accumulating.
+#[test]
+fn ragged_tiles_leave_the_columns_past_the_product_alone() {
+    let (m, k, n, ldc) = (25, 20, 45, 50);
+    let a = values(m * k, 41);
+    let b = values(k * n, 42);
+    let (exact, scale) = reference(&a, &b, MatmulDims { m, k, n, trans_a: false, trans_b: false });
+    let a = Strided { data: &a, offset: 0, row_stride: k, col_stride: 1 };
+    let b = Strided { data: &b, offset: 0, row_stride: n, col_stride: 1 };
+    for accumulate in [false, true] {
+        let mut c = vec![7.0; m * ldc];
+        gemm_packed(m, k, n, Left::Strided(&a), &b, &mut c, OutputLayout::RowMajor { ldc }, accumulate);
+        for i in 0..m {
+            for j in 0..ldc {
+                let got = c[i * ldc + j];
+                if j < n {
+                    let want = exact[i * n + j] + if accumulate { 7.0 } else { 0.0 };
+                    assert!(
+                        (f64::from(got) - want).abs() <= 1e-6 * (scale[i * n + j] + 7.0) + 1e-7,
+                        "({i}, {j})"
+                    );
+                } else {
+                    assert_eq!(got, 7.0, "({i}, {j}) past the product, accumulate {accumulate}");
+                }
+            }
+        }
+    }
+}
+
 /// A row-major `A` whose row stride has a rows kernel is read in place (whole 12-row
 /// tiles) with the ragged rows below packed: against the float64 product, overwriting
 /// and accumulating, and bit for bit against the AVX2 kernel, for a wide and ragged
