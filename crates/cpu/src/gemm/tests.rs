@@ -289,9 +289,14 @@ fn rows_read_in_place_give_the_packed_product() {
 /// accumulating.
 #[test]
 fn image_plane_output_matches_the_row_major_product() {
-    for (m, k, plane, images) in
-        [(13, 9, 7, 5), (25, 40, 144, 3), (12, 300, 33, 4), (30, 17, 676, 2), (24, 20, 29, 3)]
-    {
+    for (m, k, plane, images) in [
+        (13, 9, 7, 5),
+        (25, 40, 144, 3),
+        (12, 300, 33, 4),
+        (30, 17, 676, 2),
+        (24, 20, 29, 3),
+        (13, 20, 16, 4),
+    ] {
         let n = plane * images;
         let a = values(m * k, 21);
         let b = values(k * n, 22);
