@@ -6,8 +6,9 @@
 //! common row strides, see [`rows_kernel`]); and one for each count of rows left below
 //! the last 12-row tile (1 to 11, `2·rows` registers). They read the same packed layout
 //! as the 6×16 kernels, so packing (and the convolutions that pack their own panels) is
-//! shared; tiles narrower than 32 columns at the edges of a block go to the AVX2
-//! kernel, which every AVX-512 CPU also runs.
+//! shared. A tile of 17 to 31 columns at the edge of a block is stored with lane masks;
+//! a last single 16-column panel goes to the AVX2 kernel, which every AVX-512 CPU also
+//! runs (or, for rows read in place, to the rows kernel with that panel as both).
 //!
 //! Each entry of `C` is the same chain of fused multiply-adds, in the same order, as in
 //! the AVX2 kernel, so both kernels give bit-identical results.

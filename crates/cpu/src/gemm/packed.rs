@@ -341,9 +341,9 @@ fn macro_kernel(
             for ir in (0..whole).step_by(2 * MR) {
                 let a = &data[offset + ir * lda..][..(2 * MR - 1) * lda + kc];
                 // SAFETY: `2MR` rows of `kc` values from `a` (sliced above), the B
-                // panels from `jr` hold kc steps each, and the tile lies inside the
-                // caller's block (a ragged or non-contiguous one is computed into
-                // `edge`); the kernel matches the CPU (see `gemm`).
+                // panels from `jr` hold kc steps each, and the tile's `cols` columns lie
+                // inside the caller's block (see `store_wide`); the kernel matches the
+                // CPU (see `gemm`).
                 unsafe {
                     let b = b_pack[jr * kc..(jr + NR) * kc + b_next].as_ptr();
                     store_wide(c, [ir, jr], [2 * MR, cols], accumulate, |out| {
@@ -361,8 +361,7 @@ fn macro_kernel(
         while mc - first - ir >= 2 * MR {
             // SAFETY: two whole A panels from `ir` and two B panels from `jr` (checked
             // above), each `kc` steps; the 2MR×cols tile lies inside the caller's block
-            // (a ragged or non-contiguous one is computed into `edge`), and the kernel
-            // matches the CPU (see `gemm`).
+            // (see `store_wide`), and the kernel matches the CPU (see `gemm`).
             unsafe {
                 let a = a_pack[ir * kc..(ir + 2 * MR) * kc].as_ptr();
                 let b = b_pack[jr * kc..(jr + 2 * NR) * kc].as_ptr();
@@ -384,9 +383,8 @@ fn macro_kernel(
 }
 
 /// The rows from `ir` to the end of the block (fewer than `2MR`, as many as `tail` was
-/// made for) by `2NR` columns at `jr`, whose two B panels exist (see [`macro_kernel`]);
-/// with fewer than `2NR` columns left, or columns that are not contiguous in memory, it
-/// is computed into a small buffer and its valid part copied out.
+/// made for) by up to `2NR` columns at `jr`, whose two B panels exist (see
+/// [`macro_kernel`]), stored by [`store_wide`].
 fn tail_tile(
     tail: TailKernel,
     [ir, jr]: [usize; 2],
