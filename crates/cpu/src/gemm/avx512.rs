@@ -29,6 +29,17 @@ pub fn available() -> bool {
     is_x86_feature_detected!("avx512f") && super::avx2::available()
 }
 
+/// `kernel::<value>` as a `Kernel` function pointer when `value` is one of the listed
+/// constants (each a separately compiled instance), else `None`.
+macro_rules! instance {
+    ($kernel:ident::<$value:ident> as $type:ty; $($constant:literal)*) => {
+        match $value {
+            $($constant => Some($kernel::<$constant> as $type),)*
+            _ => None,
+        }
+    };
+}
+
 /// See [`super::packed::WideKernel`]: the `WIDE_MR×WIDE_NR` product of two packed `A`
 /// panels (the second `a_next` floats after the first) and two packed `B` panels (the
 /// second `b_next` floats after the first) over `k` steps, stored as `out` says.
@@ -46,15 +57,7 @@ pub unsafe fn kernel(k: usize, a: *const f32, a_next: usize, b: *const f32, b_ne
 /// left below the last whole 12-row tile, computed exactly (`2·rows` registers) rather
 /// than as a padded tile through a buffer.
 pub fn tail_kernel(rows: usize) -> Option<TailKernel> {
-    macro_rules! counts {
-        ($($rows:literal)*) => {
-            match rows {
-                $($rows => Some(rows_tail::<$rows> as TailKernel),)*
-                _ => None,
-            }
-        };
-    }
-    counts!(1 2 3 4 5 6 7 8 9 10 11)
+    instance!(rows_tail::<rows> as TailKernel; 1 2 3 4 5 6 7 8 9 10 11)
 }
 
 /// See [`super::packed::TailKernel`]: the `ROWS×WIDE_NR` product of the packed `A`
@@ -86,15 +89,7 @@ unsafe fn rows_tail<const ROWS: usize>(
 /// run time, twelve row addresses do not fit in the general registers beside the
 /// loop's own, and the compiler's spills made the kernel twice as slow as packing.
 pub fn rows_kernel(lda: usize) -> Option<RowsKernel> {
-    macro_rules! strides {
-        ($($stride:literal)*) => {
-            match lda {
-                $($stride => Some(fixed_stride_kernel::<$stride> as RowsKernel),)*
-                _ => None,
-            }
-        };
-    }
-    strides!(16 32 48 64 96 128 192 256 384 512 768 1024 1536 2048 3072 4096)
+    instance!(fixed_stride_kernel::<lda> as RowsKernel; 16 32 48 64 96 128 192 256 384 512 768 1024 1536 2048 3072 4096)
 }
 
 /// See [`super::packed::RowsKernel`]: the `WIDE_MR×WIDE_NR` product of `WIDE_MR` rows
