@@ -142,7 +142,7 @@ fn every_nth(source: &[f32], step: usize, target: &mut [f32]) {
 
 /// Output pixels `at..at + len` of the range being packed: one stretch of an output row,
 /// whose first pixel reads the padded input at `tap_offset + offset`.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy)]
 struct Run {
     offset: usize,
     len: usize,
