@@ -468,28 +468,22 @@ impl Backend for CpuBackend {
         self.run(|_| {
             let (x, weight) = (read_f32(x), read_f32(weight));
             let bias = bias.map(read_f32);
-            if bias.is_none() && activation == Activation::Identity && dropout.is_none() {
-                return gemm::gemm(&x, &weight, &mut c, dims, gemm::Threads::Pool);
-            }
-            // Bias, activation and dropout on each row piece as the GEMM finishes it,
-            // while it is in cache (a second pass over C read it back from memory).
-            let epilogue = |row: usize, first_col: usize, values: &mut [f32]| {
+            // The bias goes in with the kernels' stores; activation and dropout run on
+            // each row piece as the GEMM finishes it, while it is in cache (a second pass
+            // over C read it back from memory).
+            let activate = |row: usize, first_col: usize, values: &mut [f32]| {
                 let first = (row * dims.n + first_col) as u32;
-                match (&bias, activation, dropout) {
-                    (Some(bias), Activation::Identity, None) => {
-                        let bias = &bias[first_col..first_col + values.len()];
-                        values.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
-                    }
-                    _ => {
-                        for (j, v) in values.iter_mut().enumerate() {
-                            let biased = bias.as_ref().map_or(*v, |b| *v + b[first_col + j]);
-                            let activated = activation.apply(biased);
-                            *v = dropout.map_or(activated, |d| d.apply(first + j as u32, activated));
-                        }
-                    }
+                for (j, v) in values.iter_mut().enumerate() {
+                    let activated = activation.apply(*v);
+                    *v = dropout.map_or(activated, |d| d.apply(first + j as u32, activated));
                 }
             };
-            gemm::gemm_then(&x, &weight, &mut c, dims, gemm::Threads::Pool, &epilogue);
+            let needs_rows = activation != Activation::Identity || dropout.is_some();
+            let epilogue = gemm::Epilogue {
+                column_bias: bias.as_deref().map(Vec::as_slice),
+                rows: needs_rows.then_some(&activate as gemm::RowEpilogue),
+            };
+            gemm::gemm_then(&x, &weight, &mut c, dims, gemm::Threads::Pool, epilogue);
         });
         self.f32(c)
     }

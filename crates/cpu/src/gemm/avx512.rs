@@ -159,7 +159,7 @@ unsafe fn rows_by_32<const ROWS: usize, A: LeftValues>(
     b_next: usize,
     out: TileOut,
 ) {
-    let TileOut { ptr: c, row_stride: rsc, cols, accumulate } = out;
+    let TileOut { ptr: c, row_stride: rsc, cols, accumulate, bias } = out;
     for r in 0..ROWS {
         // Start fetching the C tile now; the k loop hides the latency.
         _mm_prefetch::<_MM_HINT_T0>(c.wrapping_add(r * rsc).cast());
@@ -192,6 +192,10 @@ unsafe fn rows_by_32<const ROWS: usize, A: LeftValues>(
         (((1u32 << count) - 1) & 0xFFFF) as __mmask16
     };
     let (lo_lanes, hi_lanes) = (lanes(0), lanes(NR));
+    // SAFETY: the caller's `cols` bias values; masked-off lanes are not read.
+    let bias = (!bias.is_null()).then(|| unsafe {
+        (_mm512_maskz_loadu_ps(lo_lanes, bias), _mm512_maskz_loadu_ps(hi_lanes, bias.wrapping_add(NR)))
+    });
     for (r, [lo, hi]) in acc.into_iter().enumerate() {
         // SAFETY: the `cols` columns of row `r` of the caller's block; masked-off lanes
         // are neither read nor written.
@@ -204,6 +208,7 @@ unsafe fn rows_by_32<const ROWS: usize, A: LeftValues>(
                 } else {
                     (lo, hi)
                 };
+                let (lo, hi) = biased(lo, hi, bias);
                 _mm512_storeu_ps(row, lo);
                 _mm512_storeu_ps(high, hi);
             } else {
@@ -215,9 +220,20 @@ unsafe fn rows_by_32<const ROWS: usize, A: LeftValues>(
                 } else {
                     (lo, hi)
                 };
+                let (lo, hi) = biased(lo, hi, bias);
                 _mm512_mask_storeu_ps(row, lo_lanes, lo);
                 _mm512_mask_storeu_ps(high, hi_lanes, hi);
             }
         }
+    }
+}
+
+/// The two halves of a tile row plus the tile's bias halves, when it has a bias.
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn biased(lo: __m512, hi: __m512, bias: Option<(__m512, __m512)>) -> (__m512, __m512) {
+    match bias {
+        Some((bias_lo, bias_hi)) => (_mm512_add_ps(lo, bias_lo), _mm512_add_ps(hi, bias_hi)),
+        None => (lo, hi),
     }
 }

@@ -330,17 +330,26 @@ pub fn gemm(a: &[f32], b: &[f32], c: &mut [f32], d: MatmulDims, threads: Threads
     gemm_with(GemmKernel::detect(), a, b, c, d, threads);
 }
 
-/// [`gemm`], then `epilogue(row, first_col, values)` on every piece of a row of `C` as
-/// soon as it is complete (while it is in cache), instead of a second pass over `C`.
-pub fn gemm_then(
-    a: &[f32],
-    b: &[f32],
-    c: &mut [f32],
-    d: MatmulDims,
-    threads: Threads,
-    epilogue: RowEpilogue,
-) {
-    gemm_blocks(GemmKernel::detect(), a, b, c, d, threads, Some(epilogue));
+/// What a GEMM applies to `C` as it produces it, instead of a second pass over `C`.
+#[derive(Clone, Copy, Default)]
+pub struct Epilogue<'a> {
+    /// `n` values, value `j` added to column `j` of every row (a dense layer's bias), in
+    /// the kernels' stores.
+    pub column_bias: Option<&'a [f32]>,
+    /// Runs on every piece of a row of `C` as soon as it is complete (bias included),
+    /// while it is in cache: `rows(row, first_col, values)`.
+    pub rows: Option<RowEpilogue<'a>>,
+}
+
+/// [`gemm`] with an [`Epilogue`].
+///
+/// # Panics
+/// If a buffer is smaller than `d` says, or the bias does not hold `n` values.
+pub fn gemm_then(a: &[f32], b: &[f32], c: &mut [f32], d: MatmulDims, threads: Threads, epilogue: Epilogue) {
+    if let Some(bias) = epilogue.column_bias {
+        assert_eq!(bias.len(), d.n, "gemm: a column bias needs one value per column");
+    }
+    gemm_blocks(GemmKernel::detect(), a, b, c, d, threads, epilogue);
 }
 
 /// [`gemm`] on a chosen kernel.
@@ -348,10 +357,11 @@ pub fn gemm_then(
 /// # Panics
 /// If a buffer is smaller than `d` says, or the CPU cannot run `kernel`.
 pub fn gemm_with(kernel: GemmKernel, a: &[f32], b: &[f32], c: &mut [f32], d: MatmulDims, threads: Threads) {
-    gemm_blocks(kernel, a, b, c, d, threads, None);
+    gemm_blocks(kernel, a, b, c, d, threads, Epilogue::default());
 }
 
-/// [`gemm_with`] with an optional [`RowEpilogue`] (indices of the whole `C`).
+/// [`gemm_with`] with an [`Epilogue`] (its row indices those of the whole `C`; a bias of
+/// `n` values).
 fn gemm_blocks(
     kernel: GemmKernel,
     a: &[f32],
@@ -359,7 +369,7 @@ fn gemm_blocks(
     c: &mut [f32],
     d: MatmulDims,
     threads: Threads,
-    epilogue: Option<RowEpilogue>,
+    Epilogue { column_bias, rows: epilogue }: Epilogue,
 ) {
     let MatmulDims { m, k, n, trans_a, trans_b } = d;
     assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n, "gemm: buffers too small for {d:?}");
@@ -371,6 +381,8 @@ fn gemm_blocks(
     let block = |rows: std::ops::Range<usize>, cols: std::ops::Range<usize>| {
         // SAFETY: concurrent calls receive disjoint blocks of C.
         let block = unsafe { c.block(rows.start, cols.start) };
+        let column_bias = column_bias.map_or(std::ptr::null(), |bias| bias[cols.start..].as_ptr());
+        let block = packed::OutputBlock { column_bias, ..block };
         let a = a_at(rows.start);
         let shifted = |r: usize, col: usize, values: &mut [f32]| {
             epilogue.expect("called only with an epilogue")(rows.start + r, cols.start + col, values)
@@ -454,7 +466,13 @@ pub fn gemm_packed(
                 "gemm: output too small for {n} pixels"
             );
             let columns = packed::Columns::Planes { first: 0, plane, image_stride: m * plane };
-            packed::OutputBlock { ptr: c.as_mut_ptr(), row_stride: plane, columns, accumulate }
+            packed::OutputBlock {
+                ptr: c.as_mut_ptr(),
+                row_stride: plane,
+                columns,
+                accumulate,
+                column_bias: std::ptr::null(),
+            }
         }
     };
     packed::gemm(GemmKernel::detect(), [m, k, n], a, b, block, None);
@@ -487,6 +505,7 @@ impl OutputMatrix {
             row_stride: self.row_stride,
             columns: packed::Columns::Contiguous,
             accumulate: false,
+            column_bias: std::ptr::null(),
         }
     }
 }

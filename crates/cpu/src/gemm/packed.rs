@@ -38,7 +38,8 @@ pub type MicroKernel = unsafe fn(usize, *const f32, *const f32, *mut f32, usize,
 
 /// Where a wide, tail or rows kernel writes its block of `C`: `cols` (at most `2NR`)
 /// columns of each row from `ptr`, rows `row_stride` apart, added to what is there when
-/// `accumulate`. The columns past `cols` are neither read nor written.
+/// `accumulate`, and `bias[j]` added to column `j` of every row when `bias` is not
+/// null. The columns past `cols` are neither read nor written.
 #[derive(Clone, Copy)]
 pub struct TileOut {
     /// Element `(0, 0)` of the block.
@@ -49,6 +50,8 @@ pub struct TileOut {
     pub cols: usize,
     /// Add to the block instead of overwriting it.
     pub accumulate: bool,
+    /// `cols` values added to every row (after the block's old values), or null.
+    pub bias: *const f32,
 }
 
 /// A wide micro-kernel: the `2MR×2NR` block of `C` from two consecutive `A` panels
@@ -124,6 +127,11 @@ pub enum Columns {
     },
 }
 
+/// The bias of column `col` given column 0's, or null for no bias.
+fn bias_from(column_bias: *const f32, col: usize) -> *const f32 {
+    if column_bias.is_null() { column_bias } else { column_bias.wrapping_add(col) }
+}
+
 /// A block of an output matrix: where element `(0, 0)` is, how rows and columns lie.
 #[derive(Clone, Copy)]
 pub struct OutputBlock {
@@ -136,6 +144,9 @@ pub struct OutputBlock {
     pub columns: Columns,
     /// Add the product to what the block holds instead of overwriting it.
     pub accumulate: bool,
+    /// For contiguous columns only: the bias of the block's column 0, each column's
+    /// added to every row as the GEMM stores its last depth block; null for none.
+    pub column_bias: *const f32,
 }
 
 impl OutputBlock {
@@ -147,8 +158,12 @@ impl OutputBlock {
         // SAFETY: inside the caller's block.
         let ptr = unsafe { self.ptr.add(row * self.row_stride) };
         match self.columns {
-            // SAFETY: as above.
-            Columns::Contiguous => OutputBlock { ptr: unsafe { ptr.add(col) }, ..self },
+            Columns::Contiguous => OutputBlock {
+                // SAFETY: as above.
+                ptr: unsafe { ptr.add(col) },
+                column_bias: bias_from(self.column_bias, col),
+                ..self
+            },
             Columns::Planes { first, plane, image_stride } => OutputBlock {
                 ptr,
                 columns: Columns::Planes { first: first + col, plane, image_stride },
@@ -176,7 +191,8 @@ impl OutputBlock {
     }
 
     /// Writes (or adds, when `accumulate`) the `rows×cols` values of `tile` (row stride
-    /// `tile_stride`) at `(row, col)`, following the column layout.
+    /// `tile_stride`) at `(row, col)`, following the column layout, then adds the
+    /// column bias when the block has one.
     ///
     /// # Safety
     /// The `rows×cols` region at `(row, col)` must lie inside the block.
@@ -202,6 +218,11 @@ impl OutputBlock {
                 } else {
                     out.copy_from_slice(values);
                 }
+                if !self.column_bias.is_null() {
+                    // SAFETY: the bias holds one value per column of the block.
+                    let bias = unsafe { std::slice::from_raw_parts(self.column_bias.add(col + done), len) };
+                    out.iter_mut().zip(bias).for_each(|(o, b)| *o += b);
+                }
                 done += len;
             }
         }
@@ -214,8 +235,9 @@ impl OutputBlock {
 pub type RowEpilogue<'a> = &'a (dyn Fn(usize, usize, &mut [f32]) + Sync);
 
 /// Overwrites the `m×n` block `c` with `A·B` (`A` is `m×k`, `B` is `k×n`), or adds it
-/// when `c.accumulate`; then runs `epilogue`, when given, on each finished row piece
-/// (row and column indices relative to `c`; contiguous columns only).
+/// when `c.accumulate`, plus `c.column_bias` when it has one; then runs `epilogue`,
+/// when given, on each finished row piece (row and column indices relative to `c`;
+/// contiguous columns only).
 ///
 /// The caller guarantees that `c` covers `m×n` elements nobody else touches meanwhile,
 /// and that the CPU runs `kernel`.
@@ -228,14 +250,14 @@ pub fn gemm(
     epilogue: Option<RowEpilogue>,
 ) {
     assert!(
-        epilogue.is_none() || matches!(c.columns, Columns::Contiguous),
-        "a row epilogue needs contiguous rows"
+        (epilogue.is_none() && c.column_bias.is_null()) || matches!(c.columns, Columns::Contiguous),
+        "a row epilogue or column bias needs contiguous rows"
     );
     let kernels = kernel.kernels();
     if k == 0 {
-        if !c.accumulate {
+        if !c.accumulate || !c.column_bias.is_null() {
             // SAFETY: the caller's m×n block.
-            unsafe { c.store([0, 0], [m, n], &vec![0.0; n], 0, false) };
+            unsafe { c.store([0, 0], [m, n], &vec![0.0; n], 0, c.accumulate) };
         }
         return;
     }
@@ -278,6 +300,12 @@ pub fn gemm(
                     };
                     // SAFETY: the sub-block lies inside the caller's block.
                     let block = unsafe { c.sub_block(ic, jc) };
+                    // The bias goes in with the last depth block's sums.
+                    let last = pc + kc == k;
+                    let block = OutputBlock {
+                        column_bias: if last { block.column_bias } else { std::ptr::null() },
+                        ..block
+                    };
                     macro_kernel(kernels, [mc, kc, nc], a_block, b_pack, block, pc > 0 || c.accumulate);
                     if let Some(epilogue) = epilogue.filter(|_| pc + kc == k) {
                         for r in 0..mc {
@@ -426,10 +454,18 @@ unsafe fn store_wide(
     // SAFETY: inside the caller's block.
     let (ptr, contiguous) = unsafe { c.run(ir, jr) };
     if contiguous >= cols {
-        kernel(TileOut { ptr, row_stride: c.row_stride, cols, accumulate });
+        let bias = bias_from(c.column_bias, jr);
+        kernel(TileOut { ptr, row_stride: c.row_stride, cols, accumulate, bias });
     } else {
         let mut edge = [0.0f32; 4 * MR * NR];
-        kernel(TileOut { ptr: edge.as_mut_ptr(), row_stride: 2 * NR, cols: 2 * NR, accumulate: false });
+        let row_stride = 2 * NR;
+        kernel(TileOut {
+            ptr: edge.as_mut_ptr(),
+            row_stride,
+            cols: 2 * NR,
+            accumulate: false,
+            bias: std::ptr::null(),
+        });
         // SAFETY: the caller's region.
         unsafe { c.store([ir, jr], [rows, cols], &edge, 2 * NR, accumulate) };
     }
@@ -450,12 +486,20 @@ fn narrow_tile(
     let a_panel = &a_pack[ir * kc..(ir + MR) * kc];
     let b_panel = &b_pack[jr * kc..(jr + NR) * kc];
     // SAFETY: the panels hold kc steps each (sliced above); the tile lies inside the
-    // caller's block, and a tile that is ragged or not contiguous in memory is computed
-    // into `edge` and only its valid part stored. The kernel matches the CPU (see `gemm`).
+    // caller's block (and its bias, one value per column, inside the block's), and a
+    // tile that is ragged or not contiguous in memory is computed into `edge` and only
+    // its valid part stored. The kernel matches the CPU (see `gemm`).
     unsafe {
         let (tile, contiguous) = c.run(ir, jr);
         if rows == MR && cols == NR && contiguous >= NR {
             micro_kernel(kc, a_panel.as_ptr(), b_panel.as_ptr(), tile, c.row_stride, accumulate);
+            if !c.column_bias.is_null() {
+                let bias = std::slice::from_raw_parts(c.column_bias.add(jr), NR);
+                for r in 0..MR {
+                    let row = std::slice::from_raw_parts_mut(tile.add(r * c.row_stride), NR);
+                    row.iter_mut().zip(bias).for_each(|(o, b)| *o += b);
+                }
+            }
             return;
         }
         let mut edge = [0.0f32; MR * NR];
