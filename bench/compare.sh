@@ -9,6 +9,10 @@
 # MODEL=alexnet (default; IMAGE 224), resnet or vit (IMAGE 28; PyTorch builds them
 # from torchvision, TensorFlow only runs AlexNet).
 #
+# STEPS=2 (default): each framework reports the best of this many timed steps after its
+# warm-up, per round. The small models' steps take a tenth of a second, where one busy
+# moment of a shared machine decides a best of two; STEPS=5 steadies them.
+#
 # ISA=avx2 limits all three to AVX2 + FMA on an AVX-512 CPU, to measure what an
 # AVX2-only machine would see: Kiln's GEMM kernel (KILN_GEMM_KERNEL), oneDNN in
 # TensorFlow and PyTorch (ONEDNN_MAX_CPU_ISA), PyTorch's ATen kernels
@@ -25,6 +29,10 @@ case $model in
 esac
 rounds=${1:-3} batch=${2:-128} image=${3:-$default_image} threads=${4:-2} out=${5:-bench/results}
 isa=${ISA:-native}
+steps=${STEPS:-2}
+case $steps in
+  ''|*[!0-9]*|0) echo "compare.sh: STEPS must be a positive whole number, not '$steps'" >&2; exit 2 ;;
+esac
 case $isa in
   native) suffix= ;;
   avx2) suffix=-avx2
@@ -43,13 +51,13 @@ for round in $(seq "$rounds"); do
   for fw in "${frameworks[@]}"; do
     case $fw in
       kiln) line=$(./target/release/kiln-bench --backend cpu --model "$model" --skip-layers --batch "$batch" \
-              --image-size "$image" --threads "$threads" --steps 2) ;;
+              --image-size "$image" --threads "$threads" --steps "$steps") ;;
       pytorch) line=$(python3 bench/pytorch_models.py --model "$model" --batch "$batch" --image-size "$image" \
-              --threads "$threads" --steps 2) ;;
+              --threads "$threads" --steps "$steps") ;;
       tensorflow) line=$(python3 bench/tensorflow_alexnet.py --batch "$batch" --image-size "$image" \
-              --threads "$threads" --steps 2) ;;
+              --threads "$threads" --steps "$steps") ;;
     esac
-    echo "{\"round\": $round, \"framework\": \"$fw\", \"model\": \"$model\", \"isa\": \"$isa\", \"result\": $line}" | tee -a "$log"
+    echo "{\"round\": $round, \"framework\": \"$fw\", \"model\": \"$model\", \"isa\": \"$isa\", \"steps\": $steps, \"result\": $line}" | tee -a "$log"
   done
 done
 
