@@ -6,6 +6,7 @@ use kiln_tensor::AxisSplit;
 use kiln_tensor::fast_math::exp_bounded;
 use rayon::prelude::*;
 
+use crate::gemm::gather_columns;
 use crate::lanes::{LANES, horizontal_sum};
 use crate::memory::HostMemory;
 use crate::simd::{VectorLoop, widest};
@@ -77,12 +78,13 @@ pub fn sum_axis(x: &[f32], split: AxisSplit) -> Vec<f32> {
         return out;
     }
     out.par_chunks_mut(inner * per_task).zip(x.par_chunks(len * inner * per_task)).for_each(|(sums, x)| {
+        if inner == 1 && len < SHORT_ROW {
+            return sum_short_rows(x, len, sums);
+        }
         widest(|| {
             for (sums, block) in sums.chunks_mut(inner).zip(x.chunks(len * inner)) {
-                if inner == 1 && len >= SHORT_ROW {
+                if inner == 1 {
                     sums[0] = sum_contiguous(block);
-                } else if inner == 1 {
-                    sums[0] = block.iter().sum();
                 } else {
                     for row in block.chunks(inner) {
                         sums.iter_mut().zip(row).for_each(|(sum, v)| *sum += v);
@@ -92,6 +94,29 @@ pub fn sum_axis(x: &[f32], split: AxisSplit) -> Vec<f32> {
         })
     });
     out
+}
+
+/// `sums[o] = Σₗ x[o·len + l]` for rows shorter than [`SHORT_ROW`] (a global average
+/// pool's 4×4 planes), sixteen rows at a time: transposed into a block whose row `l`
+/// holds value `l` of each of the sixteen, then added row by row, one lane per row.
+/// Each sum adds its values in order, as one after another would, in a sixteenth of
+/// the additions.
+fn sum_short_rows(x: &[f32], len: usize, sums: &mut [f32]) {
+    let mut columns = [0.0f32; LANES * SHORT_ROW];
+    let whole = sums.len() / LANES * LANES;
+    for (group, out) in sums[..whole].chunks_exact_mut(LANES).enumerate() {
+        gather_columns(x, [group * LANES * len, len], [len, LANES], LANES, &mut columns);
+        widest(|| {
+            let mut lanes = [0.0f32; LANES];
+            for row in columns[..len * LANES].chunks_exact(LANES) {
+                lanes.iter_mut().zip(row).for_each(|(sum, v)| *sum += v);
+            }
+            out.copy_from_slice(&lanes);
+        });
+    }
+    for (o, sum) in sums.iter_mut().enumerate().skip(whole) {
+        *sum = x[o * len..][..len].iter().sum();
+    }
 }
 
 /// Maximum over the middle axis and the position of its first occurrence.
@@ -411,6 +436,26 @@ impl VectorLoop for NormalizeBackwardBlocks<'_> {
                     out[at(l)] = r * (grad[at(l)] - mean_g - y[at(l)] * mean_gy);
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_values::values;
+
+    /// Short rows summed sixteen at a time equal each row added one value after
+    /// another, bit for bit: whole groups of sixteen and a ragged rest, rows of one
+    /// value up to the longest short row, in one parallel task and in several.
+    #[test]
+    fn short_rows_sum_in_order() {
+        for (outer, len) in [(5, 1), (16, 1), (37, 3), (65536, 16), (40, 16), (33, SHORT_ROW - 1)] {
+            let x = values(outer * len, 7 + len as u64);
+            let sums = sum_axis(&x, AxisSplit { outer, len, inner: 1 });
+            let want: Vec<f32> = x.chunks(len).map(|row| row.iter().sum()).collect();
+            let bits = |v: &[f32]| v.iter().map(|s| s.to_bits()).collect::<Vec<_>>();
+            assert!(bits(&sums) == bits(&want), "{outer} rows of {len}");
         }
     }
 }
