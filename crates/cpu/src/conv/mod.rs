@@ -89,7 +89,10 @@ pub fn forward(
     let p = Plan::new(g);
     let o = g.out_channels;
     let weights = PackedA::new(&row_major(w, p.patch), o, p.patch);
-    let input = PaddedInput::new(mem, x, g, InputLayout::Phases);
+    // Without padding the patches read the input in place, strided pixels gathered as
+    // they are packed; with it, the padded copy is split by stride phase on the way.
+    let layout = if g.padding == (0, 0) { InputLayout::Rows } else { InputLayout::Phases };
+    let input = PaddedInput::new(mem, x, g, layout);
     let mut out = mem.take(g.batch * p.out_image);
     out.par_chunks_mut(p.group * p.out_image).zip(p.groups(g.batch)).for_each(|(out_group, images)| {
         let count = images.len();

@@ -186,12 +186,6 @@ impl PatchSource<'_> {
             at += len;
         }
     }
-
-    /// The `len` input elements that consecutive output pixels read, from `start` on.
-    fn elements(&self, start: usize, len: usize) -> impl Iterator<Item = &f32> {
-        let stride = self.input.col_step;
-        self.input.data[start..start + (len - 1) * stride + 1].iter().step_by(stride)
-    }
 }
 
 /// Copies `NR` floats as one fixed-size array assignment: a few vector moves, where a
@@ -253,8 +247,11 @@ impl Patches<'_> {
             }
         } else {
             for run in runs {
-                let target = &mut row[run.at..run.at + run.len];
-                target.iter_mut().zip(self.0.elements(tap + run.offset, run.len)).for_each(|(o, v)| *o = *v);
+                every_nth(
+                    &data[tap + run.offset..],
+                    self.0.input.col_step,
+                    &mut row[run.at..run.at + run.len],
+                );
             }
         }
         row[cols..].fill(0.0);

@@ -115,11 +115,14 @@ fn rows_wider_than_a_panel() {
 fn strided_convolutions() {
     check(geometry([3, 1, 23, 27], 4, (11, 11), (4, 4), (0, 0)));
     check(geometry([2, 3, 9, 20], 4, (3, 3), (2, 3), (1, 2)));
+    // Unpadded: read in place, every second pixel of rows wider than a panel.
+    check(geometry([2, 3, 9, 41], 5, (3, 3), (2, 2), (0, 0)));
 }
 
 #[test]
 fn kernels_smaller_than_their_stride() {
-    // Only the stride phases the kernel reaches are copied (ResNet's 1×1/2 shortcut).
+    // ResNet's 1×1/2 shortcut reads its input in place; padded, only the stride phases
+    // the kernel reaches are copied.
     check(geometry([3, 5, 14, 14], 6, (1, 1), (2, 2), (0, 0)));
     check(geometry([2, 3, 11, 10], 4, (2, 1), (3, 2), (1, 1)));
 }
