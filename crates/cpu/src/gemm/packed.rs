@@ -307,7 +307,7 @@ pub fn gemm(
                         ..block
                     };
                     macro_kernel(kernels, [mc, kc, nc], a_block, b_pack, block, pc > 0 || c.accumulate);
-                    if let Some(epilogue) = epilogue.filter(|_| pc + kc == k) {
+                    if let Some(epilogue) = epilogue.filter(|_| last) {
                         for r in 0..mc {
                             // SAFETY: row `ic + r`'s `nc` contiguous columns from `jc` lie
                             // inside the caller's block, finished by the call above.
@@ -458,10 +458,9 @@ unsafe fn store_wide(
         kernel(TileOut { ptr, row_stride: c.row_stride, cols, accumulate, bias });
     } else {
         let mut edge = [0.0f32; 4 * MR * NR];
-        let row_stride = 2 * NR;
         kernel(TileOut {
             ptr: edge.as_mut_ptr(),
-            row_stride,
+            row_stride: 2 * NR,
             cols: 2 * NR,
             accumulate: false,
             bias: std::ptr::null(),
