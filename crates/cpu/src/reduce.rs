@@ -63,8 +63,9 @@ pub(crate) fn sum_pairs(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f3
     horizontal_sum(sums)
 }
 
-/// Rows shorter than this are summed one element after another: sixteen running sums
-/// would cost more than they save.
+/// Rows shorter than this are each summed one element after another (sixteen rows side
+/// by side, [`sum_short_rows`]): sixteen running sums within a row would cost more
+/// than they save.
 const SHORT_ROW: usize = 64;
 
 /// Sum over the middle axis: long contiguous rows (`inner` 1) in [`sum_contiguous`]'s
@@ -99,8 +100,8 @@ pub fn sum_axis(x: &[f32], split: AxisSplit) -> Vec<f32> {
 /// `sums[o] = Σₗ x[o·len + l]` for rows shorter than [`SHORT_ROW`] (a global average
 /// pool's 4×4 planes), sixteen rows at a time: transposed into a block whose row `l`
 /// holds value `l` of each of the sixteen, then added row by row, one lane per row.
-/// Each sum adds its values in order, as one after another would, in a sixteenth of
-/// the additions.
+/// Each sum adds its values in order, as one after another would, sixteen sums to a
+/// vector addition.
 fn sum_short_rows(x: &[f32], len: usize, sums: &mut [f32]) {
     let mut columns = [0.0f32; LANES * SHORT_ROW];
     let whole = sums.len() / LANES * LANES;
