@@ -13,6 +13,7 @@ use rayon::prelude::*;
 
 use crate::gemm::{NR, PackB};
 use crate::memory::{HostMemory, Scratch};
+use crate::simd::{VectorLoop, widest};
 
 /// How [`PaddedInput`] lays out each padded channel plane.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,6 +128,7 @@ impl<'a> PaddedInput<'a> {
 
 /// Fills `target` with every `step`-th element of `source` from the first: a plain copy
 /// for step 1, and for step 2 pairs the compiler turns into vector shuffles.
+#[inline(always)]
 fn every_nth(source: &[f32], step: usize, target: &mut [f32]) {
     let source = &source[..(target.len() - 1) * step + 1];
     match step {
@@ -214,21 +216,56 @@ impl PackB for Patches<'_> {
         self.pack_block(first_row, rows, first_col, cols, panel);
     }
 
-    /// Tap by tap: a tap's row of the block is gathered into a buffer, its pixels
-    /// coming in runs along output rows (read front to back), then dealt out 16 floats
-    /// to each panel. With consecutive pixels reading consecutive elements (stride 1,
-    /// or [`InputLayout::Phases`]), a run is copied in fixed 16-float moves whose
-    /// spill lands on entries the next run overwrites (or past `cols`, zeroed after).
+    /// Sixteen taps at a time: each tap's row of the block is gathered into a buffer,
+    /// its pixels coming in runs along output rows (read front to back), then each
+    /// panel takes its 16 floats of the sixteen rows, which lie one after another in
+    /// it. With consecutive pixels reading consecutive elements (stride 1, or
+    /// [`InputLayout::Phases`]), a run is copied in fixed 16-float moves whose spill
+    /// lands on entries the next run overwrites (or past `cols`, zeroed after).
     fn pack_block(&self, first_row: usize, rows: usize, first_col: usize, cols: usize, out: &mut [f32]) {
-        let mut runs = Vec::with_capacity(cols.div_ceil(self.0.geometry.out_w()) + 1);
-        self.0.runs(first_col, cols, |run| runs.push(run));
+        widest(PackRows { patches: self, first_row, rows, first_col, cols, out })
+    }
+}
+
+/// Taps gathered before they are dealt out to the panels: a panel then receives one
+/// contiguous kilobyte per group instead of a 64-byte line per tap, each line a whole
+/// panel (`rows·NR` floats) from the last (the 3×3 stride-2 forward of 128 images of
+/// 64 channels at 28×28: 22.2–22.4 ms against 22.6–23.2 ms tap by tap).
+const TAP_GROUP: usize = 16;
+
+/// [`Patches::pack_block`]'s loop, compiled for the widest vectors: a 16-float move is
+/// then one AVX-512 load and store instead of four SSE pairs.
+struct PackRows<'a, 'b> {
+    patches: &'a Patches<'b>,
+    first_row: usize,
+    rows: usize,
+    first_col: usize,
+    cols: usize,
+    out: &'a mut [f32],
+}
+
+impl VectorLoop for PackRows<'_, '_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run(self) {
+        let PackRows { patches, first_row, rows, first_col, cols, out } = self;
+        let mut runs = Vec::with_capacity(cols.div_ceil(patches.0.geometry.out_w()) + 1);
+        patches.0.runs(first_col, cols, |run| runs.push(run));
         let width = cols.next_multiple_of(NR);
-        // One panel's width of slack takes the last run's spill.
-        let mut row = vec![0.0; width + NR];
-        for (p, &tap) in self.0.input.tap_offsets[first_row..first_row + rows].iter().enumerate() {
-            self.fill_row(tap, &runs, cols, &mut row);
-            for (t, chunk) in row[..width].chunks_exact(NR).enumerate() {
-                copy_16(chunk, &mut out[(t * rows + p) * NR..][..NR]);
+        // One panel's width of slack after each row takes its last run's spill.
+        let stride = width + NR;
+        let mut staged = vec![0.0; TAP_GROUP * stride];
+        let taps = &patches.0.input.tap_offsets[first_row..first_row + rows];
+        for (g, group) in taps.chunks(TAP_GROUP).enumerate() {
+            for (row, &tap) in staged.chunks_exact_mut(stride).zip(group) {
+                patches.fill_row(tap, &runs, cols, row);
+            }
+            for t in 0..width / NR {
+                let panel = &mut out[(t * rows + g * TAP_GROUP) * NR..][..group.len() * NR];
+                for (i, chunk) in panel.chunks_exact_mut(NR).enumerate() {
+                    copy_16(&staged[i * stride + t * NR..][..NR], chunk);
+                }
             }
         }
     }
@@ -237,6 +274,7 @@ impl PackB for Patches<'_> {
 impl Patches<'_> {
     /// Row `tap` of the block's `cols` columns, whose pixels come in `runs`, into
     /// `row` (at least `cols` rounded up to [`NR`], plus `NR`), zero from `cols` on.
+    #[inline(always)]
     fn fill_row(&self, tap: usize, runs: &[Run], cols: usize, row: &mut [f32]) {
         let data = &self.0.input.data;
         if self.0.input.col_step == 1 {
