@@ -3,23 +3,39 @@
 //! while the row sits in cache, so the `[queries, keys]` score matrix is never written
 //! out (only the softmax's output, when the backward pass needs it). Items run in
 //! parallel; inside an item the keys are transposed once so that scores come from
-//! 16-lane multiply-adds down the depth, four query rows at a time (each key and value
-//! chunk loaded once for the four, four independent sums). Rows are read and written
+//! 16-lane multiply-adds down the depth, a block of query rows at a time (each key and
+//! value chunk loaded once for the block): on AVX-512, six rows by up to 64 keys with
+//! the softmax in registers ([`avx512`]); elsewhere four rows by 16 keys in code the
+//! compiler vectorizes ([`Tiles::Lanes`]). Rows are read and written
 //! through strides, so a self-attention layer's heads come straight from its fused
 //! projection and go straight to the output projection's layout.
 
 use kiln_tensor::{AttentionDims, PackedAttentionDims};
 use rayon::prelude::*;
 
-use crate::gemm::gather_columns;
+use crate::gemm::{GemmKernel, gather_columns};
 use crate::lanes::LANES;
 use crate::memory::HostMemory;
 use crate::simd::{VectorLoop, widest};
 use crate::softmax_row::softmax_row;
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+
 /// `softmax(scale · q·kᵀ) · v` of every item, and the softmax's output when
 /// `keep_weights`.
 pub fn attention(
+    mem: &HostMemory,
+    operands: [&[f32]; 3],
+    dims: AttentionDims,
+    keep_weights: bool,
+) -> (Vec<f32>, Option<Vec<f32>>) {
+    attention_in(Tiles::detect(), mem, operands, dims, keep_weights)
+}
+
+/// [`attention`] computed with `tiles`.
+fn attention_in(
+    tiles: Tiles,
     mem: &HostMemory,
     [q, k, v]: [&[f32]; 3],
     dims: AttentionDims,
@@ -38,6 +54,7 @@ pub fn attention(
             queries,
             keys,
             scale,
+            tiles,
         })
     };
     for_each_item(&mut out, queries * value_depth, weights.as_deref_mut(), queries * keys, item);
@@ -55,6 +72,7 @@ pub fn packed_attention(
 ) -> (Vec<f32>, Option<Vec<f32>>) {
     let PackedAttentionDims { batch, len, heads, head_dim, scale } = dims;
     let width = dims.width();
+    let tiles = Tiles::detect();
     let mut out = mem.take(batch * len * width);
     let mut weights = keep_weights.then(|| mem.take(batch * heads * len * len));
     let sequence = |b: usize, out: &mut [f32], mut weights: Option<&mut [f32]>| {
@@ -74,6 +92,7 @@ pub fn packed_attention(
                 queries: len,
                 keys: len,
                 scale,
+                tiles,
             })
         }
     };
@@ -138,6 +157,7 @@ struct AttentionItem<'a> {
     queries: usize,
     keys: usize,
     scale: f32,
+    tiles: Tiles,
 }
 
 impl VectorLoop for AttentionItem<'_> {
@@ -145,37 +165,126 @@ impl VectorLoop for AttentionItem<'_> {
 
     #[inline(always)]
     fn run(self) {
-        let AttentionItem { q, k, v, mut out, mut weights, queries, keys, scale } = self;
+        let AttentionItem { q, k, v, mut out, mut weights, queries, keys, scale, tiles } = self;
         let depth = q.width;
         let padded = keys.next_multiple_of(LANES);
         // kᵀ with each depth's row padded by zeros to whole lanes.
         let mut keys_t = vec![0.0f32; depth * padded];
         gather_columns(k.data, [k.start, k.stride], [depth, keys], padded, &mut keys_t);
         let keys_t = KeysT { data: &keys_t, padded };
-        let mut scores = vec![0.0f32; QUERY_BLOCK * padded];
+        let most = tiles.most_rows();
+        let mut scores = vec![0.0f32; most * padded];
         // The block's softmax rows, where no weights are kept to hold them.
-        let mut probabilities = vec![0.0f32; if weights.is_some() { 0 } else { QUERY_BLOCK * keys }];
+        let mut probabilities = vec![0.0f32; if weights.is_some() { 0 } else { most * keys }];
         let mut first = 0;
         while first < queries {
-            let block = if first + QUERY_BLOCK <= queries { QUERY_BLOCK } else { 1 };
-            if block == QUERY_BLOCK {
-                block_scores::<QUERY_BLOCK>(q, first, keys_t, scale, &mut scores);
-            } else {
-                block_scores::<1>(q, first, keys_t, scale, &mut scores);
-            }
+            let block = tiles.block(queries - first);
             let rows = match weights.as_deref_mut() {
                 Some(weights) => &mut weights[first * keys..][..block * keys],
                 None => &mut probabilities[..block * keys],
             };
-            for (r, row) in rows.chunks_exact_mut(keys).enumerate() {
-                softmax_row(row, &scores[r * padded..][..keys], false);
-            }
-            if block == QUERY_BLOCK {
-                block_values::<QUERY_BLOCK>(rows, v, &mut out, first);
-            } else {
-                block_values::<1>(rows, v, &mut out, first);
-            }
+            tiles.weights(block, q, first, keys_t, scale, &mut scores, rows);
+            tiles.values(block, rows, v, &mut out, first);
             first += block;
+        }
+    }
+}
+
+/// Which tiles compute an item's scores and weighted values.
+#[derive(Clone, Copy, Debug)]
+enum Tiles {
+    /// The AVX-512 tiles ([`avx512`]): up to six query rows by up to 64 keys.
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+    /// [`QUERY_BLOCK`] rows (or one) by one 16-lane chunk, in code the compiler
+    /// vectorizes for the loop's instruction set.
+    Lanes,
+}
+
+impl Tiles {
+    /// The AVX-512 tiles where the GEMM kernel choice is AVX-512, else the lane tiles.
+    fn detect() -> Self {
+        match GemmKernel::detect() {
+            #[cfg(target_arch = "x86_64")]
+            GemmKernel::Avx512 => Tiles::Avx512,
+            _ => Tiles::Lanes,
+        }
+    }
+
+    /// Every kind of tile this CPU runs.
+    #[cfg(test)]
+    fn available() -> Vec<Tiles> {
+        match Tiles::detect() {
+            Tiles::Lanes => vec![Tiles::Lanes],
+            #[cfg(target_arch = "x86_64")]
+            Tiles::Avx512 => vec![Tiles::Lanes, Tiles::Avx512],
+        }
+    }
+
+    /// Most query rows in one block.
+    #[inline(always)]
+    fn most_rows(self) -> usize {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Tiles::Avx512 => avx512::MAX_ROWS,
+            Tiles::Lanes => QUERY_BLOCK,
+        }
+    }
+
+    /// The rows of the next block when `left` query rows are left.
+    #[inline(always)]
+    fn block(self, left: usize) -> usize {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Tiles::Avx512 => left.min(avx512::MAX_ROWS),
+            Tiles::Lanes if left >= QUERY_BLOCK => QUERY_BLOCK,
+            Tiles::Lanes => 1,
+        }
+    }
+
+    /// The softmax weights of the `block` query rows from `first` on into `rows`
+    /// (`block` rows of the keys), their scaled scores going through `scores` (`block`
+    /// rows of `keys_t.padded`).
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn weights(
+        self,
+        block: usize,
+        q: Rows<'_>,
+        first: usize,
+        keys_t: KeysT<'_>,
+        scale: f32,
+        scores: &mut [f32],
+        rows: &mut [f32],
+    ) {
+        let keys = rows.len() / block;
+        match self {
+            // SAFETY: `detect` chose these tiles where the CPU runs AVX-512F.
+            #[cfg(target_arch = "x86_64")]
+            Tiles::Avx512 => unsafe {
+                avx512::block_scores(block, q, first, keys_t, scale, scores);
+                return avx512::block_softmax(block, scores, keys_t.padded, keys, rows);
+            },
+            Tiles::Lanes if block == QUERY_BLOCK => {
+                block_scores::<QUERY_BLOCK>(q, first, keys_t, scale, scores)
+            }
+            Tiles::Lanes => block_scores::<1>(q, first, keys_t, scale, scores),
+        }
+        for (r, row) in rows.chunks_exact_mut(keys).enumerate() {
+            softmax_row(row, &scores[r * keys_t.padded..][..keys], false);
+        }
+    }
+
+    /// The weighted values of the `block` softmax rows in `rows` into output rows
+    /// `first..`.
+    #[inline(always)]
+    fn values(self, block: usize, rows: &[f32], v: Rows<'_>, out: &mut RowsMut<'_>, first: usize) {
+        match self {
+            // SAFETY: as for `scores`.
+            #[cfg(target_arch = "x86_64")]
+            Tiles::Avx512 => unsafe { avx512::block_values(block, rows, v, out, first) },
+            Tiles::Lanes if block == QUERY_BLOCK => block_values::<QUERY_BLOCK>(rows, v, out, first),
+            Tiles::Lanes => block_values::<1>(rows, v, out, first),
         }
     }
 }
@@ -308,28 +417,40 @@ mod tests {
     #[test]
     fn fused_attention_matches_the_definition_for_ragged_sizes() {
         let value = |seed: usize, i: usize| (((i * 7 + seed * 13) % 23) as f32 - 11.0) / 7.0;
-        for (batch, queries, keys, depth, value_depth) in
-            [(1, 1, 1, 1, 1), (3, 5, 17, 4, 3), (2, 50, 50, 32, 32), (2, 7, 33, 19, 40)]
+        // Blocks of 4 or 6 rows with one left over and less; one to five key chunks
+        // (a score tile and a second one of one chunk); value rows of a masked chunk,
+        // two whole ones, and two plus a masked one; keys and values of whole chunks.
+        let sizes = [
+            (1, 1, 1, 1, 1),
+            (3, 5, 17, 4, 3),
+            (2, 50, 50, 32, 32),
+            (2, 7, 33, 19, 40),
+            (1, 13, 70, 9, 33),
+            (2, 9, 32, 8, 16),
+        ];
+        for ((batch, queries, keys, depth, value_depth), tiles) in
+            sizes.into_iter().flat_map(|size| Tiles::available().into_iter().map(move |tiles| (size, tiles)))
         {
             let dims = AttentionDims { batch, queries, keys, depth, value_depth, scale: 0.3 };
             let q: Vec<f32> = (0..batch * queries * depth).map(|i| value(1, i)).collect();
             let k: Vec<f32> = (0..batch * keys * depth).map(|i| value(2, i)).collect();
             let v: Vec<f32> = (0..batch * keys * value_depth).map(|i| value(3, i)).collect();
-            let (out, weights) = attention(&HostMemory::default(), [&q, &k, &v], dims, true);
+            let (out, weights) = attention_in(tiles, &HostMemory::default(), [&q, &k, &v], dims, true);
+            let out_kept = out.clone();
             let (want_out, want_weights) = reference(&q, &k, &v, dims);
             for (name, got, want) in [("output", out, want_out), ("weights", weights.unwrap(), want_weights)]
             {
-                assert_eq!(got.len(), want.len(), "{name} of {dims:?}");
+                assert_eq!(got.len(), want.len(), "{name} of {dims:?} with {tiles:?}");
                 for (i, (g, w)) in got.iter().zip(&want).enumerate() {
                     assert!(
                         (*g as f64 - w).abs() < 1e-5 * (1.0 + w.abs()),
-                        "{name}[{i}] of {dims:?}: {g} vs {w}"
+                        "{name}[{i}] of {dims:?} with {tiles:?}: {g} vs {w}"
                     );
                 }
             }
-            let (alone, none) = attention(&HostMemory::default(), [&q, &k, &v], dims, false);
+            let (alone, none) = attention_in(tiles, &HostMemory::default(), [&q, &k, &v], dims, false);
             assert!(none.is_none());
-            assert_eq!(alone.len(), batch * queries * value_depth);
+            assert_eq!(alone, out_kept, "the output without the weights kept, {dims:?} with {tiles:?}");
         }
     }
 
