@@ -44,7 +44,7 @@ fn attention_in(
     let AttentionDims { batch, queries, keys, depth, value_depth, scale } = dims;
     let mut out = mem.take(batch * queries * value_depth);
     let mut weights = keep_weights.then(|| mem.take(batch * queries * keys));
-    let item = |b: usize, out: &mut [f32], weights: Option<&mut [f32]>| {
+    let item = |workspace: &mut Workspace, b: usize, out: &mut [f32], weights: Option<&mut [f32]>| {
         widest(AttentionItem {
             q: Rows { data: q, start: b * queries * depth, stride: depth, width: depth },
             k: Rows { data: k, start: b * keys * depth, stride: depth, width: depth },
@@ -55,6 +55,7 @@ fn attention_in(
             keys,
             scale,
             tiles,
+            workspace,
         })
     };
     for_each_item(&mut out, queries * value_depth, weights.as_deref_mut(), queries * keys, item);
@@ -75,7 +76,7 @@ pub fn packed_attention(
     let tiles = Tiles::detect();
     let mut out = mem.take(batch * len * width);
     let mut weights = keep_weights.then(|| mem.take(batch * heads * len * len));
-    let sequence = |b: usize, out: &mut [f32], mut weights: Option<&mut [f32]>| {
+    let sequence = |workspace: &mut Workspace, b: usize, out: &mut [f32], mut weights: Option<&mut [f32]>| {
         for h in 0..heads {
             let rows = |part: usize| Rows {
                 data: qkv,
@@ -93,6 +94,7 @@ pub fn packed_attention(
                 keys: len,
                 scale,
                 tiles,
+                workspace: &mut *workspace,
             })
         }
     };
@@ -100,19 +102,40 @@ pub fn packed_attention(
     (out, weights)
 }
 
-/// `f(i, out, weights)` in parallel for each item `i`: its `out_len` outputs and, where
-/// weights are kept, its `weights_len` of them.
+/// `f(workspace, i, out, weights)` in parallel for each item `i`: its `out_len`
+/// outputs and, where weights are kept, its `weights_len` of them; each task's items
+/// share one [`Workspace`].
 fn for_each_item<F>(out: &mut [f32], out_len: usize, weights: Option<&mut [f32]>, weights_len: usize, f: F)
 where
-    F: Fn(usize, &mut [f32], Option<&mut [f32]>) + Sync,
+    F: Fn(&mut Workspace, usize, &mut [f32], Option<&mut [f32]>) + Sync,
 {
     let items = out.par_chunks_mut(out_len.max(1)).enumerate();
     match weights {
         Some(weights) => items
             .zip(weights.par_chunks_mut(weights_len.max(1)))
-            .for_each(|((i, out), weights)| f(i, out, Some(weights))),
-        None => items.for_each(|(i, out)| f(i, out, None)),
+            .for_each_init(Workspace::default, |workspace, ((i, out), weights)| {
+                f(workspace, i, out, Some(weights))
+            }),
+        None => items.for_each_init(Workspace::default, |workspace, (i, out)| f(workspace, i, out, None)),
     }
+}
+
+/// The buffers an item's attention works in, kept from item to item (a sequence's
+/// heads): the transposed keys, a block's scores and, where no weights are kept, its
+/// softmax rows.
+#[derive(Default)]
+struct Workspace {
+    keys_t: Vec<f32>,
+    scores: Vec<f32>,
+    probabilities: Vec<f32>,
+}
+
+/// `buffer`'s first `len` floats, growing it (with zeros) where it is shorter.
+fn at_least(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if buffer.len() < len {
+        buffer.resize(len, 0.0);
+    }
+    &mut buffer[..len]
 }
 
 /// Rows of `width` values, row `i` starting at `data[start + i·stride]`.
@@ -158,6 +181,7 @@ struct AttentionItem<'a> {
     keys: usize,
     scale: f32,
     tiles: Tiles,
+    workspace: &'a mut Workspace,
 }
 
 impl VectorLoop for AttentionItem<'_> {
@@ -165,17 +189,21 @@ impl VectorLoop for AttentionItem<'_> {
 
     #[inline(always)]
     fn run(self) {
-        let AttentionItem { q, k, v, mut out, mut weights, queries, keys, scale, tiles } = self;
+        let AttentionItem { q, k, v, mut out, mut weights, queries, keys, scale, tiles, workspace } = self;
         let depth = q.width;
         let padded = keys.next_multiple_of(LANES);
         // kᵀ with each depth's row padded by zeros to whole lanes.
-        let mut keys_t = vec![0.0f32; depth * padded];
-        gather_columns(k.data, [k.start, k.stride], [depth, keys], padded, &mut keys_t);
-        let keys_t = KeysT { data: &keys_t, padded };
+        let keys_t = at_least(&mut workspace.keys_t, depth * padded);
+        gather_columns(k.data, [k.start, k.stride], [depth, keys], padded, keys_t);
+        for row in keys_t.chunks_exact_mut(padded) {
+            row[keys..].fill(0.0);
+        }
+        let keys_t = KeysT { data: keys_t, padded };
         let most = tiles.most_rows();
-        let mut scores = vec![0.0f32; most * padded];
+        let scores = at_least(&mut workspace.scores, most * padded);
         // The block's softmax rows, where no weights are kept to hold them.
-        let mut probabilities = vec![0.0f32; if weights.is_some() { 0 } else { most * keys }];
+        let probabilities =
+            at_least(&mut workspace.probabilities, if weights.is_some() { 0 } else { most * keys });
         let mut first = 0;
         while first < queries {
             let block = tiles.block(queries - first);
@@ -183,7 +211,7 @@ impl VectorLoop for AttentionItem<'_> {
                 Some(weights) => &mut weights[first * keys..][..block * keys],
                 None => &mut probabilities[..block * keys],
             };
-            tiles.weights(block, q, first, keys_t, scale, &mut scores, rows);
+            tiles.weights(block, q, first, keys_t, scale, scores, rows);
             tiles.values(block, rows, v, &mut out, first);
             first += block;
         }
