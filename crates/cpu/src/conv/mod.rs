@@ -20,7 +20,7 @@ use crate::gemm::{Left, OutputLayout, PackedA, Strided, gemm_packed};
 use crate::memory::{HostMemory, Scratch};
 use crate::reduce::sum_contiguous;
 use crate::thread_buffer::with_thread_buffer;
-use patches::{InputLayout, PaddedInput, PatchSource, Patches, PatchesTransposed};
+use patches::{InputLayout, PaddedInput, Padding, PatchSource, Patches, PatchesTransposed};
 
 /// Columns a group's GEMM aims for: a 256-deep block of packed patches is then about
 /// 512 KiB, which stays in a 1 MiB L2 cache beside the weights (1024 columns measured
@@ -101,7 +101,8 @@ pub fn forward(
         let count = images.len();
         let width = count * p.plane;
         let group = Conv2dGeometry { batch: count, ..*g };
-        let input = PaddedInput::new(mem, &x[images.start * p.image..images.end * p.image], &group, layout);
+        let group_x = &x[images.start * p.image..images.end * p.image];
+        let input = PaddedInput::new(mem, group_x, &group, layout, Padding::InThisTask);
         let patches = Patches(PatchSource { input: &input, first_image: 0, geometry: &group });
         let layout = OutputLayout::ImagePlanes { plane: p.plane };
         gemm_packed(o, p.patch, width, Left::Packed(weights.view()), &patches, out_group, layout, false);
@@ -170,7 +171,7 @@ pub fn backward_weight(
     }
     let p = Plan::new(g);
     let o = g.out_channels;
-    let input = PaddedInput::new(mem, x, g, InputLayout::Rows);
+    let input = PaddedInput::new(mem, x, g, InputLayout::Rows, Padding::Parallel);
     // Each task runs a fixed, contiguous share of the groups, accumulating into its own
     // sum; the task sums are added in order, so the result does not depend on timing.
     let groups = p.groups(g.batch);

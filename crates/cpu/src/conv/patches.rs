@@ -59,10 +59,27 @@ impl std::ops::Deref for Padded<'_> {
     }
 }
 
+/// Whether [`PaddedInput::new`] pads its channel planes in parallel (a whole batch) or
+/// one after another (a group of images whose task already runs beside the others: its
+/// planes then stay in this core's cache for its patches).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Padding {
+    /// Planes split among rayon's threads.
+    Parallel,
+    /// Planes padded by the calling thread.
+    InThisTask,
+}
+
 impl<'a> PaddedInput<'a> {
     /// Pads `x` for convolution `g` in `layout` (borrowing it when that changes
     /// nothing: no padding, and rows or stride 1).
-    pub fn new(memory: &'a HostMemory, x: &'a [f32], g: &Conv2dGeometry, layout: InputLayout) -> Self {
+    pub fn new(
+        memory: &'a HostMemory,
+        x: &'a [f32],
+        g: &Conv2dGeometry,
+        layout: InputLayout,
+        padding: Padding,
+    ) -> Self {
         let (height, width) = (g.in_h + 2 * g.padding.0, g.in_w + 2 * g.padding.1);
         let (sh, sw) = match layout {
             InputLayout::Rows => (1, 1),
@@ -75,7 +92,7 @@ impl<'a> PaddedInput<'a> {
             Padded::Borrowed(x)
         } else {
             let mut padded = memory.scratch(g.batch * g.in_channels * plane);
-            padded.par_chunks_mut(plane).zip(x.par_chunks(g.in_h * g.in_w)).for_each(|(out, source)| {
+            let pad_plane = |(out, source): (&mut [f32], &[f32])| {
                 // Every element a tap reads is written (zero where it is padding or
                 // past the padded plane), so the scratch needs no zeroing first.
                 let mut rows = out.chunks_exact_mut(phase_w);
@@ -104,7 +121,14 @@ impl<'a> PaddedInput<'a> {
                         }
                     }
                 }
-            });
+            };
+            let planes = g.in_h * g.in_w;
+            match padding {
+                Padding::Parallel => {
+                    padded.par_chunks_mut(plane).zip(x.par_chunks(planes)).for_each(pad_plane)
+                }
+                Padding::InThisTask => padded.chunks_mut(plane).zip(x.chunks(planes)).for_each(pad_plane),
+            }
             Padded::Copied(padded)
         };
         let mut tap_offsets = Vec::with_capacity(g.in_channels * g.kernel_h * g.kernel_w);
