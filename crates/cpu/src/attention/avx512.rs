@@ -12,7 +12,7 @@ use std::arch::x86_64::*;
 
 use kiln_tensor::fast_math::exp_bounded;
 
-use super::{KeysT, Rows, RowsMut};
+use super::{Rows, RowsMut, ScoreSource};
 use crate::lanes::{LANES, Lanes};
 use crate::softmax_row::softmax_row;
 
@@ -32,14 +32,8 @@ const VALUE_CHUNKS: usize = 2;
 /// # Safety
 /// The CPU must run AVX-512F.
 #[target_feature(enable = "avx512f")]
-pub unsafe fn block_scores(
-    rows: usize,
-    q: Rows<'_>,
-    first: usize,
-    keys_t: KeysT<'_>,
-    scale: f32,
-    scores: &mut [f32],
-) {
+pub unsafe fn block_scores(rows: usize, source: ScoreSource<'_>, scores: &mut [f32]) {
+    let ScoreSource { q, first, keys_t, scale } = source;
     assert!(
         (1..=MAX_ROWS).contains(&rows)
             && q.start + (first + rows - 1) * q.stride + q.width <= q.data.len()

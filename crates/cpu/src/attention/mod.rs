@@ -211,7 +211,7 @@ impl VectorLoop for AttentionItem<'_> {
                 Some(weights) => &mut weights[first * keys..][..block * keys],
                 None => &mut probabilities[..block * keys],
             };
-            tiles.weights(block, q, first, keys_t, scale, scores, rows);
+            tiles.weights(block, ScoreSource { q, first, keys_t, scale }, scores, rows);
             tiles.values(block, rows, v, &mut out, first);
             first += block;
         }
@@ -274,32 +274,21 @@ impl Tiles {
     /// (`block` rows of the keys), their scaled scores going through `scores` (`block`
     /// rows of `keys_t.padded`).
     #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
-    fn weights(
-        self,
-        block: usize,
-        q: Rows<'_>,
-        first: usize,
-        keys_t: KeysT<'_>,
-        scale: f32,
-        scores: &mut [f32],
-        rows: &mut [f32],
-    ) {
+    fn weights(self, block: usize, source: ScoreSource<'_>, scores: &mut [f32], rows: &mut [f32]) {
+        let padded = source.keys_t.padded;
         let keys = rows.len() / block;
         match self {
             // SAFETY: `detect` chose these tiles where the CPU runs AVX-512F.
             #[cfg(target_arch = "x86_64")]
             Tiles::Avx512 => unsafe {
-                avx512::block_scores(block, q, first, keys_t, scale, scores);
-                return avx512::block_softmax(block, scores, keys_t.padded, keys, rows);
+                avx512::block_scores(block, source, scores);
+                return avx512::block_softmax(block, scores, padded, keys, rows);
             },
-            Tiles::Lanes if block == QUERY_BLOCK => {
-                block_scores::<QUERY_BLOCK>(q, first, keys_t, scale, scores)
-            }
-            Tiles::Lanes => block_scores::<1>(q, first, keys_t, scale, scores),
+            Tiles::Lanes if block == QUERY_BLOCK => block_scores::<QUERY_BLOCK>(source, scores),
+            Tiles::Lanes => block_scores::<1>(source, scores),
         }
         for (r, row) in rows.chunks_exact_mut(keys).enumerate() {
-            softmax_row(row, &scores[r * keys_t.padded..][..keys], false);
+            softmax_row(row, &scores[r * padded..][..keys], false);
         }
     }
 
@@ -330,16 +319,21 @@ struct KeysT<'a> {
     padded: usize,
 }
 
+/// What a block of query rows' scores come from: the queries (the block starting at
+/// row `first`), the item's transposed keys and the scale.
+#[derive(Clone, Copy)]
+struct ScoreSource<'a> {
+    q: Rows<'a>,
+    first: usize,
+    keys_t: KeysT<'a>,
+    scale: f32,
+}
+
 /// `scale · q·kᵀ` of the `Q` query rows from `first` on, row `r` into
 /// `scores[r·padded..]`, one 16-lane chunk of keys at a time.
 #[inline(always)]
-fn block_scores<const Q: usize>(
-    q: Rows<'_>,
-    first: usize,
-    keys_t: KeysT<'_>,
-    scale: f32,
-    scores: &mut [f32],
-) {
+fn block_scores<const Q: usize>(source: ScoreSource<'_>, scores: &mut [f32]) {
+    let ScoreSource { q, first, keys_t, scale } = source;
     let queries: [&[f32]; Q] = std::array::from_fn(|r| q.row(first + r));
     for chunk in 0..keys_t.padded / LANES {
         let sums = dot_column::<Q>(queries, keys_t, chunk);
