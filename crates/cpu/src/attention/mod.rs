@@ -297,7 +297,7 @@ impl Tiles {
     #[inline(always)]
     fn values(self, block: usize, rows: &[f32], v: Rows<'_>, out: &mut RowsMut<'_>, first: usize) {
         match self {
-            // SAFETY: as for `scores`.
+            // SAFETY: as in `weights`.
             #[cfg(target_arch = "x86_64")]
             Tiles::Avx512 => unsafe { avx512::block_values(block, rows, v, out, first) },
             Tiles::Lanes if block == QUERY_BLOCK => block_values::<QUERY_BLOCK>(rows, v, out, first),
