@@ -11,6 +11,7 @@
 
 mod col2im;
 mod patches;
+mod phase_split;
 mod winograd;
 
 use kiln_tensor::{Activation, Conv2dGeometry};

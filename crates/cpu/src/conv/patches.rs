@@ -11,6 +11,7 @@
 use kiln_tensor::Conv2dGeometry;
 use rayon::prelude::*;
 
+use super::phase_split::{PhaseSplit, Splitter, every_nth};
 use crate::gemm::{NR, PackB};
 use crate::memory::{HostMemory, Scratch};
 use crate::simd::{VectorLoop, widest};
@@ -80,48 +81,19 @@ impl<'a> PaddedInput<'a> {
         layout: InputLayout,
         padding: Padding,
     ) -> Self {
-        let (height, width) = (g.in_h + 2 * g.padding.0, g.in_w + 2 * g.padding.1);
         let (sh, sw) = match layout {
             InputLayout::Rows => (1, 1),
             InputLayout::Phases => g.stride,
         };
-        // Phase planes: `(phase_h, phase_w)` elements each, `sh·sw` of them per channel.
-        let (phase_h, phase_w) = (height.div_ceil(sh), width.div_ceil(sw));
-        let plane = sh * sw * phase_h * phase_w;
+        let split = PhaseSplit::new(g, (sh, sw));
+        let (phase_h, phase_w) = split.phase;
+        let plane = split.len();
         let data = if g.padding == (0, 0) && (sh, sw) == (1, 1) {
             Padded::Borrowed(x)
         } else {
             let mut padded = memory.scratch(g.batch * g.in_channels * plane);
-            let pad_plane = |(out, source): (&mut [f32], &[f32])| {
-                // Every element a tap reads is written (zero where it is padding or
-                // past the padded plane), so the scratch needs no zeroing first.
-                let mut rows = out.chunks_exact_mut(phase_w);
-                for a in 0..sh {
-                    for b in 0..sw {
-                        if a >= g.kernel_h || b >= g.kernel_w {
-                            // No tap reads this phase (a kernel smaller than its
-                            // stride): its rows stay unwritten.
-                            rows.nth(phase_h - 1);
-                            continue;
-                        }
-                        // Phase columns `px` with `px·sw + b` inside the unpadded input.
-                        let first = g.padding.1.saturating_sub(b).div_ceil(sw);
-                        let end = (g.padding.1 + g.in_w).saturating_sub(b).div_ceil(sw).min(phase_w);
-                        for py in 0..phase_h {
-                            let row = rows.next().expect("phase rows");
-                            let y = (py * sh + a).checked_sub(g.padding.0).filter(|&y| y < g.in_h);
-                            let Some(y) = y.filter(|_| first < end) else {
-                                row.fill(0.0);
-                                continue;
-                            };
-                            row[..first].fill(0.0);
-                            row[end..].fill(0.0);
-                            let x = first * sw + b - g.padding.1;
-                            every_nth(&source[y * g.in_w + x..], sw, &mut row[first..end]);
-                        }
-                    }
-                }
-            };
+            let splitter = Splitter::detect();
+            let pad_plane = |(out, source): (&mut [f32], &[f32])| split.split(splitter, source, out);
             let planes = g.in_h * g.in_w;
             match padding {
                 Padding::Parallel => {
@@ -147,22 +119,6 @@ impl<'a> PaddedInput<'a> {
             col_step: g.stride.1 / sw,
             tap_offsets,
         }
-    }
-}
-
-/// Fills `target` with every `step`-th element of `source` from the first: a plain copy
-/// for step 1, and for step 2 pairs the compiler turns into vector shuffles.
-#[inline(always)]
-fn every_nth(source: &[f32], step: usize, target: &mut [f32]) {
-    let source = &source[..(target.len() - 1) * step + 1];
-    match step {
-        1 => target.copy_from_slice(source),
-        2 => {
-            let (last, pairs) = target.split_last_mut().expect("a non-empty row");
-            pairs.iter_mut().zip(source.chunks_exact(2)).for_each(|(o, pair)| *o = pair[0]);
-            *last = source[source.len() - 1];
-        }
-        _ => target.iter_mut().enumerate().for_each(|(i, o)| *o = source[i * step]),
     }
 }
 
