@@ -8,8 +8,14 @@ use std::cell::RefCell;
 
 use super::{GemmKernel, Left, MR, NR, PackB, PackedPanel, Strided};
 
-/// The usual depth of one packed block (the `k` slice one kernel call runs over).
-const KC: usize = 256;
+/// The usual depth of one packed block (the `k` slice one kernel call runs over). A
+/// deeper block stores each tile of `C` fewer times and packs `B` in fewer, longer
+/// calls, while the 12×32 kernel still streams its two `B` panels from L2 fast
+/// enough: 512 instead of 256 took the 3×3 stride-2 forward of 128 images of 64
+/// channels at 28×28 from 20.9 to 20.55 ms (its 576-deep product in one block instead
+/// of two), 6400×512×128 from 3.88 to 3.73 ms, and left the other GEMMs and the
+/// models within their noise (AVX-512, Zen 4; not measured with the AVX2 kernel).
+const KC: usize = 512;
 /// The most depth of one packed block: [`KC`] plus an eighth, room to spread a small
 /// remainder over the whole blocks.
 const MAX_KC: usize = KC + KC / 8;
@@ -17,10 +23,11 @@ const MAX_KC: usize = KC + KC / 8;
 /// The depth of the packed blocks of a product of depth `k`: [`KC`], unless `k`
 /// leaves a remainder of at most an eighth of a block per whole block, which is then
 /// spread over them (rounded up to 8) instead of becoming a shallow last block that
-/// loads and stores every tile of `C` for a few steps: the 3×3 convolutions' 576 =
-/// 9·64 as 2 × 288 rather than 256 + 256 + 64 took the stride-2 forward of 128
-/// images at 28×28 from 21.45 to 21.01 ms. (Equal blocks below `KC` measured slower:
-/// 288 as 2 × 144 took 20% longer than 256 + 32 in the Winograd weight gradient.)
+/// loads and stores every tile of `C` for a few steps (the 3×3 convolutions' 576 =
+/// 9·64 in one block; with 256-deep blocks, 2 × 288 rather than 256 + 256 + 64 took
+/// the stride-2 forward above from 21.45 to 21.01 ms). Equal blocks well below the
+/// usual depth measured slower: 288 as 2 × 144 took 20% longer than 256 + 32 in the
+/// Winograd weight gradient.
 pub fn depth_block(k: usize) -> usize {
     let whole = (k / KC).max(1);
     let remainder = k.saturating_sub(whole * KC);

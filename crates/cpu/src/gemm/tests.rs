@@ -48,7 +48,8 @@ fn every_kernel_matches_the_float64_product() {
         (6, 16, 16),
         (12, 7, 32),
         (25, 3, 65),
-        (24, 513, 64),
+        (24, 1300, 64),
+        (8, 1100, 40),
         (13, 300, 33),
         (97, 257, 2050),
         (200, 40, 3),
@@ -93,7 +94,7 @@ fn an_empty_contraction_gives_zeros() {
 /// columns; and the AVX-512 kernels' stores add it exactly as the AVX2 path does.
 #[test]
 fn a_column_bias_is_added_once_by_every_kernel() {
-    let shapes = [(29, 32, 50), (30, 384, 33), (13, 300, 70), (7, 5, 17), (700, 300, 90), (40, 300, 2200)];
+    let shapes = [(29, 32, 50), (30, 384, 33), (13, 300, 70), (7, 5, 17), (700, 1300, 90), (40, 300, 2200)];
     for (m, k, n) in shapes {
         for trans_b in [false, true] {
             let d = MatmulDims { m, k, n, trans_a: false, trans_b };
@@ -127,7 +128,7 @@ fn a_column_bias_is_added_once_by_every_kernel() {
 #[test]
 fn a_prepacked_left_matrix_gives_the_same_product() {
     // More rows than one MC block, deeper than one KC block, ragged in both.
-    let (m, k, n) = (103, 530, 37);
+    let (m, k, n) = (103, 1300, 37);
     let a = values(m * k, 5);
     let b = values(k * n, 6);
     let d = MatmulDims { m, k, n, trans_a: false, trans_b: false };
@@ -153,8 +154,9 @@ fn a_prepacked_left_matrix_gives_the_same_product() {
 
 #[test]
 fn a_packed_element_lies_where_its_index_says() {
-    // Ragged in rows (not a multiple of MR) and in depth (not a multiple of KC).
-    let (m, k) = (103, 530);
+    // Ragged in rows (not a multiple of MR) and in depth: two blocks of the spread
+    // depth (1100 = 552 + 548).
+    let (m, k) = (103, 1100);
     let a = values(m * k, 7);
     let packed = PackedA::new(&Strided { data: &a, offset: 0, row_stride: k, col_stride: 1 }, m, k);
     assert_eq!(packed.data.len(), PackedView::len(m, k));
@@ -286,7 +288,9 @@ fn rows_read_in_place_give_the_packed_product() {
         eprintln!("no AVX-512: no rows kernel to test");
         return;
     }
-    for (m, k, n) in [(29, 32, 50), (12, 16, 16), (100, 128, 40), (30, 384, 33), (13, 256, 70)] {
+    for (m, k, n) in
+        [(29, 32, 50), (12, 16, 16), (100, 128, 40), (30, 384, 33), (13, 256, 70), (13, 1536, 40)]
+    {
         assert!((GemmKernel::Avx512.kernels().rows)(k).is_some(), "no rows kernel for stride {k}");
         let a = values(m * k, 21);
         let b = values(k * n, 22);
@@ -381,7 +385,7 @@ fn image_plane_output_matches_the_row_major_product() {
 fn a_row_epilogue_sees_every_finished_row_once_with_its_indices() {
     // Large enough to split across threads (by rows, then by columns), with ragged
     // MC, NC and KC blocks: every element must be visited once, after its last sum.
-    for (m, k, n) in [(700, 300, 90), (40, 300, 2200)] {
+    for (m, k, n) in [(700, 1300, 90), (40, 300, 2200)] {
         let d = MatmulDims { m, k, n, trans_a: false, trans_b: true };
         let (a, b) = (values(m * k, 3), values(k * n, 4));
         let mut plain = vec![0.0; m * n];
