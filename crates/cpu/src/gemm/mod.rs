@@ -115,14 +115,23 @@ impl GemmKernel {
                 wide: Some(avx512::kernel),
                 tail: avx512::tail_kernel,
                 rows: avx512::rows_kernel,
+                narrow: avx512::narrow_kernel,
             },
             #[cfg(target_arch = "x86_64")]
-            GemmKernel::Avx2Fma => {
-                packed::Kernels { tile: avx2::kernel, wide: None, tail: |_| None, rows: |_| None }
-            }
-            GemmKernel::Portable => {
-                packed::Kernels { tile: portable::kernel, wide: None, tail: |_| None, rows: |_| None }
-            }
+            GemmKernel::Avx2Fma => packed::Kernels {
+                tile: avx2::kernel,
+                wide: None,
+                tail: |_| None,
+                rows: |_| None,
+                narrow: |_| None,
+            },
+            GemmKernel::Portable => packed::Kernels {
+                tile: portable::kernel,
+                wide: None,
+                tail: |_| None,
+                rows: |_| None,
+                narrow: |_| None,
+            },
         }
     }
 }

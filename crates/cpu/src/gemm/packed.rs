@@ -88,6 +88,16 @@ pub type WideKernel = unsafe fn(usize, *const f32, usize, *const f32, usize, Til
 /// As for [`MicroKernel`], for the panels and the block.
 pub type TailKernel = WideKernel;
 
+/// A narrow kernel: the block of `C` with as many rows as it was made for (up to
+/// `2MR`) and up to `NR` columns, from the packed `A` panels holding those rows (the
+/// second `a_next` floats after the first, read only for rows past `MR`) and one `B`
+/// panel: `(k, a, a_next, b, _, out)` (the fifth argument unused, so that it shares
+/// [`WideKernel`]'s signature).
+///
+/// # Safety
+/// As for [`MicroKernel`], for the panels and the block.
+pub type NarrowKernel = WideKernel;
+
 /// A rows kernel: the `2MR×2NR` block of `C` from `2MR` rows of a row-major `A` read
 /// in place (rows a stride apart that the kernel was made for) and two consecutive `B`
 /// panels (the second `b_next` floats after the first): `(k, a, b, b_next, out)`.
@@ -112,6 +122,9 @@ pub struct Kernels {
     /// The wide tile from a row-major `A` in place, for the row strides the CPU has
     /// such a kernel for (used with `wide` and `tail`).
     pub rows: fn(usize) -> Option<RowsKernel>,
+    /// Up to `2MR` rows by a lone last `B` panel, for each count of rows the CPU has
+    /// such a kernel for (used with `wide`; else `tile` covers that panel).
+    pub narrow: fn(usize) -> Option<NarrowKernel>,
 }
 
 /// An `mc×kc` block of `A` as the micro-kernels read it.
@@ -397,7 +410,15 @@ fn macro_kernel(
             }
         }
         let Some(wide) = wide else {
-            (0..mc - first).step_by(MR).for_each(|ir| tile(ir, jr));
+            let packed_rows = mc - first;
+            for ir in (0..packed_rows).step_by(2 * MR) {
+                match (kernels.narrow)((2 * MR).min(packed_rows - ir)) {
+                    Some(narrow) => {
+                        narrow_wide_tile(narrow, [ir, jr], packed_dims, a_pack, b_pack, packed_c, accumulate)
+                    }
+                    None => (ir..packed_rows.min(ir + 2 * MR)).step_by(MR).for_each(|rest| tile(rest, jr)),
+                }
+            }
             jr += NR;
             continue;
         };
@@ -448,6 +469,31 @@ fn tail_tile(
     unsafe {
         store_wide(c, [ir, jr], [rows, cols], accumulate, |out| {
             tail(kc, a_panels.as_ptr(), a_next, b_panels.as_ptr(), NR * kc, out)
+        });
+    }
+}
+
+/// Up to `2MR` rows from `ir` by the lone last `B` panel at `jr` (see
+/// [`macro_kernel`]), stored by [`store_wide`].
+fn narrow_wide_tile(
+    narrow: NarrowKernel,
+    [ir, jr]: [usize; 2],
+    [mc, kc, nc]: [usize; 3],
+    a_pack: &[f32],
+    b_pack: &[f32],
+    c: OutputBlock,
+    accumulate: bool,
+) {
+    let (rows, cols) = ((2 * MR).min(mc - ir), NR.min(nc - jr));
+    let a_panels = &a_pack[ir * kc..(ir + rows.next_multiple_of(MR)) * kc];
+    let a_next = if rows > MR { MR * kc } else { 0 };
+    let b_panel = &b_pack[jr * kc..(jr + NR) * kc];
+    // SAFETY: the A panels holding the rows and the B panel hold kc steps each (sliced
+    // above); the tile lies inside the caller's block. The kernel matches the CPU (see
+    // `gemm`).
+    unsafe {
+        store_wide(c, [ir, jr], [rows, cols], accumulate, |out| {
+            narrow(kc, a_panels.as_ptr(), a_next, b_panel.as_ptr(), 0, out)
         });
     }
 }
