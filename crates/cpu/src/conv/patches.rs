@@ -99,7 +99,16 @@ impl<'a> PaddedInput<'a> {
                 Padding::Parallel => {
                     padded.par_chunks_mut(plane).zip(x.par_chunks(planes)).for_each(pad_plane)
                 }
-                Padding::InThisTask => padded.chunks_mut(plane).zip(x.chunks(planes)).for_each(pad_plane),
+                Padding::InThisTask => {
+                    for (i, (out, source)) in padded.chunks_mut(plane).zip(x.chunks(planes)).enumerate() {
+                        if let Some(ahead) =
+                            x.get((i + PLANES_AHEAD) * planes..(i + PLANES_AHEAD + 1) * planes)
+                        {
+                            prefetch(ahead);
+                        }
+                        pad_plane((out, source));
+                    }
+                }
             }
             Padded::Copied(padded)
         };
@@ -119,6 +128,24 @@ impl<'a> PaddedInput<'a> {
             col_step: g.stride.1 / sw,
             tap_offsets,
         }
+    }
+}
+
+/// How many planes ahead of the one being padded [`PaddedInput::new`] asks the cache
+/// for (one at a time in this task): the copy waits on memory for the input, which the
+/// hardware prefetcher alone fetches too late (the 3×3 stride-2 forward of 128 images
+/// of 64 channels at 28×28: 19.79–19.91 → 19.61–19.65 ms, two planes ahead; one and
+/// eight measured the same, into L2 only 19.88 ms).
+const PLANES_AHEAD: usize = 2;
+
+/// Asks the cache to fetch `data`, a line at a time.
+fn prefetch(data: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in data.chunks(16) {
+        // SAFETY: a prefetch only hints the cache; the address lies inside `data`.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(line.as_ptr().cast())
+        };
     }
 }
 
