@@ -10,38 +10,38 @@ use crate::gemm::{Threads, gemm};
 use crate::memory::HostMemory;
 use crate::thread_buffer::with_thread_buffer;
 
-/// Calls `f(row, column, input_offset)` for every in-bounds entry of one image's
-/// unrolled matrix; padded entries are skipped.
-fn for_each_patch_entry(g: &Conv2dGeometry, mut f: impl FnMut(usize, usize, usize)) {
+/// Adds the unrolled gradient `col` of a group back onto its images' gradients `dx`:
+/// each patch row's output row onto the input row it read, every `stride`-th element
+/// from the first in-bounds one. The in-bounds columns of a kernel column are found
+/// once, not tested per element (the 3×3 stride-2 input gradient of 128 images of 64
+/// channels at 28×28 with its forward and weight gradient: 46.6–47.0 → 43.4–43.7 ms).
+fn col2im(col: &[f32], g: &Conv2dGeometry, p: &Plan, dx: &mut [f32]) {
+    let width = dx.len() / p.image * p.plane;
     let (oh, ow) = (g.out_h(), g.out_w());
-    for c in 0..g.in_channels {
-        for kh in 0..g.kernel_h {
-            for kw in 0..g.kernel_w {
-                let row = (c * g.kernel_h + kh) * g.kernel_w + kw;
-                for y in 0..oh {
-                    let ih = (y * g.stride.0 + kh) as isize - g.padding.0 as isize;
-                    if ih < 0 || ih >= g.in_h as isize {
+    let ((sh, sw), (pad_h, pad_w)) = (g.stride, g.padding);
+    for (j, image) in dx.chunks_mut(p.image).enumerate() {
+        for (c, channel) in image.chunks_exact_mut(g.in_h * g.in_w).enumerate() {
+            for kh in 0..g.kernel_h {
+                // Output rows `y` whose input row `y·sh + kh − pad_h` is inside.
+                let rows = pad_h.saturating_sub(kh).div_ceil(sh)
+                    ..(g.in_h + pad_h).saturating_sub(kh).div_ceil(sh).min(oh);
+                for kw in 0..g.kernel_w {
+                    let columns = pad_w.saturating_sub(kw).div_ceil(sw)
+                        ..(g.in_w + pad_w).saturating_sub(kw).div_ceil(sw).min(ow);
+                    if columns.is_empty() {
                         continue;
                     }
-                    let in_row = (c * g.in_h + ih as usize) * g.in_w;
-                    for x in 0..ow {
-                        let iw = (x * g.stride.1 + kw) as isize - g.padding.1 as isize;
-                        if iw >= 0 && iw < g.in_w as isize {
-                            f(row, y * ow + x, in_row + iw as usize);
-                        }
+                    let row = (c * g.kernel_h + kh) * g.kernel_w + kw;
+                    let unrolled = &col[row * width + j * p.plane..][..p.plane];
+                    let first_x = columns.start * sw + kw - pad_w;
+                    for y in rows.clone() {
+                        let input_row = &mut channel[(y * sh + kh - pad_h) * g.in_w..][..g.in_w];
+                        let values = &unrolled[y * ow + columns.start..y * ow + columns.end];
+                        input_row[first_x..].iter_mut().step_by(sw).zip(values).for_each(|(o, v)| *o += v);
                     }
                 }
             }
         }
-    }
-}
-
-/// Adds the unrolled gradient `col` of a group back onto its images' gradients `dx`.
-fn col2im(col: &[f32], g: &Conv2dGeometry, p: &Plan, dx: &mut [f32]) {
-    let width = dx.len() / p.image * p.plane;
-    for (j, image) in dx.chunks_mut(p.image).enumerate() {
-        let offset = j * p.plane;
-        for_each_patch_entry(g, |row, column, at| image[at] += col[row * width + offset + column]);
     }
 }
 
