@@ -411,3 +411,26 @@ fn a_row_epilogue_sees_every_finished_row_once_with_its_indices() {
         }
     }
 }
+
+/// The depth blocks cover the product without a block deeper than an eighth over
+/// the usual depth, spread a small remainder over the whole blocks (the 3×3
+/// convolutions' 576 in one block, 1100 in two of 552 and 548), and leave a larger
+/// remainder as a last block of its own (1300 = 512 + 512 + 276).
+#[test]
+fn depth_blocks_spread_only_a_small_remainder() {
+    let usual = packed::depth_block(4096);
+    assert_eq!(usual, 512);
+    for k in 1..5000 {
+        let block = packed::depth_block(k);
+        assert!(block > 0 && block <= usual + usual / 8, "depth {k}: block {block}");
+        let blocks = k.div_ceil(block);
+        let last = k - (blocks - 1) * block;
+        if block != usual {
+            // Spread: equal blocks but for the rounding to 8.
+            assert!(last + 8 * blocks >= block, "depth {k}: blocks of {block} end in {last}");
+        }
+    }
+    assert_eq!(packed::depth_block(576), 576);
+    assert_eq!(packed::depth_block(1100), 552);
+    assert_eq!(packed::depth_block(1300), 512);
+}
