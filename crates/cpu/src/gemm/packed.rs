@@ -413,9 +413,15 @@ fn macro_kernel(
             let packed_rows = mc - first;
             for ir in (0..packed_rows).step_by(2 * MR) {
                 match (kernels.narrow)((2 * MR).min(packed_rows - ir)) {
-                    Some(narrow) => {
-                        narrow_wide_tile(narrow, [ir, jr], packed_dims, a_pack, b_pack, packed_c, accumulate)
-                    }
+                    Some(narrow) => packed_rows_tile(
+                        PackedRowsKernel::Narrow(narrow),
+                        [ir, jr],
+                        packed_dims,
+                        a_pack,
+                        b_pack,
+                        packed_c,
+                        accumulate,
+                    ),
                     None => (ir..packed_rows.min(ir + 2 * MR)).step_by(MR).for_each(|rest| tile(rest, jr)),
                 }
             }
@@ -437,7 +443,10 @@ fn macro_kernel(
             ir += 2 * MR;
         }
         match (kernels.tail)(mc - first - ir) {
-            Some(tail) => tail_tile(tail, [ir, jr], packed_dims, a_pack, b_pack, packed_c, accumulate),
+            Some(tail) => {
+                let kernel = PackedRowsKernel::Tail(tail);
+                packed_rows_tile(kernel, [ir, jr], packed_dims, a_pack, b_pack, packed_c, accumulate)
+            }
             None => (ir..mc - first).step_by(MR).for_each(|rest| {
                 tile(rest, jr);
                 tile(rest, jr + NR);
@@ -447,11 +456,20 @@ fn macro_kernel(
     }
 }
 
-/// The rows from `ir` to the end of the block (fewer than `2MR`, as many as `tail` was
-/// made for) by up to `2NR` columns at `jr`, whose two B panels exist (see
-/// [`macro_kernel`]), stored by [`store_wide`].
-fn tail_tile(
-    tail: TailKernel,
+/// A kernel for up to `2MR` rows of the packed `A` panels, as many as it was made for.
+#[derive(Clone, Copy)]
+enum PackedRowsKernel {
+    /// The rows below the last whole wide tile by two B panels.
+    Tail(TailKernel),
+    /// Up to `2MR` rows by the lone last B panel.
+    Narrow(NarrowKernel),
+}
+
+/// Up to `2MR` rows from `ir` (as many as `kernel` was made for: a tail kernel's run to
+/// the end of the block) by the B panels at `jr` the kernel reads (two, or the lone
+/// last one; see [`macro_kernel`]), stored by [`store_wide`].
+fn packed_rows_tile(
+    kernel: PackedRowsKernel,
     [ir, jr]: [usize; 2],
     [mc, kc, nc]: [usize; 3],
     a_pack: &[f32],
@@ -459,41 +477,21 @@ fn tail_tile(
     c: OutputBlock,
     accumulate: bool,
 ) {
-    let (rows, cols) = (mc - ir, (2 * NR).min(nc - jr));
+    let (run, panels) = match kernel {
+        PackedRowsKernel::Tail(tail) => (tail, 2),
+        PackedRowsKernel::Narrow(narrow) => (narrow, 1),
+    };
+    let (rows, cols) = ((2 * MR).min(mc - ir), (panels * NR).min(nc - jr));
     let a_panels = &a_pack[ir * kc..(ir + rows.next_multiple_of(MR)) * kc];
     let a_next = if rows > MR { MR * kc } else { 0 };
-    let b_panels = &b_pack[jr * kc..(jr + 2 * NR) * kc];
-    // SAFETY: the A panels holding the rows and both B panels hold kc steps each
+    let b_panels = &b_pack[jr * kc..(jr + panels * NR) * kc];
+    let b_next = if panels > 1 { NR * kc } else { 0 };
+    // SAFETY: the A panels holding the rows and the B panels hold kc steps each
     // (sliced above); the tile lies inside the caller's block. The kernel matches the
     // CPU (see `gemm`).
     unsafe {
         store_wide(c, [ir, jr], [rows, cols], accumulate, |out| {
-            tail(kc, a_panels.as_ptr(), a_next, b_panels.as_ptr(), NR * kc, out)
-        });
-    }
-}
-
-/// Up to `2MR` rows from `ir` by the lone last `B` panel at `jr` (see
-/// [`macro_kernel`]), stored by [`store_wide`].
-fn narrow_wide_tile(
-    narrow: NarrowKernel,
-    [ir, jr]: [usize; 2],
-    [mc, kc, nc]: [usize; 3],
-    a_pack: &[f32],
-    b_pack: &[f32],
-    c: OutputBlock,
-    accumulate: bool,
-) {
-    let (rows, cols) = ((2 * MR).min(mc - ir), NR.min(nc - jr));
-    let a_panels = &a_pack[ir * kc..(ir + rows.next_multiple_of(MR)) * kc];
-    let a_next = if rows > MR { MR * kc } else { 0 };
-    let b_panel = &b_pack[jr * kc..(jr + NR) * kc];
-    // SAFETY: the A panels holding the rows and the B panel hold kc steps each (sliced
-    // above); the tile lies inside the caller's block. The kernel matches the CPU (see
-    // `gemm`).
-    unsafe {
-        store_wide(c, [ir, jr], [rows, cols], accumulate, |out| {
-            narrow(kc, a_panels.as_ptr(), a_next, b_panel.as_ptr(), 0, out)
+            run(kc, a_panels.as_ptr(), a_next, b_panels.as_ptr(), b_next, out)
         });
     }
 }
