@@ -25,9 +25,9 @@ use patches::{InputLayout, PaddedInput, Padding, PatchSource, Patches, PatchesTr
 
 /// Columns a group's GEMM aims for. With 512-deep GEMM blocks, four 14×14 images (784
 /// columns) took the 3×3 stride-2 forward of 128 images of 64 channels from 20.55 to
-/// 20.2–20.4 ms against three (588), and six (1,176) 21.2 ms; all of ResNet's
-/// convolutions sped up by 1–3% (Zen 4, 2 threads). With 256-deep blocks the best had
-/// been 512 (a block of patches then stayed in L2; 1024 measured 3–4% slower).
+/// 20.2–20.4 ms against three (588), and six (1,176) 21.2 ms; ResNet's 1×1 and 1×1
+/// stride-2 forwards sped up by 1–3% (Zen 4, 2 threads). With 256-deep blocks the best
+/// had been 512 (a block of patches then stayed in L2; 1024 measured 3–4% slower).
 const TARGET_COLUMNS: usize = 768;
 
 /// Sizes of one convolution, derived once.
