@@ -1,5 +1,6 @@
 //! The AVX-512 micro-kernels: a 12×32 block of `C` from two consecutive packed `A`
-//! panels (6 rows each) and two consecutive packed `B` panels (16 columns each), held
+//! panels (6 rows each) and two `B` panels (16 columns each: packed, or read in place
+//! from row-major rows, see [`RightPanels`]), held
 //! in twenty-four 16-lane registers for the whole `k` loop; the same block from twelve
 //! rows of a row-major `A` read in place (its values are broadcast one at a time, so
 //! they need not be contiguous, and packing them would only transpose them; for the
@@ -16,7 +17,7 @@
 
 use std::arch::x86_64::*;
 
-use super::packed::{NarrowKernel, RowsKernel, TailKernel, TileOut};
+use super::packed::{NarrowKernel, RightPanels, RowsKernel, TailKernel, TileOut};
 use super::{MR, NR};
 
 /// Rows of `C` one call produces: two `A` panels.
@@ -40,16 +41,16 @@ macro_rules! instance {
 }
 
 /// See [`super::packed::WideKernel`]: the `WIDE_MR×2NR` product of two packed `A`
-/// panels (the second `a_next` floats after the first) and two packed `B` panels (the
-/// second `b_next` floats after the first) over `k` steps, stored as `out` says.
+/// panels (the second `a_next` floats after the first) and two `B` panels over `k`
+/// steps, stored as `out` says.
 ///
 /// # Safety
 /// The CPU must support AVX-512F ([`available`]); each of the four panels must hold
 /// `k` steps, and `out` a `WIDE_MR×cols` block.
 #[target_feature(enable = "avx512f")]
-pub unsafe fn kernel(k: usize, a: *const f32, a_next: usize, b: *const f32, b_next: usize, out: TileOut) {
+pub unsafe fn kernel(k: usize, a: *const f32, a_next: usize, b: RightPanels, out: TileOut) {
     // SAFETY: the caller's guarantees, for two A panels.
-    unsafe { tile::<WIDE_MR, 2, _>(k, Panels([a, a.add(a_next)]), b, b_next, out) }
+    unsafe { tile::<WIDE_MR, 2, _>(k, Panels([a, a.add(a_next)]), b, out) }
 }
 
 /// The [`super::packed::TailKernel`] for `rows` (1 to `WIDE_MR − 1`) rows: the rows
@@ -61,25 +62,17 @@ pub fn tail_kernel(rows: usize) -> Option<TailKernel> {
 
 /// See [`super::packed::TailKernel`]: the `ROWS×2NR` product of the packed `A`
 /// panels at `a` (rows past `MR` from the second, `a_next` floats on) and two `B`
-/// panels (the second `b_next` floats after the first) over `k` steps, stored as `out`
-/// says.
+/// panels over `k` steps, stored as `out` says.
 ///
 /// # Safety
 /// The CPU must support AVX-512F ([`available`]); the `A` panels holding the `ROWS`
 /// rows and both `B` panels must hold `k` steps, and `out` a `ROWS×cols` block.
 #[target_feature(enable = "avx512f")]
-unsafe fn rows_tail<const ROWS: usize>(
-    k: usize,
-    a: *const f32,
-    a_next: usize,
-    b: *const f32,
-    b_next: usize,
-    out: TileOut,
-) {
+unsafe fn rows_tail<const ROWS: usize>(k: usize, a: *const f32, a_next: usize, b: RightPanels, out: TileOut) {
     // The second panel is read only for rows past MR (the caller's guarantee).
     let second = a.wrapping_add(a_next);
     // SAFETY: the caller's guarantees, for ROWS rows of the panels.
-    unsafe { tile::<ROWS, 2, _>(k, Panels([a, second]), b, b_next, out) }
+    unsafe { tile::<ROWS, 2, _>(k, Panels([a, second]), b, out) }
 }
 
 /// The [`super::packed::NarrowKernel`] for `rows` (1 to `WIDE_MR`) rows: a lone last
@@ -99,18 +92,11 @@ pub fn narrow_kernel(rows: usize) -> Option<NarrowKernel> {
 /// rows and the `B` panel must hold `k` steps, and `out` a `ROWS×cols` block (`cols`
 /// at most `NR`).
 #[target_feature(enable = "avx512f")]
-unsafe fn narrow<const ROWS: usize>(
-    k: usize,
-    a: *const f32,
-    a_next: usize,
-    b: *const f32,
-    _b_next: usize,
-    out: TileOut,
-) {
+unsafe fn narrow<const ROWS: usize>(k: usize, a: *const f32, a_next: usize, b: RightPanels, out: TileOut) {
     // The second panel is read only for rows past MR (the caller's guarantee).
     let second = a.wrapping_add(a_next);
     // SAFETY: the caller's guarantees, for ROWS rows of the panels and one B panel.
-    unsafe { tile::<ROWS, 1, _>(k, Panels([a, second]), b, 0, TileOut { cols: out.cols.min(NR), ..out }) }
+    unsafe { tile::<ROWS, 1, _>(k, Panels([a, second]), b, TileOut { cols: out.cols.min(NR), ..out }) }
 }
 
 /// The [`super::packed::RowsKernel`] for a row-major `A` whose rows lie `lda` floats
@@ -124,22 +110,16 @@ pub fn rows_kernel(lda: usize) -> Option<RowsKernel> {
 
 /// See [`super::packed::RowsKernel`]: the `WIDE_MR×2NR` product of `WIDE_MR` rows
 /// of a row-major `A` read in place (row `r` at `a + r·LDA`, `k` consecutive values)
-/// and two packed `B` panels (the second `b_next` floats after the first), stored as
+/// and two `B` panels, stored as
 /// `out` says.
 ///
 /// # Safety
 /// The CPU must support AVX-512F ([`available`]); each of the `WIDE_MR` rows must hold
 /// `k` values, both `B` panels `k` steps, and `out` a `WIDE_MR×cols` block.
 #[target_feature(enable = "avx512f")]
-unsafe fn fixed_stride_kernel<const LDA: usize>(
-    k: usize,
-    a: *const f32,
-    b: *const f32,
-    b_next: usize,
-    out: TileOut,
-) {
+unsafe fn fixed_stride_kernel<const LDA: usize>(k: usize, a: *const f32, b: RightPanels, out: TileOut) {
     // SAFETY: the caller's guarantees, for WIDE_MR rows in place.
-    unsafe { tile::<WIDE_MR, 2, _>(k, FixedStride::<LDA>(a), b, b_next, out) }
+    unsafe { tile::<WIDE_MR, 2, _>(k, FixedStride::<LDA>(a), b, out) }
 }
 
 /// Where a kernel reads the value of `A` in row `r` of its tile at step `p`.
@@ -176,8 +156,7 @@ impl<const LDA: usize> LeftValues for FixedStride<LDA> {
 }
 
 /// The `ROWS×(PANELS·NR)` block of `C` (`ROWS` up to `WIDE_MR`, one or two `B`
-/// panels) from the `A` values `a` and the `B` panels (the second `b_next` floats
-/// after the first), in `PANELS·ROWS` registers for the whole `k` loop.
+/// panels) from the `A` values `a` and the `B` panels `b` (packed or rows in place), in `PANELS·ROWS` registers for the whole `k` loop.
 ///
 /// # Safety
 /// As for [`kernel`], for `ROWS` rows of `a` and `PANELS` panels.
@@ -186,10 +165,10 @@ impl<const LDA: usize> LeftValues for FixedStride<LDA> {
 unsafe fn tile<const ROWS: usize, const PANELS: usize, A: LeftValues>(
     k: usize,
     a: A,
-    b: *const f32,
-    b_next: usize,
+    b: RightPanels,
     out: TileOut,
 ) {
+    let RightPanels { first: b, next: b_next, step: b_step } = b;
     let TileOut { ptr: c, row_stride: rsc, cols, accumulate, bias } = out;
     for r in 0..ROWS {
         // Start fetching the C tile now; the k loop hides the latency.
@@ -202,7 +181,7 @@ unsafe fn tile<const ROWS: usize, const PANELS: usize, A: LeftValues>(
         // this step.
         unsafe {
             let b: [__m512; PANELS] =
-                std::array::from_fn(|p| _mm512_loadu_ps(b.add(p * b_next + offset * NR)));
+                std::array::from_fn(|p| _mm512_loadu_ps(b.add(p * b_next + offset * b_step)));
             for (r, row) in acc.iter_mut().enumerate() {
                 let ar = _mm512_set1_ps(*a.at(r, offset));
                 for (sum, b) in row.iter_mut().zip(b) {

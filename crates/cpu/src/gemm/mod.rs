@@ -116,6 +116,7 @@ impl GemmKernel {
                 tail: avx512::tail_kernel,
                 rows: avx512::rows_kernel,
                 narrow: avx512::narrow_kernel,
+                reads_rows_of_b: true,
             },
             #[cfg(target_arch = "x86_64")]
             GemmKernel::Avx2Fma => packed::Kernels {
@@ -124,6 +125,7 @@ impl GemmKernel {
                 tail: |_| None,
                 rows: |_| None,
                 narrow: |_| None,
+                reads_rows_of_b: false,
             },
             GemmKernel::Portable => packed::Kernels {
                 tile: portable::kernel,
@@ -131,6 +133,7 @@ impl GemmKernel {
                 tail: |_| None,
                 rows: |_| None,
                 narrow: |_| None,
+                reads_rows_of_b: false,
             },
         }
     }
@@ -150,6 +153,24 @@ pub trait PackB: Sync {
     /// order for a whole block.
     fn pack_block(&self, first_row: usize, rows: usize, first_col: usize, cols: usize, out: &mut [f32]) {
         packed::pack_panels(self, [first_row, rows], [first_col, cols], out);
+    }
+
+    /// Writes rows `first_row..first_row + rows` of columns `first_col..first_col +
+    /// cols` row-major into `out`, row `p` from `out[p·stride..]` (`stride` is `cols`
+    /// rounded up to [`NR`], plus `NR`; the entries past `cols` may hold anything, since
+    /// they only produce columns of `C` the GEMM discards), when this source writes rows
+    /// faster than panels, and says whether it did: the AVX-512 kernels read such a
+    /// block in place. No by default.
+    fn pack_rows(
+        &self,
+        _first_row: usize,
+        _rows: usize,
+        _first_col: usize,
+        _cols: usize,
+        _stride: usize,
+        _out: &mut [f32],
+    ) -> bool {
+        false
     }
 }
 

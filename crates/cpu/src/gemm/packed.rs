@@ -70,19 +70,32 @@ pub struct TileOut {
     pub bias: *const f32,
 }
 
+/// One or two `B` panels of 16 columns as a wide, tail, narrow or rows kernel reads
+/// them: panel `p`'s sixteen values at step `s` start at `first + p·next + s·step`
+/// (packed panels: `next = NR·kc`, `step = NR`; a row-major block read in place: `next
+/// = NR`, `step` its row stride).
+#[derive(Clone, Copy, Debug)]
+pub struct RightPanels {
+    /// The first panel's values at step 0.
+    pub first: *const f32,
+    /// Distance from the first panel to the second.
+    pub next: usize,
+    /// Distance between consecutive steps.
+    pub step: usize,
+}
+
 /// A wide micro-kernel: the `2MR×2NR` block of `C` from two consecutive `A` panels
-/// (the second `a_next` floats after the first) and two consecutive `B` panels (the
-/// second `b_next` floats after the first): `(k, a, a_next, b, b_next, out)`.
+/// (the second `a_next` floats after the first) and two `B` panels: `(k, a, a_next, b,
+/// out)`.
 ///
 /// # Safety
 /// As for [`MicroKernel`], for all four panels and the `2MR×cols` block `out`.
-pub type WideKernel = unsafe fn(usize, *const f32, usize, *const f32, usize, TileOut);
+pub type WideKernel = unsafe fn(usize, *const f32, usize, RightPanels, TileOut);
 
 /// A tail kernel: the block of `C` with as many rows as it was made for (fewer than
 /// `2MR`) and `2NR` columns, from the packed `A` panels holding those rows (the second
-/// `a_next` floats after the first, read only for rows past `MR`) and two consecutive
-/// `B` panels (the second `b_next` floats after the first): `(k, a, a_next, b, b_next,
-/// out)`.
+/// `a_next` floats after the first, read only for rows past `MR`) and two `B` panels:
+/// `(k, a, a_next, b, out)`.
 ///
 /// # Safety
 /// As for [`MicroKernel`], for the panels and the block.
@@ -91,21 +104,62 @@ pub type TailKernel = WideKernel;
 /// A narrow kernel: the block of `C` with as many rows as it was made for (up to
 /// `2MR`) and up to `NR` columns, from the packed `A` panels holding those rows (the
 /// second `a_next` floats after the first, read only for rows past `MR`) and one `B`
-/// panel: `(k, a, a_next, b, _, out)` (the fifth argument unused, so that it shares
-/// [`WideKernel`]'s signature).
+/// panel (its `next` unused): `(k, a, a_next, b, out)`.
 ///
 /// # Safety
 /// As for [`MicroKernel`], for the panels and the block.
 pub type NarrowKernel = WideKernel;
 
 /// A rows kernel: the `2MR×2NR` block of `C` from `2MR` rows of a row-major `A` read
-/// in place (rows a stride apart that the kernel was made for) and two consecutive `B`
-/// panels (the second `b_next` floats after the first): `(k, a, b, b_next, out)`.
+/// in place (rows a stride apart that the kernel was made for) and two `B` panels:
+/// `(k, a, b, out)`.
 ///
 /// # Safety
 /// As for [`MicroKernel`], for the `2MR` rows of `k` values, both panels and the
 /// `2MR×cols` block `out`.
-pub type RowsKernel = unsafe fn(usize, *const f32, *const f32, usize, TileOut);
+pub type RowsKernel = unsafe fn(usize, *const f32, RightPanels, TileOut);
+
+/// How a block of `B` lies in the packing buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BlockLayout {
+    /// `NR`-column panels one after another, each `kc` steps of `NR` floats.
+    Panels,
+    /// Row-major, step `s`'s columns from `s·stride` (see [`PackB::pack_rows`]).
+    Rows { stride: usize },
+}
+
+/// A `kc`-deep block of `B` as [`gemm`] packed it.
+#[derive(Clone, Copy)]
+struct PackedBlock<'a> {
+    data: &'a [f32],
+    layout: BlockLayout,
+    kc: usize,
+}
+
+impl PackedBlock<'_> {
+    /// `panels` (1 or 2) panels from column `jr`, whose values lie inside the block's
+    /// buffer (checked).
+    fn panels(&self, jr: usize, panels: usize) -> RightPanels {
+        let kc = self.kc;
+        match self.layout {
+            BlockLayout::Panels => {
+                let data = &self.data[jr * kc..(jr + panels * NR) * kc];
+                RightPanels { first: data.as_ptr(), next: NR * kc, step: NR }
+            }
+            BlockLayout::Rows { stride } => {
+                let data = &self.data[jr..(kc - 1) * stride + jr + panels * NR];
+                RightPanels { first: data.as_ptr(), next: NR, step: stride }
+            }
+        }
+    }
+
+    /// The packed panel at column `jr`, for the `MR×NR` kernels (which read packed
+    /// panels only: [`gemm`] packs rows only for kernels that read them).
+    fn packed_panel(&self, jr: usize) -> &[f32] {
+        assert!(self.layout == BlockLayout::Panels, "an MR×NR tile of B packed as rows");
+        &self.data[jr * self.kc..(jr + NR) * self.kc]
+    }
+}
 
 /// The kernels one GEMM runs: the `MR×NR` tile kernel, and a wide one that covers
 /// two by two panels at once wherever a whole `2MR×2NR` tile fits, with tail kernels
@@ -125,6 +179,11 @@ pub struct Kernels {
     /// Up to `2MR` rows by a lone last `B` panel, for each count of rows the CPU has
     /// such a kernel for (used with `wide`; else `tile` covers that panel).
     pub narrow: fn(usize) -> Option<NarrowKernel>,
+    /// Whether every tile of `C` goes to the kernels above (wide, a tail and a narrow
+    /// one for every count of rows), which also read `B` as row-major rows in place: a
+    /// source that writes its rows faster than its panels ([`PackB::pack_rows`]) then
+    /// skips the panels.
+    pub reads_rows_of_b: bool,
 }
 
 /// An `mc×kc` block of `A` as the micro-kernels read it.
@@ -303,7 +362,15 @@ pub fn gemm(
             let block = depth_block(k);
             for pc in (0..k).step_by(block) {
                 let kc = block.min(k - pc);
-                pack_b(b, pc, jc, kc, nc, b_pack);
+                // Row-major with a panel's width of slack for the source's spill.
+                let stride = nc.next_multiple_of(NR) + NR;
+                let layout = if kernels.reads_rows_of_b && b.pack_rows(pc, kc, jc, nc, stride, b_pack) {
+                    BlockLayout::Rows { stride }
+                } else {
+                    pack_b(b, pc, jc, kc, nc, b_pack);
+                    BlockLayout::Panels
+                };
+                let b_block = PackedBlock { data: b_pack, layout, kc };
                 for ic in (0..m).step_by(MC) {
                     let mc = MC.min(m - ic);
                     let a_block = match a {
@@ -335,7 +402,7 @@ pub fn gemm(
                         column_bias: if last { block.column_bias } else { std::ptr::null() },
                         ..block
                     };
-                    macro_kernel(kernels, [mc, kc, nc], a_block, b_pack, block, pc > 0 || c.accumulate);
+                    macro_kernel(kernels, [mc, kc, nc], a_block, b_block, block, pc > 0 || c.accumulate);
                     if let Some(epilogue) = epilogue.filter(|_| last) {
                         for r in 0..mc {
                             // SAFETY: row `ic + r`'s `nc` contiguous columns from `jc` lie
@@ -355,7 +422,7 @@ pub fn gemm(
 
 /// Splits the thread's packing buffer into 64-byte-aligned `A` and `B` areas.
 fn packing_buffers(buffer: &mut Vec<f32>) -> (&mut [f32], &mut [f32]) {
-    let len = MC * MAX_KC + MAX_KC * NC + ALIGN;
+    let len = MC * MAX_KC + MAX_KC * (NC + NR) + ALIGN;
     if buffer.len() < len {
         buffer.resize(len, 0.0);
     }
@@ -371,7 +438,7 @@ fn macro_kernel(
     kernels: Kernels,
     [mc, kc, nc]: [usize; 3],
     a_block: LeftBlock,
-    b_pack: &[f32],
+    b_block: PackedBlock,
     c: OutputBlock,
     accumulate: bool,
 ) {
@@ -384,7 +451,7 @@ fn macro_kernel(
     let packed_c = unsafe { c.sub_block(first, 0) };
     let packed_dims = [mc - first, kc, nc];
     let tile = |ir: usize, jr: usize| {
-        narrow_tile(kernels.tile, [ir, jr], packed_dims, a_pack, b_pack, packed_c, accumulate)
+        narrow_tile(kernels.tile, [ir, jr], packed_dims, a_pack, b_block, packed_c, accumulate)
     };
     let mut jr = 0;
     while jr < nc {
@@ -394,7 +461,11 @@ fn macro_kernel(
         let wide = kernels.wide.filter(|_| nc - jr > NR);
         if let LeftBlock::Rows { kernel: rows, data, offset, lda, whole, .. } = a_block {
             // With one B panel left, it stands in for both and half the tile is dropped.
-            let b_next = if nc - jr > NR { NR * kc } else { 0 };
+            let b = if nc - jr > NR {
+                b_block.panels(jr, 2)
+            } else {
+                RightPanels { next: 0, ..b_block.panels(jr, 1) }
+            };
             for ir in (0..whole).step_by(2 * MR) {
                 let a = &data[offset + ir * lda..][..(2 * MR - 1) * lda + kc];
                 // SAFETY: `2MR` rows of `kc` values from `a` (sliced above), the B
@@ -402,10 +473,7 @@ fn macro_kernel(
                 // inside the caller's block (see `store_wide`); the kernel matches the
                 // CPU (see `gemm`).
                 unsafe {
-                    let b = b_pack[jr * kc..(jr + NR) * kc + b_next].as_ptr();
-                    store_wide(c, [ir, jr], [2 * MR, cols], accumulate, |out| {
-                        rows(kc, a.as_ptr(), b, b_next, out)
-                    });
+                    store_wide(c, [ir, jr], [2 * MR, cols], accumulate, |out| rows(kc, a.as_ptr(), b, out));
                 }
             }
         }
@@ -418,7 +486,7 @@ fn macro_kernel(
                         [ir, jr],
                         packed_dims,
                         a_pack,
-                        b_pack,
+                        b_block,
                         packed_c,
                         accumulate,
                     ),
@@ -435,17 +503,15 @@ fn macro_kernel(
             // (see `store_wide`), and the kernel matches the CPU (see `gemm`).
             unsafe {
                 let a = a_pack[ir * kc..(ir + 2 * MR) * kc].as_ptr();
-                let b = b_pack[jr * kc..(jr + 2 * NR) * kc].as_ptr();
-                store_wide(c, [ir, jr], [2 * MR, cols], accumulate, |out| {
-                    wide(kc, a, MR * kc, b, NR * kc, out)
-                });
+                let b = b_block.panels(jr, 2);
+                store_wide(c, [ir, jr], [2 * MR, cols], accumulate, |out| wide(kc, a, MR * kc, b, out));
             }
             ir += 2 * MR;
         }
         match (kernels.tail)(mc - first - ir) {
             Some(tail) => {
                 let kernel = PackedRowsKernel::Tail(tail);
-                packed_rows_tile(kernel, [ir, jr], packed_dims, a_pack, b_pack, packed_c, accumulate)
+                packed_rows_tile(kernel, [ir, jr], packed_dims, a_pack, b_block, packed_c, accumulate)
             }
             None => (ir..mc - first).step_by(MR).for_each(|rest| {
                 tile(rest, jr);
@@ -473,7 +539,7 @@ fn packed_rows_tile(
     [ir, jr]: [usize; 2],
     [mc, kc, nc]: [usize; 3],
     a_pack: &[f32],
-    b_pack: &[f32],
+    b_block: PackedBlock,
     c: OutputBlock,
     accumulate: bool,
 ) {
@@ -484,15 +550,12 @@ fn packed_rows_tile(
     let (rows, cols) = ((2 * MR).min(mc - ir), (panels * NR).min(nc - jr));
     let a_panels = &a_pack[ir * kc..(ir + rows.next_multiple_of(MR)) * kc];
     let a_next = if rows > MR { MR * kc } else { 0 };
-    let b_panels = &b_pack[jr * kc..(jr + panels * NR) * kc];
-    let b_next = if panels > 1 { NR * kc } else { 0 };
+    let b = b_block.panels(jr, panels);
     // SAFETY: the A panels holding the rows and the B panels hold kc steps each
-    // (sliced above); the tile lies inside the caller's block. The kernel matches the
-    // CPU (see `gemm`).
+    // (sliced above and by `panels`); the tile lies inside the caller's block. The
+    // kernel matches the CPU (see `gemm`).
     unsafe {
-        store_wide(c, [ir, jr], [rows, cols], accumulate, |out| {
-            run(kc, a_panels.as_ptr(), a_next, b_panels.as_ptr(), b_next, out)
-        });
+        store_wide(c, [ir, jr], [rows, cols], accumulate, |out| run(kc, a_panels.as_ptr(), a_next, b, out));
     }
 }
 
@@ -537,13 +600,13 @@ fn narrow_tile(
     [ir, jr]: [usize; 2],
     [mc, kc, nc]: [usize; 3],
     a_pack: &[f32],
-    b_pack: &[f32],
+    b_block: PackedBlock,
     c: OutputBlock,
     accumulate: bool,
 ) {
     let (rows, cols) = (MR.min(mc - ir), NR.min(nc - jr));
     let a_panel = &a_pack[ir * kc..(ir + MR) * kc];
-    let b_panel = &b_pack[jr * kc..(jr + NR) * kc];
+    let b_panel = b_block.packed_panel(jr);
     // SAFETY: the panels hold kc steps each (sliced above); the tile lies inside the
     // caller's block (and its bias, one value per column, inside the block's), and a
     // tile that is ragged or not contiguous in memory is computed into `edge` and only

@@ -434,3 +434,75 @@ fn depth_blocks_spread_only_a_small_remainder() {
     assert_eq!(packed::depth_block(1100), 552);
     assert_eq!(packed::depth_block(1300), 512);
 }
+
+/// A row-major `B` that also writes its blocks as rows (with NaN past the block's
+/// columns, which must only reach discarded columns of `C`).
+struct WritesRows<'a>(Strided<'a>);
+
+impl PackB for WritesRows<'_> {
+    fn pack(&self, first_row: usize, rows: usize, first_col: usize, cols: usize, panel: &mut [f32]) {
+        self.0.pack(first_row, rows, first_col, cols, panel);
+    }
+
+    fn pack_rows(
+        &self,
+        first_row: usize,
+        rows: usize,
+        first_col: usize,
+        cols: usize,
+        stride: usize,
+        out: &mut [f32],
+    ) -> bool {
+        for (p, row) in out.chunks_exact_mut(stride).take(rows).enumerate() {
+            row.fill(f32::NAN);
+            let start = (first_row + p) * self.0.row_stride + first_col;
+            row[..cols].copy_from_slice(&self.0.data[start..start + cols]);
+        }
+        true
+    }
+}
+
+/// The AVX-512 kernels reading `B`'s rows in place give the same bits as reading its
+/// packed panels: packed and in-place `A`, wide, ragged (17–31) and lone last panels,
+/// several `KC`, `MC` and `NC` blocks, overwriting, accumulating and with a bias.
+#[test]
+fn rows_of_b_in_place_give_the_panels_product() {
+    if !GemmKernel::Avx512.is_available() {
+        eprintln!("no AVX-512: no kernel reads rows of B");
+        return;
+    }
+    for (m, k, n) in [(29, 32, 50), (13, 300, 70), (100, 1300, 40), (7, 20, 2100), (24, 576, 784)] {
+        let (a, b, initial) = (values(m * k, 31), values(k * n, 32), values(m * n, 33));
+        let bias = values(n, 34);
+        let a_rows = Strided { data: &a, offset: 0, row_stride: k, col_stride: 1 };
+        let b_rows = Strided { data: &b, offset: 0, row_stride: n, col_stride: 1 };
+        let prepacked = PackedA::new(&a_rows, m, k);
+        for left in [Left::Strided(&a_rows), Left::Packed(prepacked.view())] {
+            for (accumulate, column_bias) in [(false, std::ptr::null()), (true, bias.as_ptr())] {
+                let product = |source: &dyn Fn(packed::OutputBlock)| {
+                    let mut c = initial.clone();
+                    let block = packed::OutputBlock {
+                        ptr: c.as_mut_ptr(),
+                        row_stride: n,
+                        columns: packed::Columns::Contiguous,
+                        accumulate,
+                        column_bias,
+                    };
+                    source(block);
+                    c.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+                };
+                let panels =
+                    product(&|block| packed::gemm(GemmKernel::Avx512, [m, k, n], left, &b_rows, block, None));
+                let rows = product(&|block| {
+                    packed::gemm(GemmKernel::Avx512, [m, k, n], left, &WritesRows(b_rows), block, None)
+                });
+                let kind = if matches!(left, Left::Packed(_)) { "packed" } else { "in place" };
+                assert!(panels == rows, "{m}×{k}×{n}, A {kind}, accumulate {accumulate}: rows of B differ");
+                assert!(
+                    rows.iter().all(|bits| f32::from_bits(*bits).is_finite()),
+                    "{m}×{k}×{n}: a NaN column reached C"
+                );
+            }
+        }
+    }
+}
