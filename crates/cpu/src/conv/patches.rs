@@ -179,6 +179,13 @@ pub struct Patches<'a>(pub PatchSource<'a>);
 pub struct PatchesTransposed<'a>(pub PatchSource<'a>);
 
 impl PatchSource<'_> {
+    /// The runs of output pixels `first..first + count` (see [`PatchSource::runs`]).
+    fn runs_of(&self, first: usize, count: usize) -> Vec<Run> {
+        let mut runs = Vec::with_capacity(count.div_ceil(self.geometry.out_w()) + 1);
+        self.runs(first, count, |run| runs.push(run));
+        runs
+    }
+
     /// Splits output pixels `first..first + count` (numbered across the group's images)
     /// into runs along output rows, handing each to `f`.
     fn runs(&self, first: usize, count: usize, mut f: impl FnMut(Run)) {
@@ -231,7 +238,7 @@ impl PackB for Patches<'_> {
     /// [`InputLayout::Phases`]), a run is copied in fixed 16-float moves whose spill
     /// lands on entries the next run overwrites (or past `cols`, zeroed after).
     fn pack_block(&self, first_row: usize, rows: usize, first_col: usize, cols: usize, out: &mut [f32]) {
-        widest(PackRows { patches: self, first_row, rows, first_col, cols, out })
+        widest(PackRows { patches: self, first_row, rows, first_col, cols, out, layout: Layout::Panels })
     }
 
     /// Row after row, each straight from the padded input: where the GEMM's kernels
@@ -247,34 +254,16 @@ impl PackB for Patches<'_> {
         stride: usize,
         out: &mut [f32],
     ) -> bool {
-        widest(FillRows { patches: self, first_row, rows, first_col, cols, stride, out });
+        widest(PackRows {
+            patches: self,
+            first_row,
+            rows,
+            first_col,
+            cols,
+            out,
+            layout: Layout::Rows { stride },
+        });
         true
-    }
-}
-
-/// [`Patches::pack_rows`]'s loop, compiled for the widest vectors.
-struct FillRows<'a, 'b> {
-    patches: &'a Patches<'b>,
-    first_row: usize,
-    rows: usize,
-    first_col: usize,
-    cols: usize,
-    stride: usize,
-    out: &'a mut [f32],
-}
-
-impl VectorLoop for FillRows<'_, '_> {
-    type Output = ();
-
-    #[inline(always)]
-    fn run(self) {
-        let FillRows { patches, first_row, rows, first_col, cols, stride, out } = self;
-        let mut runs = Vec::with_capacity(cols.div_ceil(patches.0.geometry.out_w()) + 1);
-        patches.0.runs(first_col, cols, |run| runs.push(run));
-        let taps = &patches.0.input.tap_offsets[first_row..first_row + rows];
-        for (row, &tap) in out.chunks_exact_mut(stride).zip(taps) {
-            patches.fill_row(tap, &runs, cols, row);
-        }
     }
 }
 
@@ -284,8 +273,18 @@ impl VectorLoop for FillRows<'_, '_> {
 /// 64 channels at 28×28: 22.2–22.4 ms against 22.6–23.2 ms tap by tap).
 const TAP_GROUP: usize = 16;
 
-/// [`Patches::pack_block`]'s loop, compiled for the widest vectors: a 16-float move is
-/// then one AVX-512 load and store instead of four SSE pairs.
+/// How [`PackRows`] lays out the block it writes.
+#[derive(Clone, Copy)]
+enum Layout {
+    /// `NR`-column panels ([`Patches::pack_block`]).
+    Panels,
+    /// Row-major, rows `stride` floats apart ([`Patches::pack_rows`]).
+    Rows { stride: usize },
+}
+
+/// [`Patches::pack_block`]'s and [`Patches::pack_rows`]'s loop, compiled for the
+/// widest vectors: a 16-float move is then one AVX-512 load and store instead of four
+/// SSE pairs.
 struct PackRows<'a, 'b> {
     patches: &'a Patches<'b>,
     first_row: usize,
@@ -293,6 +292,7 @@ struct PackRows<'a, 'b> {
     first_col: usize,
     cols: usize,
     out: &'a mut [f32],
+    layout: Layout,
 }
 
 impl VectorLoop for PackRows<'_, '_> {
@@ -300,14 +300,19 @@ impl VectorLoop for PackRows<'_, '_> {
 
     #[inline(always)]
     fn run(self) {
-        let PackRows { patches, first_row, rows, first_col, cols, out } = self;
-        let mut runs = Vec::with_capacity(cols.div_ceil(patches.0.geometry.out_w()) + 1);
-        patches.0.runs(first_col, cols, |run| runs.push(run));
+        let PackRows { patches, first_row, rows, first_col, cols, out, layout } = self;
+        let runs = patches.0.runs_of(first_col, cols);
+        let taps = &patches.0.input.tap_offsets[first_row..first_row + rows];
+        if let Layout::Rows { stride } = layout {
+            for (row, &tap) in out.chunks_exact_mut(stride).zip(taps) {
+                patches.fill_row(tap, &runs, cols, row);
+            }
+            return;
+        }
         let width = cols.next_multiple_of(NR);
         // One panel's width of slack after each row takes its last run's spill.
         let stride = width + NR;
         let mut staged = vec![0.0; TAP_GROUP * stride];
-        let taps = &patches.0.input.tap_offsets[first_row..first_row + rows];
         for (g, group) in taps.chunks(TAP_GROUP).enumerate() {
             for (row, &tap) in staged.chunks_exact_mut(stride).zip(group) {
                 patches.fill_row(tap, &runs, cols, row);
