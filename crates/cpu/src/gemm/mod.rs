@@ -116,7 +116,6 @@ impl GemmKernel {
                 tail: avx512::tail_kernel,
                 rows: avx512::rows_kernel,
                 narrow: avx512::narrow_kernel,
-                reads_rows_of_b: true,
             },
             #[cfg(target_arch = "x86_64")]
             GemmKernel::Avx2Fma => packed::Kernels {
@@ -125,7 +124,6 @@ impl GemmKernel {
                 tail: |_| None,
                 rows: |_| None,
                 narrow: |_| None,
-                reads_rows_of_b: false,
             },
             GemmKernel::Portable => packed::Kernels {
                 tile: portable::kernel,
@@ -133,7 +131,6 @@ impl GemmKernel {
                 tail: |_| None,
                 rows: |_| None,
                 narrow: |_| None,
-                reads_rows_of_b: false,
             },
         }
     }

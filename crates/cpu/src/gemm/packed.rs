@@ -1,5 +1,6 @@
 //! The cache-blocked GEMM loop, in the BLIS order: a `KC×NC` block of `B` is packed
-//! into `NR`-column panels (kept in L3), each `MC×KC` block of `A` into `MR`-row panels
+//! into `NR`-column panels (kept in L3; or written as rows the AVX-512 kernels read in
+//! place, by a source that writes rows faster, see [`PackB::pack_rows`]), each `MC×KC` block of `A` into `MR`-row panels
 //! (kept in L2), and the micro-kernel walks them with one `B` panel resident in L1.
 //! Packing pads ragged edges with zeros, so the kernel always computes full tiles;
 //! ragged tiles of `C` go through a small buffer.
@@ -179,11 +180,19 @@ pub struct Kernels {
     /// Up to `2MR` rows by a lone last `B` panel, for each count of rows the CPU has
     /// such a kernel for (used with `wide`; else `tile` covers that panel).
     pub narrow: fn(usize) -> Option<NarrowKernel>,
-    /// Whether every tile of `C` goes to the kernels above (wide, a tail and a narrow
-    /// one for every count of rows), which also read `B` as row-major rows in place: a
-    /// source that writes its rows faster than its panels ([`PackB::pack_rows`]) then
-    /// skips the panels.
-    pub reads_rows_of_b: bool,
+}
+
+impl Kernels {
+    /// Whether every tile of `C` goes to the wide, tail, narrow and rows kernels (a
+    /// wide kernel, a tail one for every count of rows below `2MR` and a narrow one for
+    /// every count up to it), which also read `B` as row-major rows in place: a source
+    /// that writes its rows faster than its panels ([`PackB::pack_rows`]) then skips
+    /// the panels. Never the `MR×NR` tile kernel, which reads panels only.
+    fn read_rows_of_b(&self) -> bool {
+        self.wide.is_some()
+            && (1..2 * MR).all(|rows| (self.tail)(rows).is_some())
+            && (1..=2 * MR).all(|rows| (self.narrow)(rows).is_some())
+    }
 }
 
 /// An `mc×kc` block of `A` as the micro-kernels read it.
@@ -349,6 +358,7 @@ pub fn gemm(
         }
         return;
     }
+    let rows_of_b = kernels.read_rows_of_b();
     // A row-major A is read in place where a rows kernel exists for its stride.
     let rows_kernel = match a {
         Left::Strided(a) if a.col_stride == 1 && kernels.wide.is_some() => (kernels.rows)(a.row_stride),
@@ -364,7 +374,7 @@ pub fn gemm(
                 let kc = block.min(k - pc);
                 // Row-major with a panel's width of slack for the source's spill.
                 let stride = nc.next_multiple_of(NR) + NR;
-                let layout = if kernels.reads_rows_of_b && b.pack_rows(pc, kc, jc, nc, stride, b_pack) {
+                let layout = if rows_of_b && b.pack_rows(pc, kc, jc, nc, stride, b_pack) {
                     BlockLayout::Rows { stride }
                 } else {
                     pack_b(b, pc, jc, kc, nc, b_pack);
@@ -496,6 +506,7 @@ fn macro_kernel(
             jr += NR;
             continue;
         };
+        let b = b_block.panels(jr, 2);
         let mut ir = 0;
         while mc - first - ir >= 2 * MR {
             // SAFETY: two whole A panels from `ir` and two B panels from `jr` (checked
@@ -503,7 +514,6 @@ fn macro_kernel(
             // (see `store_wide`), and the kernel matches the CPU (see `gemm`).
             unsafe {
                 let a = a_pack[ir * kc..(ir + 2 * MR) * kc].as_ptr();
-                let b = b_block.panels(jr, 2);
                 store_wide(c, [ir, jr], [2 * MR, cols], accumulate, |out| wide(kc, a, MR * kc, b, out));
             }
             ir += 2 * MR;
