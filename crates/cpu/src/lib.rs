@@ -36,6 +36,8 @@ mod pool;
 mod reduce;
 mod row_norm;
 mod simd;
+#[cfg(target_arch = "x86_64")]
+mod softmax_avx512;
 mod softmax_row;
 mod storage;
 mod strided;

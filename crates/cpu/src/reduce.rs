@@ -6,10 +6,14 @@ use kiln_tensor::AxisSplit;
 use kiln_tensor::fast_math::exp_bounded;
 use rayon::prelude::*;
 
+#[cfg(target_arch = "x86_64")]
+use crate::gemm::GemmKernel;
 use crate::gemm::gather_columns;
 use crate::lanes::{LANES, horizontal_sum};
 use crate::memory::HostMemory;
 use crate::simd::{VectorLoop, widest};
+#[cfg(target_arch = "x86_64")]
+use crate::softmax_avx512::{MAX_LEN, ShortRows, softmax_short_rows, softmax_short_rows_backward};
 use crate::softmax_row::{softmax_row, softmax_row_backward};
 
 /// Elements a parallel task reads at least: small blocks (a softmax row of 50) are
@@ -147,12 +151,28 @@ pub fn max_axis_backward(mem: &HostMemory, grad: &[f32], argmax: &[i32], split: 
     out
 }
 
+/// Whether a softmax over `split` runs its rows in AVX-512 registers: rows along the
+/// last axis, of 1 to [`MAX_LEN`] values, on a CPU whose kernels are AVX-512.
+#[cfg(target_arch = "x86_64")]
+fn short_rows_in_registers(split: AxisSplit) -> bool {
+    split.inner == 1 && (1..=MAX_LEN).contains(&split.len) && GemmKernel::detect() == GemmKernel::Avx512
+}
+
 /// Softmax (or log-softmax) over the middle axis, with the maximum subtracted first.
 pub fn softmax(mem: &HostMemory, x: &[f32], split: AxisSplit, log: bool) -> Vec<f32> {
     let AxisSplit { len, inner, .. } = split;
     let block = (len * inner).max(1);
     let per_task = block * blocks_per_task(split);
     let mut out = mem.take(x.len());
+    #[cfg(target_arch = "x86_64")]
+    if short_rows_in_registers(split) {
+        out.par_chunks_mut(per_task).zip(x.par_chunks(per_task)).for_each(|(out, x)| {
+            let rows = ShortRows { input: x, input_stride: len, len, out_stride: len };
+            // SAFETY: `detect` names AVX-512 only where the CPU runs it.
+            unsafe { softmax_short_rows(x.len() / len, rows, out, log) }
+        });
+        return out;
+    }
     out.par_chunks_mut(per_task)
         .zip(x.par_chunks(per_task))
         .for_each(|(out, x)| widest(SoftmaxBlocks { out, x, block, inner, log }));
@@ -219,9 +239,16 @@ pub fn softmax_backward(mem: &HostMemory, y: &[f32], grad: &[f32], split: AxisSp
     let block = (len * inner).max(1);
     let per_task = block * blocks_per_task(split);
     let mut out = mem.take(y.len());
-    out.par_chunks_mut(per_task).zip(y.par_chunks(per_task).zip(grad.par_chunks(per_task))).for_each(
-        |(out, (y, grad))| widest(SoftmaxBackwardBlocks { out, y, grad, block, inner: inner.max(1), log }),
-    );
+    let tasks = out.par_chunks_mut(per_task).zip(y.par_chunks(per_task).zip(grad.par_chunks(per_task)));
+    #[cfg(target_arch = "x86_64")]
+    if short_rows_in_registers(split) {
+        // SAFETY: `detect` names AVX-512 only where the CPU runs it.
+        tasks.for_each(|(out, (y, grad))| unsafe { softmax_short_rows_backward(y, grad, len, out, log) });
+        return out;
+    }
+    tasks.for_each(|(out, (y, grad))| {
+        widest(SoftmaxBackwardBlocks { out, y, grad, block, inner: inner.max(1), log })
+    });
     out
 }
 

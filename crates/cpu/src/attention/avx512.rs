@@ -2,7 +2,7 @@
 //! against up to four 16-key chunks at once (up to 24 sums in registers, each key chunk
 //! loaded once per depth step for all the rows, each query value broadcast once for
 //! all the chunks); each score row's softmax with its chunks held in registers from the
-//! maximum to the scaled store (padding lanes masked, reductions in registers); and the
+//! maximum to the scaled store ([`crate::softmax_avx512`], rows side by side); and the
 //! block's weights against up to two 16-lane chunks of the values. The lane tiles these
 //! replace keep four rows by one chunk (four sums, a load per multiply-add): on 128
 //! sequences × 4 heads of 50×32 the forward took 1.9–2.1 ms with them, 1.36–1.39 ms
@@ -10,10 +10,9 @@
 
 use std::arch::x86_64::*;
 
-use kiln_tensor::fast_math::exp_bounded;
-
 use super::{Rows, RowsMut, ScoreSource};
-use crate::lanes::{LANES, Lanes};
+use crate::lanes::LANES;
+use crate::softmax_avx512::{MAX_LEN, ShortRows, softmax_short_rows};
 use crate::softmax_row::softmax_row;
 
 /// Most query rows in one tile: 6 rows × 4 key chunks = 24 sums, plus the 4 key
@@ -128,9 +127,9 @@ unsafe fn score_tile<const R: usize, const W: usize>(tile: ScoreTile) {
 }
 
 /// The softmax of each of the `rows` score rows in `scores` (`padded` apart) over
-/// their first `keys` values, into `weights` (`keys` apart): a row's chunks stay in
-/// registers from the maximum to the scaled store, the padding lanes masked out.
-/// Rows of more than [`KEY_CHUNKS`] chunks go through [`softmax_row`].
+/// their first `keys` values, into `weights` (`keys` apart): rows of up to
+/// [`MAX_LEN`] keys stay in registers from the maximum to the scaled store
+/// ([`softmax_short_rows`]); longer rows go through [`softmax_row`].
 ///
 /// # Safety
 /// The CPU must run AVX-512F.
@@ -143,74 +142,14 @@ pub unsafe fn block_softmax(rows: usize, scores: &[f32], padded: usize, keys: us
             && weights.len() >= rows * keys,
         "attention softmax: a block out of its operands"
     );
-    let softmax: unsafe fn(*const f32, usize, *mut f32) = match padded / LANES {
-        1 => softmax_in_registers::<1>,
-        2 => softmax_in_registers::<2>,
-        3 => softmax_in_registers::<3>,
-        4 => softmax_in_registers::<4>,
-        _ => {
-            for (r, row) in weights.chunks_exact_mut(keys).take(rows).enumerate() {
-                softmax_row(row, &scores[r * padded..][..keys], false);
-            }
-            return;
-        }
-    };
-    for r in 0..rows {
-        // SAFETY: the assertion above: score row `r` holds `padded` floats, weight row
-        // `r` `keys`.
-        unsafe { softmax(scores[r * padded..].as_ptr(), keys, weights[r * keys..].as_mut_ptr()) }
+    if keys <= MAX_LEN {
+        let score_rows = ShortRows { input: scores, input_stride: padded, len: keys, out_stride: keys };
+        // SAFETY: the CPU runs AVX-512F (the caller's contract).
+        return unsafe { softmax_short_rows(rows, score_rows, weights, false) };
     }
-}
-
-/// The softmax of the `keys` scores at `scores` (`W` chunks, the last padded) into
-/// the `keys` floats at `out`.
-///
-/// # Safety
-/// The CPU must run AVX-512F; `scores` must hold `W·16` floats and `out` `keys`, the
-/// last of them in the last chunk.
-#[target_feature(enable = "avx512f")]
-unsafe fn softmax_in_registers<const W: usize>(scores: *const f32, keys: usize, out: *mut f32) {
-    // The last chunk's lanes that hold keys.
-    let last = (((1u32 << (keys - (W - 1) * LANES)) - 1) & 0xFFFF) as __mmask16;
-    let masks: [__mmask16; W] = std::array::from_fn(|c| if c == W - 1 { last } else { !0 });
-    // SAFETY: the caller's `W` chunks.
-    let row: [__m512; W] = std::array::from_fn(|c| unsafe { _mm512_loadu_ps(scores.add(c * LANES)) });
-    let mut maxima = _mm512_mask_mov_ps(_mm512_set1_ps(f32::NEG_INFINITY), last, row[W - 1]);
-    for chunk in &row[..W - 1] {
-        maxima = _mm512_max_ps(maxima, *chunk);
+    for (r, row) in weights.chunks_exact_mut(keys).take(rows).enumerate() {
+        softmax_row(row, &scores[r * padded..][..keys], false);
     }
-    let max = _mm512_set1_ps(_mm512_reduce_max_ps(maxima));
-    let mut exps = row;
-    for (e, mask) in exps.iter_mut().zip(masks) {
-        *e = _mm512_maskz_mov_ps(mask, exp_lanes(_mm512_sub_ps(*e, max)));
-    }
-    let mut total = exps[0];
-    for e in &exps[1..] {
-        total = _mm512_add_ps(total, *e);
-    }
-    let factor = _mm512_set1_ps(1.0 / _mm512_reduce_add_ps(total));
-    for (c, (e, mask)) in exps.into_iter().zip(masks).enumerate() {
-        // SAFETY: the caller's `keys` floats at `out`, the last chunk masked to them.
-        unsafe { _mm512_mask_storeu_ps(out.add(c * LANES), mask, _mm512_mul_ps(e, factor)) }
-    }
-}
-
-/// The sixteen lanes of a register as an array.
-#[inline(always)]
-fn to_lanes(v: __m512) -> Lanes {
-    // SAFETY: both are sixteen `f32`s, every bit pattern valid.
-    unsafe { std::mem::transmute::<__m512, Lanes>(v) }
-}
-
-/// `e^v` of each lane, for lanes at most 88 (a softmax's shifted scores).
-#[inline(always)]
-fn exp_lanes(v: __m512) -> __m512 {
-    let mut lanes = to_lanes(v);
-    for lane in lanes.iter_mut() {
-        *lane = exp_bounded(*lane);
-    }
-    // SAFETY: as for `to_lanes`.
-    unsafe { std::mem::transmute::<Lanes, __m512>(lanes) }
 }
 
 /// `out[first + r] = Σⱼ weights[r][j] · v[j]` for the `rows` (1 to [`MAX_ROWS`])
