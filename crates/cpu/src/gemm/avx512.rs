@@ -1,10 +1,10 @@
 //! The AVX-512 micro-kernels: a 12×32 block of `C` from two consecutive packed `A`
 //! panels (6 rows each) and two `B` panels (16 columns each: packed, or read in place
 //! from row-major rows, see [`RightPanels`]), held
-//! in twenty-four 16-lane registers for the whole `k` loop; the same block from twelve
-//! rows of a row-major `A` read in place (its values are broadcast one at a time, so
-//! they need not be contiguous, and packing them would only transpose them; for the
-//! common row strides, see [`rows_kernel`]); and one for each count of rows left below
+//! in twenty-four 16-lane registers for the whole `k` loop; blocks of 6 to 12 rows of
+//! a row-major `A` read in place (its values are broadcast one at a time, so they need
+//! not be contiguous, and packing them would only transpose them; for the common row
+//! strides, see [`rows_kernel`]); and one for each count of rows left below
 //! the last 12-row tile (1 to 11, `2·rows` registers). They read the same packed layout
 //! as the 6×16 kernels, so packing (and the convolutions that pack their own panels) is
 //! shared. A tile of 17 to 31 columns at the edge of a block is stored with lane masks;
@@ -29,12 +29,19 @@ pub fn available() -> bool {
     is_x86_feature_detected!("avx512f") && super::avx2::available()
 }
 
-/// `kernel::<value>` as a `Kernel` function pointer when `value` is one of the listed
-/// constants (each a separately compiled instance), else `None`.
+/// `kernel::<value>` (or `kernel::<value, FIXED>`) as a `Kernel` function pointer when
+/// `value` is one of the listed constants (each a separately compiled instance), else
+/// `None`.
 macro_rules! instance {
     ($kernel:ident::<$value:ident> as $type:ty; $($constant:literal)*) => {
         match $value {
             $($constant => Some($kernel::<$constant> as $type),)*
+            _ => None,
+        }
+    };
+    ($kernel:ident::<$value:ident, $fixed:ident> as $type:ty; $($constant:literal)*) => {
+        match $value {
+            $($constant => Some($kernel::<$constant, $fixed> as $type),)*
             _ => None,
         }
     };
@@ -99,27 +106,47 @@ unsafe fn narrow<const ROWS: usize>(k: usize, a: *const f32, a_next: usize, b: R
     unsafe { tile::<ROWS, 1, _>(k, Panels([a, second]), b, TileOut { cols: out.cols.min(NR), ..out }) }
 }
 
-/// The [`super::packed::RowsKernel`] for a row-major `A` whose rows lie `lda` floats
-/// apart, for the strides with one: the twelve rows are then fixed offsets from one
-/// address, which each broadcast folds into its multiply-add. With `lda` known only at
-/// run time, twelve row addresses do not fit in the general registers beside the
-/// loop's own, and the compiler's spills made the kernel twice as slow as packing.
-pub fn rows_kernel(lda: usize) -> Option<RowsKernel> {
-    instance!(fixed_stride_kernel::<lda> as RowsKernel; 16 32 48 64 96 128 192 256 384 512 768 1024 1536 2048 3072 4096)
+/// The [`super::packed::RowsKernel`] for `rows` (6 to `WIDE_MR`) rows of a row-major
+/// `A` whose rows lie `lda` floats apart, for the strides with one: the rows are then
+/// fixed offsets from one address, which each broadcast folds into its multiply-add.
+/// With `lda` known only at run time, twelve row addresses do not fit in the general
+/// registers beside the loop's own, and the compiler's spills made the kernel twice as
+/// slow as packing. Tiles shorter than twelve rows let a block's rows split evenly
+/// ([`super::packed`]'s row tiles) instead of leaving a few rows to a packed tail.
+pub fn rows_kernel(lda: usize, rows: usize) -> Option<RowsKernel> {
+    match rows {
+        6 => fixed_stride_rows::<6>(lda),
+        7 => fixed_stride_rows::<7>(lda),
+        8 => fixed_stride_rows::<8>(lda),
+        9 => fixed_stride_rows::<9>(lda),
+        10 => fixed_stride_rows::<10>(lda),
+        11 => fixed_stride_rows::<11>(lda),
+        WIDE_MR => fixed_stride_rows::<WIDE_MR>(lda),
+        _ => None,
+    }
 }
 
-/// See [`super::packed::RowsKernel`]: the `WIDE_MR×2NR` product of `WIDE_MR` rows
-/// of a row-major `A` read in place (row `r` at `a + r·LDA`, `k` consecutive values)
-/// and two `B` panels, stored as
-/// `out` says.
+/// [`rows_kernel`] for `ROWS` rows.
+fn fixed_stride_rows<const ROWS: usize>(lda: usize) -> Option<RowsKernel> {
+    instance!(fixed_stride_kernel::<lda, ROWS> as RowsKernel; 16 32 48 64 96 128 192 256 384 512 768 1024 1536 2048 3072 4096)
+}
+
+/// See [`super::packed::RowsKernel`]: the `ROWS×2NR` product of `ROWS` rows of a
+/// row-major `A` read in place (row `r` at `a + r·LDA`, `k` consecutive values) and two
+/// `B` panels, stored as `out` says.
 ///
 /// # Safety
-/// The CPU must support AVX-512F ([`available`]); each of the `WIDE_MR` rows must hold
-/// `k` values, both `B` panels `k` steps, and `out` a `WIDE_MR×cols` block.
+/// The CPU must support AVX-512F ([`available`]); each of the `ROWS` rows must hold
+/// `k` values, both `B` panels `k` steps, and `out` a `ROWS×cols` block.
 #[target_feature(enable = "avx512f")]
-unsafe fn fixed_stride_kernel<const LDA: usize>(k: usize, a: *const f32, b: RightPanels, out: TileOut) {
-    // SAFETY: the caller's guarantees, for WIDE_MR rows in place.
-    unsafe { tile::<WIDE_MR, 2, _>(k, FixedStride::<LDA>(a), b, out) }
+unsafe fn fixed_stride_kernel<const LDA: usize, const ROWS: usize>(
+    k: usize,
+    a: *const f32,
+    b: RightPanels,
+    out: TileOut,
+) {
+    // SAFETY: the caller's guarantees, for ROWS rows in place.
+    unsafe { tile::<ROWS, 2, _>(k, FixedStride::<LDA>(a), b, out) }
 }
 
 /// Where a kernel reads the value of `A` in row `r` of its tile at step `p`.

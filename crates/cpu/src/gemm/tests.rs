@@ -278,20 +278,30 @@ fn ragged_tiles_leave_the_columns_past_the_product_alone() {
     }
 }
 
-/// A row-major `A` whose row stride has a rows kernel is read in place (whole 12-row
-/// tiles) with the ragged rows below packed: against the float64 product, overwriting
-/// and accumulating, and bit for bit against the AVX2 kernel, for a wide and ragged
-/// second column panel, a lone narrow one, several `MC` and `KC` blocks.
+/// A row-major `A` whose row stride has rows kernels is read in place (even tiles of
+/// 6 to 12 rows, or whole 12-row tiles with the ragged rows below packed): against the
+/// float64 product, overwriting and accumulating, and bit for bit against the AVX2
+/// kernel, for a wide and ragged second column panel, a lone narrow one, several `MC`
+/// and `KC` blocks, tiles of one height and of two, blocks too short for a tile.
 #[test]
 fn rows_read_in_place_give_the_packed_product() {
     if !GemmKernel::Avx512.is_available() {
         eprintln!("no AVX-512: no rows kernel to test");
         return;
     }
-    for (m, k, n) in
-        [(29, 32, 50), (12, 16, 16), (100, 128, 40), (30, 384, 33), (13, 256, 70), (13, 1536, 40)]
-    {
-        assert!((GemmKernel::Avx512.kernels().rows)(k).is_some(), "no rows kernel for stride {k}");
+    for (m, k, n) in [
+        (29, 32, 50),
+        (12, 16, 16),
+        (100, 128, 40),
+        (30, 384, 33),
+        (13, 256, 70),
+        (13, 1536, 40),
+        (50, 32, 50),
+        (47, 64, 20),
+        (5, 32, 40),
+        (119, 48, 36),
+    ] {
+        assert!((GemmKernel::Avx512.kernels().rows)(k, 12).is_some(), "no rows kernel for stride {k}");
         let a = values(m * k, 21);
         let b = values(k * n, 22);
         let initial = values(m * n, 23);
@@ -433,6 +443,37 @@ fn depth_blocks_spread_only_a_small_remainder() {
     assert_eq!(packed::depth_block(576), 576);
     assert_eq!(packed::depth_block(1100), 552);
     assert_eq!(packed::depth_block(1300), 512);
+}
+
+/// A block of rows read in place splits into as few tiles as 12-row tiles allow, their
+/// heights differing by at most one, covering every row once in order (no packed
+/// tail), wherever rows kernels exist for those heights (blocks of 6 rows and more);
+/// shorter blocks are left to the packed tail kernels, and a stride without rows
+/// kernels to the packed path.
+#[test]
+fn rows_in_place_split_into_even_tiles() {
+    if !GemmKernel::Avx512.is_available() {
+        eprintln!("no AVX-512: no rows kernel to test");
+        return;
+    }
+    let rows_kernel = GemmKernel::Avx512.kernels().rows;
+    for rows in 0..=200 {
+        let tiles = packed::RowTiles::new(rows_kernel, 32, rows).expect("rows kernels for stride 32");
+        let each: Vec<(usize, usize)> = tiles.each().map(|(first, height, _)| (first, height)).collect();
+        if rows < 6 {
+            assert!(each.is_empty() && tiles.rows() == 0, "{rows} rows: {each:?}");
+            continue;
+        }
+        assert_eq!((each.len(), tiles.rows()), (rows.div_ceil(12), rows), "{rows} rows: {each:?}");
+        let mut next = 0;
+        for &(first, height) in &each {
+            assert_eq!(first, next, "{rows} rows: {each:?}");
+            next += height;
+        }
+        let (lowest, highest) = (each.iter().map(|t| t.1).min(), each.iter().map(|t| t.1).max());
+        assert!(highest <= Some(12) && highest <= lowest.map(|h| h + 1), "{rows} rows: {each:?}");
+    }
+    assert!(packed::RowTiles::new(rows_kernel, 33, 50).is_none());
 }
 
 /// A row-major `B` that also writes its blocks as rows (with NaN past the block's
