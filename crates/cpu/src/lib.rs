@@ -35,6 +35,8 @@ mod optim;
 mod pool;
 mod reduce;
 mod row_norm;
+#[cfg(target_arch = "x86_64")]
+mod row_norm_avx512;
 mod simd;
 #[cfg(target_arch = "x86_64")]
 mod softmax_avx512;

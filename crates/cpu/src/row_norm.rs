@@ -6,8 +6,12 @@
 use kiln_tensor::AxisSplit;
 use rayon::prelude::*;
 
+#[cfg(target_arch = "x86_64")]
+use crate::gemm::GemmKernel;
 use crate::memory::HostMemory;
 use crate::reduce::{sum_contiguous, sum_pairs};
+#[cfg(target_arch = "x86_64")]
+use crate::row_norm_avx512::{MAX_FEATURES, NormRows, backward_short_rows};
 use crate::simd::{VectorLoop, widest};
 
 /// Floats a parallel task covers at least.
@@ -105,6 +109,13 @@ pub fn row_norm_backward(
         .zip(means.par_chunks(per_task).zip(rstds.par_chunks(per_task)))
         .map(|((dx, (x, grad)), (means, rstds))| {
             let mut sums = vec![0.0f32; 2 * features];
+            #[cfg(target_arch = "x86_64")]
+            if features <= MAX_FEATURES && GemmKernel::detect() == GemmKernel::Avx512 {
+                let rows = NormRows { x, grad, means, rstds, weight, features };
+                // SAFETY: `detect` names AVX-512 only where the CPU runs it.
+                unsafe { backward_short_rows(rows, dx, &mut sums) };
+                return sums;
+            }
             let mut scaled = vec![0.0f32; features];
             widest(BackwardRows {
                 dx,
