@@ -122,14 +122,14 @@ impl GemmKernel {
                 tile: avx2::kernel,
                 wide: None,
                 tail: |_| None,
-                rows: |_, _| None,
+                rows: |_, _, _| None,
                 narrow: |_| None,
             },
             GemmKernel::Portable => packed::Kernels {
                 tile: portable::kernel,
                 wide: None,
                 tail: |_| None,
-                rows: |_, _| None,
+                rows: |_, _, _| None,
                 narrow: |_| None,
             },
         }

@@ -120,6 +120,16 @@ pub type NarrowKernel = WideKernel;
 /// block `out`.
 pub type RowsKernel = unsafe fn(usize, *const f32, RightPanels, TileOut);
 
+/// The columns a rows kernel covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RowsWidth {
+    /// Two `B` panels: `2NR` columns.
+    TwoPanels,
+    /// One `B` panel and the first half of the next: `NR + NR/2` columns, for a last
+    /// pair of panels whose second holds at most `NR/2` of the block's columns.
+    PanelAndHalf,
+}
+
 /// How a block of `B` lies in the packing buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum BlockLayout {
@@ -174,10 +184,10 @@ pub struct Kernels {
     /// The rows below the last whole wide tile by two `B` panels, for each count of
     /// rows the CPU has such a kernel for (used with `wide`).
     pub tail: fn(usize) -> Option<TailKernel>,
-    /// Tiles of a row-major `A` in place by two `B` panels, for the row strides and
-    /// counts of rows (`(stride, rows)`) the CPU has such a kernel for (used with
-    /// `wide` and `tail`).
-    pub rows: fn(usize, usize) -> Option<RowsKernel>,
+    /// Tiles of a row-major `A` in place by two `B` panels or by one and a half, for
+    /// the row strides, counts of rows and widths (`(stride, rows, width)`) the CPU has
+    /// such a kernel for (used with `wide` and `tail`).
+    pub rows: fn(usize, usize, RowsWidth) -> Option<RowsKernel>,
     /// Up to `2MR` rows by a lone last `B` panel, for each count of rows the CPU has
     /// such a kernel for (used with `wide`; else `tile` covers that panel).
     pub narrow: fn(usize) -> Option<NarrowKernel>,
@@ -221,21 +231,36 @@ pub struct RowTiles {
     height: usize,
     /// How many tiles, the first ones, have `height + 1` rows.
     taller: usize,
-    /// The rows kernels for `height` and for `height + 1` rows.
+    /// The rows kernels for `height` and for `height + 1` rows, two panels wide.
     kernels: [RowsKernel; 2],
+    /// The same, a panel and a half wide, where the CPU has them.
+    and_half: Option<[RowsKernel; 2]>,
 }
 
 impl RowTiles {
     /// The tiles of a block of `rows` rows `lda` apart, or `None` when the CPU has no
     /// rows kernel for that stride.
-    pub fn new(rows_kernel: fn(usize, usize) -> Option<RowsKernel>, lda: usize, rows: usize) -> Option<Self> {
-        let whole = rows_kernel(lda, 2 * MR)?;
+    pub fn new(
+        rows_kernel: fn(usize, usize, RowsWidth) -> Option<RowsKernel>,
+        lda: usize,
+        rows: usize,
+    ) -> Option<Self> {
+        let both = |height: usize, taller: usize| -> [Option<[RowsKernel; 2]>; 2] {
+            [RowsWidth::TwoPanels, RowsWidth::PanelAndHalf].map(|width| {
+                let kernel = |rows| rows_kernel(lda, rows, width);
+                kernel(height)
+                    .zip(kernel(height + usize::from(taller > 0)))
+                    .map(|(short, tall)| [short, tall])
+            })
+        };
         let count = rows.div_ceil(2 * MR);
         let (height, taller) = (rows / count.max(1), rows % count.max(1));
-        let even = rows_kernel(lda, height).zip(rows_kernel(lda, height + usize::from(taller > 0)));
-        Some(match even {
-            Some((short, tall)) if count > 0 => RowTiles { count, height, taller, kernels: [short, tall] },
-            _ => RowTiles { count: rows / (2 * MR), height: 2 * MR, taller: 0, kernels: [whole, whole] },
+        Some(match both(height, taller) {
+            [Some(kernels), and_half] if count > 0 => RowTiles { count, height, taller, kernels, and_half },
+            _ => {
+                let [kernels, and_half] = both(2 * MR, 0);
+                RowTiles { count: rows / (2 * MR), height: 2 * MR, taller: 0, kernels: kernels?, and_half }
+            }
         })
     }
 
@@ -244,12 +269,17 @@ impl RowTiles {
         self.count * self.height + self.taller
     }
 
-    /// Each tile's first row, rows and kernel, in order.
-    pub fn each(self) -> impl Iterator<Item = (usize, usize, RowsKernel)> {
+    /// Each tile's first row, rows and kernel of `width` (two panels where the CPU
+    /// has no kernel a panel and a half wide), in order.
+    pub fn each(self, width: RowsWidth) -> impl Iterator<Item = (usize, usize, RowsKernel)> {
+        let kernels = match (width, self.and_half) {
+            (RowsWidth::PanelAndHalf, Some(and_half)) => and_half,
+            _ => self.kernels,
+        };
         (0..self.count).map(move |t| {
             let tall = t < self.taller;
             let first = t * self.height + t.min(self.taller);
-            (first, self.height + usize::from(tall), self.kernels[usize::from(tall)])
+            (first, self.height + usize::from(tall), kernels[usize::from(tall)])
         })
     }
 }
@@ -523,7 +553,13 @@ fn macro_kernel(
             } else {
                 RightPanels { next: 0, ..b_block.panels(jr, 1) }
             };
-            for (ir, rows, kernel) in tiles.each() {
+            // A last pair whose second panel holds at most half a panel of columns.
+            let width = if (NR + 1..=NR + NR / 2).contains(&(nc - jr)) {
+                RowsWidth::PanelAndHalf
+            } else {
+                RowsWidth::TwoPanels
+            };
+            for (ir, rows, kernel) in tiles.each(width) {
                 let a = &data[offset + ir * lda..][..(rows - 1) * lda + kc];
                 // SAFETY: the tile's rows of `kc` values from `a` (sliced above), the B
                 // panels from `jr` hold kc steps each, and the tile's `cols` columns lie

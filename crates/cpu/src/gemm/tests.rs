@@ -281,8 +281,9 @@ fn ragged_tiles_leave_the_columns_past_the_product_alone() {
 /// A row-major `A` whose row stride has rows kernels is read in place (even tiles of
 /// 6 to 12 rows, or whole 12-row tiles with the ragged rows below packed): against the
 /// float64 product, overwriting and accumulating, and bit for bit against the AVX2
-/// kernel, for a wide and ragged second column panel, a lone narrow one, several `MC`
-/// and `KC` blocks, tiles of one height and of two, blocks too short for a tile.
+/// kernel, for a wide and ragged second column panel (a panel and a half where it
+/// holds at most 8 columns: `n` 50 and 20), a lone narrow one, several `MC` and `KC`
+/// blocks, tiles of one height and of two, blocks too short for a tile.
 #[test]
 fn rows_read_in_place_give_the_packed_product() {
     if !GemmKernel::Avx512.is_available() {
@@ -301,7 +302,10 @@ fn rows_read_in_place_give_the_packed_product() {
         (5, 32, 40),
         (119, 48, 36),
     ] {
-        assert!((GemmKernel::Avx512.kernels().rows)(k, 12).is_some(), "no rows kernel for stride {k}");
+        assert!(
+            (GemmKernel::Avx512.kernels().rows)(k, 12, packed::RowsWidth::TwoPanels).is_some(),
+            "no rows kernel for stride {k}"
+        );
         let a = values(m * k, 21);
         let b = values(k * n, 22);
         let initial = values(m * n, 23);
@@ -459,7 +463,8 @@ fn rows_in_place_split_into_even_tiles() {
     let rows_kernel = GemmKernel::Avx512.kernels().rows;
     for rows in 0..=200 {
         let tiles = packed::RowTiles::new(rows_kernel, 32, rows).expect("rows kernels for stride 32");
-        let each: Vec<(usize, usize)> = tiles.each().map(|(first, height, _)| (first, height)).collect();
+        let each: Vec<(usize, usize)> =
+            tiles.each(packed::RowsWidth::TwoPanels).map(|(first, height, _)| (first, height)).collect();
         if rows < 6 {
             assert!(each.is_empty() && tiles.rows() == 0, "{rows} rows: {each:?}");
             continue;
