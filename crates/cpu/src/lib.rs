@@ -40,6 +40,8 @@ mod row_norm_avx512;
 mod simd;
 #[cfg(target_arch = "x86_64")]
 mod softmax_avx512;
+#[cfg(test)]
+mod softmax_reference;
 mod softmax_row;
 mod storage;
 mod strided;

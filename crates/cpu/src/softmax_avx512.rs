@@ -49,31 +49,42 @@ pub unsafe fn softmax_short_rows(rows: usize, rows_of: ShortRows<'_>, out: &mut 
                     && (rows - 1) * out_stride + len <= out.len())),
         "softmax rows: {rows} rows of {len} out of their buffers"
     );
-    // A block of `ROWS_IN_FLIGHT` rows, and a block of one.
-    let [single, several]: [unsafe fn(Block, bool); 2] = match len.div_ceil(LANES) {
-        1 => [rows_in_registers::<1, 1>, rows_in_registers::<1, ROWS_IN_FLIGHT>],
-        2 => [rows_in_registers::<2, 1>, rows_in_registers::<2, ROWS_IN_FLIGHT>],
-        3 => [rows_in_registers::<3, 1>, rows_in_registers::<3, ROWS_IN_FLIGHT>],
-        _ => [rows_in_registers::<4, 1>, rows_in_registers::<4, ROWS_IN_FLIGHT>],
-    };
+    let kernels: [unsafe fn(Block, bool); 2] = one_and_several!(rows_in_registers, len);
     let last = last_chunk_mask(len);
-    let mut block_at = |first: usize| Block {
-        input: input[first * input_stride..].as_ptr(),
-        input_stride,
-        out: out[first * out_stride..].as_mut_ptr(),
-        out_stride,
-        last,
+    each_block(rows, kernels, |first, kernel| {
+        let block = Block {
+            input: input[first * input_stride..].as_ptr(),
+            input_stride,
+            out: out[first * out_stride..].as_mut_ptr(),
+            out_stride,
+            last,
+        };
+        // SAFETY: the assertion above: the block's rows of `len` values lie inside
+        // `input` and `out`; the masks keep every access inside them.
+        unsafe { kernel(block, log) }
+    });
+}
+
+/// `[kernel::<W, 1>, kernel::<W, ROWS_IN_FLIGHT>]` for the `W` 16-lane chunks of rows
+/// of `len` values (1 to [`MAX_LEN`]): the kernels for one row and for a block.
+macro_rules! one_and_several {
+    ($kernel:ident, $len:expr) => {
+        match $len.div_ceil(LANES) {
+            1 => [$kernel::<1, 1>, $kernel::<1, ROWS_IN_FLIGHT>],
+            2 => [$kernel::<2, 1>, $kernel::<2, ROWS_IN_FLIGHT>],
+            3 => [$kernel::<3, 1>, $kernel::<3, ROWS_IN_FLIGHT>],
+            _ => [$kernel::<4, 1>, $kernel::<4, ROWS_IN_FLIGHT>],
+        }
     };
+}
+use one_and_several;
+
+/// Calls `run(first, several)` for each block of [`ROWS_IN_FLIGHT`] rows from row 0,
+/// then `run(first, single)` for each row left.
+fn each_block<K: Copy>(rows: usize, [single, several]: [K; 2], mut run: impl FnMut(usize, K)) {
     let whole = rows / ROWS_IN_FLIGHT * ROWS_IN_FLIGHT;
-    for first in (0..whole).step_by(ROWS_IN_FLIGHT) {
-        // SAFETY: the assertion above: rows `first..first + ROWS_IN_FLIGHT` of `len`
-        // values lie inside `input` and `out`; the masks keep every access inside them.
-        unsafe { several(block_at(first), log) };
-    }
-    for first in whole..rows {
-        // SAFETY: as above, for row `first`.
-        unsafe { single(block_at(first), log) };
-    }
+    (0..whole).step_by(ROWS_IN_FLIGHT).for_each(|first| run(first, several));
+    (whole..rows).for_each(|first| run(first, single));
 }
 
 /// The lanes of a row of `len` values' last 16-lane chunk that hold values.
@@ -181,31 +192,20 @@ pub unsafe fn softmax_short_rows_backward(y: &[f32], grad: &[f32], len: usize, o
         grad.len(),
         out.len()
     );
-    let rows = y.len() / len;
-    let [single, several]: [unsafe fn(GradientBlock, bool); 2] = match len.div_ceil(LANES) {
-        1 => [gradient_in_registers::<1, 1>, gradient_in_registers::<1, ROWS_IN_FLIGHT>],
-        2 => [gradient_in_registers::<2, 1>, gradient_in_registers::<2, ROWS_IN_FLIGHT>],
-        3 => [gradient_in_registers::<3, 1>, gradient_in_registers::<3, ROWS_IN_FLIGHT>],
-        _ => [gradient_in_registers::<4, 1>, gradient_in_registers::<4, ROWS_IN_FLIGHT>],
-    };
+    let kernels: [unsafe fn(GradientBlock, bool); 2] = one_and_several!(gradient_in_registers, len);
     let last = last_chunk_mask(len);
-    let mut block_at = |first: usize| GradientBlock {
-        y: y[first * len..].as_ptr(),
-        grad: grad[first * len..].as_ptr(),
-        out: out[first * len..].as_mut_ptr(),
-        len,
-        last,
-    };
-    let whole = rows / ROWS_IN_FLIGHT * ROWS_IN_FLIGHT;
-    for first in (0..whole).step_by(ROWS_IN_FLIGHT) {
-        // SAFETY: the assertion above: rows `first..first + ROWS_IN_FLIGHT` of `len`
-        // values lie inside `y`, `grad` and `out`; the masks keep every access inside.
-        unsafe { several(block_at(first), log) };
-    }
-    for first in whole..rows {
-        // SAFETY: as above, for row `first`.
-        unsafe { single(block_at(first), log) };
-    }
+    each_block(y.len() / len, kernels, |first, kernel| {
+        let block = GradientBlock {
+            y: y[first * len..].as_ptr(),
+            grad: grad[first * len..].as_ptr(),
+            out: out[first * len..].as_mut_ptr(),
+            len,
+            last,
+        };
+        // SAFETY: the assertion above: the block's rows of `len` values lie inside `y`,
+        // `grad` and `out`; the masks keep every access inside them.
+        unsafe { kernel(block, log) }
+    });
 }
 
 /// One call's rows of a softmax gradient: row `r` at `r·len` from each pointer.
@@ -264,23 +264,7 @@ unsafe fn gradient_in_registers<const W: usize, const R: usize>(block: GradientB
 mod tests {
     use super::*;
     use crate::gemm::GemmKernel;
-
-    /// Softmax (log-softmax) of `x` in f64.
-    fn by_hand(x: &[f32], log: bool) -> Vec<f64> {
-        let max = x.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
-        let sum: f64 = x.iter().map(|&v| (v as f64 - max).exp()).sum();
-        x.iter()
-            .map(|&v| if log { v as f64 - max - sum.ln() } else { (v as f64 - max).exp() / sum })
-            .collect()
-    }
-
-    /// The softmax (log-softmax) gradient at output `y` in f64.
-    fn gradient_by_hand(y: &[f32], grad: &[f32], log: bool) -> Vec<f64> {
-        let pairs = y.iter().zip(grad).map(|(&y, &g)| (y as f64, g as f64));
-        let total: f64 =
-            if log { grad.iter().map(|&g| g as f64).sum() } else { pairs.clone().map(|(y, g)| y * g).sum() };
-        pairs.map(|(y, g)| if log { g - y.exp() * total } else { y * (g - total) }).collect()
-    }
+    use crate::softmax_reference::{softmax_f64, softmax_gradient_f64};
 
     fn value(i: usize, scale: f32) -> f32 {
         ((i * 37 % 23) as f32 - 11.0) * scale
@@ -304,7 +288,7 @@ mod tests {
                         // SAFETY: the CPU runs AVX-512 (checked above).
                         unsafe { softmax_short_rows(rows, rows_of, &mut out, log) };
                         for r in 0..rows {
-                            let want = by_hand(&input[r * input_stride..][..len], log);
+                            let want = softmax_f64(&input[r * input_stride..][..len], log);
                             for (i, want) in want.into_iter().enumerate() {
                                 let got = out[r * out_stride + i] as f64;
                                 let at = format!("len {len} rows {rows} log {log} [{r}][{i}]");
@@ -346,7 +330,7 @@ mod tests {
                     }
                     for r in 0..rows {
                         let row = r * len..(r + 1) * len;
-                        let want = gradient_by_hand(&y[row.clone()], &grad[row.clone()], log);
+                        let want = softmax_gradient_f64(&y[row.clone()], &grad[row.clone()], log);
                         for (i, (got, want)) in out[row].iter().zip(want).enumerate() {
                             let at = format!("len {len} rows {rows} log {log} [{r}][{i}]");
                             assert!((*got as f64 - want).abs() <= 1e-5, "{at}: {got} vs {want}");

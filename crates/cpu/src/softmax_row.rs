@@ -158,18 +158,7 @@ fn softmax_short_row(out: &mut [f32], x: &[f32], log: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The softmax (log-softmax) gradient of `x`'s softmax output `y` in f64.
-    fn gradient_by_hand(y: &[f32], grad: &[f32], log: bool) -> Vec<f64> {
-        let pairs = y.iter().zip(grad).map(|(&y, &g)| (y as f64, g as f64));
-        if log {
-            let total: f64 = grad.iter().map(|&g| g as f64).sum();
-            pairs.map(|(y, g)| g - y.exp() * total).collect()
-        } else {
-            let total: f64 = pairs.clone().map(|(y, g)| y * g).sum();
-            pairs.map(|(y, g)| y * (g - total)).collect()
-        }
-    }
+    use crate::softmax_reference::{softmax_f64, softmax_gradient_f64};
 
     #[test]
     fn row_gradients_of_every_length_from_the_lanes_up_match_the_definition() {
@@ -181,21 +170,12 @@ mod tests {
                 softmax_row(&mut y, &x, log);
                 let mut out = vec![f32::NAN; len];
                 assert!(softmax_row_backward(&mut out, &y, &grad, log));
-                for (i, (got, want)) in out.iter().zip(gradient_by_hand(&y, &grad, log)).enumerate() {
+                for (i, (got, want)) in out.iter().zip(softmax_gradient_f64(&y, &grad, log)).enumerate() {
                     assert!((*got as f64 - want).abs() <= 1e-5, "len {len} log {log} [{i}]: {got} vs {want}");
                 }
             }
         }
         assert!(!softmax_row_backward(&mut [0.0; 3], &[0.2, 0.3, 0.5], &[1.0; 3], false));
-    }
-
-    /// Softmax and log-softmax of `x` in f64, one value after another.
-    fn by_hand(x: &[f32], log: bool) -> Vec<f64> {
-        let max = x.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
-        let sum: f64 = x.iter().map(|&v| (v as f64 - max).exp()).sum();
-        x.iter()
-            .map(|&v| if log { v as f64 - max - sum.ln() } else { (v as f64 - max).exp() / sum })
-            .collect()
     }
 
     #[test]
@@ -207,7 +187,7 @@ mod tests {
             for log in [false, true] {
                 let mut out = vec![f32::NAN; len];
                 softmax_row(&mut out, &x, log);
-                for (i, (got, want)) in out.iter().zip(by_hand(&x, log)).enumerate() {
+                for (i, (got, want)) in out.iter().zip(softmax_f64(&x, log)).enumerate() {
                     let tolerance = 2e-6 * want.abs().max(1.0);
                     assert!(
                         (*got as f64 - want).abs() <= tolerance,
