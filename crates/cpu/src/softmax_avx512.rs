@@ -1,6 +1,7 @@
 //! Softmax and log-softmax of short rows (up to [`MAX_LEN`] values) held in AVX-512
-//! registers from the maximum to the store, two rows side by side: the rows of the
-//! CPU softmax over a short last axis and the score rows of the fused attention.
+//! registers from the maximum to the store, several rows side by side, and their
+//! gradient: the rows of the CPU softmax over a short last axis and the score rows of
+//! the fused attention.
 //!
 //! A row's passes wait on its horizontal maximum and sum; with three rows in flight
 //! each hides the others' waits. The last chunk of a row is loaded and stored under a
