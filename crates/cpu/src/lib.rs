@@ -34,6 +34,8 @@ mod memory;
 mod optim;
 mod pool;
 mod reduce;
+#[cfg(target_arch = "x86_64")]
+mod row_blocks;
 mod row_norm;
 #[cfg(target_arch = "x86_64")]
 mod row_norm_avx512;

@@ -10,6 +10,7 @@
 use std::arch::x86_64::*;
 
 use crate::lanes::LANES;
+use crate::row_blocks::{each_block, last_chunk_mask};
 
 /// Longest row these kernels take: eight 16-lane chunks.
 pub const MAX_FEATURES: usize = 8 * LANES;
@@ -64,7 +65,6 @@ pub unsafe fn backward_short_rows(rows: NormRows<'_>, dx: &mut [f32], sums: &mut
         7 => [rows_in_registers::<7, 1>, rows_in_registers::<7, ROWS_IN_FLIGHT>],
         _ => [rows_in_registers::<8, 1>, rows_in_registers::<8, ROWS_IN_FLIGHT>],
     };
-    let last_lanes = features - (features - 1) / LANES * LANES;
     let block = Block {
         x: x.as_ptr(),
         grad: grad.as_ptr(),
@@ -74,18 +74,13 @@ pub unsafe fn backward_short_rows(rows: NormRows<'_>, dx: &mut [f32], sums: &mut
         dx: dx.as_mut_ptr(),
         sums: sums.as_mut_ptr(),
         features,
-        last: ((1u32 << last_lanes) - 1) as __mmask16,
+        last: last_chunk_mask(features),
     };
-    let whole = count / ROWS_IN_FLIGHT * ROWS_IN_FLIGHT;
-    for first in (0..whole).step_by(ROWS_IN_FLIGHT) {
-        // SAFETY: the assertion above: rows `first..first + ROWS_IN_FLIGHT` lie inside
-        // every buffer; the masks keep every access inside its row.
-        unsafe { several(block, first) };
-    }
-    for first in whole..count {
-        // SAFETY: as above, for row `first`.
-        unsafe { single(block, first) };
-    }
+    each_block(count, ROWS_IN_FLIGHT, [single, several], |first, kernel| {
+        // SAFETY: the assertion above: the block's rows from `first` lie inside every
+        // buffer; the masks keep every access inside its row.
+        unsafe { kernel(block, first) }
+    });
 }
 
 /// The buffers of [`backward_short_rows`] as pointers, with the last chunk's mask.

@@ -15,6 +15,7 @@ use std::arch::x86_64::*;
 use kiln_tensor::fast_math::exp_bounded;
 
 use crate::lanes::{LANES, Lanes};
+use crate::row_blocks::{each_block, last_chunk_mask};
 
 /// Longest row these kernels take: four 16-lane chunks.
 pub const MAX_LEN: usize = 4 * LANES;
@@ -52,7 +53,7 @@ pub unsafe fn softmax_short_rows(rows: usize, rows_of: ShortRows<'_>, out: &mut 
     );
     let kernels: [unsafe fn(Block, bool); 2] = one_and_several!(rows_in_registers, len);
     let last = last_chunk_mask(len);
-    each_block(rows, kernels, |first, kernel| {
+    each_block(rows, ROWS_IN_FLIGHT, kernels, |first, kernel| {
         let block = Block {
             input: input[first * input_stride..].as_ptr(),
             input_stride,
@@ -79,20 +80,6 @@ macro_rules! one_and_several {
     };
 }
 use one_and_several;
-
-/// Calls `run(first, several)` for each block of [`ROWS_IN_FLIGHT`] rows from row 0,
-/// then `run(first, single)` for each row left.
-fn each_block<K: Copy>(rows: usize, [single, several]: [K; 2], mut run: impl FnMut(usize, K)) {
-    let whole = rows / ROWS_IN_FLIGHT * ROWS_IN_FLIGHT;
-    (0..whole).step_by(ROWS_IN_FLIGHT).for_each(|first| run(first, several));
-    (whole..rows).for_each(|first| run(first, single));
-}
-
-/// The lanes of a row of `len` values' last 16-lane chunk that hold values.
-fn last_chunk_mask(len: usize) -> __mmask16 {
-    let last_lanes = len - (len - 1) / LANES * LANES;
-    ((1u32 << last_lanes) - 1) as __mmask16
-}
 
 /// One call's rows: as [`ShortRows`], from raw pointers, with the last chunk's mask.
 #[derive(Clone, Copy)]
@@ -195,7 +182,7 @@ pub unsafe fn softmax_short_rows_backward(y: &[f32], grad: &[f32], len: usize, o
     );
     let kernels: [unsafe fn(GradientBlock, bool); 2] = one_and_several!(gradient_in_registers, len);
     let last = last_chunk_mask(len);
-    each_block(y.len() / len, kernels, |first, kernel| {
+    each_block(y.len() / len, ROWS_IN_FLIGHT, kernels, |first, kernel| {
         let block = GradientBlock {
             y: y[first * len..].as_ptr(),
             grad: grad[first * len..].as_ptr(),
