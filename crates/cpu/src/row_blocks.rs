@@ -1,6 +1,6 @@
-//! What the AVX-512 row kernels (softmax, layer-norm gradient) share: the mask of a
-//! row's last 16-lane chunk, and the walk over a run of rows in blocks of rows in
-//! flight, then one row at a time.
+//! What the AVX-512 row kernels (softmax, layer-norm gradient) share: the choice of a
+//! kernel pair by a row's chunk count, the mask of a row's last 16-lane chunk, and the
+//! walk over a run of rows in blocks of rows in flight, then one row at a time.
 
 use std::arch::x86_64::__mmask16;
 
@@ -24,3 +24,16 @@ pub fn each_block<K: Copy>(
     (0..whole).step_by(in_flight).for_each(|first| run(first, several));
     (whole..rows).for_each(|first| run(first, single));
 }
+
+/// `[kernel::<W, 1>, kernel::<W, IN_FLIGHT>]` for the `W` 16-lane chunks of rows of
+/// `len` values, `W` one of the listed counts (rows of more chunks than the last get
+/// the last): the kernels for one row and for a block of rows in flight.
+macro_rules! one_and_several {
+    ($kernel:ident, $len:expr, $in_flight:expr; $($chunks:literal)* ; $most:literal) => {
+        match $len.div_ceil($crate::lanes::LANES) {
+            $($chunks => [$kernel::<$chunks, 1>, $kernel::<$chunks, $in_flight>],)*
+            _ => [$kernel::<$most, 1>, $kernel::<$most, $in_flight>],
+        }
+    };
+}
+pub(crate) use one_and_several;

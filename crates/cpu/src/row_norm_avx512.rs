@@ -10,7 +10,7 @@
 use std::arch::x86_64::*;
 
 use crate::lanes::LANES;
-use crate::row_blocks::{each_block, last_chunk_mask};
+use crate::row_blocks::{each_block, last_chunk_mask, one_and_several};
 
 /// Longest row these kernels take: eight 16-lane chunks.
 pub const MAX_FEATURES: usize = 8 * LANES;
@@ -55,16 +55,8 @@ pub unsafe fn backward_short_rows(rows: NormRows<'_>, dx: &mut [f32], sums: &mut
             && weight.is_none_or(|w| w.len() == features),
         "layer norm gradient: {count} rows of {features} do not match their buffers"
     );
-    let [single, several]: [unsafe fn(Block, usize); 2] = match features.div_ceil(LANES) {
-        1 => [rows_in_registers::<1, 1>, rows_in_registers::<1, ROWS_IN_FLIGHT>],
-        2 => [rows_in_registers::<2, 1>, rows_in_registers::<2, ROWS_IN_FLIGHT>],
-        3 => [rows_in_registers::<3, 1>, rows_in_registers::<3, ROWS_IN_FLIGHT>],
-        4 => [rows_in_registers::<4, 1>, rows_in_registers::<4, ROWS_IN_FLIGHT>],
-        5 => [rows_in_registers::<5, 1>, rows_in_registers::<5, ROWS_IN_FLIGHT>],
-        6 => [rows_in_registers::<6, 1>, rows_in_registers::<6, ROWS_IN_FLIGHT>],
-        7 => [rows_in_registers::<7, 1>, rows_in_registers::<7, ROWS_IN_FLIGHT>],
-        _ => [rows_in_registers::<8, 1>, rows_in_registers::<8, ROWS_IN_FLIGHT>],
-    };
+    let kernels: [unsafe fn(Block, usize); 2] =
+        one_and_several!(rows_in_registers, features, ROWS_IN_FLIGHT; 1 2 3 4 5 6 7; 8);
     let block = Block {
         x: x.as_ptr(),
         grad: grad.as_ptr(),
@@ -76,7 +68,7 @@ pub unsafe fn backward_short_rows(rows: NormRows<'_>, dx: &mut [f32], sums: &mut
         features,
         last: last_chunk_mask(features),
     };
-    each_block(count, ROWS_IN_FLIGHT, [single, several], |first, kernel| {
+    each_block(count, ROWS_IN_FLIGHT, kernels, |first, kernel| {
         // SAFETY: the assertion above: the block's rows from `first` lie inside every
         // buffer; the masks keep every access inside its row.
         unsafe { kernel(block, first) }

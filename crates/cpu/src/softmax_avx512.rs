@@ -15,7 +15,7 @@ use std::arch::x86_64::*;
 use kiln_tensor::fast_math::exp_bounded;
 
 use crate::lanes::{LANES, Lanes};
-use crate::row_blocks::{each_block, last_chunk_mask};
+use crate::row_blocks::{each_block, last_chunk_mask, one_and_several};
 
 /// Longest row these kernels take: four 16-lane chunks.
 pub const MAX_LEN: usize = 4 * LANES;
@@ -51,7 +51,8 @@ pub unsafe fn softmax_short_rows(rows: usize, rows_of: ShortRows<'_>, out: &mut 
                     && (rows - 1) * out_stride + len <= out.len())),
         "softmax rows: {rows} rows of {len} out of their buffers"
     );
-    let kernels: [unsafe fn(Block, bool); 2] = one_and_several!(rows_in_registers, len);
+    let kernels: [unsafe fn(Block, bool); 2] =
+        one_and_several!(rows_in_registers, len, ROWS_IN_FLIGHT; 1 2 3; 4);
     let last = last_chunk_mask(len);
     each_block(rows, ROWS_IN_FLIGHT, kernels, |first, kernel| {
         let block = Block {
@@ -66,20 +67,6 @@ pub unsafe fn softmax_short_rows(rows: usize, rows_of: ShortRows<'_>, out: &mut 
         unsafe { kernel(block, log) }
     });
 }
-
-/// `[kernel::<W, 1>, kernel::<W, ROWS_IN_FLIGHT>]` for the `W` 16-lane chunks of rows
-/// of `len` values (1 to [`MAX_LEN`]): the kernels for one row and for a block.
-macro_rules! one_and_several {
-    ($kernel:ident, $len:expr) => {
-        match $len.div_ceil(LANES) {
-            1 => [$kernel::<1, 1>, $kernel::<1, ROWS_IN_FLIGHT>],
-            2 => [$kernel::<2, 1>, $kernel::<2, ROWS_IN_FLIGHT>],
-            3 => [$kernel::<3, 1>, $kernel::<3, ROWS_IN_FLIGHT>],
-            _ => [$kernel::<4, 1>, $kernel::<4, ROWS_IN_FLIGHT>],
-        }
-    };
-}
-use one_and_several;
 
 /// One call's rows: as [`ShortRows`], from raw pointers, with the last chunk's mask.
 #[derive(Clone, Copy)]
@@ -180,7 +167,8 @@ pub unsafe fn softmax_short_rows_backward(y: &[f32], grad: &[f32], len: usize, o
         grad.len(),
         out.len()
     );
-    let kernels: [unsafe fn(GradientBlock, bool); 2] = one_and_several!(gradient_in_registers, len);
+    let kernels: [unsafe fn(GradientBlock, bool); 2] =
+        one_and_several!(gradient_in_registers, len, ROWS_IN_FLIGHT; 1 2 3; 4);
     let last = last_chunk_mask(len);
     each_block(y.len() / len, ROWS_IN_FLIGHT, kernels, |first, kernel| {
         let block = GradientBlock {
